@@ -1,0 +1,198 @@
+// A Generation is one applied RuntimeConfig made ready for the hot path: certificates parsed and
+// matched with their keys, one SecureContext per certificate/anchor set, ranges and bindings
+// parsed, lookups indexed. Building one either succeeds whole or throws: apply is atomic.
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { rootCertificates, createSecureContext, type SecureContext } from 'node:tls';
+import type {
+  CertificateSpec,
+  Named,
+  PartnerDomainSpec,
+  ReceiveConnectorSpec,
+  RuntimeConfig,
+  SendConnectorSpec,
+} from '../model.js';
+import { requireDuration, requireSize } from '../units.js';
+import { parseBinding, parseRange, type Binding, type IpRange } from './addresses.js';
+
+export interface LoadedCertificate {
+  name: string;
+  spec: CertificateSpec;
+  leaf: X509Certificate;
+  fingerprint: string;
+}
+
+export interface LoadedPartner {
+  name: string;
+  spec: PartnerDomainSpec;
+  domain: string; // lower case
+  /** The partner's anchors: the only roots its certificates may chain to. */
+  anchors: X509Certificate[];
+  anchorPems: string[];
+  remoteRanges: IpRange[];
+  /**
+   * For sending to this partner: our certificate and key, the partner's anchors as the only CAs.
+   * Built once per generation and reused by every connection (session resumption stays possible).
+   */
+  sendContext: SecureContext;
+}
+
+export interface LoadedReceiveConnector {
+  name: string;
+  spec: ReceiveConnectorSpec;
+  bindings: Binding[];
+  remoteRanges: IpRange[];
+  maxMessageSize: number;
+}
+
+export interface LoadedSendConnector {
+  name: string;
+  spec: SendConnectorSpec;
+  maxMessageSize: number;
+}
+
+export interface Generation {
+  readonly number: number;
+  readonly appliedAt: Date;
+  readonly config: RuntimeConfig;
+  readonly hostname: string;
+  readonly acceptedDomains: ReadonlySet<string>; // lower case
+  readonly certificate: LoadedCertificate; // the organization's
+  /** Server side: our certificate, and as CA list the anchors of every receive-secure partner. */
+  readonly serverTls: { key: string; cert: string; ca: string[] };
+  /** Client side for non-partners: our certificate, the platform CA store. */
+  readonly opportunisticContext: SecureContext;
+  readonly partnersByDomain: ReadonlyMap<string, LoadedPartner>;
+  readonly receiveConnectors: readonly LoadedReceiveConnector[];
+  readonly sendConnectors: readonly LoadedSendConnector[];
+  readonly retrySchedule: readonly number[]; // ms
+  readonly expireAfter: number; // ms
+}
+
+export class ConfigurationError extends Error {
+  override name = 'ConfigurationError';
+}
+
+export function buildGeneration(
+  config: RuntimeConfig,
+  number: number,
+  appliedAt = new Date(),
+): Generation {
+  const org = config.organization.spec;
+  const certificates = new Map(config.certificates.map((c) => [c.name, loadCertificate(c)]));
+  const certificate = certificates.get(org.certificate);
+  if (certificate === undefined) {
+    throw new ConfigurationError(`organization certificate ${org.certificate} is not defined`);
+  }
+
+  const anchorPems = new Map<string, string[]>();
+  for (const { name, spec } of config.trustAnchors) {
+    if (spec.system) anchorPems.set(name, [...rootCertificates]);
+    else if (spec.pem !== undefined) anchorPems.set(name, splitPem(spec.pem));
+    else throw new ConfigurationError(`trust anchor ${name} has neither pem nor system`);
+  }
+  anchorPems.set('system', anchorPems.get('system') ?? [...rootCertificates]);
+
+  const key = certificate.spec.keyPem;
+  const cert = [certificate.spec.certPem, ...certificate.spec.chainPem].join('\n');
+  const partnersByDomain = new Map<string, LoadedPartner>();
+  for (const partner of config.partners) {
+    const pems = partner.spec.trustAnchors.flatMap((anchor) => {
+      const found = anchorPems.get(anchor);
+      if (found === undefined) {
+        throw new ConfigurationError(
+          `partner ${partner.name} names trust anchor ${anchor}, which is not defined`,
+        );
+      }
+      return found;
+    });
+    partnersByDomain.set(partner.spec.domain.toLowerCase(), loadPartner(partner, pems, key, cert));
+  }
+
+  const receiveCa = new Set<string>();
+  for (const partner of partnersByDomain.values()) {
+    if (partner.spec.domainSecure.receive) for (const pem of partner.anchorPems) receiveCa.add(pem);
+  }
+
+  return {
+    number,
+    appliedAt,
+    config,
+    hostname: org.hostname,
+    acceptedDomains: new Set(org.acceptedDomains.map((d) => d.toLowerCase())),
+    certificate,
+    serverTls: { key, cert, ca: [...receiveCa] },
+    opportunisticContext: tryContext('our certificate', () => createSecureContext({ key, cert })),
+    partnersByDomain,
+    receiveConnectors: config.receiveConnectors.map(loadReceiveConnector),
+    sendConnectors: config.sendConnectors.map(({ name, spec }) => ({
+      name,
+      spec,
+      maxMessageSize: requireSize(spec.maxMessageSize),
+    })),
+    retrySchedule: org.queue.retry.map(requireDuration),
+    expireAfter: requireDuration(org.queue.expireAfter),
+  };
+}
+
+function loadCertificate({ name, spec }: Named<CertificateSpec>): LoadedCertificate {
+  let leaf: X509Certificate;
+  try {
+    leaf = new X509Certificate(spec.certPem);
+  } catch (error) {
+    throw new ConfigurationError(`certificate ${name}: cannot parse: ${(error as Error).message}`);
+  }
+  let matches: boolean;
+  try {
+    matches = leaf.checkPrivateKey(createPrivateKey(spec.keyPem));
+  } catch {
+    throw new ConfigurationError(`certificate ${name}: the private key cannot be read`);
+  }
+  if (!matches)
+    throw new ConfigurationError(
+      `certificate ${name}: the private key does not match the certificate`,
+    );
+  return { name, spec, leaf, fingerprint: leaf.fingerprint256 };
+}
+
+function loadPartner(
+  { name, spec }: Named<PartnerDomainSpec>,
+  anchorPems: string[],
+  key: string,
+  cert: string,
+): LoadedPartner {
+  const anchors = anchorPems.map((pem) => new X509Certificate(pem));
+  return {
+    name,
+    spec,
+    domain: spec.domain.toLowerCase(),
+    anchors,
+    anchorPems,
+    remoteRanges: spec.remoteIPRanges.map(parseRange),
+    sendContext: tryContext(`partner ${name}`, () =>
+      createSecureContext({ key, cert, ca: anchorPems }),
+    ),
+  };
+}
+
+function loadReceiveConnector({ name, spec }: Named<ReceiveConnectorSpec>): LoadedReceiveConnector {
+  return {
+    name,
+    spec,
+    bindings: spec.bindings.map(parseBinding),
+    remoteRanges: spec.remoteIPRanges.map(parseRange),
+    maxMessageSize: requireSize(spec.maxMessageSize),
+  };
+}
+
+function tryContext(what: string, build: () => SecureContext): SecureContext {
+  try {
+    return build();
+  } catch (error) {
+    throw new ConfigurationError(`${what}: TLS context: ${(error as Error).message}`);
+  }
+}
+
+/** The certificates of a PEM bundle, one PEM each. */
+export function splitPem(bundle: string): string[] {
+  return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+}

@@ -1,0 +1,45 @@
+// Every SMTP reply the engine gives for a policy decision, defined once so the same failure
+// always answers the same way (SPEC §3, §4). Texts are Exchange's where admins search for them.
+import type { SmtpReply } from '../model.js';
+
+export const REPLIES = {
+  connectionRefused: {
+    code: 554,
+    enhanced: '5.7.1',
+    text: 'Connection refused: no receive connector accepts this client',
+  },
+  starttlsFirst: { code: 530, enhanced: '5.7.0', text: 'Must issue a STARTTLS command first' },
+  certificateValidation: { code: 454, enhanced: '4.7.5', text: 'Certificate validation failure' },
+  unableToRelay: { code: 550, enhanced: '5.7.1', text: 'Unable to relay' },
+  messageTooBig: {
+    code: 552,
+    enhanced: '5.3.4',
+    text: 'Message size exceeds fixed maximum message size',
+  },
+  storageFull: { code: 452, enhanced: '4.3.1', text: 'Insufficient system storage' },
+  localError: { code: 451, enhanced: '4.3.0', text: 'Local error in processing' },
+  starttlsRequiredToSend: {
+    code: 451,
+    enhanced: '4.7.3',
+    text: 'STARTTLS is required to send mail',
+  },
+  noRoute: { code: 451, enhanced: '4.4.0', text: 'No send connector covers the recipient domain' },
+  dnsFailure: { code: 451, enhanced: '4.4.0', text: 'DNS query failed' },
+  unreachable: { code: 451, enhanced: '4.4.0', text: 'Primary target IP address responded with' },
+} as const satisfies Record<string, SmtpReply>;
+
+export function formatReply(reply: SmtpReply, detail?: string): string {
+  return `${reply.code} ${reply.enhanced} ${reply.text}${detail === undefined ? '' : `: ${detail}`}`;
+}
+
+/** An Error that smtp-server turns into the reply (it reads responseCode). */
+export class SmtpReplyError extends Error {
+  readonly responseCode: number;
+  readonly reply: SmtpReply;
+  constructor(reply: SmtpReply, detail?: string) {
+    super(`${reply.enhanced} ${reply.text}${detail === undefined ? '' : `: ${detail}`}`);
+    this.name = 'SmtpReplyError';
+    this.responseCode = reply.code;
+    this.reply = reply;
+  }
+}

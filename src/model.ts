@@ -1,0 +1,227 @@
+// The types the layers share: the compiled configuration the engine runs (RuntimeConfig),
+// what the engine reports it runs (EngineState), the reconciler's Plan, and Diagnostics.
+// Field names follow schemas/, which is the single source of names and defaults.
+
+export type JsonValue =
+  string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+export type JsonObject = { [key: string]: JsonValue };
+
+export const API_VERSION = 'domsec.io/v1alpha1';
+
+export const KINDS = [
+  'Organization',
+  'Certificate',
+  'TrustAnchor',
+  'PartnerDomain',
+  'SendConnector',
+  'ReceiveConnector',
+] as const;
+export type Kind = (typeof KINDS)[number];
+
+// ---------------------------------------------------------------------------------------------
+// Manifest problems
+
+export type Severity = 'error' | 'warning';
+
+export interface Diagnostic {
+  code: string; // DS001..., or SCHEMA, YAML, LOAD
+  severity: Severity;
+  message: string;
+  file: string;
+  line: number; // 1-based
+  col: number; // 1-based
+  hint?: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Specs as the engine runs them: defaults applied, references kept as names, files read.
+// Durations ("15m") and sizes ("25MB") stay as written; src/units.ts parses them.
+
+export interface StaticRoute {
+  host: string;
+  port?: number;
+}
+
+export interface OrganizationSpec {
+  hostname: string;
+  acceptedDomains: string[];
+  certificate: string;
+  /** Maildir root; a relative path is taken from the engine's state directory. */
+  delivery: { maildir: string };
+  queue: { path: string; retry: string[]; expireAfter: string };
+  resolver: { servers: string[]; static: Record<string, StaticRoute[]> };
+  admin: { listen: string; tokenFile?: string };
+}
+
+export interface CertificateSpec {
+  services: string[];
+  certPem: string; // the leaf
+  chainPem: string[]; // intermediates, leaf excluded
+  keyPem: string; // secret: never in state, plans, logs or output
+  fingerprint: string; // SHA-256 of the leaf, as X509Certificate.fingerprint256
+}
+
+export interface TrustAnchorSpec {
+  /** The platform's public CA store instead of a PEM. */
+  system: boolean;
+  pem?: string;
+  crlPem?: string;
+  fingerprint?: string; // SHA-256 of pem's certificate
+}
+
+export type CertificateNameMatch = 'domain' | 'subdomain';
+export type ClientCertificatePurpose = 'standard' | 'strict';
+
+export interface PartnerDomainSpec {
+  domain: string;
+  domainSecure: { send: boolean; receive: boolean };
+  /** Names of TrustAnchor objects, or "system". */
+  trustAnchors: string[];
+  certificateNames: string[];
+  certificateNameMatch: CertificateNameMatch;
+  clientCertificatePurpose: ClientCertificatePurpose;
+  remoteIPRanges: string[];
+}
+
+export type SendRouting = { dnsMx: Record<string, never> } | { smartHosts: string[] };
+export type ProtocolLogging = 'none' | 'verbose';
+
+export interface SendConnectorSpec {
+  addressSpaces: string[];
+  cost: number;
+  routing: SendRouting;
+  port: number;
+  domainSecure: boolean;
+  requireTls: boolean;
+  maxMessageSize: string;
+  protocolLogging: ProtocolLogging;
+}
+
+export interface ReceiveConnectorSpec {
+  bindings: string[]; // "ip:port", "[v6]:port"
+  remoteIPRanges: string[];
+  authMechanisms: string[];
+  permitRelay: boolean;
+  domainSecure: boolean;
+  requireTls: boolean;
+  maxMessageSize: string;
+  protocolLogging: ProtocolLogging;
+}
+
+export interface Named<S> {
+  name: string;
+  spec: S;
+}
+
+/** Where a configuration came from, kept with each applied generation. */
+export interface ConfigSource {
+  description: string; // e.g. the manifest directories
+  revision?: string; // Git revision when the manifests are a checkout
+}
+
+export interface RuntimeConfig {
+  organization: Named<OrganizationSpec>;
+  certificates: Named<CertificateSpec>[];
+  trustAnchors: Named<TrustAnchorSpec>[];
+  partners: Named<PartnerDomainSpec>[];
+  sendConnectors: Named<SendConnectorSpec>[];
+  receiveConnectors: Named<ReceiveConnectorSpec>[];
+  source?: ConfigSource;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the engine reports: the objects it runs (secrets replaced by fingerprints), its
+// listeners as really bound, and its queues.
+
+export interface ObjectState {
+  kind: Kind;
+  name: string;
+  spec: JsonObject;
+}
+
+export interface ListenerState {
+  connectors: string[];
+  binding: string;
+  address: string | null;
+  port: number | null;
+  listening: boolean;
+  error?: string;
+}
+
+export type QueueStatus = 'ready' | 'active' | 'retry' | 'suspended';
+
+export interface QueueSummary {
+  nextHopDomain: string;
+  messageCount: number;
+  status: QueueStatus;
+  lastError: string | null;
+  nextRetryAt: string | null; // ISO time
+}
+
+export interface QueuedMessageSummary {
+  id: string;
+  nextHopDomain: string;
+  from: string;
+  recipients: string[];
+  size: number;
+  receivedAt: string;
+  attempts: number;
+  lastError: string | null;
+  nextRetryAt: string | null;
+}
+
+export interface EngineState {
+  formatVersion: 1;
+  generation: number; // 0 before the first apply
+  appliedAt: string | null;
+  source: ConfigSource | null;
+  hostname: string | null;
+  objects: ObjectState[];
+  listeners: ListenerState[];
+  queues: QueueSummary[];
+}
+
+export interface ApplyResult {
+  generation: number;
+  appliedAt: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plans: computed by reconcile/plan, rendered by reconcile/render, never the other way round.
+
+export type ChangeAction = 'create' | 'update' | 'delete';
+export type SecurityImpact = 'weakens' | 'strengthens' | 'none';
+
+export interface FieldChange {
+  path: string; // dotted, e.g. "domainSecure.send"
+  before: JsonValue | null;
+  after: JsonValue | null;
+}
+
+export interface Change {
+  kind: Kind;
+  name: string;
+  action: ChangeAction;
+  before: JsonObject | null;
+  after: JsonObject | null;
+  fields: FieldChange[];
+  security: SecurityImpact;
+  reasons: string[]; // why it weakens or strengthens
+}
+
+export interface Plan {
+  formatVersion: 1;
+  /** The engine generation this plan was computed against; apply refuses it once that moved. */
+  baseGeneration: number;
+  changes: Change[];
+  summary: { add: number; change: number; delete: number };
+}
+
+// ---------------------------------------------------------------------------------------------
+// SMTP replies as the engine gives them; src/engine/replies.ts holds the table.
+
+export interface SmtpReply {
+  code: number;
+  enhanced: string; // "4.7.5"
+  text: string;
+}
