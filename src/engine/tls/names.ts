@@ -1,0 +1,73 @@
+// Certificate names (SPEC §5): which DNS names a certificate carries and whether they name a
+// partner domain. Pure functions; the receive and send paths and `probe` share them.
+import type { X509Certificate } from 'node:crypto';
+import { domainToASCII } from 'node:url';
+import type { CertificateNameMatch } from '../../model.js';
+
+/** SAN dNSName entries, or the subject CN only when the certificate has no SAN dNSName. */
+export function certificateDnsNames(cert: X509Certificate): string[] {
+  const san = cert.subjectAltName;
+  if (san !== undefined) {
+    // Node prints "DNS:a, DNS:b, IP Address:1.2.3.4"; dNSName values cannot hold ", ".
+    const names = san
+      .split(', ')
+      .filter((entry) => entry.startsWith('DNS:'))
+      .map((entry) => entry.slice(4));
+    if (names.length > 0) return names;
+  }
+  const cn = cert.subject
+    .split('\n')
+    .map((line) => /^CN=(.*)$/.exec(line)?.[1])
+    .filter((value): value is string => value !== undefined);
+  return cn;
+}
+
+/** Lower case, one trailing dot dropped, IDNs as A-labels; "" when it is not a domain name. */
+export function canonicalName(name: string): string {
+  const trimmed = name.endsWith('.') ? name.slice(0, -1) : name;
+  if (trimmed.startsWith('*.')) {
+    const rest = domainToASCII(trimmed.slice(2).toLowerCase());
+    return rest === '' ? '' : `*.${rest}`;
+  }
+  return domainToASCII(trimmed.toLowerCase());
+}
+
+export interface PartnerNaming {
+  domain: string;
+  certificateNames: readonly string[];
+  certificateNameMatch: CertificateNameMatch;
+}
+
+/**
+ * Whether one of the certificate's DNS names names the partner. By default the partner's domain
+ * itself or a name listed in certificateNames (exact, or a one-label wildcard that then matches
+ * one whole left-most label); with "subdomain" also a host one label below the domain or the
+ * wildcard *.domain, which is what Exchange accepts.
+ */
+export function namesPartner(certificateNames: readonly string[], partner: PartnerNaming): boolean {
+  const domain = canonicalName(partner.domain);
+  if (domain === '') return false;
+  const expected = partner.certificateNames.map(canonicalName).filter((n) => n !== '');
+  for (const raw of certificateNames) {
+    const name = canonicalName(raw);
+    if (name === '') continue;
+    if (name === domain) return true;
+    for (const wanted of expected) {
+      if (name === wanted) return true;
+      // A listed wildcard admits a certificate name one label below it.
+      if (wanted.startsWith('*.') && !name.startsWith('*.') && oneLabelBelow(name, wanted.slice(2)))
+        return true;
+    }
+    if (partner.certificateNameMatch === 'subdomain') {
+      if (name === `*.${domain}`) return true;
+      if (!name.startsWith('*') && oneLabelBelow(name, domain)) return true;
+    }
+  }
+  return false;
+}
+
+function oneLabelBelow(name: string, parent: string): boolean {
+  if (!name.endsWith(`.${parent}`)) return false;
+  const label = name.slice(0, -(parent.length + 1));
+  return label.length > 0 && !label.includes('.') && !label.includes('*');
+}
