@@ -209,11 +209,18 @@ export interface Change {
   reasons: string[]; // why it weakens or strengthens
 }
 
+/** Exchange's two transport-wide lists, as the plan changes them (admins search for these). */
+export interface DomainSecureListChanges {
+  tlsSendDomainSecureList: { add: string[]; remove: string[] };
+  tlsReceiveDomainSecureList: { add: string[]; remove: string[] };
+}
+
 export interface Plan {
   formatVersion: 1;
   /** The engine generation this plan was computed against; apply refuses it once that moved. */
   baseGeneration: number;
   changes: Change[];
+  domainSecureLists: DomainSecureListChanges;
   summary: { add: number; change: number; delete: number };
 }
 

@@ -26,6 +26,18 @@ export const REPLIES = {
   noRoute: { code: 451, enhanced: '4.4.0', text: 'No send connector covers the recipient domain' },
   dnsFailure: { code: 451, enhanced: '4.4.0', text: 'DNS query failed' },
   unreachable: { code: 451, enhanced: '4.4.0', text: 'Primary target IP address responded with' },
+  // Sending (SPEC §4): what a hop or a DNS answer gives when the remote said nothing itself.
+  unableToConnect: { code: 421, enhanced: '4.2.1', text: 'Unable to connect' },
+  connectionDropped: { code: 421, enhanced: '4.4.2', text: 'Connection dropped' },
+  tlsNegotiationFailed: { code: 454, enhanced: '4.7.0', text: 'TLS negotiation failed' },
+  nonexistentDomain: { code: 550, enhanced: '5.1.2', text: 'Recipient domain does not exist' },
+  nullMx: { code: 556, enhanced: '5.1.10', text: 'Recipient address has null MX' }, // RFC 7505
+  badMailbox: { code: 550, enhanced: '5.1.3', text: 'Bad destination mailbox address' },
+  messageExpired: {
+    code: 550,
+    enhanced: '5.4.7',
+    text: 'Message expired before it could be delivered',
+  },
 } as const satisfies Record<string, SmtpReply>;
 
 export function formatReply(reply: SmtpReply, detail?: string): string {

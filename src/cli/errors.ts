@@ -1,0 +1,13 @@
+// The CLI's one error class and its exit codes (DESIGN.md "CLI contract"): every failure a
+// command reports reaches main.ts as a CliError and leaves with its code there.
+export const EXIT = { ok: 0, error: 1, changes: 2 } as const;
+
+export class CliError extends Error {
+  override name = 'CliError';
+  constructor(
+    message: string,
+    readonly exitCode: number = EXIT.error,
+  ) {
+    super(message);
+  }
+}

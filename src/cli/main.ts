@@ -1,0 +1,195 @@
+#!/usr/bin/env node
+// The domsec command line: parses arguments, calls a layer, and chooses the exit code here only.
+import { Command, Option } from 'commander';
+import { existsSync } from 'node:fs';
+import { ControlError } from '../control/client.js';
+import { loadConfiguration } from '../config/index.js';
+import { applyCommand } from './apply.js';
+import { certsLabCommand } from './certs.js';
+import { CliError, EXIT } from './errors.js';
+import { processOutput } from './output.js';
+import { planCommand } from './plan.js';
+import { queueList, queueRetry, queueShow } from './queue.js';
+import { serveCommand } from './serve.js';
+import { connectEngine, type TargetOptions } from './target.js';
+import { validateCommand } from './validate.js';
+import { watchCommand } from './watch.js';
+
+const out = processOutput();
+const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+const files = () =>
+  new Option('-f, --file <path>', 'manifest file or directory (repeatable)').argParser(collect);
+const output = () =>
+  new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text');
+const server = () =>
+  new Option('--server <url>', 'admin API of the engine (default: the Organization admin.listen)');
+const tokenFile = () =>
+  new Option('--token-file <path>', 'file holding the admin token (or set DOMSEC_TOKEN)');
+const manifestPaths = (given: string[] | undefined) => given ?? ['manifests'];
+
+let exitCode: number = EXIT.ok;
+const run =
+  <A extends unknown[]>(action: (...args: A) => Promise<number>) =>
+  async (...args: A) => {
+    exitCode = await action(...args);
+  };
+
+function shutdownSignal(): AbortSignal {
+  const controller = new AbortController();
+  for (const name of ['SIGINT', 'SIGTERM'] as const) process.once(name, () => controller.abort());
+  return controller.signal;
+}
+
+async function queueClient(options: TargetOptions & { file?: string[] }) {
+  const paths = manifestPaths(options.file);
+  const config = paths.every((p) => existsSync(p))
+    ? (await loadConfiguration(paths)).config
+    : undefined;
+  return connectEngine(options, config);
+}
+
+const program = new Command('domsec')
+  .description('SMTP domain security (mutual TLS between partner domains) kept as code')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+program
+  .command('validate')
+  .description('check manifests against the schemas and the rules')
+  .addOption(files())
+  .addOption(output())
+  .action(
+    run(async (o: { file?: string[]; output: 'text' | 'json' }) =>
+      validateCommand({ file: manifestPaths(o.file), output: o.output }, out),
+    ),
+  );
+
+program
+  .command('plan')
+  .description('show what apply would change in the running engine')
+  .addOption(files())
+  .addOption(server())
+  .addOption(tokenFile())
+  .addOption(output())
+  .option('--detailed-exitcode', 'exit 2 when there are changes, 0 when none')
+  .action(
+    run(
+      async (o: {
+        file?: string[];
+        server?: string;
+        tokenFile?: string;
+        output: 'text' | 'json';
+        detailedExitcode?: boolean;
+      }) =>
+        planCommand(
+          { ...o, file: manifestPaths(o.file), detailedExitcode: o.detailedExitcode === true },
+          out,
+        ),
+    ),
+  );
+
+program
+  .command('apply')
+  .description('apply the manifests to the running engine by hot reload')
+  .addOption(files())
+  .addOption(server())
+  .addOption(tokenFile())
+  .option('--auto-approve', 'apply without asking')
+  .option(
+    '--approve-weakening',
+    'with --auto-approve, also apply changes that weaken domain security',
+  )
+  .action(
+    run(
+      async (o: {
+        file?: string[];
+        server?: string;
+        tokenFile?: string;
+        autoApprove?: boolean;
+        approveWeakening?: boolean;
+      }) =>
+        applyCommand(
+          {
+            ...o,
+            file: manifestPaths(o.file),
+            autoApprove: o.autoApprove === true,
+            approveWeakening: o.approveWeakening === true,
+          },
+          out,
+        ),
+    ),
+  );
+
+program
+  .command('watch')
+  .description('apply the manifest directory to the engine on every change')
+  .addOption(files())
+  .addOption(server())
+  .addOption(tokenFile())
+  .action(
+    run(async (o: { file?: string[]; server?: string; tokenFile?: string }) =>
+      watchCommand({ ...o, file: manifestPaths(o.file) }, out, shutdownSignal()),
+    ),
+  );
+
+program
+  .command('serve')
+  .description('run the transport engine and its admin API')
+  .addOption(files())
+  .option('--state <dir>', 'queue, mailboxes, logs and applied configuration', 'var/domsec')
+  .option(
+    '--admin <host:port>',
+    'admin API address (default: the Organization admin.listen, else 127.0.0.1:8025)',
+  )
+  .option('--watch', 'reconcile from the -f directory on every change')
+  .action(
+    run(async (o: { file?: string[]; state: string; admin?: string; watch?: boolean }) =>
+      serveCommand({ ...o, watch: o.watch === true }, out, shutdownSignal()),
+    ),
+  );
+
+const queue = program.command('queue').description('inspect and retry the engine queues');
+const queueOptions = (command: Command) =>
+  command.addOption(files()).addOption(server()).addOption(tokenFile());
+queueOptions(queue.command('list').description('queues by next-hop domain'))
+  .option('-o, --output <format>', 'text or json', 'text')
+  .action(
+    run(async (o: TargetOptions & { file?: string[]; output: string }) =>
+      queueList(await queueClient(o), out, o.output === 'json'),
+    ),
+  );
+queueOptions(queue.command('show <id>').description('one queued message')).action(
+  run(async (id: string, o: TargetOptions & { file?: string[] }) =>
+    queueShow(await queueClient(o), out, id),
+  ),
+);
+queueOptions(
+  queue.command('retry [domain]').description('retry now (one next-hop domain, or all)'),
+).action(
+  run(async (domain: string | undefined, o: TargetOptions & { file?: string[] }) =>
+    queueRetry(await queueClient(o), out, domain),
+  ),
+);
+
+const certs = program
+  .command('certs')
+  .description('the lab PKI: certificate authorities and organization certificates');
+certs
+  .command('lab [dir]')
+  .description(
+    'a CA and a mail certificate for adatum and treyresearch (the story of examples/), roots exchanged',
+  )
+  .action(run(async (dir: string | undefined) => certsLabCommand(dir ?? 'examples', out)));
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CliError || error instanceof ControlError) {
+    out.stderr(`domsec: ${error.message}\n`);
+    exitCode = error instanceof CliError ? error.exitCode : EXIT.error;
+  } else {
+    out.stderr(`domsec: unexpected failure: ${(error as Error).stack ?? String(error)}\n`);
+    exitCode = EXIT.error;
+  }
+}
+process.exitCode = exitCode;

@@ -1,0 +1,18 @@
+// Loading manifests for a command: diagnostics printed, errors turned into a CliError.
+import { formatDiagnostics, loadConfiguration, type LoadResult } from '../config/index.js';
+import type { RuntimeConfig } from '../model.js';
+import { CliError } from './errors.js';
+import type { Output } from './output.js';
+
+export async function loadOrFail(
+  paths: string[],
+  out: Output,
+): Promise<LoadResult & { config: RuntimeConfig }> {
+  const load = await loadConfiguration(paths);
+  if (load.diagnostics.length > 0) out.stderr(formatDiagnostics(load.diagnostics));
+  if (load.config === undefined) {
+    const errors = load.diagnostics.filter((d) => d.severity === 'error').length;
+    throw new CliError(`${errors} error(s) in the manifests; nothing was done`);
+  }
+  return load as LoadResult & { config: RuntimeConfig };
+}

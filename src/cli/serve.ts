@@ -1,0 +1,114 @@
+// domsec serve: run the transport engine and its admin API. Starts from the manifests (-f), or
+// from the configuration applied before the last stop (kept in the state directory), or empty.
+import { randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { startControlServer } from '../control/server.js';
+import { ControlClient } from '../control/client.js';
+import { Engine } from '../engine/engine.js';
+import { jsonLog } from '../engine/log.js';
+import type { RuntimeConfig } from '../model.js';
+import { watchManifests } from '../reconcile/watch.js';
+import { parseHostPort } from '../units.js';
+import { CliError } from './errors.js';
+import { loadOrFail } from './manifests.js';
+import type { Output } from './output.js';
+
+export interface ServeOptions {
+  file?: string[];
+  state: string;
+  admin?: string;
+  watch: boolean;
+}
+
+const DEFAULT_ADMIN = '127.0.0.1:8025';
+
+export async function serveCommand(
+  options: ServeOptions,
+  out: Output,
+  signal: AbortSignal,
+): Promise<number> {
+  if (options.watch && options.file === undefined)
+    throw new CliError('--watch needs -f with the manifest directory');
+  const config =
+    options.file === undefined ? undefined : (await loadOrFail(options.file, out)).config;
+  const log = jsonLog((line) => out.stderr(line));
+  const engine = await Engine.open({ stateDir: options.state, log });
+  try {
+    const initial = config ?? (await engine.lastApplied());
+    const admin = options.admin ?? initial?.organization.spec.admin.listen ?? DEFAULT_ADMIN;
+    const listen = parseHostPort(admin);
+    if (listen === undefined) throw new CliError(`--admin ${admin} is not host:port`);
+    if (!isLoopback(listen.host)) {
+      log.log('warn', 'admin.not-loopback', {
+        listen: admin,
+        hint: 'the admin API is reachable from the network',
+      });
+    }
+    const token = await adminToken(initial, options.state);
+
+    if (initial !== undefined) {
+      const result = await engine.apply(
+        config === undefined ? initial : withSource(initial, options.file ?? []),
+      );
+      log.log('info', 'serve.started', {
+        generation: result.generation,
+        from: config === undefined ? 'state' : 'manifests',
+      });
+    }
+    const control = await startControlServer({
+      engine,
+      host: listen.host,
+      port: listen.port,
+      token: token.value,
+      log,
+    });
+    out.stdout(
+      `domsec engine ready: generation ${engine.currentGeneration}, admin API ${control.url} (token: ${token.where})\n`,
+    );
+    if (options.watch && options.file !== undefined) {
+      await watchManifests({
+        paths: options.file,
+        client: new ControlClient(control.url, token.value),
+        signal,
+        print: (text) => out.stdout(text),
+      });
+    } else {
+      await new Promise<void>((done) =>
+        signal.addEventListener('abort', () => done(), { once: true }),
+      );
+    }
+    await control.close();
+  } finally {
+    await engine.close();
+  }
+  return 0;
+}
+
+function withSource(config: RuntimeConfig, files: string[]): RuntimeConfig {
+  return { ...config, source: config.source ?? { description: files.join(', ') } };
+}
+
+/** DOMSEC_TOKEN, else the token file (the manifest's, or state/admin.token), made when missing. */
+async function adminToken(
+  config: RuntimeConfig | undefined,
+  stateDir: string,
+): Promise<{ value: string; where: string }> {
+  const fromEnvironment = process.env.DOMSEC_TOKEN;
+  if (fromEnvironment !== undefined && fromEnvironment !== '')
+    return { value: fromEnvironment, where: 'DOMSEC_TOKEN' };
+  const file = config?.organization.spec.admin.tokenFile ?? join(resolve(stateDir), 'admin.token');
+  try {
+    const value = (await readFile(file, 'utf8')).trim();
+    if (value !== '') return { value, where: file };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  const value = randomBytes(32).toString('base64url');
+  await writeFile(file, `${value}\n`, { mode: 0o600, flag: 'w' });
+  return { value, where: file };
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}

@@ -1,0 +1,117 @@
+// A checked set of manifests into the RuntimeConfig the engine runs: files read into PEMs, paths
+// resolved, requireTls following domainSecure where not written, objects sorted by name.
+import { resolve } from 'node:path';
+import type {
+  CertificateSpec,
+  ConfigSource,
+  Named,
+  OrganizationSpec,
+  PartnerDomainSpec,
+  ReceiveConnectorSpec,
+  RuntimeConfig,
+  SendConnectorSpec,
+  TrustAnchorSpec,
+} from '../model.js';
+import type { ManifestObject, ManifestSet } from './manifest-objects.js';
+import type { Material } from './material.js';
+
+export class CompileError extends Error {
+  override name = 'CompileError';
+}
+
+/** Only for a set the rules found no error in: anything missing here is a bug, and throws. */
+export function compileConfiguration(
+  objects: ManifestSet,
+  material: Material,
+  source: ConfigSource,
+): RuntimeConfig {
+  const [organization] = objects.organizations;
+  if (organization === undefined) throw new CompileError('no Organization to compile');
+  return {
+    organization: { name: organization.name, spec: compileOrganization(organization) },
+    certificates: sorted(
+      objects.certificates.map((object) => named(object, compileCertificate(object, material))),
+    ),
+    trustAnchors: sorted(
+      objects.trustAnchors.map((object) => named(object, compileTrustAnchor(object, material))),
+    ),
+    partners: sorted(objects.partners.map((object) => named(object, compilePartner(object.spec)))),
+    sendConnectors: sorted(
+      objects.sendConnectors.map((object) =>
+        named(object, {
+          ...clone(object.spec),
+          requireTls: object.spec.requireTls ?? object.spec.domainSecure,
+        } satisfies SendConnectorSpec),
+      ),
+    ),
+    receiveConnectors: sorted(
+      objects.receiveConnectors.map((object) =>
+        named(object, {
+          ...clone(object.spec),
+          requireTls: object.spec.requireTls ?? object.spec.domainSecure,
+        } satisfies ReceiveConnectorSpec),
+      ),
+    ),
+    source,
+  };
+}
+
+function compileOrganization({
+  spec,
+  document,
+}: ManifestObject<OrganizationSpec>): OrganizationSpec {
+  const { tokenFile, ...admin } = spec.admin;
+  return {
+    ...clone(spec),
+    // The token file is read by the CLI and the engine from wherever they run: make it absolute.
+    admin:
+      tokenFile === undefined
+        ? admin
+        : { ...admin, tokenFile: resolve(document.directory, tokenFile) },
+  };
+}
+
+function compileCertificate(object: ManifestObject, material: Material): CertificateSpec {
+  const loaded = material.certificates.get(object);
+  if (loaded === undefined) throw new CompileError(`${object.name}: certificate files not read`);
+  const { services } = object.spec as { services: string[] };
+  return {
+    services: [...services],
+    certPem: loaded.certPem,
+    chainPem: [...loaded.chainPem],
+    keyPem: loaded.keyPem,
+    fingerprint: loaded.leaf.fingerprint256,
+  };
+}
+
+function compileTrustAnchor(
+  object: ManifestObject<{ system?: boolean }>,
+  material: Material,
+): TrustAnchorSpec {
+  const loaded = material.anchors.get(object);
+  return {
+    system: object.spec.system === true,
+    ...(loaded?.pem === undefined ? {} : { pem: loaded.pem }),
+    ...(loaded?.crlPem === undefined ? {} : { crlPem: loaded.crlPem }),
+    ...(loaded?.certificate === undefined
+      ? {}
+      : { fingerprint: loaded.certificate.fingerprint256 }),
+  };
+}
+
+function compilePartner(spec: PartnerDomainSpec): PartnerDomainSpec {
+  return clone(spec);
+}
+
+function named<S>(object: ManifestObject, spec: S): Named<S> {
+  return { name: object.name, spec };
+}
+
+function sorted<S>(list: Named<S>[]): Named<S>[] {
+  return list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** The engine keeps what it is given: no object shared with the loaded documents. */
+function clone<T>(value: T): T {
+  return structuredClone(value);
+}

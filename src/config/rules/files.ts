@@ -1,0 +1,38 @@
+// DS016: files the manifests name must exist, be readable and hold the PEM they should; the
+// message names the file, never its contents. DS104 warns of a private key others can read.
+import type { Diagnostic } from '../../model.js';
+import { error, warning } from '../diagnostics.js';
+import { label, specValueAt } from '../manifest-objects.js';
+import type { RuleContext } from './context.js';
+
+export function checkFiles({ material }: RuleContext): Diagnostic[] {
+  const diagnostics: Diagnostic[] = material.fileProblems.map((problem) => {
+    const shown =
+      problem.written === problem.resolved
+        ? problem.written
+        : `${problem.written} (${problem.resolved})`;
+    return error(
+      'DS016',
+      specValueAt(problem.object, [problem.field]),
+      `${label(problem.object)}: ${problem.field} ${shown} ${problem.reason}`,
+      problem.reason === 'does not exist'
+        ? 'paths are relative to this manifest file; `domsec certs` writes a lab PKI'
+        : undefined,
+    );
+  });
+  if (process.platform !== 'win32') {
+    for (const [certificate, loaded] of material.certificates) {
+      if ((loaded.keyFileMode & 0o077) === 0) continue;
+      const mode = loaded.keyFileMode.toString(8).padStart(4, '0');
+      diagnostics.push(
+        warning(
+          'DS104',
+          specValueAt(certificate, ['keyFile']),
+          `${label(certificate)}: keyFile is readable by group or others (mode ${mode})`,
+          'chmod 600 the key file',
+        ),
+      );
+    }
+  }
+  return diagnostics;
+}

@@ -1,0 +1,54 @@
+// Every rule of SPEC §2 that validate enforces, run over one loaded configuration; all problems
+// are reported at once.
+import type { Diagnostic } from '../../model.js';
+import { error } from '../diagnostics.js';
+import { checkAcceptedDomains } from './accepted-domains.js';
+import { checkCertificateValidity } from './certificate-validity.js';
+import { checkConnectorOverlap } from './connector-overlap.js';
+import type { Rule, RuleContext } from './context.js';
+import { checkFiles } from './files.js';
+import { checkOrganizationCertificate } from './organization-certificate.js';
+import { checkPartnerConnectors } from './partner-connectors.js';
+import { checkPartnerTrust } from './partner-trust.js';
+import { checkReceiveAuthentication } from './receive-authentication.js';
+import { checkReferences } from './references.js';
+import { checkRequireTls } from './require-tls.js';
+import { checkSendRouting } from './send-routing.js';
+import { checkTrustAnchors } from './trust-anchors.js';
+import { checkUniqueness } from './uniqueness.js';
+
+export type { Rule, RuleContext } from './context.js';
+
+export const RULES: readonly Rule[] = [
+  checkSendRouting, // DS001
+  checkReceiveAuthentication, // DS002
+  checkPartnerConnectors, // DS003, DS004
+  checkOrganizationCertificate, // DS005, DS006 (usage), DS105
+  checkCertificateValidity, // DS006, DS101
+  checkReferences, // DS007
+  checkUniqueness, // DS008
+  checkTrustAnchors, // DS009, DS102
+  checkAcceptedDomains, // DS010
+  checkConnectorOverlap, // DS011, DS012
+  checkPartnerTrust, // DS013, DS106
+  checkRequireTls, // DS014
+  checkFiles, // DS016, DS104
+];
+
+export function runRules(context: RuleContext): Diagnostic[] {
+  return RULES.flatMap((rule) => {
+    try {
+      return rule(context);
+    } catch (cause) {
+      // A rule that breaks on some input is a bug; reporting it keeps `watch` alive and the
+      // configuration refused rather than half-checked.
+      const at =
+        context.files[0] === undefined
+          ? { file: '-', line: 1, col: 1 }
+          : { file: context.files[0].file, line: 1, col: 1 };
+      return [
+        error('LOAD', at, `internal error in rule ${rule.name}: ${(cause as Error).message}`),
+      ];
+    }
+  });
+}

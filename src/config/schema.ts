@@ -1,0 +1,151 @@
+// The JSON Schemas of schemas/ at work: loaded once from disk, compiled with ajv, and applied to
+// each document (envelope, then the spec of its kind), filling in the schemas' defaults.
+import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { Ajv, type AnySchemaObject, type ValidateFunction } from 'ajv';
+import { API_VERSION, KINDS, type Diagnostic, type Kind } from '../model.js';
+import { parseHostPort } from '../units.js';
+import { error } from './diagnostics.js';
+import type { ManifestObject } from './manifest-objects.js';
+import { describeSchemaErrors } from './schema-errors.js';
+import type { ManifestDocument } from './yaml-documents.js';
+
+/** schemas/ beside src/ and dist/: the same relative place from src/config and dist/config. */
+export const SCHEMA_DIRECTORY = new URL('../../schemas/', import.meta.url);
+
+export const SCHEMA_FILES: Record<Kind, string> = {
+  Organization: 'organization.schema.json',
+  Certificate: 'certificate.schema.json',
+  TrustAnchor: 'trust-anchor.schema.json',
+  PartnerDomain: 'partner-domain.schema.json',
+  SendConnector: 'send-connector.schema.json',
+  ReceiveConnector: 'receive-connector.schema.json',
+};
+const SHARED_FILES = ['definitions.schema.json', 'manifest.schema.json'];
+
+interface Validators {
+  envelope: ValidateFunction;
+  specs: Record<Kind, ValidateFunction>;
+}
+
+let compiled: Promise<Validators> | undefined;
+
+/** The compiled schemas, shared by every load in the process. */
+export function schemaValidators(): Promise<Validators> {
+  compiled ??= compileSchemas().catch((cause: unknown) => {
+    compiled = undefined; // let a later load try again (and report again)
+    throw cause;
+  });
+  return compiled;
+}
+
+async function compileSchemas(): Promise<Validators> {
+  const ajv = new Ajv({
+    allErrors: true,
+    useDefaults: true,
+    strict: true,
+    // oneOf branches (TrustAnchor) require fields that the parent schema defines.
+    strictRequired: false,
+    verbose: true, // errors carry their schema: titles and property names make the messages
+    formats: FORMATS,
+  });
+  for (const file of [...SHARED_FILES, ...Object.values(SCHEMA_FILES)]) {
+    const text = await readFile(new URL(file, SCHEMA_DIRECTORY), 'utf8');
+    ajv.addSchema(JSON.parse(text) as AnySchemaObject);
+  }
+  const get = (ref: string): ValidateFunction => {
+    const validate = ajv.getSchema(ref);
+    if (validate === undefined)
+      throw new Error(`schema ${ref} is missing from ${SCHEMA_DIRECTORY}`);
+    return validate;
+  };
+  const specs = Object.fromEntries(KINDS.map((kind) => [kind, get(SCHEMA_FILES[kind])]));
+  return {
+    envelope: get('manifest.schema.json#/definitions/envelope'),
+    specs: specs as Record<Kind, ValidateFunction>,
+  };
+}
+
+export interface CheckedDocument {
+  /** Present when kind and name could be read: the object exists, valid or not. */
+  object?: ManifestObject;
+  /** The spec passed its kind's schema (and got its defaults). */
+  valid: boolean;
+  diagnostics: Diagnostic[];
+}
+
+/** Checks one document against manifest.schema.json's envelope and its kind's spec schema. */
+export async function checkDocument(document: ManifestDocument): Promise<CheckedDocument> {
+  const validators = await schemaValidators();
+  const data = document.data;
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    return {
+      valid: false,
+      diagnostics: [
+        error(
+          'SCHEMA',
+          document.at([]),
+          'this document is not a manifest: expected a mapping with apiVersion, kind, metadata and spec',
+          `start from \`apiVersion: ${API_VERSION}\``,
+        ),
+      ],
+    };
+  }
+  const fields = data as Record<string, unknown>;
+  const kind = (KINDS as readonly unknown[]).includes(fields.kind)
+    ? (fields.kind as Kind)
+    : undefined;
+  const metadata = fields.metadata as Record<string, unknown> | undefined;
+  const name = typeof metadata?.name === 'string' ? metadata.name : undefined;
+  const subject = kind === undefined ? 'this document' : `${kind}/${name ?? '(unnamed)'}`;
+
+  const diagnostics: Diagnostic[] = [];
+  if (!validators.envelope(data)) {
+    diagnostics.push(
+      ...describeSchemaErrors(validators.envelope.errors ?? [], document, [], subject),
+    );
+  }
+  let valid = false;
+  const spec = fields.spec;
+  if (kind !== undefined && typeof spec === 'object' && spec !== null && !Array.isArray(spec)) {
+    const validate = validators.specs[kind];
+    valid = validate(spec);
+    if (!valid)
+      diagnostics.push(...describeSchemaErrors(validate.errors ?? [], document, ['spec'], subject));
+  }
+  valid &&= diagnostics.length === 0;
+  const object =
+    kind !== undefined && name !== undefined ? { kind, name, spec, document } : undefined;
+  return { ...(object === undefined ? {} : { object }), valid, diagnostics };
+}
+
+// Formats finish what a pattern cannot say well (IPv6 syntax, which labels are an IPv4 address);
+// editors ignore them and still have the patterns.
+const looksIPv4 = (text: string) => /^[0-9.]+$/.test(text);
+const validHost = (host: string) =>
+  host.includes(':') ? isIP(host) === 6 : looksIPv4(host) ? isIP(host) === 4 : true;
+const validHostPort = (text: string) => {
+  const parsed = parseHostPort(text);
+  return parsed !== undefined && validHost(parsed.host);
+};
+const validIpPort = (text: string) => {
+  const parsed = parseHostPort(text);
+  return parsed !== undefined && isIP(parsed.host) !== 0;
+};
+
+const FORMATS = {
+  host: validHost,
+  'host-port': validHostPort,
+  'host-optional-port': (text: string) =>
+    text.startsWith('[') || /^[^:]*:[0-9]+$/.test(text) ? validHostPort(text) : validHost(text),
+  'ip-port': validIpPort,
+  'ip-optional-port': (text: string) => isIP(text) !== 0 || validIpPort(text),
+  'ip-range': (text: string) => {
+    const [address = '', prefix, extra] = text.split('/');
+    const family = isIP(address);
+    if (family === 0 || extra !== undefined) return false;
+    if (prefix === undefined) return true;
+    const bits = Number(prefix);
+    return /^[0-9]+$/.test(prefix) && bits <= (family === 4 ? 32 : 128);
+  },
+};

@@ -1,0 +1,84 @@
+// The admin API's client, used by the CLI (plan, apply, watch, queue).
+import type { ApplyResult, EngineState, RuntimeConfig } from '../model.js';
+import {
+  API_PREFIX,
+  type ErrorCode,
+  type ErrorResponse,
+  type QueueResponse,
+  type RetryResponse,
+} from './protocol.js';
+
+export class ControlError extends Error {
+  override name = 'ControlError';
+  constructor(
+    message: string,
+    readonly code: ErrorCode | 'unreachable',
+  ) {
+    super(message);
+  }
+}
+
+export class ControlClient {
+  constructor(
+    readonly url: string,
+    private readonly token: string,
+    private readonly timeoutMs = 60_000,
+  ) {}
+
+  state(): Promise<EngineState> {
+    return this.request<EngineState>('GET', '/state');
+  }
+
+  apply(config: RuntimeConfig, baseGeneration?: number): Promise<ApplyResult> {
+    return this.request<ApplyResult>('POST', '/apply', { config, baseGeneration });
+  }
+
+  queues(): Promise<QueueResponse> {
+    return this.request<QueueResponse>('GET', '/queues');
+  }
+
+  retry(domain?: string): Promise<RetryResponse> {
+    return this.request<RetryResponse>(
+      'POST',
+      '/queues/retry',
+      domain === undefined ? {} : { domain },
+    );
+  }
+
+  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.url.replace(/\/$/, '')}${API_PREFIX}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${this.token}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (error) {
+      const cause =
+        (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
+      throw new ControlError(`the engine at ${this.url} is unreachable (${cause})`, 'unreachable');
+    }
+    const text = await response.text();
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw new ControlError(
+        `the engine at ${this.url} answered ${response.status} without JSON`,
+        'internal',
+      );
+    }
+    if (!response.ok) {
+      const error = (parsed as ErrorResponse).error;
+      throw new ControlError(
+        error?.message ?? `HTTP ${response.status}`,
+        error?.code ?? 'internal',
+      );
+    }
+    return parsed as T;
+  }
+}

@@ -1,0 +1,149 @@
+// The engine's admin API: state, apply, queue inspection and retry. Bound to loopback unless
+// configured otherwise; every request must carry the bearer token (compared in constant time).
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Engine } from '../engine/engine.js';
+import { EngineBusyError, StaleGenerationError } from '../engine/engine.js';
+import type { EngineLog } from '../engine/log.js';
+import {
+  API_PREFIX,
+  type ApplyRequest,
+  type ErrorCode,
+  type ErrorResponse,
+  type QueueResponse,
+  type RetryRequest,
+} from './protocol.js';
+
+const MAX_BODY = 64 * 1024 * 1024; // a configuration with tens of thousands of partners fits
+
+export interface ControlServerOptions {
+  engine: Engine;
+  host: string;
+  port: number;
+  token: string;
+  log: EngineLog;
+}
+
+export interface ControlServer {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export async function startControlServer(options: ControlServerOptions): Promise<ControlServer> {
+  const expected = digest(options.token);
+  const server: Server = createServer((request, response) => {
+    handle(request, response).catch((error: unknown) => {
+      const failure =
+        error instanceof HttpError
+          ? error
+          : new HttpError(500, 'internal', (error as Error).message);
+      if (failure.status === 500)
+        options.log.log('error', 'control.error', { error: failure.message });
+      send(response, failure.status, {
+        error: { code: failure.code, message: failure.message },
+      } satisfies ErrorResponse);
+    });
+  });
+
+  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const header = request.headers.authorization ?? '';
+    const presented = header.startsWith('Bearer ') ? header.slice(7) : '';
+    if (!timingSafeEqual(digest(presented), expected)) {
+      request.resume();
+      throw new HttpError(401, 'unauthorized', 'a valid bearer token is required');
+    }
+    const path = new URL(request.url ?? '/', 'http://admin').pathname;
+    const route = `${request.method ?? 'GET'} ${path}`;
+    const engine = options.engine;
+    switch (route) {
+      case `GET ${API_PREFIX}/state`:
+        return send(response, 200, engine.state());
+      case `POST ${API_PREFIX}/apply`: {
+        const body = (await readJson(request)) as ApplyRequest;
+        if (typeof body !== 'object' || body === null || typeof body.config !== 'object') {
+          throw new HttpError(400, 'bad-request', 'expected {"config": {...}}');
+        }
+        try {
+          const result = await engine.apply(body.config, body.baseGeneration);
+          return send(response, 200, result);
+        } catch (error) {
+          if (error instanceof EngineBusyError) throw new HttpError(423, 'locked', error.message);
+          if (error instanceof StaleGenerationError)
+            throw new HttpError(409, 'stale-plan', error.message);
+          throw new HttpError(422, 'apply-failed', (error as Error).message);
+        }
+      }
+      case `GET ${API_PREFIX}/queues`:
+        return send(response, 200, {
+          queues: engine.state().queues,
+          messages: engine.queuedMessages(),
+        } satisfies QueueResponse);
+      case `POST ${API_PREFIX}/queues/retry`: {
+        const body = (await readJson(request)) as RetryRequest;
+        return send(response, 200, { retried: engine.retry(body.domain) });
+      }
+      default:
+        request.resume();
+        throw new HttpError(404, 'not-found', `no route ${route}`);
+    }
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    url: `http://${host}:${address.port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+async function readJson(request: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY)
+      throw new HttpError(413, 'too-large', `request body over ${MAX_BODY} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  if (size === 0) return {};
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'bad-request', 'the body is not JSON');
+  }
+}
+
+function send(response: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  response.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+  });
+  response.end(text);
+}

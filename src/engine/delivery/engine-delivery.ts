@@ -1,0 +1,98 @@
+// The engine's delivery side in one object: the queue (<state>/queue, opened once and never
+// touched by a reload), the dispatcher, Maildir delivery and remote sending, wired together.
+// An apply that changes what a queue depends on retries that queue at once (SPEC §8).
+import { join } from 'node:path';
+import type { ResolveOptions } from '../dns.js';
+import type { Generation } from '../generation.js';
+import type { EngineLog } from '../log.js';
+import type { ProtocolLog } from '../protocol-log.js';
+import { Dispatcher } from '../queue/dispatcher.js';
+import { MessageQueue } from '../queue/queue.js';
+import { createRemoteDelivery } from '../send/deliver.js';
+import { chooseSendConnector } from '../send/route.js';
+import type { SendTimeouts } from '../send/session.js';
+import { createLocalDelivery } from './maildir.js';
+
+export interface EngineDeliveryOptions {
+  /** The queue lives in <stateDir>/queue; a relative Maildir root is taken from here. */
+  stateDir: string;
+  log: EngineLog;
+  protocolLog?: ProtocolLog;
+  /** The generation the engine runs; undefined before the first apply (nothing is sent). */
+  generation: () => Generation | undefined;
+  clock?: () => number;
+  timeouts?: Partial<SendTimeouts>;
+  dns?: ResolveOptions;
+}
+
+export class EngineDelivery {
+  private constructor(
+    readonly queue: MessageQueue,
+    private readonly dispatcher: Dispatcher,
+  ) {}
+
+  static async open(options: EngineDeliveryOptions): Promise<EngineDelivery> {
+    const queue = await MessageQueue.open(
+      join(options.stateDir, 'queue'),
+      options.log,
+      options.clock,
+    );
+    const dispatcher = new Dispatcher({
+      queue,
+      generation: options.generation,
+      deliverLocal: createLocalDelivery({ stateDir: options.stateDir }),
+      deliverRemote: createRemoteDelivery({
+        log: options.log,
+        ...(options.protocolLog === undefined ? {} : { protocolLog: options.protocolLog }),
+        ...(options.timeouts === undefined ? {} : { timeouts: options.timeouts }),
+        ...(options.dns === undefined ? {} : { dns: options.dns }),
+      }),
+      log: options.log,
+    });
+    dispatcher.start();
+    return new EngineDelivery(queue, dispatcher);
+  }
+
+  /** Retries now every queued entry, or those of one next-hop domain; returns how many. */
+  retry(domain?: string): number {
+    return this.dispatcher.retry(domain);
+  }
+
+  /** Call after a generation is committed: the first one starts delivery, later ones retry what they affect. */
+  afterApply(previous: Generation | undefined, next: Generation): void {
+    if (previous === undefined) {
+      this.dispatcher.kick();
+      return;
+    }
+    for (const { nextHopDomain } of this.queue.summaries()) {
+      if (dependencies(previous, nextHopDomain) !== dependencies(next, nextHopDomain)) {
+        this.dispatcher.retry(nextHopDomain);
+      }
+    }
+  }
+
+  /** Stops dispatching (connections in flight are closed, their outcomes recorded), then the queue. */
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+    await this.queue.close();
+  }
+}
+
+/** What delivery to a domain depends on in a generation, as one comparable string. */
+function dependencies(generation: Generation, domain: string): string {
+  const connector = chooseSendConnector(generation.sendConnectors, domain);
+  const partner = generation.partnersByDomain.get(domain);
+  const org = generation.config.organization.spec;
+  return JSON.stringify({
+    local: generation.acceptedDomains.has(domain),
+    maildir: org.delivery.maildir,
+    connector: connector === undefined ? null : { name: connector.name, spec: connector.spec },
+    partner:
+      partner === undefined
+        ? null
+        : { spec: partner.spec, anchors: partner.anchors.map((anchor) => anchor.fingerprint256) },
+    certificate: generation.certificate.fingerprint,
+    hostname: generation.hostname,
+    resolver: org.resolver,
+  });
+}

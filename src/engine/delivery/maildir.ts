@@ -1,0 +1,117 @@
+// Local delivery into Maildirs (<root>/<domain>/<localpart>/{tmp,new,cur}): the message is written
+// to tmp/, fsync'ed, renamed into new/ under a unique name and new/ fsync'ed, so a reader never
+// sees half a message and a delivered one survives a crash (https://cr.yp.to/proto/maildir.html).
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import type { Generation } from '../generation.js';
+import type { DeliverLocal } from '../queue/dispatcher.js';
+import type { DeliveryOutcome, RecipientFailure } from '../queue/outcome.js';
+import { formatReply, REPLIES } from '../replies.js';
+import { syncDirectory } from '../queue/store.js';
+
+let deliveries = 0;
+
+/** Maildir's unique name: time, microseconds, pid, a counter and randomness, then the host. */
+function uniqueName(size: number): string {
+  const now = process.hrtime.bigint();
+  const seconds = Math.floor(Date.now() / 1000);
+  const micro = Number((now / 1000n) % 1_000_000n);
+  deliveries += 1;
+  // "/" and ":" cannot appear in the host part (the spec's \057 and \072).
+  const host = hostname().replace(/\//g, '\\057').replace(/:/g, '\\072');
+  return `${seconds}.M${micro}P${process.pid}Q${deliveries}R${randomBytes(4).toString('hex')}.${host},S=${size}`;
+}
+
+/**
+ * A mailbox directory name from a local part: lower case, and every byte but letters, digits and
+ * ._+=- percent-encoded, so no address can reach outside its domain's directory ("..", "/").
+ */
+export function mailboxName(localPart: string): string {
+  let name = '';
+  for (const byte of Buffer.from(localPart.toLowerCase(), 'utf8')) {
+    const ch = String.fromCharCode(byte);
+    name +=
+      byte < 0x80 && /[a-z0-9._+=-]/.test(ch)
+        ? ch
+        : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  // A leading dot would make a hidden directory, or "." / "..".
+  return name.startsWith('.') ? `%2E${name.slice(1)}` : name;
+}
+
+export class Maildir {
+  constructor(readonly root: string) {}
+
+  /** The Maildir of one address; created on first delivery (a catch-all store for now). */
+  pathFor(address: string): string {
+    const at = address.lastIndexOf('@');
+    const domain = address.slice(at + 1).toLowerCase();
+    if (at <= 0 || domain === '' || domain.includes('/') || domain.startsWith('.')) {
+      throw new RangeError(`not a deliverable address: ${JSON.stringify(address)}`);
+    }
+    return join(this.root, domain, mailboxName(address.slice(0, at)));
+  }
+
+  /** Delivers one copy; resolves with the file's path in new/ once it is durable. */
+  async deliver(address: string, body: Buffer): Promise<string> {
+    const mailbox = this.pathFor(address);
+    for (const sub of ['tmp', 'new', 'cur'])
+      await mkdir(join(mailbox, sub), { recursive: true, mode: 0o700 });
+    const name = uniqueName(body.length);
+    const temporary = join(mailbox, 'tmp', name);
+    const handle = await open(temporary, 'wx', 0o600);
+    try {
+      await handle.writeFile(body);
+      await handle.sync();
+    } catch (error) {
+      await handle.close();
+      await rm(temporary, { force: true });
+      throw error;
+    }
+    await handle.close();
+    const target = join(mailbox, 'new', name);
+    await rename(temporary, target);
+    await syncDirectory(join(mailbox, 'new'));
+    return target;
+  }
+}
+
+export interface LocalDeliveryOptions {
+  /** A relative Maildir root (the Organization's delivery.maildir) is taken from here. */
+  stateDir: string;
+}
+
+/** The root of the mailboxes for a generation: delivery.maildir resolved against the state dir. */
+export function maildirRoot(generation: Generation, stateDir: string): string {
+  const configured = generation.config.organization.spec.delivery.maildir;
+  return isAbsolute(configured) ? configured : resolve(stateDir, configured);
+}
+
+/** Local delivery as the dispatcher calls it: each recipient's copy, failures kept per recipient. */
+export function createLocalDelivery(options: LocalDeliveryOptions): DeliverLocal {
+  return async (message, generation): Promise<DeliveryOutcome> => {
+    const maildir = new Maildir(maildirRoot(generation, options.stateDir));
+    const body = await message.body();
+    const delivered: string[] = [];
+    const failures: RecipientFailure[] = [];
+    for (const recipient of message.recipients) {
+      try {
+        await maildir.deliver(recipient, body);
+        delivered.push(recipient);
+      } catch (error) {
+        const failure = error as NodeJS.ErrnoException;
+        const permanent = failure instanceof RangeError;
+        failures.push({
+          recipient,
+          permanent,
+          reply: permanent
+            ? formatReply(REPLIES.badMailbox, failure.message)
+            : formatReply(REPLIES.localError, `mailbox: ${failure.code ?? failure.message}`),
+        });
+      }
+    }
+    return { delivered, failures };
+  };
+}

@@ -1,0 +1,243 @@
+// The transport engine: runs one Generation at a time. apply() is atomic (every listener bound
+// and every certificate loaded, or nothing changes); state() reports what really runs. The queue
+// is opened once and never touched by a reload.
+import { mkdir, readFile, rename, writeFile, open } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type {
+  ApplyResult,
+  EngineState,
+  ListenerState,
+  QueuedMessageSummary,
+  RuntimeConfig,
+} from '../model.js';
+import { describeConfig } from '../objects.js';
+import { parseBinding } from './addresses.js';
+import { buildGeneration, type Generation } from './generation.js';
+import type { EngineLog } from './log.js';
+import { ProtocolLog } from './protocol-log.js';
+import { ReceiveListener } from './receive.js';
+import { EngineDelivery } from './delivery/engine-delivery.js';
+
+export class EngineBusyError extends Error {
+  override name = 'EngineBusyError';
+}
+
+export class StaleGenerationError extends Error {
+  override name = 'StaleGenerationError';
+}
+
+export interface EngineOptions {
+  /** Queue, mailboxes, logs and the applied configuration live here. */
+  stateDir: string;
+  log: EngineLog;
+}
+
+const APPLIED_FILE = 'applied-config.json';
+
+export class Engine {
+  private generation: Generation | undefined;
+  private readonly listeners = new Map<string, ReceiveListener>();
+  private readonly failedListeners: ListenerState[] = [];
+  private applying = false;
+  private readonly closing: Promise<void>[] = [];
+
+  private constructor(
+    private readonly options: EngineOptions,
+    private readonly delivery: EngineDelivery,
+    private readonly protocolLog: ProtocolLog,
+  ) {}
+
+  static async open(options: EngineOptions): Promise<Engine> {
+    const stateDir = resolve(options.stateDir);
+    await mkdir(stateDir, { recursive: true, mode: 0o700 });
+    const protocolLog = new ProtocolLog(join(stateDir, 'logs', 'protocol'));
+    // The delivery side reads the generation the engine runs; the engine exists only after it.
+    const current: { engine?: Engine } = {};
+    const delivery = await EngineDelivery.open({
+      stateDir,
+      log: options.log,
+      protocolLog,
+      generation: () => current.engine?.generation,
+    });
+    current.engine = new Engine({ ...options, stateDir }, delivery, protocolLog);
+    return current.engine;
+  }
+
+  /** The configuration applied before the last stop, if any (serve --state brings it back). */
+  async lastApplied(): Promise<RuntimeConfig | undefined> {
+    try {
+      return JSON.parse(
+        await readFile(join(this.options.stateDir, APPLIED_FILE), 'utf8'),
+      ) as RuntimeConfig;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+
+  get currentGeneration(): number {
+    return this.generation?.number ?? 0;
+  }
+
+  async apply(config: RuntimeConfig, baseGeneration?: number): Promise<ApplyResult> {
+    if (this.applying)
+      throw new EngineBusyError('another apply is in progress; try again when it ends');
+    if (baseGeneration !== undefined && baseGeneration !== this.currentGeneration) {
+      throw new StaleGenerationError(
+        `the plan was made against generation ${baseGeneration}, the engine is now at ${this.currentGeneration}: plan again`,
+      );
+    }
+    this.applying = true;
+    try {
+      return await this.swap(config);
+    } finally {
+      this.applying = false;
+    }
+  }
+
+  private async swap(config: RuntimeConfig): Promise<ApplyResult> {
+    const previous = this.generation;
+    const next = buildGeneration(config, this.currentGeneration + 1);
+
+    // Bind every new listener before anything changes; on any failure close them and keep the old.
+    const wanted = new Map<string, ReturnType<typeof parseBinding>>();
+    for (const connector of next.receiveConnectors) {
+      for (const binding of connector.bindings)
+        wanted.set(bindingKey(binding.host, binding.port), binding);
+    }
+    const started: [string, ReceiveListener][] = [];
+    try {
+      for (const [key, binding] of wanted) {
+        if (this.listeners.has(key)) continue;
+        const listener = new ReceiveListener({
+          binding,
+          // Until the swap commits, a new listener serves the generation being applied.
+          generation: () =>
+            this.generation !== undefined && this.generation.number >= next.number
+              ? this.generation
+              : next,
+          sink: this.delivery.queue,
+          log: this.options.log,
+          protocolLog: this.protocolLog,
+        });
+        await listener.listen();
+        started.push([key, listener]);
+      }
+    } catch (error) {
+      await Promise.all(started.map(([, listener]) => listener.close()));
+      throw new Error(
+        `cannot bind ${describeFailure(error)}; the previous configuration keeps running`,
+        {
+          cause: error,
+        },
+      );
+    }
+
+    // Commit: from here on nothing can fail.
+    this.generation = next;
+    for (const [key, listener] of started) this.listeners.set(key, listener);
+    this.failedListeners.length = 0;
+    for (const [key, listener] of this.listeners) {
+      if (wanted.has(key)) {
+        listener.reload(next);
+      } else {
+        this.listeners.delete(key);
+        this.closing.push(listener.close());
+      }
+    }
+    this.options.log.log('info', 'engine.applied', {
+      generation: next.number,
+      partners: next.partnersByDomain.size,
+      listeners: this.listeners.size,
+    });
+    await this.persist(config);
+    this.delivery.afterApply(previous, next);
+    return { generation: next.number, appliedAt: next.appliedAt.toISOString() };
+  }
+
+  /** Written atomically and readable by the owner only: it holds the private key. */
+  private async persist(config: RuntimeConfig): Promise<void> {
+    const target = join(this.options.stateDir, APPLIED_FILE);
+    const temporary = `${target}.tmp`;
+    await writeFile(temporary, JSON.stringify(config), { mode: 0o600 });
+    const handle = await open(temporary, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, target);
+  }
+
+  state(): EngineState {
+    const generation = this.generation;
+    const objects = generation === undefined ? [] : describeConfig(generation.config);
+    // Report the certificate the engine really loaded, not the one it was sent.
+    if (generation !== undefined) {
+      for (const object of objects) {
+        if (object.kind === 'Certificate' && object.name === generation.certificate.name) {
+          object.spec.fingerprint = generation.certificate.fingerprint;
+        }
+      }
+    }
+    const listeners: ListenerState[] = [];
+    for (const [key, listener] of this.listeners) {
+      const address = listener.address();
+      listeners.push({
+        binding: key,
+        connectors:
+          generation?.receiveConnectors
+            .filter((c) => c.bindings.some((b) => bindingKey(b.host, b.port) === key))
+            .map((c) => c.name) ?? [],
+        address: address?.address ?? null,
+        port: address?.port ?? null,
+        listening: address !== null,
+      });
+    }
+    listeners.push(...this.failedListeners);
+    return {
+      formatVersion: 1,
+      generation: generation?.number ?? 0,
+      appliedAt: generation?.appliedAt.toISOString() ?? null,
+      source: generation?.config.source ?? null,
+      hostname: generation?.hostname ?? null,
+      objects,
+      listeners,
+      queues: this.delivery.queue.summaries(),
+    };
+  }
+
+  queuedMessages(): QueuedMessageSummary[] {
+    return this.delivery.queue.messages();
+  }
+
+  retry(domain?: string): number {
+    return this.delivery.retry(domain);
+  }
+
+  /** Where a listener with this binding really listens (tests bind port 0). */
+  listenerAddress(binding: string): { address: string; port: number } | null {
+    const parsed = parseBinding(binding);
+    return this.listeners.get(bindingKey(parsed.host, parsed.port))?.address() ?? null;
+  }
+
+  async close(): Promise<void> {
+    const listeners = [...this.listeners.values()];
+    this.listeners.clear();
+    await Promise.all([...listeners.map((l) => l.close()), ...this.closing]);
+    await this.delivery.close();
+    await this.protocolLog.close();
+  }
+}
+
+function bindingKey(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function describeFailure(error: unknown): string {
+  const failure = error as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (failure.code !== undefined && failure.address !== undefined) {
+    return `${failure.address}:${failure.port ?? '?'} (${failure.code})`;
+  }
+  return failure.message;
+}

@@ -1,0 +1,188 @@
+// The scheduler: takes due queue entries, one next-hop domain at a time (all of a domain's due
+// messages go in one batch, so over one SMTP connection), hands them to local or remote delivery
+// and settles the outcomes. Kicked on every accept; otherwise one bounded, unref'd timer.
+import type { Generation } from '../generation.js';
+import type { EngineLog } from '../log.js';
+import { formatReply, REPLIES } from '../replies.js';
+import { failAll, type DeliveryOutcome, type OutboundMessage } from './outcome.js';
+import type { MessageQueue } from './queue.js';
+
+/** Delivers one message into local mailboxes. */
+export type DeliverLocal = (
+  message: OutboundMessage,
+  generation: Generation,
+) => Promise<DeliveryOutcome>;
+
+/**
+ * Delivers a batch for one next-hop domain (one connection where it can); resolves with one
+ * outcome per message, in order, and never rejects for a delivery failure.
+ */
+export type DeliverRemote = (
+  domain: string,
+  messages: OutboundMessage[],
+  generation: Generation,
+  signal: AbortSignal,
+) => Promise<DeliveryOutcome[]>;
+
+export interface DispatcherOptions {
+  queue: MessageQueue;
+  /** The running configuration; undefined before the first apply (nothing is dispatched). */
+  generation: () => Generation | undefined;
+  deliverLocal: DeliverLocal;
+  deliverRemote: DeliverRemote;
+  log: EngineLog;
+  /** Defaults to the queue's clock. */
+  now?: () => number;
+  /** Next-hop domains delivered at once (default 8). */
+  concurrency?: number;
+  /** Messages per domain per round, i.e. per connection (default 100). */
+  batchSize?: number;
+}
+
+/** The timer re-checks at least this often, so a clock jump or a missed kick costs little. */
+const MAX_SLEEP_MS = 60_000;
+
+export class Dispatcher {
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly abort = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+  private kickPending = false;
+  private started = false;
+  private closed = false;
+  private unsubscribe: (() => void) | undefined;
+
+  constructor(private readonly options: DispatcherOptions) {}
+
+  private get now(): number {
+    return (this.options.now ?? this.options.queue.clock)();
+  }
+
+  start(): void {
+    if (this.started || this.closed) return;
+    this.started = true;
+    this.unsubscribe = this.options.queue.onQueued(() => this.kick());
+    this.kick();
+  }
+
+  /** Retries now every idle entry (or those of one next-hop domain); returns how many. */
+  retry(domain?: string): number {
+    const count = this.options.queue.retryNow(domain);
+    this.options.log.log('info', 'queue.retry', { domain: domain ?? null, entries: count });
+    this.kick();
+    return count;
+  }
+
+  /** Runs one dispatch round soon (coalesced); what accept, retry and apply call. */
+  kick(): void {
+    if (!this.started || this.closed || this.kickPending) return;
+    this.kickPending = true;
+    setImmediate(() => {
+      this.kickPending = false;
+      this.round();
+    }).unref();
+  }
+
+  /** One round now; resolves when the deliveries it started are settled (tests, shutdown). */
+  async dispatchDue(): Promise<void> {
+    const started = this.round();
+    await Promise.all(started);
+  }
+
+  private round(): Promise<void>[] {
+    if (this.closed) return [];
+    const generation = this.options.generation();
+    const started: Promise<void>[] = [];
+    if (generation !== undefined) {
+      const concurrency = this.options.concurrency ?? 8;
+      const batchSize = this.options.batchSize ?? 100;
+      const byDomain = new Map<string, string[]>();
+      for (const { id, nextHopDomain } of this.options.queue.due(this.now)) {
+        if (this.inFlight.has(nextHopDomain)) continue;
+        const ids = byDomain.get(nextHopDomain) ?? [];
+        if (ids.length < batchSize) ids.push(id);
+        byDomain.set(nextHopDomain, ids);
+      }
+      for (const [domain, ids] of byDomain) {
+        if (this.inFlight.size >= concurrency) break;
+        const work = this.dispatch(domain, ids, generation).finally(() => {
+          this.inFlight.delete(domain);
+          // Messages may have arrived for this domain meanwhile, or a slot freed up for another.
+          this.kick();
+        });
+        this.inFlight.set(domain, work);
+        started.push(work);
+      }
+    }
+    this.arm(generation);
+    return started;
+  }
+
+  private async dispatch(domain: string, ids: string[], generation: Generation): Promise<void> {
+    const { queue, log } = this.options;
+    const messages = queue.claim(ids);
+    if (messages.length === 0) return;
+    let outcomes: DeliveryOutcome[];
+    try {
+      outcomes = generation.acceptedDomains.has(domain)
+        ? await this.deliverLocally(messages, generation)
+        : await this.options.deliverRemote(domain, messages, generation, this.abort.signal);
+    } catch (error) {
+      // A bug or a local fault, not the remote's answer: keep everything queued, say why.
+      log.log('error', 'dispatch.failed', { domain, error: (error as Error).message });
+      outcomes = messages.map((m) =>
+        failAll(m, formatReply(REPLIES.localError, (error as Error).message), false),
+      );
+    }
+    for (const [index, message] of messages.entries()) {
+      const outcome = outcomes[index] ?? failAll(message, formatReply(REPLIES.localError), false);
+      try {
+        await queue.settle(message.id, outcome, generation);
+      } catch (error) {
+        queue.release(message.id);
+        log.log('error', 'queue.settle_failed', {
+          id: message.id,
+          error: (error as Error).message,
+        });
+      }
+    }
+  }
+
+  private async deliverLocally(
+    messages: OutboundMessage[],
+    generation: Generation,
+  ): Promise<DeliveryOutcome[]> {
+    const outcomes: DeliveryOutcome[] = [];
+    for (const message of messages)
+      outcomes.push(await this.options.deliverLocal(message, generation));
+    return outcomes;
+  }
+
+  /**
+   * Sleeps until the earliest idle entry of a domain not in flight is due, at most MAX_SLEEP_MS;
+   * never keeps the process up. Entries already due wait for a free slot: the end of a domain's
+   * dispatch kicks the next round, so no timer spins meanwhile.
+   */
+  private arm(generation: Generation | undefined): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.closed) return;
+    let delay = MAX_SLEEP_MS; // without a configuration, apply kicks; the timer is a safety net
+    if (generation !== undefined) {
+      const next = this.options.queue.nextDueAt((domain) => !this.inFlight.has(domain));
+      if (next === undefined) return;
+      delay = Math.min(next - this.now, MAX_SLEEP_MS);
+      if (delay <= 0) return;
+    }
+    this.timer = setTimeout(() => this.round(), delay);
+    this.timer.unref();
+  }
+
+  /** Stops scheduling, aborts connections in flight and waits until their outcomes are settled. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.unsubscribe?.();
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.abort.abort();
+    await Promise.allSettled([...this.inFlight.values()]);
+  }
+}

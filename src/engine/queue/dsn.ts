@@ -1,0 +1,101 @@
+// Non-delivery reports (RFC 3464 multipart/report with message/delivery-status, RFC 3462): built
+// from the failed recipients and the original's header section. Pure; the queue sends them.
+import { randomBytes } from 'node:crypto';
+
+export interface BouncedRecipient {
+  recipient: string;
+  /** RFC 3463 status, e.g. "5.7.1". */
+  status: string;
+  /** The reply that decided it, quoted as the diagnostic. */
+  diagnostic: string;
+}
+
+export interface NonDeliveryReportInput {
+  reportingMta: string; // our EHLO hostname
+  /** The envelope sender the report goes to (never "": no report for a report). */
+  to: string;
+  queueId: string;
+  arrivalDate: Date;
+  /** The original message's header section (up to the blank line). */
+  originalHeaders: string;
+  recipients: BouncedRecipient[];
+  now: Date;
+}
+
+/** The RFC 3463 status in a reply line, or the class of its basic code ("451 ..." -> "4.0.0"). */
+export function statusOf(reply: string): string {
+  const enhanced = /^\d{3}[ -]([245]\.\d{1,3}\.\d{1,3})\b/.exec(reply.trim());
+  if (enhanced?.[1] !== undefined) return enhanced[1];
+  const basic = /^([245])\d\d/.exec(reply.trim());
+  return basic?.[1] === undefined ? '5.0.0' : `${basic[1]}.0.0`;
+}
+
+/** The header section of a message, bounded so a huge header cannot make a huge report. */
+export function headerSection(body: Buffer, limit = 64 * 1024): string {
+  const head = body.subarray(0, limit).toString('utf8');
+  const end = head.search(/\r?\n\r?\n/);
+  return (end === -1 ? head : head.slice(0, end)).replace(/\r?\n/g, '\r\n');
+}
+
+export function buildNonDeliveryReport(input: NonDeliveryReportInput): Buffer {
+  const boundary = `=_domsec_${randomBytes(12).toString('hex')}`;
+  const subject = originalSubject(input.originalHeaders);
+  const lines: string[] = [
+    `From: Mail Delivery System <postmaster@${input.reportingMta}>`,
+    `To: <${input.to}>`,
+    `Subject: Undeliverable: ${subject === '' ? '(no subject)' : subject}`,
+    `Date: ${rfc5322Date(input.now)}`,
+    `Message-ID: <${randomBytes(12).toString('hex')}@${input.reportingMta}>`,
+    'Auto-Submitted: auto-replied', // RFC 3834: no auto-reply loops
+    'MIME-Version: 1.0',
+    `Content-Type: multipart/report; report-type=delivery-status; boundary="${boundary}"`,
+    '',
+    'This is a MIME-encapsulated delivery status notification.',
+    '',
+    `--${boundary}`,
+    'Content-Type: text/plain; charset=utf-8',
+    'Content-Transfer-Encoding: 8bit',
+    '',
+    'Delivery has failed to these recipients:',
+    '',
+    ...input.recipients.flatMap((r) => [r.recipient, `    ${r.diagnostic}`, '']),
+    'Diagnostic information for administrators:',
+    `Generating server: ${input.reportingMta}`,
+    `Queue ID: ${input.queueId}`,
+    'The original message headers follow in the attached part.',
+    '',
+    `--${boundary}`,
+    'Content-Type: message/delivery-status',
+    '',
+    `Reporting-MTA: dns; ${input.reportingMta}`,
+    `X-Domsec-Queue-ID: ${input.queueId}`,
+    `Arrival-Date: ${rfc5322Date(input.arrivalDate)}`,
+    '',
+    ...input.recipients.flatMap((r) => [
+      `Final-Recipient: rfc822; ${r.recipient}`,
+      'Action: failed',
+      `Status: ${r.status}`,
+      `Diagnostic-Code: smtp; ${r.diagnostic}`,
+      `Last-Attempt-Date: ${rfc5322Date(input.now)}`,
+      '',
+    ]),
+    `--${boundary}`,
+    'Content-Type: text/rfc822-headers',
+    '',
+    input.originalHeaders,
+    '',
+    `--${boundary}--`,
+    '',
+  ];
+  return Buffer.from(lines.join('\r\n'), 'utf8');
+}
+
+function originalSubject(headers: string): string {
+  const match = /^Subject:[ \t]*(.*(?:\r\n[ \t].*)*)/im.exec(headers);
+  return (match?.[1] ?? '').replace(/\r\n/g, '').trim();
+}
+
+/** "Tue, 14 Nov 2026 10:00:00 +0000" */
+function rfc5322Date(date: Date): string {
+  return date.toUTCString().replace(/GMT$/, '+0000');
+}

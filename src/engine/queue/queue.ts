@@ -1,0 +1,409 @@
+// The durable message queue, in one paragraph. A message is accepted by writing its body once to
+// data/<id>.eml and then one control record per next-hop domain (recipient domain, lower-cased)
+// to control/<id>.<n>.json: envelope, attempts, last error, next attempt time. Every file is
+// written to a temporary name, fsync'ed, renamed and its directory fsync'ed; the control record's
+// rename is the commit point, and accept() resolves (the client gets 250) only after it. After each
+// delivery attempt the record is rewritten the same way (delivered recipients gone, attempts + 1,
+// next attempt from the retry schedule) or deleted when nothing is left, the body going with the
+// last record that names it. Opening the queue replays the directories: temporary files and bodies
+// no record names are crash leftovers and are removed, a record that does not parse moves to
+// corrupt/. An entry is ready when its next attempt is due, active while the dispatcher holds it,
+// retry otherwise. A permanent (5xx) failure, or one still temporary after expireAfter, ends the
+// recipient with a non-delivery report to the sender, queued here like any message. So a crash can
+// repeat a delivery but never lose an acknowledged message.
+import type { QueuedMessageSummary, QueueStatus, QueueSummary } from '../../model.js';
+import type { EngineLog } from '../log.js';
+import type { IncomingMessage, MessageSink } from '../message-sink.js';
+import { formatReply, REPLIES } from '../replies.js';
+import { buildNonDeliveryReport, headerSection, statusOf, type BouncedRecipient } from './dsn.js';
+import type { DeliveryOutcome, OutboundMessage } from './outcome.js';
+import { newMessageId, QueueStore, type ControlRecord } from './store.js';
+
+/** What settling an attempt needs from the running configuration (a Generation has all three). */
+export interface SettlePolicy {
+  hostname: string;
+  retrySchedule: readonly number[]; // ms
+  expireAfter: number; // ms
+}
+
+/** Used when a configuration gives no schedule at all: better slow than a tight loop. */
+const FALLBACK_RETRY_MS = 5 * 60_000;
+
+interface Entry {
+  record: ControlRecord;
+  dueAt: number; // ms; retry() moves it without rewriting the file
+  active: boolean;
+}
+
+export class MessageQueue implements MessageSink {
+  private readonly entries = new Map<string, Entry>();
+  private readonly listeners = new Set<() => void>();
+  private readonly pending = new Set<Promise<unknown>>();
+  private closed = false;
+
+  private constructor(
+    private readonly store: QueueStore,
+    private readonly log: EngineLog,
+    readonly clock: () => number,
+  ) {}
+
+  /** Opens (creating) the queue directory and recovers every entry on disk. */
+  static async open(
+    directory: string,
+    log: EngineLog,
+    clock: () => number = Date.now,
+  ): Promise<MessageQueue> {
+    const store = new QueueStore(directory);
+    await store.prepare();
+    const queue = new MessageQueue(store, log, clock);
+    for (const record of await store.recover(log)) {
+      queue.entries.set(record.id, {
+        record,
+        dueAt: Date.parse(record.nextAttemptAt),
+        active: false,
+      });
+    }
+    log.log('info', 'queue.opened', { directory, entries: queue.entries.size });
+    return queue;
+  }
+
+  accept(message: IncomingMessage): Promise<string[]> {
+    return this.track(this.write(message));
+  }
+
+  private async write(message: IncomingMessage): Promise<string[]> {
+    if (this.closed) throw new Error('the queue is closed');
+    const groups = groupByDomain(message.recipients);
+    if (groups.size === 0) throw new RangeError('a message needs at least one recipient');
+    const now = this.clock();
+    const id = newMessageId(now);
+    await this.store.writeBody(id, message.body);
+    const records: ControlRecord[] = [];
+    try {
+      for (const [domain, recipients] of groups) {
+        const record: ControlRecord = {
+          version: 1,
+          id: `${id}.${records.length + 1}`,
+          message: id,
+          nextHopDomain: domain,
+          from: message.from,
+          recipients,
+          size: message.body.length,
+          receivedAt: message.receivedAt.toISOString(),
+          connector: message.connector,
+          remoteAddress: message.remoteAddress,
+          domainSecured: message.domainSecured ?? null,
+          attempts: 0,
+          lastError: null,
+          lastAttemptAt: null,
+          nextAttemptAt: new Date(now).toISOString(),
+        };
+        await this.store.writeControl(record);
+        records.push(record);
+      }
+    } catch (error) {
+      // Not acknowledged: take back what was committed so the client's retry is no duplicate.
+      for (const record of records)
+        await this.store.removeControl(record.id).catch(() => undefined);
+      await this.store.removeBody(id).catch(() => undefined);
+      throw error;
+    }
+    for (const record of records) {
+      this.entries.set(record.id, { record, dueAt: now, active: false });
+    }
+    this.log.log('info', 'queue.accepted', {
+      message: id,
+      entries: records.map((r) => r.id),
+      from: message.from,
+      nextHops: [...groups.keys()],
+      size: message.body.length,
+      domainSecured: message.domainSecured?.partner ?? null,
+    });
+    this.notify();
+    return records.map((r) => r.id);
+  }
+
+  /** Called after every accept (the dispatcher kicks itself); returns the unsubscribe. */
+  onQueued(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  summaries(): QueueSummary[] {
+    const now = this.clock();
+    const byDomain = new Map<string, Entry[]>();
+    for (const entry of this.entries.values()) {
+      const list = byDomain.get(entry.record.nextHopDomain) ?? [];
+      list.push(entry);
+      byDomain.set(entry.record.nextHopDomain, list);
+    }
+    return [...byDomain.entries()]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([nextHopDomain, list]) => {
+        const status: QueueStatus = list.some((e) => e.active)
+          ? 'active'
+          : list.some((e) => e.dueAt <= now)
+            ? 'ready'
+            : 'retry';
+        const tried = list.filter((e) => e.record.lastAttemptAt !== null);
+        const latest = tried.sort((a, b) => attemptTime(b) - attemptTime(a))[0];
+        const waiting = list.filter((e) => !e.active && e.record.attempts > 0).map((e) => e.dueAt);
+        return {
+          nextHopDomain,
+          messageCount: list.length,
+          status,
+          lastError: latest?.record.lastError ?? null,
+          nextRetryAt: waiting.length === 0 ? null : new Date(Math.min(...waiting)).toISOString(),
+        };
+      });
+  }
+
+  messages(): QueuedMessageSummary[] {
+    return [...this.entries.values()]
+      .sort(
+        (a, b) =>
+          a.record.receivedAt.localeCompare(b.record.receivedAt) ||
+          a.record.id.localeCompare(b.record.id),
+      )
+      .map(({ record, dueAt }) => ({
+        id: record.id,
+        nextHopDomain: record.nextHopDomain,
+        from: record.from,
+        recipients: [...record.recipients],
+        size: record.size,
+        receivedAt: record.receivedAt,
+        attempts: record.attempts,
+        lastError: record.lastError,
+        nextRetryAt: record.attempts > 0 ? new Date(dueAt).toISOString() : null,
+      }));
+  }
+
+  /** Idle entries whose next attempt is due, by due time: [entry id, next-hop domain]. */
+  due(now = this.clock()): { id: string; nextHopDomain: string }[] {
+    return [...this.entries.values()]
+      .filter((e) => !e.active && e.dueAt <= now)
+      .sort((a, b) => a.dueAt - b.dueAt || a.record.id.localeCompare(b.record.id))
+      .map((e) => ({ id: e.record.id, nextHopDomain: e.record.nextHopDomain }));
+  }
+
+  /** When the earliest idle entry (of a domain the filter admits) falls due (ms); undefined: none. */
+  nextDueAt(admit: (domain: string) => boolean = () => true): number | undefined {
+    let earliest: number | undefined;
+    for (const entry of this.entries.values()) {
+      if (entry.active || !admit(entry.record.nextHopDomain)) continue;
+      if (earliest === undefined || entry.dueAt < earliest) earliest = entry.dueAt;
+    }
+    return earliest;
+  }
+
+  /** Marks idle entries active (the caller delivers them, then settles or releases each). */
+  claim(ids: readonly string[]): OutboundMessage[] {
+    const claimed: OutboundMessage[] = [];
+    for (const id of ids) {
+      const entry = this.entries.get(id);
+      if (entry === undefined || entry.active) continue;
+      entry.active = true;
+      const { record } = entry;
+      claimed.push({
+        id: record.id,
+        from: record.from,
+        recipients: [...record.recipients],
+        size: record.size,
+        receivedAt: new Date(record.receivedAt),
+        body: () => this.store.readBody(record.message),
+      });
+    }
+    return claimed;
+  }
+
+  /** Gives an entry back unchanged (its attempt could not be made). */
+  release(id: string): void {
+    const entry = this.entries.get(id);
+    if (entry !== undefined) entry.active = false;
+  }
+
+  /** Makes idle entries (of one next-hop domain, or all) due now; returns how many. */
+  retryNow(domain?: string): number {
+    const wanted = domain?.toLowerCase();
+    const now = this.clock();
+    let count = 0;
+    for (const entry of this.entries.values()) {
+      if (entry.active || (wanted !== undefined && entry.record.nextHopDomain !== wanted)) continue;
+      entry.dueAt = now;
+      count += 1;
+    }
+    return count;
+  }
+
+  /** Records what an attempt did: done, bounced (with a report) or rescheduled. Releases the entry. */
+  settle(id: string, outcome: DeliveryOutcome, policy: SettlePolicy): Promise<void> {
+    return this.track(this.record(id, outcome, policy));
+  }
+
+  private async record(id: string, outcome: DeliveryOutcome, policy: SettlePolicy): Promise<void> {
+    const entry = this.entries.get(id);
+    if (entry === undefined) return;
+    try {
+      await this.apply(entry, outcome, policy);
+    } finally {
+      entry.active = false;
+    }
+  }
+
+  private async apply(entry: Entry, outcome: DeliveryOutcome, policy: SettlePolicy): Promise<void> {
+    const { record } = entry;
+    const now = this.clock();
+    const delivered = new Set(outcome.delivered);
+    const failures = new Map(outcome.failures.map((f) => [f.recipient, f]));
+    const bounced: BouncedRecipient[] = [];
+    const remaining: string[] = [];
+    let lastError: string | null = null;
+    for (const recipient of record.recipients) {
+      if (delivered.has(recipient)) continue;
+      const failure = failures.get(recipient);
+      if (failure?.permanent === true) {
+        bounced.push({ recipient, status: statusOf(failure.reply), diagnostic: failure.reply });
+        continue;
+      }
+      lastError ??=
+        failure?.reply ?? formatReply(REPLIES.localError, 'no result for this recipient');
+      remaining.push(recipient);
+    }
+    lastError ??= bounced[0]?.diagnostic ?? null;
+
+    const expiresAt = Date.parse(record.receivedAt) + policy.expireAfter;
+    if (remaining.length > 0 && now >= expiresAt) {
+      const expired = REPLIES.messageExpired;
+      for (const recipient of remaining.splice(0)) {
+        bounced.push({
+          recipient,
+          status: expired.enhanced,
+          diagnostic: `${formatReply(expired)}. Last error: ${lastError ?? 'none'}`,
+        });
+      }
+    }
+    // The report is durable before the entry changes: a crash in between repeats, never loses it.
+    if (bounced.length > 0) await this.bounce(record, bounced, policy, now);
+
+    if (outcome.delivered.length > 0) {
+      this.log.log('info', 'queue.delivered', { id: record.id, recipients: [...delivered] });
+    }
+    if (remaining.length === 0) {
+      await this.store.removeControl(record.id);
+      this.entries.delete(record.id);
+      const shared = [...this.entries.values()].some((e) => e.record.message === record.message);
+      if (!shared) await this.store.removeBody(record.message);
+      this.log.log('info', 'queue.done', { id: record.id });
+      return;
+    }
+    const schedule = policy.retrySchedule;
+    const delay = schedule[Math.min(record.attempts, schedule.length - 1)] ?? FALLBACK_RETRY_MS;
+    const dueAt = Math.min(now + delay, expiresAt);
+    const updated: ControlRecord = {
+      ...record,
+      recipients: remaining,
+      attempts: record.attempts + 1,
+      lastError,
+      lastAttemptAt: new Date(now).toISOString(),
+      nextAttemptAt: new Date(dueAt).toISOString(),
+    };
+    await this.store.writeControl(updated);
+    entry.record = updated;
+    entry.dueAt = dueAt;
+    this.log.log('warn', 'queue.deferred', {
+      id: record.id,
+      nextHopDomain: record.nextHopDomain,
+      attempts: updated.attempts,
+      lastError,
+      nextAttemptAt: updated.nextAttemptAt,
+    });
+  }
+
+  private async bounce(
+    record: ControlRecord,
+    recipients: BouncedRecipient[],
+    policy: SettlePolicy,
+    now: number,
+  ): Promise<void> {
+    const fields = { id: record.id, recipients: recipients.map((r) => r.recipient) };
+    if (record.from === '') {
+      // RFC 3464 §2: a report about a report would loop; Postfix and Exchange drop it too.
+      this.log.log('warn', 'queue.bounced_without_report', { ...fields, reason: 'null sender' });
+      return;
+    }
+    const at = record.from.lastIndexOf('@');
+    if (at <= 0 || at === record.from.length - 1) {
+      this.log.log('warn', 'queue.bounced_without_report', {
+        ...fields,
+        reason: 'sender has no domain',
+      });
+      return;
+    }
+    const original = await this.store.readBody(record.message);
+    const report = buildNonDeliveryReport({
+      reportingMta: policy.hostname,
+      to: record.from,
+      queueId: record.id,
+      arrivalDate: new Date(record.receivedAt),
+      originalHeaders: headerSection(original),
+      recipients,
+      now: new Date(now),
+    });
+    const ids = await this.write({
+      from: '',
+      recipients: [record.from],
+      body: report,
+      receivedAt: new Date(now),
+      connector: 'queue',
+      remoteAddress: '',
+    });
+    this.log.log('warn', 'queue.bounced', { ...fields, report: ids[0], to: record.from });
+  }
+
+  /** Resolves once every write in flight ended; accept() refuses from now on. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.listeners.clear();
+    await Promise.allSettled([...this.pending]);
+  }
+
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.pending.add(work);
+    const forget = () => this.pending.delete(work);
+    work.then(forget, forget);
+    return work;
+  }
+
+  private notify(): void {
+    for (const listener of this.listeners) {
+      try {
+        listener();
+      } catch (error) {
+        this.log.log('error', 'queue.listener_failed', { error: (error as Error).message });
+      }
+    }
+  }
+}
+
+/** Recipients by next-hop domain, duplicates (case-insensitive) dropped, order kept. */
+function groupByDomain(recipients: readonly string[]): Map<string, string[]> {
+  const groups = new Map<string, string[]>();
+  const seen = new Set<string>();
+  for (const recipient of recipients) {
+    const at = recipient.lastIndexOf('@');
+    if (at <= 0 || at === recipient.length - 1) {
+      throw new RangeError(`recipient ${JSON.stringify(recipient)} has no domain`);
+    }
+    if (seen.has(recipient.toLowerCase())) continue;
+    seen.add(recipient.toLowerCase());
+    const domain = recipient.slice(at + 1).toLowerCase();
+    const list = groups.get(domain) ?? [];
+    list.push(recipient);
+    groups.set(domain, list);
+  }
+  return groups;
+}
+
+function attemptTime(entry: Entry): number {
+  return entry.record.lastAttemptAt === null ? 0 : Date.parse(entry.record.lastAttemptAt);
+}

@@ -1,0 +1,223 @@
+// The queue's files: bodies in data/, one control record per next-hop domain in control/, each
+// written durably (temporary name, fsync, rename, directory fsync), and the recovery scan that
+// opening the queue replays. The layout is described in queue.ts.
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { EngineLog } from '../log.js';
+import type { DomainSecuredBy } from '../message-sink.js';
+
+/** One queue entry: a message's envelope for one next-hop domain. The file is the commit point. */
+export interface ControlRecord {
+  version: 1;
+  id: string; // "<message>.<n>", also the file name
+  message: string; // the body is data/<message>.eml
+  nextHopDomain: string;
+  from: string; // "" for the null sender
+  recipients: string[]; // still to deliver
+  size: number;
+  receivedAt: string; // ISO
+  connector: string;
+  remoteAddress: string;
+  domainSecured: DomainSecuredBy | null;
+  attempts: number;
+  lastError: string | null;
+  lastAttemptAt: string | null;
+  nextAttemptAt: string; // ISO
+}
+
+const TEMPORARY = '.tmp';
+const ENTRY_ID = /^[0-9A-Z]+\.\d+$/;
+
+/** Postfix-like long queue ids: time first (they sort by arrival), then randomness. */
+export function newMessageId(now: number): string {
+  return `${now.toString(36)}${randomBytes(6).toString('hex')}`.toUpperCase();
+}
+
+export class QueueStore {
+  readonly dataDir: string;
+  readonly controlDir: string;
+  readonly corruptDir: string;
+
+  constructor(readonly directory: string) {
+    this.dataDir = join(directory, 'data');
+    this.controlDir = join(directory, 'control');
+    this.corruptDir = join(directory, 'corrupt');
+  }
+
+  async prepare(): Promise<void> {
+    for (const dir of [this.dataDir, this.controlDir, this.corruptDir]) {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+    }
+    await syncDirectory(this.directory);
+  }
+
+  bodyPath(message: string): string {
+    return join(this.dataDir, `${message}.eml`);
+  }
+
+  /** Writes and fsyncs a new body and its directory entry; refuses to overwrite one. */
+  async writeBody(message: string, body: Buffer): Promise<void> {
+    const handle = await open(this.bodyPath(message), 'wx', 0o600);
+    try {
+      await handle.writeFile(body);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await syncDirectory(this.dataDir);
+  }
+
+  readBody(message: string): Promise<Buffer> {
+    return readFile(this.bodyPath(message));
+  }
+
+  async removeBody(message: string): Promise<void> {
+    await rm(this.bodyPath(message), { force: true });
+  }
+
+  /** Creates or replaces a control record atomically; durable when this resolves. */
+  async writeControl(record: ControlRecord): Promise<void> {
+    const target = join(this.controlDir, `${record.id}.json`);
+    const temporary = `${target}${TEMPORARY}`;
+    const handle = await open(temporary, 'w', 0o600);
+    try {
+      await handle.writeFile(`${JSON.stringify(record, null, 1)}\n`);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, target);
+    await syncDirectory(this.controlDir);
+  }
+
+  /** Durable before the body goes: a crash in between leaves an orphan body, never a record without one. */
+  async removeControl(id: string): Promise<void> {
+    await rm(join(this.controlDir, `${id}.json`), { force: true });
+    await syncDirectory(this.controlDir);
+  }
+
+  /**
+   * Replays the directories after a start or a crash: temporary files are dropped, records that
+   * do not parse (or lost their body) move to corrupt/, bodies no record names are removed.
+   */
+  async recover(log: EngineLog): Promise<ControlRecord[]> {
+    const records: ControlRecord[] = [];
+    for (const name of (await readdir(this.controlDir)).sort()) {
+      const path = join(this.controlDir, name);
+      if (name.endsWith(TEMPORARY)) {
+        await unlink(path);
+        continue;
+      }
+      if (!name.endsWith('.json')) continue;
+      const parsed = parseControlRecord(await readFile(path, 'utf8'), name.slice(0, -5));
+      if (typeof parsed === 'string') {
+        await this.quarantine(name, parsed, log);
+        continue;
+      }
+      records.push(parsed);
+    }
+
+    const bodies = new Set(
+      (await readdir(this.dataDir)).filter((n) => n.endsWith('.eml')).map((n) => n.slice(0, -4)),
+    );
+    const kept: ControlRecord[] = [];
+    for (const record of records) {
+      if (bodies.has(record.message)) {
+        kept.push(record);
+      } else {
+        await this.quarantine(
+          `${record.id}.json`,
+          `its body data/${record.message}.eml is missing`,
+          log,
+        );
+      }
+    }
+    const named = new Set(kept.map((record) => record.message));
+    for (const message of bodies) {
+      if (named.has(message)) continue;
+      // Written before its control record: the message was never acknowledged.
+      await this.removeBody(message);
+      log.log('info', 'queue.orphan_removed', { message });
+    }
+    await syncDirectory(this.controlDir);
+    await syncDirectory(this.dataDir);
+    return kept;
+  }
+
+  private async quarantine(name: string, reason: string, log: EngineLog): Promise<void> {
+    const target = join(this.corruptDir, `${name}.${Date.now()}`);
+    await rename(join(this.controlDir, name), target);
+    await syncDirectory(this.corruptDir);
+    log.log('error', 'queue.corrupt_control', { file: name, reason, movedTo: target });
+  }
+}
+
+/** Checks the shape field by field: a record we cannot trust is quarantined, not guessed at. */
+export function parseControlRecord(text: string, expectedId: string): ControlRecord | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    return `not JSON: ${(error as Error).message}`;
+  }
+  if (typeof value !== 'object' || value === null) return 'not an object';
+  const record = value as Record<string, unknown>;
+  const strings = [
+    'id',
+    'message',
+    'nextHopDomain',
+    'from',
+    'receivedAt',
+    'connector',
+    'remoteAddress',
+    'nextAttemptAt',
+  ];
+  for (const field of strings) {
+    if (typeof record[field] !== 'string') return `${field} is not a string`;
+  }
+  if (record.version !== 1) return `unknown version ${String(record.version)}`;
+  if (record.id !== expectedId || !ENTRY_ID.test(expectedId))
+    return 'id does not match the file name';
+  if (!(record.id as string).startsWith(`${record.message as string}.`))
+    return 'id does not name its message';
+  const recipients = record.recipients;
+  if (
+    !Array.isArray(recipients) ||
+    recipients.length === 0 ||
+    !recipients.every((r) => typeof r === 'string')
+  ) {
+    return 'recipients is not a non-empty list of addresses';
+  }
+  if (!Number.isSafeInteger(record.attempts) || (record.attempts as number) < 0)
+    return 'attempts is not a count';
+  if (!Number.isSafeInteger(record.size) || (record.size as number) < 0)
+    return 'size is not a byte count';
+  for (const field of ['receivedAt', 'nextAttemptAt']) {
+    if (Number.isNaN(Date.parse(record[field] as string))) return `${field} is not a time`;
+  }
+  for (const field of ['lastError', 'lastAttemptAt']) {
+    if (record[field] !== null && typeof record[field] !== 'string')
+      return `${field} is not a string or null`;
+  }
+  const secured = record.domainSecured;
+  if (
+    secured !== null &&
+    (typeof secured !== 'object' ||
+      typeof (secured as Record<string, unknown>).partner !== 'string')
+  ) {
+    return 'domainSecured is malformed';
+  }
+  return record as unknown as ControlRecord;
+}
+
+/** fsync on a directory makes renames and unlinks in it durable (POSIX; Windows cannot open one). */
+export async function syncDirectory(path: string): Promise<void> {
+  if (process.platform === 'win32') return;
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

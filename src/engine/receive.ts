@@ -1,0 +1,420 @@
+// One SMTP listener per binding (SPEC §3): smtp-server speaks the protocol and domsec's policy
+// runs in its hooks. A session keeps the generation current at its connect; reload() serves new
+// sessions and new TLS handshakes from the next generation without closing the listener.
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import {
+  SMTPServer,
+  type SMTPServerAddress,
+  type SMTPServerDataStream,
+  type SMTPServerOptions,
+  type SMTPServerSession,
+} from 'smtp-server';
+import type { Binding } from './addresses.js';
+import type { Generation, LoadedPartner, LoadedReceiveConnector } from './generation.js';
+import { prepareHeaders } from './headers.js';
+import type { EngineLog } from './log.js';
+import type { DomainSecuredBy, MessageSink } from './message-sink.js';
+import type { ProtocolEvent, ProtocolLog } from './protocol-log.js';
+import { collectMessage } from './receive/message.js';
+import {
+  decideRecipient,
+  decideSender,
+  largestMessageSize,
+  placeConnection,
+} from './receive/policy.js';
+import {
+  coversHost,
+  describeHandshake,
+  tlsFacts,
+  tlsIdentity,
+  tlsOptions,
+  type TlsFacts,
+} from './receive/server-tls.js';
+import { smtpServerLogger } from './receive/protocol-trace.js';
+import { REPLIES, SmtpReplyError } from './replies.js';
+import { verifyPeer, type PeerVerdict } from './tls/verify.js';
+
+export interface ReceiveListenerOptions {
+  binding: Binding;
+  /** The current generation; a session keeps the one current at its connect. */
+  generation: () => Generation;
+  /** resolve = durably queued; only then does the client get 250. */
+  sink: MessageSink;
+  log: EngineLog;
+  protocolLog: ProtocolLog;
+  /** How long close() lets sessions in flight finish before ending them (ms). */
+  closeTimeout?: number;
+}
+
+/** What domsec keeps per SMTP session, beside smtp-server's own session object. */
+interface ReceiveSession {
+  id: string;
+  generation: Generation;
+  connector: LoadedReceiveConnector;
+  remoteAddress: string;
+  local: string;
+  remote: string;
+  sequence: number;
+  tls: TlsFacts | null;
+  verdicts: Map<LoadedPartner, PeerVerdict>;
+  refusedPartners: Set<string>;
+  /** Set by an accepted MAIL FROM of a verified partner, for this transaction's DATA. */
+  domainSecured: DomainSecuredBy | undefined;
+}
+
+const DEFAULT_CLOSE_TIMEOUT = 5_000;
+/** After the grace period: how long ended sockets may take to flush their 421 before being cut. */
+const FLUSH_TIMEOUT = 1_000;
+
+export class ReceiveListener {
+  private readonly server: SMTPServer;
+  private readonly sessions = new Map<string, ReceiveSession>();
+  private readonly sockets = new Set<Socket>();
+  private latest: Generation | undefined;
+  private tlsIdentity: string;
+  private listening = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly options: ReceiveListenerOptions) {
+    const generation = options.generation();
+    this.tlsIdentity = tlsIdentity(generation);
+    const serverOptions: SMTPServerOptions = {
+      secure: false,
+      name: generation.hostname,
+      banner: 'domsec',
+      size: largestMessageSize(generation, options.binding) || undefined,
+      ...tlsOptions(generation),
+      requestCert: true,
+      // Decided per transaction at MAIL FROM, so that the reply can say why (SPEC §3.2).
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+      disabledCommands: ['AUTH'],
+      disableReverseLookup: true,
+      closeTimeout: options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
+      // Our refusals carry their enhanced code in the text (SmtpReplyError), smtp-server's own
+      // mapping would prefix a second, different one: ENHANCEDSTATUSCODES stays hidden.
+      hideENHANCEDSTATUSCODES: true,
+      logger: smtpServerLogger((id, event, data) => this.traceById(id, event, data)),
+      onConnect: (session, callback) => callback(this.onConnect(session)),
+      onSecure: (socket, session, callback) => callback(this.onSecure(socket, session)),
+      onMailFrom: (address, session, callback) => callback(this.onMailFrom(address, session)),
+      onRcptTo: (address, session, callback) => callback(this.onRcptTo(address, session)),
+      onData: (stream, session, callback) => {
+        this.onData(stream, session).then(
+          (reply) => callback(null, reply),
+          (error: Error) => callback(error),
+        );
+      },
+      onClose: (session) => this.onClose(session),
+    };
+    this.server = new SMTPServer(serverOptions);
+    this.server.on('error', (error: Error & { remoteAddress?: string }) => {
+      if (!this.listening) return; // listen() reports its own failure
+      options.log.log('debug', 'receive.connection_error', {
+        binding: options.binding.text,
+        remote: error.remoteAddress,
+        error: error.message,
+      });
+    });
+    this.server.server.on('connection', (socket: Socket) => {
+      socket.setNoDelay(true); // SPEC §9: Nagle costs ~40 ms per pipelined exchange
+      // STARTTLS strips every listener off the raw socket (smtp-server's upgrade), so a 'close'
+      // listener cannot keep this set current: it is pruned here and read with care in close().
+      for (const known of this.sockets) if (known.destroyed) this.sockets.delete(known);
+      this.sockets.add(socket);
+    });
+  }
+
+  /** Binds the binding; rejects (EADDRINUSE, EADDRNOTAVAIL, ...) leaving nothing bound. */
+  async listen(): Promise<void> {
+    const net = this.server.server;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: Error) => {
+        net.off('listening', onListening);
+        reject(error);
+      };
+      const onListening = () => {
+        net.off('error', onError);
+        resolve();
+      };
+      net.once('error', onError);
+      net.once('listening', onListening);
+      this.server.listen(this.options.binding.port, this.options.binding.host);
+    });
+    this.listening = true;
+  }
+
+  address(): { address: string; port: number } | null {
+    const bound = this.listening ? this.server.server.address() : null;
+    return bound !== null && typeof bound === 'object'
+      ? { address: bound.address, port: bound.port }
+      : null;
+  }
+
+  /** New handshakes use the new certificate and CA list; new sessions the new generation. */
+  reload(generation: Generation): void {
+    this.latest = generation;
+    // smtp-server reads these per connection, so sessions in flight keep what they greeted with.
+    this.server.options.name = generation.hostname;
+    this.server.options.size = largestMessageSize(generation, this.options.binding) || undefined;
+    const identity = tlsIdentity(generation);
+    if (identity === this.tlsIdentity) return;
+    try {
+      // One new SecureContext for all later handshakes (SPEC §9); live TLS sessions keep theirs.
+      this.server.updateSecureContext(tlsOptions(generation));
+      this.tlsIdentity = identity;
+    } catch (error) {
+      this.options.log.log('error', 'receive.reload_failed', {
+        binding: this.options.binding.text,
+        generation: generation.number,
+        error: (error as Error).message,
+      });
+    }
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** Stops accepting; resolves once every session has ended (at most the close timeout, plus a flush). */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    if (!this.listening) return;
+    const net = this.server.server;
+    const closed = new Promise<void>((resolve) => net.once('close', () => resolve()));
+    // smtp-server answers 421 to sessions still open after closeTimeout and ends them.
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // Sessions still open got their 421 and were ended; give that a moment to flush, then cut.
+    const deadline = Date.now() + FLUSH_TIMEOUT;
+    while ([...this.sockets].some((s) => !s.destroyed) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
+    await closed;
+    this.listening = false;
+  }
+
+  private currentGeneration(): Generation {
+    const provided = this.options.generation();
+    const latest = this.latest;
+    return latest !== undefined && latest.number > provided.number ? latest : provided;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // smtp-server hooks
+
+  private onConnect(session: SMTPServerSession): Error | undefined {
+    const generation = this.currentGeneration();
+    const connector = placeConnection(generation, this.options.binding, session.remoteAddress);
+    if (connector === undefined) {
+      this.options.log.log('info', 'receive.connection_refused', {
+        binding: this.options.binding.text,
+        remote: session.remoteAddress,
+      });
+      return new SmtpReplyError(REPLIES.connectionRefused);
+    }
+    const state: ReceiveSession = {
+      id: session.id,
+      generation,
+      connector,
+      remoteAddress: session.remoteAddress,
+      local: endpoint(session.localAddress, session.localPort),
+      remote: endpoint(session.remoteAddress, session.remotePort),
+      sequence: 0,
+      tls: null,
+      verdicts: new Map(),
+      refusedPartners: new Set(),
+      domainSecured: undefined,
+    };
+    this.sessions.set(session.id, state);
+    this.trace(state, '+', '', `generation ${generation.number}`);
+    return undefined;
+  }
+
+  private onSecure(socket: Socket | TLSSocket, session: SMTPServerSession): undefined {
+    const state = this.sessions.get(session.id);
+    if (state === undefined || !(socket instanceof TLSSocket)) return undefined;
+    socket.setNoDelay(true);
+    state.tls = tlsFacts(socket);
+    for (const line of describeHandshake(state.tls)) this.trace(state, '*', line);
+    return undefined;
+  }
+
+  private onMailFrom(address: SMTPServerAddress, session: SMTPServerSession): Error | undefined {
+    const state = this.sessions.get(session.id);
+    if (state === undefined) return new SmtpReplyError(REPLIES.localError);
+    state.domainSecured = undefined;
+    const size = address.args === false ? undefined : address.args.SIZE;
+    const decision = decideSender({
+      generation: state.generation,
+      connector: state.connector,
+      sender: address.address,
+      declaredSize: typeof size === 'string' ? Number(size) : undefined,
+      remoteAddress: state.remoteAddress,
+      tls: state.tls,
+      verdict: (partner, tls) => this.verdict(state, partner, tls),
+    });
+    if (!decision.accepted) {
+      const partner = decision.partner?.domain;
+      this.trace(
+        state,
+        '*',
+        `${partner === undefined ? '' : `partner ${partner} `}refused: ${decision.reason}`,
+      );
+      if (partner !== undefined && !state.refusedPartners.has(partner)) {
+        state.refusedPartners.add(partner);
+        this.options.log.log('warn', 'partner.refused', {
+          partner,
+          reason: decision.reason,
+          reply: `${decision.reply.code} ${decision.reply.enhanced}`,
+          remote: state.remote,
+          connector: state.connector.name,
+          session: state.id,
+          ehlo: session.hostNameAppearsAs || undefined,
+        });
+      }
+      return new SmtpReplyError(decision.reply);
+    }
+    const secured = decision.domainSecured;
+    if (secured !== undefined) {
+      state.domainSecured = secured;
+      this.trace(
+        state,
+        '*',
+        `domain-secured for partner ${secured.partner}: subject="${secured.certificateSubject}" fingerprint=${secured.certificateFingerprint}`,
+      );
+      const verdict =
+        decision.partner === undefined ? undefined : state.verdicts.get(decision.partner);
+      if (verdict?.ok === true) this.noteEhloName(state, session, verdict.names);
+    }
+    return undefined;
+  }
+
+  private onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Error | undefined {
+    const state = this.sessions.get(session.id);
+    if (state === undefined) return new SmtpReplyError(REPLIES.localError);
+    const refusal = decideRecipient(state.generation, state.connector, address.address);
+    return refusal === undefined ? undefined : new SmtpReplyError(refusal);
+  }
+
+  /** Resolves with the 250 text once the sink has the message durably; rejects with the refusal. */
+  private async onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
+    const state = this.sessions.get(session.id);
+    if (state === undefined) throw new SmtpReplyError(REPLIES.localError);
+    const collected = await collectMessage(stream, state.connector.maxMessageSize);
+    if (collected.oversized) {
+      this.trace(
+        state,
+        '*',
+        `message of ${collected.size} bytes over the limit of ${state.connector.maxMessageSize}`,
+      );
+      throw new SmtpReplyError(REPLIES.messageTooBig);
+    }
+    const receivedAt = new Date();
+    const tls = state.tls;
+    const domainSecured = state.domainSecured;
+    let ids: string[];
+    try {
+      const body = prepareHeaders(collected.body, {
+        hostname: state.generation.hostname,
+        domainSecured,
+        tls: tls !== null,
+        received: {
+          heloName: session.hostNameAppearsAs || '',
+          remoteAddress: state.remoteAddress,
+          protocol: session.transmissionType || (tls === null ? 'ESMTP' : 'ESMTPS'),
+          id: state.id,
+          tls: tls === null ? null : { version: tls.protocol ?? '', cipher: tls.cipher ?? '' },
+          date: receivedAt,
+        },
+      });
+      const envelope = session.envelope;
+      ids = await this.options.sink.accept({
+        from: envelope.mailFrom === false ? '' : envelope.mailFrom.address,
+        recipients: envelope.rcptTo.map((recipient) => recipient.address),
+        body,
+        receivedAt,
+        connector: state.connector.name,
+        remoteAddress: state.remoteAddress,
+        ...(domainSecured === undefined ? {} : { domainSecured }),
+      });
+    } catch (error) {
+      const storage = ['ENOSPC', 'EDQUOT'].includes((error as NodeJS.ErrnoException).code ?? '');
+      this.options.log.log('error', 'receive.queue_failed', {
+        session: state.id,
+        connector: state.connector.name,
+        error: (error as Error).message,
+      });
+      throw new SmtpReplyError(storage ? REPLIES.storageFull : REPLIES.localError);
+    }
+    this.trace(state, '*', `message of ${collected.size} bytes queued as ${ids.join(' ')}`);
+    return `2.6.0 Ok: queued as ${ids.join(' ')}`;
+  }
+
+  private onClose(session: SMTPServerSession): void {
+    const state = this.sessions.get(session.id);
+    if (state === undefined) return;
+    this.trace(state, '-', '');
+    this.sessions.delete(session.id);
+  }
+
+  // ------------------------------------------------------------------------------------------
+
+  private verdict(state: ReceiveSession, partner: LoadedPartner, tls: TlsFacts): PeerVerdict {
+    let verdict = state.verdicts.get(partner);
+    if (verdict === undefined) {
+      verdict = verifyPeer({
+        chain: tls.chain,
+        partner,
+        role: 'client',
+        opensslError: tls.authorized ? null : tls.authorizationError,
+      });
+      state.verdicts.set(partner, verdict);
+    }
+    return verdict;
+  }
+
+  /** SPEC §5: the EHLO name is logged beside the certificate names; a mismatch is only a note. */
+  private noteEhloName(state: ReceiveSession, session: SMTPServerSession, names: string[]): void {
+    const ehlo = session.hostNameAppearsAs || '';
+    if (ehlo !== '' && !coversHost(names, ehlo)) {
+      const list = names.join(', ');
+      this.trace(state, '*', `note: EHLO name ${ehlo} is not among the certificate names ${list}`);
+    }
+  }
+
+  private traceById(sessionId: string, event: ProtocolEvent, data: string): void {
+    const state = this.sessions.get(sessionId);
+    if (state === undefined) return;
+    // A multi-line reply (EHLO) is one line per event, as Exchange logs it.
+    for (const line of data.split('\r\n')) this.trace(state, event, line);
+  }
+
+  private trace(state: ReceiveSession, event: ProtocolEvent, data: string, context?: string): void {
+    const verbose = state.connector.spec.protocolLogging === 'verbose';
+    if (!verbose) return;
+    this.options.protocolLog.write(
+      {
+        connector: state.connector.name,
+        sessionId: state.id,
+        sequence: state.sequence++,
+        local: state.local,
+        remote: state.remote,
+        event,
+        data,
+        ...(context === undefined ? {} : { context }),
+      },
+      verbose,
+    );
+  }
+}
+
+function endpoint(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}

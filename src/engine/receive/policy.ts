@@ -1,0 +1,153 @@
+// Receive policy (SPEC §3): on which connector a connection is placed, and whether a sender and a
+// recipient are accepted. Decisions over one Generation; the listener turns them into replies.
+import type { SmtpReply } from '../../model.js';
+import { matchRange, type Binding } from '../addresses.js';
+import type { Generation, LoadedPartner, LoadedReceiveConnector } from '../generation.js';
+import type { DomainSecuredBy } from '../message-sink.js';
+import { REPLIES } from '../replies.js';
+import { canonicalName } from '../tls/names.js';
+import type { PeerVerdict } from '../tls/verify.js';
+import type { TlsFacts } from './server-tls.js';
+
+export function connectorsOnBinding(
+  generation: Generation,
+  binding: Binding,
+): LoadedReceiveConnector[] {
+  const host = binding.host.toLowerCase();
+  return generation.receiveConnectors.filter((connector) =>
+    connector.bindings.some((b) => b.port === binding.port && b.host.toLowerCase() === host),
+  );
+}
+
+/** The connector on this binding whose remote ranges contain the client most specifically. */
+export function placeConnection(
+  generation: Generation,
+  binding: Binding,
+  remoteAddress: string,
+): LoadedReceiveConnector | undefined {
+  let best: { connector: LoadedReceiveConnector; prefix: number } | undefined;
+  for (const connector of connectorsOnBinding(generation, binding)) {
+    const range = matchRange(connector.remoteRanges, remoteAddress);
+    if (range !== undefined && (best === undefined || range.prefix > best.prefix)) {
+      best = { connector, prefix: range.prefix };
+    }
+  }
+  return best?.connector;
+}
+
+/** What SIZE announces on a binding: the largest limit of its connectors (0: none announced). */
+export function largestMessageSize(generation: Generation, binding: Binding): number {
+  return Math.max(0, ...connectorsOnBinding(generation, binding).map((c) => c.maxMessageSize));
+}
+
+/** The domain of an address in canonical form (SPEC §5), "" for the null sender or a literal. */
+export function addressDomain(address: string): string {
+  const at = address.lastIndexOf('@');
+  if (at < 0) return '';
+  const domain = address.slice(at + 1);
+  return domain.startsWith('[') ? '' : canonicalName(domain);
+}
+
+interface CanonicalIndex {
+  partners: ReadonlyMap<string, LoadedPartner>;
+  acceptedDomains: ReadonlySet<string>;
+}
+
+const indexes = new WeakMap<Generation, CanonicalIndex>();
+
+/**
+ * The generation's partners and accepted domains keyed by canonical name, so that "ADATUM.com.",
+ * or an IDN in the other form than the manifest's, is still recognised as the partner.
+ */
+function canonicalIndex(generation: Generation): CanonicalIndex {
+  let index = indexes.get(generation);
+  if (index === undefined) {
+    index = {
+      partners: new Map(
+        [...generation.partnersByDomain.values()].map((p) => [canonicalName(p.domain), p]),
+      ),
+      acceptedDomains: new Set([...generation.acceptedDomains].map(canonicalName)),
+    };
+    indexes.set(generation, index);
+  }
+  return index;
+}
+
+export function receiveSecurePartner(
+  generation: Generation,
+  domain: string,
+): LoadedPartner | undefined {
+  if (domain === '') return undefined;
+  const partner = canonicalIndex(generation).partners.get(domain);
+  return partner?.spec.domainSecure.receive === true ? partner : undefined;
+}
+
+/** A refusal names the partner only when the partner's trust was the problem. */
+export type SenderDecision =
+  | { accepted: true; partner?: LoadedPartner; domainSecured?: DomainSecuredBy }
+  | { accepted: false; reply: SmtpReply; reason: string; partner?: LoadedPartner };
+
+export interface SenderCheck {
+  generation: Generation;
+  connector: LoadedReceiveConnector;
+  /** The MAIL FROM address, "" for the null sender. */
+  sender: string;
+  /** The SIZE parameter, when the client declared one. */
+  declaredSize?: number;
+  remoteAddress: string;
+  tls: TlsFacts | null;
+  /** The partner verdict for this session's certificate (the session caches it). */
+  verdict: (partner: LoadedPartner, tls: TlsFacts) => PeerVerdict;
+}
+
+/** MAIL FROM (SPEC §3.3): partners must be verified; others follow the connector's rules. */
+export function decideSender(check: SenderCheck): SenderDecision {
+  const { connector, tls } = check;
+  const partner = receiveSecurePartner(check.generation, addressDomain(check.sender));
+  let domainSecured: DomainSecuredBy | undefined;
+  if (partner !== undefined) {
+    if (tls === null) {
+      return { accepted: false, reply: REPLIES.starttlsFirst, reason: 'not under TLS', partner };
+    }
+    const verdict = check.verdict(partner, tls);
+    if (!verdict.ok) {
+      return {
+        accepted: false,
+        reply: REPLIES.certificateValidation,
+        reason: verdict.reason,
+        partner,
+      };
+    }
+    if (
+      partner.remoteRanges.length > 0 &&
+      matchRange(partner.remoteRanges, check.remoteAddress) === undefined
+    ) {
+      const ranges = partner.remoteRanges.map((r) => r.text).join(', ');
+      const reason = `client ${check.remoteAddress} is outside the partner's remoteIPRanges (${ranges})`;
+      return { accepted: false, reply: REPLIES.certificateValidation, reason, partner };
+    }
+    domainSecured = {
+      partner: partner.domain,
+      certificateSubject: verdict.subject,
+      certificateFingerprint: verdict.fingerprint,
+    };
+  } else if (connector.spec.requireTls && tls === null) {
+    return { accepted: false, reply: REPLIES.starttlsFirst, reason: 'the connector requires TLS' };
+  }
+  if (check.declaredSize !== undefined && check.declaredSize > connector.maxMessageSize) {
+    const reason = `declared size ${check.declaredSize} exceeds ${connector.maxMessageSize}`;
+    return { accepted: false, reply: REPLIES.messageTooBig, reason };
+  }
+  return partner === undefined ? { accepted: true } : { accepted: true, partner, domainSecured };
+}
+
+/** RCPT TO (SPEC §3.4): accepted domains only, unless the connector permits relay. */
+export function decideRecipient(
+  generation: Generation,
+  connector: LoadedReceiveConnector,
+  recipient: string,
+): SmtpReply | undefined {
+  const domain = addressDomain(recipient);
+  if (domain !== '' && canonicalIndex(generation).acceptedDomains.has(domain)) return undefined;
+  return connector.spec.permitRelay ? undefined : REPLIES.unableToRelay;
+}

@@ -1,0 +1,137 @@
+// Remote delivery of one next-hop domain's batch (SPEC §4): pick the send connector, find the
+// hops, send every message over one session per hop (failing over to the next hop with what is
+// left), and when every hop failed give the queue Exchange's last error.
+import { NextHopError, type ResolveOptions } from '../dns.js';
+import type { Generation } from '../generation.js';
+import type { EngineLog } from '../log.js';
+import type { ProtocolLog } from '../protocol-log.js';
+import type { DeliverRemote } from '../queue/dispatcher.js';
+import {
+  failAll,
+  failAllWith,
+  type DeliveryOutcome,
+  type OutboundMessage,
+} from '../queue/outcome.js';
+import { formatReply, REPLIES } from '../replies.js';
+import { chooseSendConnector, nextHopsFor, sendSecurePartner, tlsPolicyFor } from './route.js';
+import { HopFailure } from './remote-replies.js';
+import { DEFAULT_SEND_TIMEOUTS, SmtpClientSession, type SendTimeouts } from './session.js';
+
+export interface RemoteDeliveryOptions {
+  log: EngineLog;
+  protocolLog?: ProtocolLog;
+  timeouts?: Partial<SendTimeouts>;
+  dns?: ResolveOptions;
+}
+
+/** Exchange's form for a batch no hop took (the demo and admins look for these words). */
+export function allHopsFailed(firstHopReply: string): string {
+  const quoted = /[.!?]$/.test(firstHopReply) ? firstHopReply : `${firstHopReply}.`;
+  return formatReply(
+    REPLIES.unreachable,
+    `"${quoted}" Attempted failover to alternate host, but that did not succeed.`,
+  );
+}
+
+export function createRemoteDelivery(options: RemoteDeliveryOptions): DeliverRemote {
+  const timeouts = { ...DEFAULT_SEND_TIMEOUTS, ...options.timeouts };
+  return (domain, messages, generation, signal) =>
+    deliverRemote(domain, messages, generation, signal, { ...options, timeouts });
+}
+
+async function deliverRemote(
+  domain: string,
+  messages: OutboundMessage[],
+  generation: Generation,
+  signal: AbortSignal,
+  options: RemoteDeliveryOptions & { timeouts: SendTimeouts },
+): Promise<DeliveryOutcome[]> {
+  const { log } = options;
+  const results = new Map<OutboundMessage, DeliveryOutcome>();
+  const finish = () => messages.map((m) => results.get(m) ?? failAllWith(m, REPLIES.localError));
+
+  const connector = chooseSendConnector(generation.sendConnectors, domain);
+  if (connector === undefined) {
+    log.log('warn', 'send.no_connector', { domain });
+    for (const m of messages) results.set(m, failAllWith(m, REPLIES.noRoute, domain));
+    return finish();
+  }
+  let pending = messages.filter((m) => {
+    if (m.size <= connector.maxMessageSize) return true;
+    results.set(m, failAllWith(m, REPLIES.messageTooBig, `send connector ${connector.name}`));
+    return false;
+  });
+  if (pending.length === 0) return finish();
+
+  const partner = sendSecurePartner(generation, domain);
+  const policy = tlsPolicyFor(connector, partner);
+  if (partner !== undefined && policy.kind !== 'domain-secure') {
+    // Exchange needs both switches too; validate (DS003) should have caught this connector.
+    log.log('warn', 'send.partner_without_domain_security', { domain, connector: connector.name });
+  }
+
+  let hops;
+  try {
+    hops = await nextHopsFor(connector, domain, generation, options.dns);
+  } catch (error) {
+    if (!(error instanceof NextHopError)) throw error;
+    log.log('warn', 'send.no_hops', { domain, reply: error.reply, permanent: error.permanent });
+    for (const m of pending) results.set(m, failAll(m, error.reply, error.permanent));
+    return finish();
+  }
+
+  const hopReplies: string[] = [];
+  for (const hop of hops) {
+    if (pending.length === 0 || signal.aborted) break;
+    let session: SmtpClientSession | undefined;
+    try {
+      session = await SmtpClientSession.open({
+        hop,
+        hostname: generation.hostname,
+        policy,
+        connector: connector.name,
+        log,
+        protocolLog: options.protocolLog,
+        protocolLogging: connector.spec.protocolLogging === 'verbose',
+        timeouts: options.timeouts,
+        signal,
+      });
+      for (const [index, message] of [...pending].entries()) {
+        if (index > 0) await session.reset();
+        let body: Buffer;
+        try {
+          body = await message.body();
+        } catch (error) {
+          results.set(
+            message,
+            failAllWith(message, REPLIES.localError, `body: ${(error as Error).message}`),
+          );
+          pending = pending.filter((m) => m !== message);
+          continue;
+        }
+        results.set(message, await session.send(message, body));
+        pending = pending.filter((m) => m !== message);
+      }
+    } catch (error) {
+      if (!(error instanceof HopFailure)) throw error;
+      hopReplies.push(error.reply);
+      log.log('warn', 'send.hop_failed', {
+        domain,
+        connector: connector.name,
+        host: hop.host,
+        address: `${hop.address}:${hop.port}`,
+        reply: error.reply,
+      });
+    } finally {
+      await session?.close();
+    }
+  }
+
+  const first = hopReplies[0];
+  const lastError =
+    first === undefined
+      ? formatReply(REPLIES.localError, 'delivery interrupted by shutdown')
+      : allHopsFailed(first);
+  for (const m of pending) results.set(m, failAll(m, lastError, false));
+  return finish();
+}

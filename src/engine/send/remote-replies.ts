@@ -1,0 +1,124 @@
+// What the remote's answers mean (SPEC §4.3): nodemailer's errors read as a failure of the
+// whole hop (with the reply the queue will quote) or as one message's per-recipient outcome.
+import { formatReply, REPLIES } from '../replies.js';
+import {
+  isPermanentReply,
+  oneLineReply,
+  type DeliveryOutcome,
+  type OutboundMessage,
+} from '../queue/outcome.js';
+
+/** The hop failed as a whole; `reply` is what the queue's last error quotes. */
+export class HopFailure extends Error {
+  override name = 'HopFailure';
+  constructor(readonly reply: string) {
+    super(reply);
+  }
+}
+
+/** nodemailer's errors: an Error with the reply and the step that failed. */
+export type SmtpError = Error & {
+  code?: string;
+  response?: string;
+  responseCode?: number;
+  command?: string;
+  recipient?: string;
+  rejectedErrors?: SmtpError[];
+};
+
+/**
+ * A message the remote (or nodemailer) refused on its own: its outcome, recipient by recipient.
+ * Undefined when the failure is the hop's: a 4xx to MAIL FROM, or the connection lost.
+ */
+export function messageRefusal(
+  message: OutboundMessage,
+  error: SmtpError,
+): DeliveryOutcome | undefined {
+  const reply = error.response === undefined ? undefined : oneLineReply(error.response);
+  const permanent = reply !== undefined && isPermanentReply(reply);
+  if (
+    error.code === 'EENVELOPE' &&
+    error.command === 'RCPT TO' &&
+    error.rejectedErrors !== undefined
+  ) {
+    return recipientOutcome(message, [], error.rejectedErrors);
+  }
+  if (
+    error.code === 'EENVELOPE' &&
+    reply !== undefined &&
+    (permanent || error.command !== 'MAIL FROM')
+  ) {
+    return allRecipients(message, reply, permanent);
+  }
+  if (error.code === 'EENVELOPE' && error.command === 'API') {
+    // nodemailer refused the envelope before sending it (an address it cannot write).
+    return allRecipients(message, formatReply(REPLIES.badMailbox, error.message), true);
+  }
+  if (error.code === 'EMESSAGE' && reply !== undefined)
+    return allRecipients(message, reply, permanent);
+  if (error.code === 'EMESSAGE' && error.command === 'MAIL FROM') {
+    const detail = 'the remote announced a smaller SIZE';
+    return allRecipients(message, formatReply(REPLIES.messageTooBig, detail), true);
+  }
+  return undefined;
+}
+
+/** The reply a failed hop is remembered by: the remote's own words when it said any. */
+export function hopReply(
+  error: SmtpError,
+  mandatoryTls: boolean,
+  stage: 'connect' | 'send',
+): string {
+  const reply = error.response === undefined ? undefined : oneLineReply(error.response);
+  if (error.code === 'ETLS') {
+    // The server refused STARTTLS (or never offered it): Exchange's words, which admins search for.
+    if (reply !== undefined)
+      return mandatoryTls ? formatReply(REPLIES.starttlsRequiredToSend) : reply;
+    return formatReply(REPLIES.tlsNegotiationFailed, error.message);
+  }
+  if (mandatoryTls && /does not support required STARTTLS/.test(error.message)) {
+    return formatReply(REPLIES.starttlsRequiredToSend);
+  }
+  if (reply !== undefined) return reply;
+  const detail = error.message.replace(/^Error: /, '');
+  return formatReply(
+    stage === 'connect' ? REPLIES.unableToConnect : REPLIES.connectionDropped,
+    detail,
+  );
+}
+
+export function recipientOutcome(
+  message: OutboundMessage,
+  accepted: string[],
+  rejected: SmtpError[],
+): DeliveryOutcome {
+  const failures = rejected
+    .filter((e) => e.recipient !== undefined)
+    .map((e) => {
+      const reply = oneLineReply(e.response ?? formatReply(REPLIES.localError, e.message));
+      return { recipient: e.recipient as string, reply, permanent: isPermanentReply(reply) };
+    });
+  const known = new Set([...accepted, ...failures.map((f) => f.recipient)]);
+  // A recipient nodemailer reported on neither side stays queued rather than being assumed sent.
+  for (const recipient of message.recipients) {
+    if (!known.has(recipient)) {
+      failures.push({
+        recipient,
+        reply: formatReply(REPLIES.localError, 'no reply for this recipient'),
+        permanent: false,
+      });
+    }
+  }
+  return { delivered: accepted.filter((r) => message.recipients.includes(r)), failures };
+}
+
+function allRecipients(
+  message: OutboundMessage,
+  reply: string,
+  permanent: boolean,
+): DeliveryOutcome {
+  return {
+    delivered: [],
+    failures: message.recipients.map((recipient) => ({ recipient, reply, permanent })),
+  };
+}

@@ -1,0 +1,330 @@
+// One SMTP client session to one hop, on nodemailer's SMTPConnection: connect, STARTTLS by the TLS
+// policy, the partner's certificate checked BEFORE MAIL FROM, then messages (RSET between) and
+// QUIT. Failures of the hop throw HopFailure with the reply to quote; a message's own refusal is
+// returned as its DeliveryOutcome.
+import { isIP } from 'node:net';
+import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import type { NextHop } from '../dns.js';
+import type { EngineLog } from '../log.js';
+import type { ProtocolLog, ProtocolEvent } from '../protocol-log.js';
+import { formatReply, REPLIES } from '../replies.js';
+import { distinguishedName, peerChain, verifyPeer } from '../tls/verify.js';
+import type { DeliveryOutcome, OutboundMessage } from '../queue/outcome.js';
+import {
+  HopFailure,
+  hopReply,
+  messageRefusal,
+  recipientOutcome,
+  type SmtpError,
+} from './remote-replies.js';
+import type { TlsPolicy } from './route.js';
+
+export interface SendTimeouts {
+  connectMs: number;
+  greetingMs: number;
+  /** Inactivity on an open session. */
+  socketMs: number;
+}
+
+export const DEFAULT_SEND_TIMEOUTS: SendTimeouts = {
+  connectMs: 30_000,
+  greetingMs: 30_000,
+  socketMs: 300_000,
+};
+
+export interface SessionSettings {
+  hop: NextHop;
+  /** Our EHLO name. */
+  hostname: string;
+  policy: TlsPolicy;
+  connector: string;
+  log: EngineLog;
+  /** Written when the connector's protocolLogging is verbose. */
+  protocolLog?: ProtocolLog | undefined;
+  protocolLogging: boolean;
+  timeouts: SendTimeouts;
+  signal: AbortSignal;
+}
+
+/** Without our certificate: a client certificate is for partners only (SPEC §4.4). Built once. */
+let anonymousContext: SecureContext | undefined;
+
+export class SmtpClientSession {
+  private failure: SmtpError | undefined;
+  private ended = false;
+  private readonly endWaiters = new Set<() => void>();
+  private sequence = 0;
+  private endpoints: { local: string; remote: string };
+
+  private constructor(
+    private readonly connection: SMTPConnection,
+    private readonly settings: SessionSettings,
+  ) {
+    this.endpoints = { local: '', remote: `${settings.hop.address}:${settings.hop.port}` };
+  }
+
+  /** Connects, negotiates TLS by the policy and verifies a partner; throws HopFailure. */
+  static async open(settings: SessionSettings): Promise<SmtpClientSession> {
+    const { hop, policy, timeouts } = settings;
+    const mandatory = policy.kind !== 'opportunistic';
+    const servername = isIP(hop.host) === 0 ? hop.host : undefined;
+    const verbose = settings.protocolLogging && settings.protocolLog !== undefined;
+    const holder: { session?: SmtpClientSession } = {};
+    const connection = new SMTPConnection({
+      host: hop.address,
+      port: hop.port,
+      name: settings.hostname,
+      secure: false,
+      requireTLS: mandatory, // never a plaintext fallback, whatever the server offers
+      opportunisticTLS: !mandatory,
+      servername,
+      connectionTimeout: timeouts.connectMs,
+      greetingTimeout: timeouts.greetingMs,
+      socketTimeout: timeouts.socketMs,
+      tls: {
+        secureContext:
+          policy.kind === 'domain-secure'
+            ? policy.partner.sendContext
+            : (anonymousContext ??= createSecureContext({ minVersion: 'TLSv1.2' })),
+        // The partner's chain and names are judged by verifyPeer below, not by the MX host name:
+        // Node's hostname check would fail every MX named otherwise than the partner domain.
+        rejectUnauthorized: false,
+        checkServerIdentity: () => undefined,
+        minVersion: 'TLSv1.2',
+        ...(servername === undefined ? {} : { servername }),
+      },
+      // transactionLog hands commands and replies to the logger, never the message (that is debug).
+      transactionLog: verbose,
+      logger: verbose ? protocolLogger(() => holder.session) : false,
+    });
+    // TCP_NODELAY (SPEC §9): nodemailer sets it on the socket in _onConnect; the TLS socket of
+    // STARTTLS writes through that same socket, so both phases go out without Nagle's delay.
+    const session = new SmtpClientSession(connection, settings);
+    holder.session = session;
+    connection.on('error', (error: SmtpError) => {
+      session.failure ??= error;
+      session.note(`error: ${error.message}`);
+    });
+    connection.on('end', () => session.onEnd());
+    if (settings.signal.aborted)
+      throw new HopFailure(formatReply(REPLIES.connectionDropped, 'shutting down'));
+    const onAbort = () => connection.close();
+    settings.signal.addEventListener('abort', onAbort, { once: true });
+    connection.once('end', () => settings.signal.removeEventListener('abort', onAbort));
+
+    try {
+      await session.operation<undefined>(
+        (done) => connection.connect((error) => done(error ?? null)),
+        'connect',
+      );
+    } catch (error) {
+      throw new HopFailure(hopReply(error as SmtpError, mandatory, 'connect'));
+    }
+    try {
+      session.checkTls();
+    } catch (error) {
+      await session.close();
+      throw error;
+    }
+    return session;
+  }
+
+  /** After the TLS upgrade and the second EHLO, before any MAIL FROM. */
+  private checkTls(): void {
+    const { policy, hop, log } = this.settings;
+    const socket = this.connection._socket;
+    // nodemailer keeps the live socket in `_socket` (typed, and documented @public) and sets
+    // `secure` once STARTTLS succeeded: `_socket` is then the TLSSocket of tls.connect. It has no
+    // hook between the handshake and the second EHLO; connect() calls back right after that EHLO,
+    // before any MAIL FROM, which is the moment SPEC §4.3 needs. So: `_socket` + `secure`.
+    if (!this.connection.secure) {
+      if (policy.kind === 'opportunistic') return;
+      this.note('STARTTLS was not negotiated; TLS is required');
+      throw new HopFailure(formatReply(REPLIES.starttlsRequiredToSend));
+    }
+    const tls = socket as TLSSocket;
+    this.note(`TLS ${tls.getProtocol() ?? '?'} ${tls.getCipher().name}`);
+    const chain = peerChain(tls);
+    const leaf = chain[0];
+    if (leaf !== undefined) {
+      this.note(
+        `server certificate subject="${distinguishedName(leaf.subject)}" sha256=${leaf.fingerprint256}`,
+      );
+    }
+    if (policy.kind !== 'domain-secure') return;
+    const verdict = verifyPeer({
+      chain,
+      partner: policy.partner,
+      role: 'server',
+      opensslError: authorizationCode(tls),
+    });
+    if (verdict.ok) {
+      this.note(`domain security: verified ${policy.partner.domain} (issuer "${verdict.issuer}")`);
+      log.log('info', 'send.partner_verified', {
+        partner: policy.partner.domain,
+        host: hop.host,
+        address: hop.address,
+        subject: verdict.subject,
+        fingerprint: verdict.fingerprint,
+      });
+      return;
+    }
+    this.note(`domain security: refused ${policy.partner.domain}: ${verdict.reason}`);
+    log.log('warn', 'send.partner_refused', {
+      partner: policy.partner.domain,
+      host: hop.host,
+      address: hop.address,
+      reason: verdict.reason,
+      subject: verdict.subject ?? null,
+      names: verdict.names ?? [],
+      fingerprint: verdict.fingerprint ?? null,
+    });
+    throw new HopFailure(formatReply(REPLIES.certificateValidation, verdict.reason));
+  }
+
+  /** One message; its refusal is its outcome, a failure of the session throws HopFailure. */
+  async send(message: OutboundMessage, body: Buffer): Promise<DeliveryOutcome> {
+    const mandatory = this.settings.policy.kind !== 'opportunistic';
+    let info: SMTPConnection.SentMessageInfo;
+    try {
+      info = await this.operation<SMTPConnection.SentMessageInfo>(
+        (done) =>
+          this.connection.send(
+            {
+              from: message.from,
+              to: message.recipients,
+              size: message.size,
+              // BODY=8BITMIME only for bodies that need it, and only if the server offers it.
+              use8BitMime: body.some((byte) => byte > 0x7f),
+            },
+            body,
+            (error, result) => done(error ?? null, result),
+          ),
+        'send',
+      );
+    } catch (error) {
+      const outcome = messageRefusal(message, error as SmtpError);
+      if (outcome !== undefined) return outcome;
+      // A 4xx to MAIL FROM (e.g. "454 4.7.5 Certificate validation failure": the partner does
+      // not trust us) or a lost connection: the hop failed, the next one may do better.
+      throw new HopFailure(hopReply(error as SmtpError, mandatory, 'send'));
+    }
+    return recipientOutcome(
+      message,
+      info.accepted.map(String),
+      (info.rejectedErrors ?? []) as SmtpError[],
+    );
+  }
+
+  /** RSET between messages on one connection. */
+  async reset(): Promise<void> {
+    try {
+      await this.operation<boolean | undefined>(
+        (done) => this.connection.reset((error, ok) => done(error, ok)),
+        'reset',
+      );
+    } catch (error) {
+      throw new HopFailure(hopReply(error as SmtpError, false, 'send'));
+    }
+  }
+
+  /** QUIT, then waits (bounded) until the socket is gone. */
+  async close(): Promise<void> {
+    if (this.ended) return;
+    const gone = new Promise<void>((resolve) => this.endWaiters.add(resolve));
+    this.connection.quit();
+    const timer = setTimeout(() => this.connection.close(), 2_000);
+    timer.unref();
+    await gone;
+    clearTimeout(timer);
+  }
+
+  /** Runs one callback-style step, failing as soon as the connection ends (nodemailer may not call back then). */
+  private operation<T>(
+    start: (done: (error: Error | null, value?: T) => void) => void,
+    what: string,
+  ): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      const finish = (error: Error | null, value?: T) => {
+        if (settled) return;
+        settled = true;
+        this.endWaiters.delete(onEnd);
+        if (error !== null) reject(error);
+        else resolve(value as T);
+      };
+      // 'error' is emitted before 'end' and the step's own callback after it: wait a turn so
+      // the specific error wins over "closed".
+      const onEnd = () =>
+        setImmediate(() =>
+          finish(
+            this.failure ??
+              Object.assign(new Error(`connection closed during ${what}`), { code: 'ECONNECTION' }),
+          ),
+        );
+      if (this.ended) return onEnd();
+      this.endWaiters.add(onEnd);
+      start(finish);
+    });
+  }
+
+  private onEnd(): void {
+    this.ended = true;
+    this.write('-', 'disconnected');
+    for (const waiter of [...this.endWaiters]) waiter();
+    this.endWaiters.clear();
+  }
+
+  /** A '*' line in the protocol log. */
+  note(data: string): void {
+    this.write('*', data);
+  }
+
+  write(event: ProtocolEvent, data: string, endpoints?: { local: string; remote: string }): void {
+    const { protocolLog, protocolLogging, connector } = this.settings;
+    if (protocolLog === undefined || !protocolLogging) return;
+    if (endpoints !== undefined) this.endpoints = endpoints;
+    this.sequence += 1;
+    protocolLog.write(
+      {
+        connector,
+        sessionId: this.connection.id,
+        sequence: this.sequence,
+        ...this.endpoints,
+        event,
+        data,
+      },
+      true,
+    );
+  }
+}
+
+/** Node types authorizationError as an Error; at run time it is OpenSSL's code as a string. */
+function authorizationCode(socket: TLSSocket): string | null {
+  const value = socket.authorizationError as unknown;
+  if (typeof value === 'string') return value;
+  if (value instanceof Error) return (value as NodeJS.ErrnoException).code ?? value.message;
+  return null;
+}
+
+/**
+ * A bunyan-shaped logger for nodemailer that feeds the protocol log: its "connection established"
+ * line becomes '+', client commands '>', server replies '<'. Its other chatter is dropped.
+ */
+function protocolLogger(session: () => SmtpClientSession | undefined) {
+  const handle = (entry: Record<string, unknown> | undefined, message: unknown) => {
+    const target = session();
+    if (target === undefined || typeof message !== 'string') return;
+    const tnx = entry?.tnx;
+    if (tnx === 'client') target.write('>', message);
+    else if (tnx === 'server') target.write('<', message);
+    else if (tnx === 'network' && typeof entry?.remoteAddress === 'string') {
+      target.write('+', 'connected', {
+        local: `${String(entry.localAddress)}:${String(entry.localPort)}`,
+        remote: `${entry.remoteAddress}:${String(entry.remotePort)}`,
+      });
+    }
+  };
+  return { trace: handle, debug: handle, info: handle, warn: handle, error: handle, fatal: handle };
+}

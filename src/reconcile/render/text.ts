@@ -1,0 +1,82 @@
+// The human plan: `+` create, `~` update (each field before -> after), `-` delete, weakening
+// changes marked `!` and listed again under Security, Exchange's two lists, a summary line.
+// Reads the Plan; computes nothing.
+import type { Change, JsonValue, Plan } from '../../model.js';
+
+export interface TextStyle {
+  color: boolean;
+}
+
+const SYMBOL = { create: '+', update: '~', delete: '-' } as const;
+const COLOR = {
+  create: '\x1b[32m',
+  update: '\x1b[33m',
+  delete: '\x1b[31m',
+  weakens: '\x1b[1;31m',
+  reset: '\x1b[0m',
+};
+
+export function renderPlanText(plan: Plan, style: TextStyle = { color: false }): string {
+  const paint = (code: string, text: string) =>
+    style.color ? `${code}${text}${COLOR.reset}` : text;
+  if (plan.changes.length === 0) return 'No changes. The engine matches the manifests.\n';
+
+  const lines: string[] = [
+    `Engine generation ${plan.baseGeneration}. domsec will perform these changes:`,
+    '',
+  ];
+  let kind = '';
+  for (const change of plan.changes) {
+    if (change.kind !== kind) {
+      kind = change.kind;
+      lines.push(`${kind}:`);
+    }
+    const mark = change.security === 'weakens' ? paint(COLOR.weakens, '!') : ' ';
+    lines.push(
+      paint(COLOR[change.action], `${mark} ${SYMBOL[change.action]} ${change.kind}/${change.name}`),
+    );
+    lines.push(...describeChange(change).map((line) => `      ${line}`));
+  }
+
+  const weakening = plan.changes.filter((c) => c.security === 'weakens');
+  if (weakening.length > 0) {
+    lines.push('', paint(COLOR.weakens, 'Security: these changes weaken domain security:'));
+    for (const change of weakening)
+      lines.push(`  ! ${change.kind}/${change.name}: ${change.reasons.join('; ')}`);
+  }
+
+  const lists = plan.domainSecureLists;
+  const listLines = [
+    ...listDelta('TLSSendDomainSecureList', lists.tlsSendDomainSecureList),
+    ...listDelta('TLSReceiveDomainSecureList', lists.tlsReceiveDomainSecureList),
+  ];
+  if (listLines.length > 0) lines.push('', 'Exchange view (Set-TransportConfig):', ...listLines);
+
+  const { add, change, delete: remove } = plan.summary;
+  lines.push('', `Plan: ${add} to add, ${change} to change, ${remove} to delete.`);
+  return `${lines.join('\n')}\n`;
+}
+
+function describeChange(change: Change): string[] {
+  if (change.action === 'update') {
+    return change.fields.map(
+      (field) => `${field.path}: ${show(field.before)} -> ${show(field.after)}`,
+    );
+  }
+  const spec = change.action === 'create' ? change.after : change.before;
+  if (spec === null) return [];
+  return Object.entries(spec).map(([key, value]) => `${key}: ${show(value)}`);
+}
+
+function listDelta(name: string, delta: { add: string[]; remove: string[] }): string[] {
+  return [
+    ...delta.add.map((domain) => `  ${name} += ${domain}`),
+    ...delta.remove.map((domain) => `  ${name} -= ${domain}`),
+  ];
+}
+
+function show(value: JsonValue | null): string {
+  if (value === null) return '(none)';
+  if (typeof value === 'string') return value;
+  return JSON.stringify(value);
+}

@@ -1,0 +1,104 @@
+// Continuous reconciliation from a manifest directory: every save (debounced, editors' temp files
+// and atomic renames included) is validated, planned and applied; a broken edit is reported and the
+// engine keeps its last good configuration.
+import { watch as watchFiles } from 'chokidar';
+import { basename } from 'node:path';
+import { formatDiagnostics } from '../config/index.js';
+import type { ControlClient } from '../control/client.js';
+import { applyReconciliation, planFromManifests } from './reconcile.js';
+import { renderPlanText } from './render/text.js';
+
+export interface WatchOptions {
+  paths: string[];
+  client: ControlClient;
+  signal: AbortSignal;
+  print: (text: string) => void;
+  debounceMs?: number;
+  /** Called after each reconciliation, for tests and progress displays. */
+  onReconciled?: (outcome: WatchOutcome) => void;
+}
+
+export type WatchOutcome =
+  | { status: 'applied'; generation: number }
+  | { status: 'unchanged' }
+  | { status: 'invalid'; errors: number }
+  | { status: 'failed'; message: string };
+
+export async function watchManifests(options: WatchOptions): Promise<void> {
+  const debounceMs = options.debounceMs ?? 200;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> = Promise.resolve();
+  let pending = false;
+
+  const reconcile = async (): Promise<void> => {
+    const outcome = await reconcileOnce(options);
+    options.onReconciled?.(outcome);
+  };
+  const schedule = () => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = undefined;
+      if (pending) return;
+      pending = true;
+      // Reconciliations never overlap: the next one starts after the previous has finished.
+      running = running.then(() => {
+        pending = false;
+        return reconcile();
+      });
+    }, debounceMs);
+  };
+
+  const watcher = watchFiles(options.paths, {
+    ignoreInitial: true,
+    ignored: (path: string) => isIgnored(basename(path)),
+    awaitWriteFinish: { stabilityThreshold: 50, pollInterval: 20 },
+  });
+  watcher.on('all', (_event, path) => {
+    if (/\.ya?ml$/.test(path)) schedule();
+  });
+  await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+  options.print(`Watching ${options.paths.join(', ')} (engine ${options.client.url}).\n`);
+  schedule(); // reconcile once at start, as Flux does
+
+  await new Promise<void>((resolve) => {
+    if (options.signal.aborted) resolve();
+    else options.signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  if (timer !== undefined) clearTimeout(timer);
+  await watcher.close();
+  await running;
+}
+
+async function reconcileOnce(options: WatchOptions): Promise<WatchOutcome> {
+  try {
+    const reconciliation = await planFromManifests(options.paths, options.client);
+    const errors = reconciliation.load.diagnostics.filter((d) => d.severity === 'error');
+    if (reconciliation.plan === undefined) {
+      options.print(formatDiagnostics(reconciliation.load.diagnostics));
+      options.print(
+        `Refused: ${errors.length} error(s); the engine keeps its current configuration.\n`,
+      );
+      return { status: 'invalid', errors: errors.length };
+    }
+    if (reconciliation.plan.changes.length === 0) return { status: 'unchanged' };
+    options.print(renderPlanText(reconciliation.plan));
+    const result = await applyReconciliation(reconciliation, options.client);
+    options.print(`Applied: the engine runs generation ${result.generation}.\n`);
+    return { status: 'applied', generation: result.generation };
+  } catch (error) {
+    const message = (error as Error).message;
+    options.print(`Apply failed: ${message}\n`);
+    return { status: 'failed', message };
+  }
+}
+
+/** Hidden files and editors' temporary files (Emacs .#x and #x#, Vim .swp, backups x~). */
+export function isIgnored(name: string): boolean {
+  if (name === '.' || name === '..') return false;
+  return (
+    name.startsWith('.') ||
+    name.startsWith('#') ||
+    name.endsWith('~') ||
+    /\.(swp|swx|tmp)$/.test(name)
+  );
+}

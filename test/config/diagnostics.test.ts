@@ -1,0 +1,144 @@
+// How diagnostics are printed, and the small pure pieces rules stand on: address-space matching,
+// certificate names, name suggestions, which files are manifests.
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { addressSpaceMatch, selectConnector } from '../../src/config/address-spaces.js';
+import {
+  certificateDnsNames,
+  coversHost,
+  namesDomain,
+} from '../../src/config/certificate-names.js';
+import { formatDiagnostics } from '../../src/config/index.js';
+import { isIgnoredName } from '../../src/config/manifest-files.js';
+import { closestName } from '../../src/config/suggest.js';
+import type { Diagnostic } from '../../src/model.js';
+import { lab } from '../support/lab.js';
+
+describe('formatDiagnostics', () => {
+  const diagnostic = (
+    file: string,
+    line: number,
+    col: number,
+    code: string,
+    extra: Partial<Diagnostic> = {},
+  ): Diagnostic => ({
+    code,
+    severity: 'error',
+    message: `message of ${code}`,
+    file,
+    line,
+    col,
+    ...extra,
+  });
+
+  it('prints FILE:LINE:COL  CODE  message, an indented hint, and marks warnings, sorted by file, line, col', () => {
+    const text = formatDiagnostics([
+      diagnostic('b.yaml', 1, 1, 'DS102', { severity: 'warning' }),
+      diagnostic('a.yaml', 12, 5, 'DS001', { hint: 'use `dnsMx`' }),
+      diagnostic('a.yaml', 3, 9, 'SCHEMA'),
+      diagnostic('a.yaml', 12, 3, 'DS014'),
+    ]);
+    assert.equal(
+      text,
+      [
+        'a.yaml:3:9  SCHEMA  message of SCHEMA',
+        'a.yaml:12:3  DS014  message of DS014',
+        'a.yaml:12:5  DS001  message of DS001',
+        '  hint: use `dnsMx`',
+        'b.yaml:1:1  DS102  warning: message of DS102',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('prints nothing for no diagnostics, and does not reorder its argument', () => {
+    assert.equal(formatDiagnostics([]), '');
+    const list = [diagnostic('b.yaml', 1, 1, 'X'), diagnostic('a.yaml', 1, 1, 'Y')];
+    formatDiagnostics(list);
+    assert.deepEqual(
+      list.map((d) => d.file),
+      ['b.yaml', 'a.yaml'],
+    );
+  });
+});
+
+describe('address spaces (SPEC §4.1)', () => {
+  it('matches a domain exactly, its subdomains with *.domain, everything with *', () => {
+    assert.equal(addressSpaceMatch('treyresearch.net', 'TreyResearch.NET.'), 1000);
+    assert.equal(addressSpaceMatch('*.treyresearch.net', 'treyresearch.net'), undefined);
+    assert.ok((addressSpaceMatch('*.treyresearch.net', 'a.b.treyresearch.net') ?? -1) > 0);
+    assert.equal(addressSpaceMatch('*', 'anything.example'), 0);
+    assert.equal(addressSpaceMatch('contoso.com', 'treyresearch.net'), undefined);
+  });
+
+  it('selects the most specific connector, then the lowest cost', () => {
+    const c = (name: string, addressSpaces: string[], cost = 1) => ({
+      name,
+      spec: { addressSpaces, cost },
+    });
+    const connectors = [
+      c('all', ['*']),
+      c('net', ['*.net']),
+      c('sub', ['*.treyresearch.net']),
+      c('exact-2', ['treyresearch.net'], 2),
+      c('exact-1', ['treyresearch.net'], 1),
+    ];
+    assert.equal(selectConnector(connectors, 'treyresearch.net')?.name, 'exact-1');
+    assert.equal(selectConnector(connectors, 'mail.treyresearch.net')?.name, 'sub');
+    assert.equal(selectConnector(connectors, 'contoso.net')?.name, 'net');
+    assert.equal(selectConnector(connectors, 'contoso.com')?.name, 'all');
+    assert.equal(selectConnector([c('x', ['contoso.com'])], 'treyresearch.net'), undefined);
+  });
+});
+
+describe('certificate names (SPEC §5)', () => {
+  it('reads SAN dNSNames, or the CN without SAN', () => {
+    assert.deepEqual(certificateDnsNames(new X509Certificate(lab().adatumMail.certPem)), [
+      'mail.adatum.com',
+      'adatum.com',
+    ]);
+  });
+
+  it('covers a host exactly or by a one-label wildcard, and names a domain only exactly', () => {
+    assert.ok(coversHost(['MAIL.adatum.com.'], 'mail.adatum.com'));
+    assert.ok(coversHost(['*.adatum.com'], 'mail.adatum.com'));
+    assert.ok(!coversHost(['*.adatum.com'], 'a.mail.adatum.com'));
+    assert.ok(!coversHost(['*.adatum.com'], 'adatum.com'));
+    assert.ok(!coversHost(['f*.adatum.com'], 'foo.adatum.com'));
+    assert.ok(namesDomain(['adatum.com'], 'Adatum.com'));
+    assert.ok(!namesDomain(['*.adatum.com', 'mail.adatum.com'], 'adatum.com'));
+  });
+});
+
+describe('suggestions and file names', () => {
+  it('suggests the closest name when it is a likely typo, and nothing otherwise', () => {
+    assert.equal(
+      closestName('adressSpaces', ['addressSpaces', 'cost', 'routing']),
+      'addressSpaces',
+    );
+    assert.equal(
+      closestName('treyresearch-rot', ['treyresearch-root', 'contoso-root']),
+      'treyresearch-root',
+    );
+    assert.equal(
+      closestName('SendConector', ['SendConnector', 'ReceiveConnector']),
+      'SendConnector',
+    );
+    assert.equal(closestName('wildcard', ['mail-adatum']), undefined);
+    assert.equal(closestName('x', []), undefined);
+  });
+
+  it('ignores hidden files and editor temporary files', () => {
+    for (const name of [
+      '.#a.yaml',
+      'a.yaml~',
+      '.a.yaml.swp',
+      'a.yaml.swo',
+      '#a.yaml#',
+      '.hidden.yaml',
+    ])
+      assert.ok(isIgnoredName(name), name);
+    for (const name of ['a.yaml', 'partners', 'a.yml']) assert.ok(!isIgnoredName(name), name);
+  });
+});

@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { EngineState, ObjectState } from '../../src/model.js';
+import { computePlan } from '../../src/reconcile/plan.js';
+import { renderPlanText } from '../../src/reconcile/render/text.js';
+import { renderPlanJson } from '../../src/reconcile/render/json.js';
+
+const partner = (
+  name: string,
+  domain: string,
+  spec: Record<string, unknown> = {},
+): ObjectState => ({
+  kind: 'PartnerDomain',
+  name,
+  spec: {
+    domain,
+    domainSecure: { send: true, receive: true },
+    trustAnchors: [`${name}-root`],
+    certificateNameMatch: 'domain',
+    ...spec,
+  } as ObjectState['spec'],
+});
+
+const engine = (objects: ObjectState[], generation = 3): EngineState => ({
+  formatVersion: 1,
+  generation,
+  appliedAt: null,
+  source: null,
+  hostname: 'mail.adatum.com',
+  objects,
+  listeners: [],
+  queues: [],
+});
+
+describe('plan', () => {
+  it('reports no changes when the engine runs exactly the desired objects', () => {
+    const objects = [partner('trey', 'treyresearch.net')];
+    const plan = computePlan(structuredClone(objects), engine(objects));
+    assert.equal(plan.changes.length, 0);
+    assert.deepEqual(plan.summary, { add: 0, change: 0, delete: 0 });
+    assert.equal(renderPlanText(plan), 'No changes. The engine matches the manifests.\n');
+  });
+
+  it('lists an added partner as a create and adds it to both Exchange domain-secure lists', () => {
+    const plan = computePlan(
+      [partner('trey', 'treyresearch.net'), partner('contoso', 'contoso.com')],
+      engine([partner('trey', 'treyresearch.net')]),
+    );
+    assert.deepEqual(plan.summary, { add: 1, change: 0, delete: 0 });
+    assert.equal(plan.changes[0]?.action, 'create');
+    assert.equal(plan.changes[0]?.name, 'contoso');
+    assert.equal(plan.changes[0]?.security, 'strengthens');
+    assert.deepEqual(plan.domainSecureLists.tlsSendDomainSecureList.add, ['contoso.com']);
+    assert.deepEqual(plan.domainSecureLists.tlsReceiveDomainSecureList.add, ['contoso.com']);
+    assert.equal(plan.baseGeneration, 3);
+    const text = renderPlanText(plan);
+    assert.match(text, /\+ PartnerDomain\/contoso/);
+    assert.match(text, /TLSSendDomainSecureList \+= contoso\.com/);
+    assert.match(text, /Plan: 1 to add, 0 to change, 0 to delete\./);
+  });
+
+  it('shows each changed field before -> after and marks an added trust anchor as weakening', () => {
+    const before = partner('adatum', 'adatum.com', { trustAnchors: ['system'] });
+    const after = partner('adatum', 'adatum.com', { trustAnchors: ['adatum-root'] });
+    const plan = computePlan([after], engine([before]));
+    const change = plan.changes[0];
+    assert.equal(change?.action, 'update');
+    assert.deepEqual(change?.fields, [
+      { path: 'trustAnchors', before: ['system'], after: ['adatum-root'] },
+    ]);
+    assert.equal(change?.security, 'weakens');
+    const text = renderPlanText(plan);
+    assert.match(text, /! ~ PartnerDomain\/adatum/);
+    assert.match(text, /trustAnchors: \["system"\] -> \["adatum-root"\]/);
+    assert.match(text, /Security: these changes weaken domain security/);
+  });
+
+  it('deletes objects the manifests no longer have, and turning domain security off weakens', () => {
+    const plan = computePlan([], engine([partner('trey', 'treyresearch.net')]));
+    assert.deepEqual(plan.summary, { add: 0, change: 0, delete: 1 });
+    assert.equal(plan.changes[0]?.security, 'weakens');
+    assert.deepEqual(plan.domainSecureLists.tlsSendDomainSecureList.remove, ['treyresearch.net']);
+  });
+
+  it('treats relay permitted on a receive connector as weakening', () => {
+    const connector = (permitRelay: boolean): ObjectState => ({
+      kind: 'ReceiveConnector',
+      name: 'internal',
+      spec: { bindings: ['127.0.0.1:2587'], remoteIPRanges: ['127.0.0.0/8'], permitRelay },
+    });
+    const plan = computePlan([connector(true)], engine([connector(false)]));
+    assert.equal(plan.changes[0]?.security, 'weakens');
+    assert.deepEqual(plan.changes[0]?.reasons, ['relay permitted']);
+  });
+
+  it('renders the same plan as versioned JSON', () => {
+    const plan = computePlan([partner('contoso', 'contoso.com')], engine([]));
+    const parsed = JSON.parse(renderPlanJson(plan)) as {
+      formatVersion: number;
+      changes: { kind: string; action: string }[];
+    };
+    assert.equal(parsed.formatVersion, 1);
+    assert.deepEqual(
+      parsed.changes.map((c) => [c.kind, c.action]),
+      [['PartnerDomain', 'create']],
+    );
+  });
+});

@@ -1,0 +1,50 @@
+// A real engine with its admin API, in the test process, on loopback ports the OS picks.
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { ControlClient } from '../../src/control/client.js';
+import { startControlServer, type ControlServer } from '../../src/control/server.js';
+import { Engine } from '../../src/engine/engine.js';
+import { memoryLog } from '../../src/engine/log.js';
+
+export interface RunningEngine {
+  engine: Engine;
+  control: ControlServer;
+  client: ControlClient;
+  token: string;
+  log: ReturnType<typeof memoryLog>;
+  stop(): Promise<void>;
+}
+
+export async function startEngine(stateDir: string): Promise<RunningEngine> {
+  const log = memoryLog();
+  const engine = await Engine.open({ stateDir: join(stateDir), log });
+  const token = randomBytes(24).toString('base64url');
+  const control = await startControlServer({ engine, host: '127.0.0.1', port: 0, token, log });
+  return {
+    engine,
+    control,
+    client: new ControlClient(control.url, token),
+    token,
+    log,
+    stop: async () => {
+      await control.close();
+      await engine.close();
+    },
+  };
+}
+
+/** Polls until the probe returns a value, failing after the bound. */
+export async function eventually<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
