@@ -19,11 +19,16 @@ const layer = (files, forbidden) => ({
 
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'var/', 'test-output/'] },
+  { files: ['**/*.ts', '**/*.js', '**/*.mjs'] },
+  { languageOptions: { globals: { process: 'readonly', console: 'readonly' } } },
   js.configs.recommended,
   ...tseslint.configs.strict,
   {
     rules: {
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
     },
   },
   layer(['src/engine/**/*.ts'], ['config', 'reconcile', 'cli', 'control', 'demo']),

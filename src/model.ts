@@ -48,7 +48,8 @@ export interface OrganizationSpec {
   certificate: string;
   /** Maildir root; a relative path is taken from the engine's state directory. */
   delivery: { maildir: string };
-  queue: { path: string; retry: string[]; expireAfter: string };
+  /** The queue itself lives in <state>/queue: it is the node's, not the configuration's. */
+  queue: { retry: string[]; expireAfter: string };
   resolver: { servers: string[]; static: Record<string, StaticRoute[]> };
   admin: { listen: string; tokenFile?: string };
 }

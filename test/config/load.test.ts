@@ -116,7 +116,7 @@ describe('loading manifests', () => {
           acceptedDomains: ['adatum.com'],
           certificate: 'mail',
           delivery: { maildir: 'mail' },
-          queue: { path: 'queue', retry: ['1m', '5m', '15m', '30m', '1h'], expireAfter: '2d' },
+          queue: { retry: ['1m', '5m', '15m', '30m', '1h'], expireAfter: '2d' },
           resolver: { servers: [], static: {} },
           admin: { listen: '127.0.0.1:8025' },
         },
@@ -236,14 +236,14 @@ describe('loading manifests', () => {
     const dir = await manifests({
       'nested/all.yaml': MINIMAL.replace(
         'certificate: mail\n',
-        'certificate: mail\n  delivery: {maildir: ./var/mail}\n  queue: {path: /srv/queue}\n  admin: {tokenFile: ../secrets/admin.token}\n',
+        'certificate: mail\n  delivery: {maildir: ./var/mail}\n  queue: {expireAfter: 5d}\n  admin: {tokenFile: ../secrets/admin.token}\n',
       ).replaceAll('pki/', '../pki/'),
     });
     const { config, diagnostics } = await loadConfiguration([dir]);
     assert.deepEqual(diagnostics, []);
     assert.equal(config?.organization.spec.admin.tokenFile, join(dir, 'secrets', 'admin.token'));
     assert.equal(config?.organization.spec.delivery.maildir, './var/mail');
-    assert.equal(config?.organization.spec.queue.path, '/srv/queue');
+    assert.equal(config?.organization.spec.queue.expireAfter, '5d');
     assert.deepEqual(config?.organization.spec.queue.retry, ['1m', '5m', '15m', '30m', '1h']);
   });
 

@@ -137,6 +137,33 @@ describe('sending', () => {
     assert.deepEqual(plain.mailCommands, [], 'no MAIL command may go out in plaintext');
   });
 
+  it('verifies a send-secure partner even through a connector without domainSecure (fails closed)', async () => {
+    const impostor = await peer({ certificate: lab().strangerAdatum });
+    const plain = await peer({ starttls: false });
+    const overrides = {
+      sendConnectors: [
+        sendConnector('loose', {
+          addressSpaces: ['adatum.com'],
+          domainSecure: false,
+          requireTls: false,
+        }),
+      ],
+    };
+    for (const target of [impostor, plain]) {
+      const [outcome] = await sender().deliver(
+        'adatum.com',
+        [message(['bob@adatum.com'])],
+        generationFor(route(target), overrides),
+      );
+      assert.match(outcome?.failures[0]?.reply ?? '', /"45[14] 4\.7\.[35] /);
+      assert.deepEqual(
+        target.mailCommands,
+        [],
+        'nothing may be sent to a partner without verified MTLS',
+      );
+    }
+  });
+
   it("quotes the partner's own refusal of MAIL FROM verbatim in Exchange's last error", async () => {
     const refusing = await peer({
       ...trusted(),

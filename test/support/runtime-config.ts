@@ -47,7 +47,7 @@ export function runtimeConfig(overrides: RuntimeConfigOverrides = {}): RuntimeCo
         acceptedDomains: ['treyresearch.net'],
         certificate: ORGANIZATION_CERTIFICATE,
         delivery: { maildir: 'mail' },
-        queue: { path: 'queue', retry: ['1m', '5m', '15m', '30m', '1h'], expireAfter: '2d' },
+        queue: { retry: ['1m', '5m', '15m', '30m', '1h'], expireAfter: '2d' },
         resolver: { servers: ['127.0.0.1'], static: {} },
         admin: { listen: '127.0.0.1:0' },
         ...overrides.organization,

@@ -65,9 +65,12 @@ async function deliverRemote(
 
   const partner = sendSecurePartner(generation, domain);
   const policy = tlsPolicyFor(connector, partner);
-  if (partner !== undefined && policy.kind !== 'domain-secure') {
-    // Exchange needs both switches too; validate (DS003) should have caught this connector.
-    log.log('warn', 'send.partner_without_domain_security', { domain, connector: connector.name });
+  if (partner !== undefined && !connector.spec.domainSecure) {
+    // validate (DS003) refuses this connector; the partner is still sent only over verified MTLS.
+    log.log('warn', 'send.partner_on_connector_without_domain_security', {
+      domain,
+      connector: connector.name,
+    });
   }
 
   let hops;

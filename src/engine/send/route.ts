@@ -69,8 +69,9 @@ export function tlsPolicyFor(
   connector: LoadedSendConnector,
   partner: LoadedPartner | undefined,
 ): TlsPolicy {
-  if (partner !== undefined && connector.spec.domainSecure)
-    return { kind: 'domain-secure', partner };
+  // Fail closed: a send-secure partner gets verified mutual TLS whatever the connector says.
+  // validate refuses such a connector (DS003); the engine does not rely on that.
+  if (partner !== undefined) return { kind: 'domain-secure', partner };
   return connector.spec.requireTls ? { kind: 'required' } : { kind: 'opportunistic' };
 }
 

@@ -1,0 +1,72 @@
+// domsec serve as a process: it writes its admin token owner-only and never prints it, and a
+// restart with the same --state comes back running the configuration applied before.
+import assert from 'node:assert/strict';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ControlClient } from '../../src/control/client.js';
+import { RunningCli } from '../support/cli.js';
+import { ADATUM, TREY, writeLab, writeManifests } from '../support/manifests.js';
+import { freePort } from '../support/ports.js';
+import { tempDir } from '../support/tmp.js';
+
+describe('domsec serve', () => {
+  let lab: Awaited<ReturnType<typeof tempDir>>;
+  let manifests: string;
+  let admin: string;
+
+  before(async () => {
+    lab = await tempDir();
+    await writeLab(lab.path);
+    admin = `127.0.0.1:${await freePort()}`;
+    manifests = await writeManifests({
+      root: lab.path,
+      org: ADATUM,
+      partner: TREY,
+      partnerBinding: `127.0.0.1:${await freePort()}`,
+      internalBinding: `127.0.0.1:${await freePort()}`,
+      adminListen: admin,
+      partnerRoute: { host: '127.0.0.1', port: 9 },
+      trust: 'root',
+    });
+  });
+  after(async () => lab.remove());
+
+  it('writes the admin token with mode 0600, never prints it, and restarts from --state', async () => {
+    const stateDir = join(lab.path, 'state');
+    const env = { DOMSEC_TOKEN: '' };
+    const first = new RunningCli(['serve', '-f', manifests, '--state', stateDir], env);
+    let token: string;
+    try {
+      await first.waitForOutput(
+        /domsec engine ready: generation 1, admin API http:\/\/127\.0\.0\.1:\d+/,
+      );
+      const tokenFile = join(stateDir, 'admin.token');
+      assert.equal((await stat(tokenFile)).mode & 0o777, 0o600);
+      token = (await readFile(tokenFile, 'utf8')).trim();
+      assert.ok(token.length >= 32);
+      assert.ok(
+        !first.stdout.includes(token) && !first.stderr.includes(token),
+        'the token is never printed',
+      );
+      const state = await new ControlClient(`http://${admin}`, token).state();
+      assert.equal(state.generation, 1);
+      assert.equal((await stat(join(stateDir, 'applied-config.json'))).mode & 0o777, 0o600);
+    } finally {
+      assert.equal(await first.stop(), 0);
+    }
+    assert.doesNotMatch(first.stderr, /PRIVATE KEY/);
+
+    const second = new RunningCli(['serve', '--state', stateDir], env);
+    try {
+      await second.waitForOutput(/domsec engine ready: generation 1/);
+      const state = await new ControlClient(`http://${admin}`, token).state();
+      assert.ok(
+        state.objects.some((o) => o.kind === 'PartnerDomain' && o.spec.domain === TREY.domain),
+      );
+      assert.ok(state.listeners.length === 2 && state.listeners.every((l) => l.listening));
+    } finally {
+      await second.stop();
+    }
+  });
+});
