@@ -16,7 +16,7 @@ export function checkFiles({ material }: RuleContext): Diagnostic[] {
       specValueAt(problem.object, [problem.field]),
       `${label(problem.object)}: ${problem.field} ${shown} ${problem.reason}`,
       problem.reason === 'does not exist'
-        ? 'paths are relative to this manifest file; `domsec certs` writes a lab PKI'
+        ? 'paths are relative to this manifest file; for a lab, `domsec certs lab DIR` writes one'
         : undefined,
     );
   });
