@@ -1,7 +1,7 @@
 // The header firewall and marking of received mail (SPEC §3.6): headers only domsec may set are
 // removed from every message, then domain-secured mail is marked as such. Pure, bytes in and out.
 import type { DomainSecuredBy } from './message-sink.js';
-import { canonicalName } from './tls/names.js';
+import { canonicalName } from '../certificate-names.js';
 
 /** What the Received: trace field says about the session (RFC 5321 §4.4). */
 export interface ReceivedTrace {

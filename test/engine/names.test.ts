@@ -7,7 +7,7 @@ import {
   certificateDnsNames,
   namesPartner,
   type PartnerNaming,
-} from '../../src/engine/tls/names.js';
+} from '../../src/certificate-names.js';
 import { issueCertificate } from '../../src/pki/lab.js';
 import { lab } from '../support/lab.js';
 

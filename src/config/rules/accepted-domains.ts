@@ -1,7 +1,7 @@
 // DS010: a domain is either ours (accepted) or a partner's, never both: mail for it would be
 // delivered locally and sent to the partner at once.
 import type { Diagnostic } from '../../model.js';
-import { canonicalName } from '../certificate-names.js';
+import { canonicalName } from '../../certificate-names.js';
 import { error } from '../diagnostics.js';
 import { label, specValueAt } from '../manifest-objects.js';
 import type { RuleContext } from './context.js';

@@ -3,7 +3,7 @@
 // address space and cost leave mail to chance.
 import type { Diagnostic } from '../../model.js';
 import { parseHostPort } from '../../units.js';
-import { canonicalName } from '../certificate-names.js';
+import { canonicalName } from '../../certificate-names.js';
 import { error } from '../diagnostics.js';
 import {
   label,

@@ -2,7 +2,7 @@
 // once any partner is domain-secure, every accepted domain (SPEC §5). DS105 warns when it cannot
 // authenticate as a client to partners that insist on clientAuth.
 import type { Diagnostic } from '../../model.js';
-import { certificateDnsNames, coversHost, namesDomain } from '../certificate-names.js';
+import { certificateDnsNames, coversHost, namesDomain } from '../../certificate-names.js';
 import { error, warning } from '../diagnostics.js';
 import { label, specAt, specValueAt } from '../manifest-objects.js';
 import { organizationCertificate, theOrganization, type RuleContext } from './context.js';

@@ -1,7 +1,7 @@
 // DS003 and DS004: a partner that is domain-secure in a direction needs a connector that does
 // domain security in that direction, or the setting would silently do nothing.
 import type { Diagnostic } from '../../model.js';
-import { selectConnector } from '../address-spaces.js';
+import { chooseSendConnector as selectConnector } from '../../address-spaces.js';
 import { error } from '../diagnostics.js';
 import { label, specAt } from '../manifest-objects.js';
 import type { RuleContext } from './context.js';

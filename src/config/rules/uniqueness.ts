@@ -2,7 +2,7 @@
 // TrustAnchor called `system` (the reserved name of the platform's CA store). A configuration
 // without an Organization is reported here too.
 import type { Diagnostic } from '../../model.js';
-import { canonicalName } from '../certificate-names.js';
+import { canonicalName } from '../../certificate-names.js';
 import { error } from '../diagnostics.js';
 import { label, nameAt, specValueAt, type ManifestObject } from '../manifest-objects.js';
 import type { SourcePosition } from '../yaml-documents.js';

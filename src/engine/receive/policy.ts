@@ -5,7 +5,7 @@ import { matchRange, type Binding } from '../addresses.js';
 import type { Generation, LoadedPartner, LoadedReceiveConnector } from '../generation.js';
 import type { DomainSecuredBy } from '../message-sink.js';
 import { REPLIES } from '../replies.js';
-import { canonicalName } from '../tls/names.js';
+import { canonicalName } from '../../certificate-names.js';
 import type { PeerVerdict } from '../tls/verify.js';
 import type { TlsFacts } from './server-tls.js';
 

@@ -3,7 +3,7 @@
 import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { Generation } from '../generation.js';
-import { canonicalName } from '../tls/names.js';
+import { canonicalName } from '../../certificate-names.js';
 import { distinguishedName, peerChain } from '../tls/verify.js';
 
 /** What a session learned from its TLS handshake. */

@@ -14,46 +14,7 @@ export type TlsPolicy =
   /** STARTTLS when offered, plaintext otherwise. */
   | { kind: 'opportunistic' };
 
-/**
- * How specifically an address space matches a domain: -1 not at all; "*" 0; "*.x" (subdomains of
- * x, not x itself) 2 per label of x; an exact domain 2 per label + 1, so exact beats any wildcard.
- */
-export function addressSpaceMatch(space: string, domain: string): number {
-  const pattern = space.trim().toLowerCase().replace(/\.$/, '');
-  const name = domain.toLowerCase().replace(/\.$/, '');
-  if (pattern === '*') return 0;
-  if (pattern.startsWith('*.')) {
-    const parent = pattern.slice(2);
-    return name.endsWith(`.${parent}`) ? 2 * labels(parent) : -1;
-  }
-  return pattern === name ? 2 * labels(name) + 1 : -1;
-}
-
-/** The most specific connector for the domain; ties go to the lowest cost, then the name. */
-export function chooseSendConnector(
-  connectors: readonly LoadedSendConnector[],
-  domain: string,
-): LoadedSendConnector | undefined {
-  let best: { connector: LoadedSendConnector; score: number } | undefined;
-  for (const connector of connectors) {
-    const score = Math.max(
-      -1,
-      ...connector.spec.addressSpaces.map((s) => addressSpaceMatch(s, domain)),
-    );
-    if (score < 0) continue;
-    if (
-      best === undefined ||
-      score > best.score ||
-      (score === best.score &&
-        (connector.spec.cost < best.connector.spec.cost ||
-          (connector.spec.cost === best.connector.spec.cost &&
-            connector.name < best.connector.name)))
-    ) {
-      best = { connector, score };
-    }
-  }
-  return best?.connector;
-}
+export { addressSpaceMatch, chooseSendConnector } from '../../address-spaces.js';
 
 /** The partner to enforce for a next-hop domain, when it is send-secure. */
 export function sendSecurePartner(
@@ -92,8 +53,4 @@ export async function nextHopsFor(
     return resolveRoutes(`smart hosts of ${connector.name}`, routes, resolver, port, options);
   }
   return resolveNextHops(domain, resolver, port, options);
-}
-
-function labels(name: string): number {
-  return name.split('.').length;
 }

@@ -4,7 +4,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket, DetailedPeerCertificate } from 'node:tls';
 import type { LoadedPartner } from '../generation.js';
-import { certificateDnsNames, namesPartner } from './names.js';
+import { certificateDnsNames, namesPartner } from '../../certificate-names.js';
 
 export type PeerVerdict =
   | { ok: true; subject: string; fingerprint: string; names: string[]; issuer: string }

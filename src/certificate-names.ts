@@ -1,8 +1,9 @@
-// Certificate names (SPEC §5): which DNS names a certificate carries and whether they name a
-// partner domain. Pure functions; the receive and send paths and `probe` share them.
+// Certificate names (SPEC §5): which DNS names a certificate carries, whether they cover a host,
+// and whether they name a partner domain. Pure functions shared by validate (DS005) and the
+// engine (receive, send), so both read a certificate the same way.
 import type { X509Certificate } from 'node:crypto';
 import { domainToASCII } from 'node:url';
-import type { CertificateNameMatch } from '../../model.js';
+import type { CertificateNameMatch } from './model.js';
 
 /** SAN dNSName entries, or the subject CN only when the certificate has no SAN dNSName. */
 export function certificateDnsNames(cert: X509Certificate): string[] {
@@ -70,4 +71,19 @@ function oneLabelBelow(name: string, parent: string): boolean {
   if (!name.endsWith(`.${parent}`)) return false;
   const label = name.slice(0, -(parent.length + 1));
   return label.length > 0 && !label.includes('.') && !label.includes('*');
+}
+
+/** A name equal to the host, or a wildcard standing for exactly its left-most label. */
+export function coversHost(certificateNames: readonly string[], host: string): boolean {
+  const wanted = canonicalName(host);
+  if (wanted === '') return false;
+  const dot = wanted.indexOf('.');
+  const wildcard = dot > 0 ? `*${wanted.slice(dot)}` : undefined;
+  return certificateNames.map(canonicalName).some((name) => name === wanted || name === wildcard);
+}
+
+/** A name equal to the domain itself: what partners check by default (SPEC §5). */
+export function namesDomain(certificateNames: readonly string[], domain: string): boolean {
+  const wanted = canonicalName(domain);
+  return wanted !== '' && certificateNames.map(canonicalName).includes(wanted);
 }
