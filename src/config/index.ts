@@ -1,6 +1,7 @@
 // The config layer: manifest files in, a validated and compiled RuntimeConfig out, or the
 // diagnostics that say why not. Reads files; knows nothing of sockets or the engine.
 import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Diagnostic, RuntimeConfig } from '../model.js';
 import { compileConfiguration } from './compile.js';
 import { error, formatDiagnostics, sortDiagnostics } from './diagnostics.js';
@@ -22,7 +23,12 @@ export interface LoadResult {
 export interface LoadOptions {
   /** The time certificates are checked against (tests); now by default. */
   now?: Date;
+  /** What `-` reads: standard input by default (tests give their own). */
+  stdin?: () => Promise<Buffer>;
 }
+
+/** The path that means standard input, as `-f -` gives it. */
+export const STDIN = '-';
 
 /** Far beyond any hand-written manifest; a larger file is refused rather than parsed. */
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -38,15 +44,24 @@ export async function loadConfiguration(
   options: LoadOptions = {},
 ): Promise<LoadResult> {
   const diagnostics: Diagnostic[] = [];
-  const discovery = await findManifestFiles(paths);
+  const discovery = await findManifestFiles(paths.filter((path) => path !== STDIN));
   diagnostics.push(...discovery.diagnostics);
   if (paths.length === 0) {
     diagnostics.push(error('LOAD', { file: '-', line: 1, col: 1 }, 'no manifest paths given'));
   }
+  // Standard input is read once however often `-` is given; its relative paths are taken from
+  // the working directory, as if it were a file there.
+  const stdin = paths.includes(STDIN)
+    ? { path: join(process.cwd(), '<stdin>'), file: '<stdin>' }
+    : undefined;
+  if (stdin !== undefined) discovery.files.push(stdin);
 
   const documents: ManifestDocument[] = [];
   for (const file of discovery.files) {
-    const text = await readManifest(file, diagnostics);
+    const text =
+      file === stdin
+        ? await readStandardInput(file, options.stdin ?? readProcessStdin, diagnostics)
+        : await readManifest(file, diagnostics);
     if (text === undefined) continue;
     const parsed = parseManifestFile(text, file.file, file.path);
     documents.push(...parsed.documents);
@@ -103,10 +118,96 @@ async function readManifest(
       diagnostics.push(error('LOAD', at, `${file.file} is larger than 4 MB: not a manifest`));
       return undefined;
     }
-    return await readFile(file.path, 'utf8');
+    return decodeManifest(file, await readFile(file.path), diagnostics);
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code ?? 'error';
     diagnostics.push(error('LOAD', at, `${file.file} cannot be read (${code})`));
     return undefined;
   }
+}
+
+async function readStandardInput(
+  file: ManifestFile,
+  read: () => Promise<Buffer>,
+  diagnostics: Diagnostic[],
+): Promise<string | undefined> {
+  const at = { file: file.file, line: 1, col: 1 };
+  try {
+    const bytes = await read();
+    if (bytes.length > MAX_MANIFEST_BYTES) {
+      diagnostics.push(error('LOAD', at, 'standard input is larger than 4 MB: not a manifest'));
+      return undefined;
+    }
+    return decodeManifest(file, bytes, diagnostics);
+  } catch (cause) {
+    diagnostics.push(error('LOAD', at, `standard input cannot be read (${String(cause)})`));
+    return undefined;
+  }
+}
+
+async function readProcessStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin) {
+    const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
+    chunks.push(bytes);
+    size += bytes.length;
+    if (size > MAX_MANIFEST_BYTES) break; // enough to refuse it; the rest is never buffered
+  }
+  return Buffer.concat(chunks);
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** YAML is text: bytes that are not UTF-8 are refused at the first one that is not. */
+function decodeManifest(
+  file: ManifestFile,
+  bytes: Buffer,
+  diagnostics: Diagnostic[],
+): string | undefined {
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    const bad = firstInvalidUtf8(bytes);
+    const before = new TextDecoder('utf-8').decode(bytes.subarray(0, bad)).split('\n');
+    const at = {
+      file: file.file,
+      line: before.length,
+      col: (before[before.length - 1]?.length ?? 0) + 1,
+    };
+    const hex = bytes[bad]?.toString(16).padStart(2, '0') ?? '';
+    diagnostics.push(
+      error(
+        'LOAD',
+        at,
+        `${file.file} is not UTF-8 text (byte 0x${hex} at offset ${bad})`,
+        'manifests are YAML in UTF-8; convert the file (iconv -t UTF-8) or remove it from the directory',
+      ),
+    );
+    return undefined;
+  }
+}
+
+/** Offset of the sequence that is not UTF-8 (lead and continuation bytes; overlongs aside). */
+function firstInvalidUtf8(bytes: Buffer): number {
+  for (let offset = 0; offset < bytes.length;) {
+    const lead = bytes[offset] ?? 0;
+    const length =
+      lead < 0x80
+        ? 1
+        : lead >= 0xc2 && lead < 0xe0
+          ? 2
+          : lead >= 0xe0 && lead < 0xf0
+            ? 3
+            : lead >= 0xf0 && lead < 0xf5
+              ? 4
+              : 0;
+    if (length === 0) return offset;
+    for (let next = offset + 1; next < offset + length; next++) {
+      const byte = bytes[next];
+      if (byte === undefined || (byte & 0xc0) !== 0x80) return offset;
+    }
+    offset += length;
+  }
+  return Math.max(0, bytes.length - 1); // an overlong or a surrogate: the decoder knows better
 }

@@ -43,9 +43,14 @@ export interface ManifestObject<S = unknown> {
   document: ManifestDocument;
 }
 
-/** `SendConnector/to-partners`, as messages name objects. */
+/** `SendConnector/to-partners`, as messages name objects (a name too long to be one, shortened). */
 export function label(object: { kind: Kind; name: string }): string {
-  return `${object.kind}/${object.name}`;
+  return `${object.kind}/${shorten(object.name)}`;
+}
+
+/** A value as a message may quote it: whole when short, its start and length when not. */
+export function shorten(value: string, room = 80): string {
+  return value.length <= room ? value : `${value.slice(0, room)}... (${value.length} characters)`;
 }
 
 /** Where a field of the object's spec is written (see ManifestDocument.at). */

@@ -6,7 +6,7 @@ import { Ajv, type AnySchemaObject, type ValidateFunction } from 'ajv';
 import { API_VERSION, KINDS, type Diagnostic, type Kind } from '../model.js';
 import { parseHostPort } from '../units.js';
 import { error } from './diagnostics.js';
-import type { ManifestObject } from './manifest-objects.js';
+import { label, type ManifestObject } from './manifest-objects.js';
 import { describeSchemaErrors } from './schema-errors.js';
 import type { ManifestDocument } from './yaml-documents.js';
 
@@ -97,7 +97,7 @@ export async function checkDocument(document: ManifestDocument): Promise<Checked
     : undefined;
   const metadata = fields.metadata as Record<string, unknown> | undefined;
   const name = typeof metadata?.name === 'string' ? metadata.name : undefined;
-  const subject = kind === undefined ? 'this document' : `${kind}/${name ?? '(unnamed)'}`;
+  const subject = kind === undefined ? 'this document' : label({ kind, name: name ?? '(unnamed)' });
 
   const diagnostics: Diagnostic[] = [];
   if (!validators.envelope(data)) {

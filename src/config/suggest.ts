@@ -1,11 +1,17 @@
 // "Did you mean ...?": the closest of some known names to a name that was not found, by edit
 // distance, for unknown fields, unknown kinds and references to objects that do not exist.
 
+const MAX_TYPO_LENGTH = 253;
+
 /** The candidate closest to name, when it is close enough to be a likely typo. */
 export function closestName(name: string, candidates: Iterable<string>): string | undefined {
+  // No field, kind or object name is this long: it is no typo, and the distance would cost
+  // length x length (a 200,000-character `kind` took over a second).
+  if (name.length > MAX_TYPO_LENGTH) return undefined;
   let best: string | undefined;
   let bestDistance = Number.POSITIVE_INFINITY;
   for (const candidate of candidates) {
+    if (candidate.length > MAX_TYPO_LENGTH) continue;
     const distance = editDistance(name.toLowerCase(), candidate.toLowerCase());
     if (distance < bestDistance) {
       best = candidate;

@@ -27,7 +27,7 @@ ${ENVELOPE('Certificate', 'mail')}spec: {certFile: pki/mail.adatum.com.crt, keyF
 ---
 ${ENVELOPE('TrustAnchor', 'trey')}spec: {pemFile: pki/treyresearch-root.crt}
 ---
-${ENVELOPE('PartnerDomain', 'trey')}spec: {domain: treyresearch.net, domainSecure: {send: true, receive: true}, trustAnchors: [trey]}
+${ENVELOPE('PartnerDomain', 'trey')}spec: {domain: treyresearch.net, domainSecure: {send: true}, trustAnchors: [trey]}
 ---
 ${ENVELOPE('SendConnector', 'out')}spec: {addressSpaces: [treyresearch.net], domainSecure: true}
 ---
@@ -139,7 +139,7 @@ describe('loading manifests', () => {
           name: 'trey',
           spec: {
             domain: 'treyresearch.net',
-            domainSecure: { send: true, receive: true },
+            domainSecure: { send: true, receive: false },
             trustAnchors: ['trey'],
             certificateNames: [],
             certificateNameMatch: 'domain',

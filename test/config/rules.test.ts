@@ -241,7 +241,7 @@ describe('configuration rules', () => {
     const result = await cases.load(undefined, async (dir) => {
       await writeFile(
         join(dir, 'partners.yaml'),
-        'apiVersion: domsec.io/v1alpha1\nkind: TrustAnchor\nmetadata: {name: treyresearch-root}\nspec: {pemfile: pki/treyresearch-root.crt}\n---\napiVersion: domsec.io/v1alpha1\nkind: PartnerDomain\nmetadata: {name: treyresearch}\nspec: {domain: treyresearch.net, domainSecure: {send: true, receive: true}, trustAnchors: [treyresearch-root]}\n',
+        'apiVersion: domsec.io/v1alpha1\nkind: TrustAnchor\nmetadata: {name: treyresearch-root}\nspec: {pemfile: pki/treyresearch-root.crt}\n---\napiVersion: domsec.io/v1alpha1\nkind: PartnerDomain\nmetadata: {name: treyresearch}\nspec: {domain: treyresearch.net, domainSecure: {send: true, receive: true}, trustAnchors: [treyresearch-root], remoteIPRanges: [127.0.0.0/8]}\n',
       );
     });
     assert.deepEqual(codes(result.diagnostics), ['SCHEMA', 'SCHEMA']);
@@ -409,6 +409,15 @@ describe('configuration rules', () => {
     const loose = await cases.load('DS106');
     assert.deepEqual(codes(loose.diagnostics), ['DS106']);
     await assertAt(loose.diagnostics, 'DS106', loose.dir, 'partners.yaml', 'certificateNameMatch');
+  });
+
+  it('DS103 warns of a receive-secure partner without remoteIPRanges, at receive', async () => {
+    const result = await cases.load('DS103');
+    assert.deepEqual(codes(result.diagnostics), ['DS103']);
+    const d = await assertAt(result.diagnostics, 'DS103', result.dir, 'partners.yaml', 'receive:');
+    assert.equal(d.severity, 'warning');
+    assert.match(d.message, /PartnerDomain\/treyresearch is receive-secure .*no remoteIPRanges/);
+    assert.ok(result.config, 'a warning does not refuse');
   });
 
   it('SCHEMA: an unknown field suggests the closest valid name; rules that need it stay quiet', async () => {

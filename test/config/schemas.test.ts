@@ -2,7 +2,7 @@
 // closed, and able to check the examples on their own through manifest.schema.json.
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { Ajv, type AnySchemaObject } from 'ajv';
@@ -24,10 +24,19 @@ async function schemaFiles(): Promise<Map<string, AnySchemaObject>> {
 
 async function yamlFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true, recursive: true });
-  return entries
-    .filter((e) => e.isFile() && /\.ya?ml$/.test(e.name))
-    .map((e) => join(e.parentPath ?? e.path, e.name))
-    .sort();
+  return (
+    entries
+      .filter((e) => e.isFile() && /\.ya?ml$/.test(e.name))
+      .map((e) => join(e.parentPath ?? e.path, e.name))
+      // As the loader does: hidden files and folders (.github/workflows/*.yml) are not manifests.
+      .filter(
+        (path) =>
+          !relative(dir, path)
+            .split(sep)
+            .some((part) => part.startsWith('.')),
+      )
+      .sort()
+  );
 }
 
 /** Calls visit on every subschema under `properties` (recursively), with its JSON path. */

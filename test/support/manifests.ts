@@ -122,5 +122,6 @@ spec:
   domain: ${partner.domain}
   domainSecure: {send: ${send}, receive: true}
   trustAnchors: [${trust === 'root' ? `${partner.name}-root` : 'system'}]
+  remoteIPRanges: [127.0.0.0/8]
 ${anchor}`;
 }

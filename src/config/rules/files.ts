@@ -2,15 +2,15 @@
 // message names the file, never its contents. DS104 warns of a private key others can read.
 import type { Diagnostic } from '../../model.js';
 import { error, warning } from '../diagnostics.js';
-import { label, specValueAt } from '../manifest-objects.js';
+import { label, shorten, specValueAt } from '../manifest-objects.js';
 import type { RuleContext } from './context.js';
 
 export function checkFiles({ material }: RuleContext): Diagnostic[] {
   const diagnostics: Diagnostic[] = material.fileProblems.map((problem) => {
     const shown =
       problem.written === problem.resolved
-        ? problem.written
-        : `${problem.written} (${problem.resolved})`;
+        ? shorten(problem.written, 200)
+        : `${shorten(problem.written, 200)} (${shorten(problem.resolved, 200)})`;
     return error(
       'DS016',
       specValueAt(problem.object, [problem.field]),

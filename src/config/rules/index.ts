@@ -7,6 +7,7 @@ import { checkCertificateValidity } from './certificate-validity.js';
 import { checkConnectorOverlap } from './connector-overlap.js';
 import type { Rule, RuleContext } from './context.js';
 import { checkFiles } from './files.js';
+import { checkKeyStrength } from './key-strength.js';
 import { checkOrganizationCertificate } from './organization-certificate.js';
 import { checkPartnerConnectors } from './partner-connectors.js';
 import { checkPartnerTrust } from './partner-trust.js';
@@ -30,8 +31,9 @@ export const RULES: readonly Rule[] = [
   checkTrustAnchors, // DS009, DS102
   checkAcceptedDomains, // DS010
   checkConnectorOverlap, // DS011, DS012
-  checkPartnerTrust, // DS013, DS106
+  checkPartnerTrust, // DS013, DS103, DS106
   checkRequireTls, // DS014
+  checkKeyStrength, // DS015
   checkFiles, // DS016, DS104
 ];
 

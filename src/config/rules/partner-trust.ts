@@ -1,5 +1,6 @@
 // DS013: a domain-secure partner needs something to verify its certificate against; DS106 warns
-// of the looser `certificateNameMatch: subdomain` (SPEC §5).
+// of the looser `certificateNameMatch: subdomain` (SPEC §5), DS103 of a receive-secure partner
+// that may connect from anywhere.
 import type { Diagnostic } from '../../model.js';
 import { error, warning } from '../diagnostics.js';
 import { label, specAt, specWritten } from '../manifest-objects.js';
@@ -8,7 +9,7 @@ import type { RuleContext } from './context.js';
 export function checkPartnerTrust({ objects }: RuleContext): Diagnostic[] {
   const diagnostics: Diagnostic[] = [];
   for (const partner of objects.partners) {
-    const { domainSecure, trustAnchors, certificateNameMatch } = partner.spec;
+    const { domainSecure, trustAnchors, certificateNameMatch, remoteIPRanges } = partner.spec;
     if ((domainSecure.send || domainSecure.receive) && trustAnchors.length === 0) {
       const at = specWritten(partner, ['trustAnchors'])
         ? specAt(partner, ['trustAnchors'])
@@ -19,6 +20,16 @@ export function checkPartnerTrust({ objects }: RuleContext): Diagnostic[] {
           at,
           `${label(partner)} is domain-secure but has no trust anchor to verify its certificate`,
           'name one, or `system`',
+        ),
+      );
+    }
+    if (domainSecure.receive && remoteIPRanges.length === 0) {
+      diagnostics.push(
+        warning(
+          'DS103',
+          specAt(partner, ['domainSecure', 'receive']),
+          `${label(partner)} is receive-secure but accepts its certificate from any address (no remoteIPRanges)`,
+          "list the ranges the partner's servers connect from in remoteIPRanges (SPEC §3.3), so that a stolen certificate alone is not enough",
         ),
       );
     }

@@ -12,9 +12,7 @@ export const SYSTEM_TRUST_ANCHOR = 'system';
 
 export function checkReferences({ objects, all }: RuleContext): Diagnostic[] {
   // Objects that failed their schema still exist: a reference to one is not DS007.
-  const existing = (kind: Kind) => [
-    ...new Set(all.filter((o) => o.kind === kind).map((o) => o.name)),
-  ];
+  const existing = (kind: Kind) => new Set(all.filter((o) => o.kind === kind).map((o) => o.name));
   const certificates = existing('Certificate');
   const anchors = existing('TrustAnchor');
   const diagnostics: Diagnostic[] = [];
@@ -24,9 +22,10 @@ export function checkReferences({ objects, all }: RuleContext): Diagnostic[] {
     path: FieldPath,
     kind: Kind,
     name: string,
-    names: string[],
+    existingNames: Set<string>,
     alternative?: string,
   ) => {
+    const names = [...existingNames];
     const closest = closestName(name, alternative === undefined ? names : [...names, alternative]);
     let hint: string;
     if (closest !== undefined) hint = `did you mean \`${closest}\`?`;
@@ -38,7 +37,7 @@ export function checkReferences({ objects, all }: RuleContext): Diagnostic[] {
       error(
         'DS007',
         specValueAt(from, path),
-        `${label(from)} names ${kind}/${name}, which does not exist`,
+        `${label(from)} names ${label({ kind, name })}, which does not exist`,
         hint,
       ),
     );
@@ -46,12 +45,12 @@ export function checkReferences({ objects, all }: RuleContext): Diagnostic[] {
 
   for (const organization of objects.organizations) {
     const name = organization.spec.certificate;
-    if (!certificates.includes(name))
+    if (!certificates.has(name))
       missing(organization, ['certificate'], 'Certificate', name, certificates);
   }
   for (const partner of objects.partners) {
     partner.spec.trustAnchors.forEach((name, index) => {
-      if (name === SYSTEM_TRUST_ANCHOR || anchors.includes(name)) return;
+      if (name === SYSTEM_TRUST_ANCHOR || anchors.has(name)) return;
       missing(partner, ['trustAnchors', index], 'TrustAnchor', name, anchors, SYSTEM_TRUST_ANCHOR);
     });
   }

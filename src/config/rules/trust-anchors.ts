@@ -10,11 +10,12 @@ import { SYSTEM_TRUST_ANCHOR } from './references.js';
 export function checkTrustAnchors({ objects, material, complete }: RuleContext): Diagnostic[] {
   const diagnostics: Diagnostic[] = [];
   const names = objects.trustAnchors.map((anchor) => anchor.name);
+  const defined = new Set(names);
   // A misspelt reference (DS007 suggests this anchor) is a use: one report for one mistake.
   const used = new Set(
     objects.partners.flatMap((partner) =>
       partner.spec.trustAnchors.map((name) =>
-        name === SYSTEM_TRUST_ANCHOR || names.includes(name) ? name : closestName(name, names),
+        name === SYSTEM_TRUST_ANCHOR || defined.has(name) ? name : closestName(name, names),
       ),
     ),
   );

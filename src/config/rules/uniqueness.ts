@@ -4,7 +4,7 @@
 import type { Diagnostic } from '../../model.js';
 import { canonicalName } from '../../certificate-names.js';
 import { error } from '../diagnostics.js';
-import { label, nameAt, specValueAt, type ManifestObject } from '../manifest-objects.js';
+import { label, nameAt, shorten, specValueAt, type ManifestObject } from '../manifest-objects.js';
 import type { SourcePosition } from '../yaml-documents.js';
 import type { RuleContext } from './context.js';
 import { SYSTEM_TRUST_ANCHOR } from './references.js';
@@ -23,7 +23,7 @@ export function checkUniqueness({ objects, all, complete, files }: RuleContext):
         error(
           'DS008',
           nameAt(object),
-          `two ${object.kind}s are named \`${object.name}\` (the other is at ${where(nameAt(first))})`,
+          `two ${object.kind}s are named \`${shorten(object.name)}\` (the other is at ${where(nameAt(first))})`,
           'names are unique per kind: rename one, or remove it',
         ),
       );
