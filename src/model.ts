@@ -190,7 +190,8 @@ export interface ApplyResult {
 // ---------------------------------------------------------------------------------------------
 // Plans: computed by reconcile/plan, rendered by reconcile/render, never the other way round.
 
-export type ChangeAction = 'create' | 'update' | 'delete';
+/** replace: the object is taken down and set up again (its listeners rebound), Terraform's -/+. */
+export type ChangeAction = 'create' | 'update' | 'replace' | 'delete';
 export type SecurityImpact = 'weakens' | 'strengthens' | 'none';
 
 export interface FieldChange {
@@ -208,6 +209,16 @@ export interface Change {
   fields: FieldChange[];
   security: SecurityImpact;
   reasons: string[]; // why it weakens or strengthens
+  /** For replace: why an update is not enough (bindings change, a listener failed). */
+  replaceReasons?: string[];
+}
+
+/** Something a reviewer should know before applying; never blocks the apply by itself. */
+export interface PlanWarning {
+  code: 'certificate-expiring' | 'certificate-expired' | 'queued-mail';
+  kind: Kind;
+  name: string;
+  message: string;
 }
 
 /** Exchange's two transport-wide lists, as the plan changes them (admins search for these). */
@@ -222,7 +233,8 @@ export interface Plan {
   baseGeneration: number;
   changes: Change[];
   domainSecureLists: DomainSecureListChanges;
-  summary: { add: number; change: number; delete: number };
+  warnings: PlanWarning[];
+  summary: { add: number; change: number; replace: number; delete: number };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -232,4 +244,51 @@ export interface SmtpReply {
   code: number;
   enhanced: string; // "4.7.5"
   text: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Saved plans (`plan --out FILE`, `apply FILE`): the plan and the exact configuration it applies.
+// The configuration holds private keys: the file is written 0600 (docs/plan-format.md).
+
+export interface SavedPlan {
+  formatVersion: 1;
+  kind: 'SavedPlan';
+  createdAt: string; // ISO time
+  plan: Plan;
+  config: RuntimeConfig;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The engine's applied generations (`domsec history`, `domsec rollback GEN`) and the reconcile
+// status a watcher reports to it (`domsec status`), in the Kubernetes manner: Ready, or why not.
+
+export interface HistoryEntry {
+  generation: number;
+  appliedAt: string; // ISO time
+  source: ConfigSource | null;
+  /** Set when this generation re-applied an older one. */
+  rollbackOf?: number;
+}
+
+export type ReconcileOutcome = 'applied' | 'unchanged' | 'invalid' | 'failed';
+
+export interface ReconcileReport {
+  outcome: ReconcileOutcome;
+  /** The generation the engine runs after the attempt. */
+  generation: number;
+  error: string | null;
+  /** Who reconciles, e.g. "watch examples/adatum". */
+  reconciler: string;
+}
+
+export interface ReconcileStatus {
+  formatVersion: 1;
+  /** True when the last attempt left the engine running the manifests (applied or unchanged). */
+  ready: boolean;
+  generation: number;
+  lastAppliedGeneration: number | null;
+  lastAttemptAt: string | null;
+  lastAttemptOutcome: ReconcileOutcome | null;
+  lastAttemptError: string | null;
+  reconciler: string | null;
 }

@@ -1,8 +1,11 @@
 // The observable form of a configuration: one {kind, name, spec} per object, secrets replaced by
 // fingerprints. The engine reports what it runs in this form and reconcile describes the desired
 // configuration in it, so a plan compares like with like.
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import type { JsonObject, ObjectState, RuntimeConfig } from './model.js';
+
+/** How a secret is written wherever the observable form would hold it. */
+export const SENSITIVE = '(sensitive)';
 
 export function describeConfig(config: RuntimeConfig): ObjectState[] {
   const objects: ObjectState[] = [];
@@ -14,7 +17,10 @@ export function describeConfig(config: RuntimeConfig): ObjectState[] {
     add('Certificate', name, {
       services: spec.services,
       fingerprint: spec.fingerprint,
+      notAfter: notAfter(spec.certPem),
       chainLength: spec.chainPem.length,
+      // Always loaded with the certificate and matched against it; never shown.
+      privateKey: SENSITIVE,
     });
   }
   for (const { name, spec } of config.trustAnchors) {
@@ -25,6 +31,15 @@ export function describeConfig(config: RuntimeConfig): ObjectState[] {
   for (const { name, spec } of config.sendConnectors) add('SendConnector', name, spec);
   for (const { name, spec } of config.receiveConnectors) add('ReceiveConnector', name, spec);
   return objects;
+}
+
+/** The leaf's expiry as an ISO time, or null when it cannot be parsed (apply will refuse it). */
+function notAfter(certPem: string): string | null {
+  try {
+    return new Date(new X509Certificate(certPem).validTo).toISOString();
+  } catch {
+    return null;
+  }
 }
 
 /** A stable label for a blob that must be compared but not shown. */

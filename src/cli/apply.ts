@@ -1,28 +1,63 @@
-// domsec apply: plan, show, confirm (or --auto-approve), then hot-reload the engine. Weakening
+// domsec apply: plan, show, confirm (or --auto-approve), then hot-reload the engine; or apply a
+// saved plan (apply FILE) exactly, refused when the engine moved since it was made. Weakening
 // changes need --approve-weakening as well when nobody is at a terminal to confirm them.
+import type { Command } from 'commander';
 import { createInterface } from 'node:readline/promises';
+import { ControlError, type ControlClient } from '../control/client.js';
+import type { ApplyResult, Plan } from '../model.js';
 import { applyReconciliation, planLoaded } from '../reconcile/reconcile.js';
 import { renderPlanText } from '../reconcile/render/text.js';
-import { CliError, EXIT } from './errors.js';
-import { loadOrFail } from './manifests.js';
-import type { Output } from './output.js';
-import { connectEngine, type TargetOptions } from './target.js';
+import { readSavedPlan, SavedPlanError } from '../reconcile/saved-plan.js';
+import { CliError, commandAction, EXIT } from './errors.js';
+import { fileOption, loadOrFail, manifestPaths } from './manifests.js';
+import { processOutput, type Output } from './output.js';
+import { addTargetOptions, connectEngine, type TargetOptions } from './target.js';
 
 export interface ApplyOptions extends TargetOptions {
   file: string[];
   autoApprove: boolean;
   approveWeakening: boolean;
+  /** A plan saved by `plan --out`: applied as it is, the manifests are not read. */
+  planFile?: string;
 }
 
 export async function applyCommand(options: ApplyOptions, out: Output): Promise<number> {
+  if (options.planFile !== undefined) return applySavedPlan(options.planFile, options, out);
   const load = await loadOrFail(options.file, out);
   const client = await connectEngine(options, load.config);
-  const reconciliation = await planLoaded(load, client);
+  const reconciliation = await planLoaded(load, client, options.file);
   const plan = reconciliation.plan;
   if (plan === undefined) throw new CliError('the manifests have errors; nothing was planned');
   out.stdout(renderPlanText(plan, { color: out.color }));
   if (plan.changes.length === 0) return EXIT.ok;
+  await approve(plan, options, out);
+  return reportApplied(await refusals(applyReconciliation(reconciliation, client)), out);
+}
 
+async function applySavedPlan(file: string, options: ApplyOptions, out: Output): Promise<number> {
+  let saved;
+  try {
+    saved = await readSavedPlan(file);
+  } catch (error) {
+    if (error instanceof SavedPlanError) throw new CliError(error.message);
+    throw error;
+  }
+  const client: ControlClient = await connectEngine(options, saved.config);
+  out.stdout(renderPlanText(saved.plan, { color: out.color }));
+  if (saved.plan.changes.length === 0) {
+    // Nothing to change, but only if the engine is still where the plan found it.
+    const { generation } = await client.state();
+    if (generation !== saved.plan.baseGeneration) throw staleError(saved.plan, generation);
+    return EXIT.ok;
+  }
+  await approve(saved.plan, options, out);
+  return reportApplied(
+    await refusals(client.apply(saved.config, saved.plan.baseGeneration), file),
+    out,
+  );
+}
+
+async function approve(plan: Plan, options: ApplyOptions, out: Output): Promise<void> {
   const weakening = plan.changes.filter((c) => c.security === 'weakens');
   if (!options.autoApprove) {
     if (!out.interactive) {
@@ -38,7 +73,34 @@ export async function applyCommand(options: ApplyOptions, out: Output): Promise<
       `refusing to apply changes that weaken domain security without --approve-weakening: ${names}`,
     );
   }
-  const result = await applyReconciliation(reconciliation, client);
+}
+
+/** The engine's refusals in the words a user acts on. */
+async function refusals(apply: Promise<ApplyResult>, planFile?: string): Promise<ApplyResult> {
+  try {
+    return await apply;
+  } catch (error) {
+    if (error instanceof ControlError && error.code === 'stale-plan') {
+      const again =
+        planFile === undefined ? 'plan again' : `make a new one with plan --out ${planFile}`;
+      throw new CliError(`stale plan: ${error.message.replace(/: plan again$/, '')}; ${again}`);
+    }
+    if (error instanceof ControlError && error.code === 'locked') {
+      throw new CliError(
+        `the engine is locked by another apply in progress; nothing was changed by this one, try again when it ends`,
+      );
+    }
+    throw error;
+  }
+}
+
+function staleError(plan: Plan, generation: number): CliError {
+  return new CliError(
+    `stale plan: the plan was made against generation ${plan.baseGeneration}, the engine is now at ${generation}; make a new plan`,
+  );
+}
+
+function reportApplied(result: ApplyResult, out: Output): number {
   out.stdout(`Apply complete: the engine runs generation ${result.generation}.\n`);
   return EXIT.ok;
 }
@@ -50,4 +112,47 @@ async function confirm(question: string): Promise<boolean> {
   } finally {
     prompt.close();
   }
+}
+
+export function register(program: Command, out: Output = processOutput()): void {
+  addTargetOptions(
+    program
+      .command('apply [planfile]')
+      .description(
+        'apply the manifests to the running engine by hot reload, or exactly a plan saved by plan --out',
+      )
+      .addOption(fileOption()),
+  )
+    .option('--auto-approve', 'apply without asking')
+    .option(
+      '--approve-weakening',
+      'with --auto-approve, also apply changes that weaken domain security',
+    )
+    .action(
+      commandAction(
+        async (
+          planFile: string | undefined,
+          o: {
+            file?: string[];
+            server?: string;
+            tokenFile?: string;
+            autoApprove?: boolean;
+            approveWeakening?: boolean;
+          },
+        ) => {
+          if (planFile !== undefined && o.file !== undefined)
+            throw new CliError('give either -f manifests or a saved plan file, not both');
+          return applyCommand(
+            {
+              ...o,
+              file: manifestPaths(o.file),
+              autoApprove: o.autoApprove === true,
+              approveWeakening: o.approveWeakening === true,
+              ...(planFile === undefined ? {} : { planFile }),
+            },
+            out,
+          );
+        },
+      ),
+    );
 }

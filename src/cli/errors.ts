@@ -11,3 +11,15 @@ export class CliError extends Error {
     super(message);
   }
 }
+
+/**
+ * A command action for commander: the exit code it returns becomes the process's. main.ts keeps
+ * an exit code set here (`process.exitCode ??= ...`) and maps thrown errors itself.
+ */
+export function commandAction<A extends unknown[]>(
+  action: (...args: A) => Promise<number>,
+): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    process.exitCode = await action(...args);
+  };
+}

@@ -1,5 +1,6 @@
 // Loading manifests for a command: diagnostics printed, errors turned into a CliError.
 import { formatDiagnostics, loadConfiguration, type LoadResult } from '../config/index.js';
+import { Option } from 'commander';
 import type { RuntimeConfig } from '../model.js';
 import { CliError } from './errors.js';
 import type { Output } from './output.js';
@@ -15,4 +16,17 @@ export async function loadOrFail(
     throw new CliError(`${errors} error(s) in the manifests; nothing was done`);
   }
   return load as LoadResult & { config: RuntimeConfig };
+}
+
+const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+
+/** `-f PATH` (repeatable); manifestPaths gives the default, ./manifests. */
+export function fileOption(): Option {
+  return new Option('-f, --file <path>', 'manifest file or directory (repeatable)').argParser(
+    collect,
+  );
+}
+
+export function manifestPaths(given: string[] | undefined): string[] {
+  return given ?? ['manifests'];
 }

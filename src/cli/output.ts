@@ -1,4 +1,5 @@
 // Where a command writes: standard output for results, standard error for diagnostics and progress.
+import { Option } from 'commander';
 export interface Output {
   stdout(text: string): void;
   stderr(text: string): void;
@@ -14,4 +15,11 @@ export function processOutput(): Output {
     color: process.stdout.isTTY === true && (process.env.NO_COLOR ?? '') === '',
     interactive: process.stdin.isTTY === true && process.stdout.isTTY === true,
   };
+}
+
+/** `-o text|json`, as every command that prints a result takes it. */
+export function formatOption(): Option {
+  return new Option('-o, --output <format>', 'output format')
+    .choices(['text', 'json'])
+    .default('text');
 }

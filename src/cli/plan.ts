@@ -1,26 +1,67 @@
 // domsec plan: what apply would change in the running engine. --detailed-exitcode: 0 none, 2 some.
+// --out FILE saves the plan with the configuration it applies, for `domsec apply FILE`.
+import type { Command } from 'commander';
 import { planLoaded } from '../reconcile/reconcile.js';
 import { renderPlanJson } from '../reconcile/render/json.js';
 import { renderPlanText } from '../reconcile/render/text.js';
-import { CliError, EXIT } from './errors.js';
-import type { Output } from './output.js';
-import { connectEngine, type TargetOptions } from './target.js';
-import { loadOrFail } from './manifests.js';
+import { savedPlan, writeSavedPlan } from '../reconcile/saved-plan.js';
+import { CliError, commandAction, EXIT } from './errors.js';
+import { fileOption, loadOrFail, manifestPaths } from './manifests.js';
+import { formatOption, processOutput, type Output } from './output.js';
+import { addTargetOptions, connectEngine, type TargetOptions } from './target.js';
 
 export interface PlanOptions extends TargetOptions {
   file: string[];
   output: 'text' | 'json';
   detailedExitcode: boolean;
+  /** Save the plan and its configuration here (mode 0600: it holds the private key). */
+  out?: string;
 }
 
 export async function planCommand(options: PlanOptions, out: Output): Promise<number> {
   const load = await loadOrFail(options.file, out);
   const client = await connectEngine(options, load.config);
-  const reconciliation = await planLoaded(load, client);
-  const plan = reconciliation.plan;
-  if (plan === undefined) throw new CliError('the manifests have errors; nothing was planned');
+  const reconciliation = await planLoaded(load, client, options.file);
+  const { plan, config } = reconciliation;
+  if (plan === undefined || config === undefined)
+    throw new CliError('the manifests have errors; nothing was planned');
   out.stdout(
     options.output === 'json' ? renderPlanJson(plan) : renderPlanText(plan, { color: out.color }),
   );
+  if (options.out !== undefined) {
+    await writeSavedPlan(options.out, savedPlan(plan, config));
+    out.stderr(
+      `Saved the plan to ${options.out} (mode 0600: it contains the private key). ` +
+        `Apply exactly this plan with: domsec apply ${options.out}\n`,
+    );
+  }
   return options.detailedExitcode && plan.changes.length > 0 ? EXIT.changes : EXIT.ok;
+}
+
+export function register(program: Command, out: Output = processOutput()): void {
+  addTargetOptions(
+    program
+      .command('plan')
+      .description('show what apply would change in the running engine')
+      .addOption(fileOption()),
+  )
+    .addOption(formatOption())
+    .option('--out <file>', 'save the plan (and the configuration it applies) for `apply FILE`')
+    .option('--detailed-exitcode', 'exit 2 when there are changes, 0 when none')
+    .action(
+      commandAction(
+        async (o: {
+          file?: string[];
+          server?: string;
+          tokenFile?: string;
+          output: 'text' | 'json';
+          out?: string;
+          detailedExitcode?: boolean;
+        }) =>
+          planCommand(
+            { ...o, file: manifestPaths(o.file), detailedExitcode: o.detailedExitcode === true },
+            out,
+          ),
+      ),
+    );
 }

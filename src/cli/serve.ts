@@ -8,6 +8,7 @@ import { ControlClient } from '../control/client.js';
 import { Engine } from '../engine/engine.js';
 import { jsonLog } from '../engine/log.js';
 import type { RuntimeConfig } from '../model.js';
+import { withRevision } from '../reconcile/source.js';
 import { watchManifests } from '../reconcile/watch.js';
 import { parseHostPort } from '../units.js';
 import { CliError } from './errors.js';
@@ -47,10 +48,13 @@ export async function serveCommand(
     }
     const token = await adminToken(initial, options.state);
 
-    if (initial !== undefined) {
-      const result = await engine.apply(
-        config === undefined ? initial : withSource(initial, options.file ?? []),
-      );
+    // From the state directory the engine comes back under the generation it had; manifests
+    // given with -f are a new generation.
+    const result =
+      config === undefined
+        ? await engine.resume()
+        : await engine.apply(await withRevision(config, options.file ?? []));
+    if (result !== undefined) {
       log.log('info', 'serve.started', {
         generation: result.generation,
         from: config === undefined ? 'state' : 'manifests',
@@ -83,10 +87,6 @@ export async function serveCommand(
     await engine.close();
   }
   return 0;
-}
-
-function withSource(config: RuntimeConfig, files: string[]): RuntimeConfig {
-  return { ...config, source: config.source ?? { description: files.join(', ') } };
 }
 
 /** DOMSEC_TOKEN, else the token file (the manifest's, or state/admin.token), made when missing. */

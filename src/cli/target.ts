@@ -1,6 +1,9 @@
 // Which engine a command talks to and with which token: --server, DOMSEC_SERVER, or the
 // Organization's admin address; DOMSEC_TOKEN, --token-file, or the Organization's token file.
+import { Option, type Command } from 'commander';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { loadConfiguration } from '../config/index.js';
 import { ControlClient } from '../control/client.js';
 import type { RuntimeConfig } from '../model.js';
 import { CliError } from './errors.js';
@@ -42,4 +45,32 @@ async function readToken(tokenFile: string | undefined): Promise<string> {
       `cannot read the admin token file ${tokenFile}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
     );
   }
+}
+
+/** --server and --token-file, for every command that talks to an engine. */
+export function addTargetOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option(
+        '--server <url>',
+        'admin API of the engine (default: the Organization admin.listen)',
+      ),
+    )
+    .addOption(
+      new Option('--token-file <path>', 'file holding the admin token (or set DOMSEC_TOKEN)'),
+    );
+}
+
+/**
+ * The engine for a command that needs no manifests but can find its engine through them
+ * (history, rollback, status): -f when given, ./manifests when it exists, else --server.
+ */
+export async function connectEngineFor(
+  options: TargetOptions & { file?: string[] },
+): Promise<ControlClient> {
+  const paths = options.file ?? ['manifests'];
+  const config = paths.every((path) => existsSync(path))
+    ? (await loadConfiguration(paths)).config
+    : undefined;
+  return connectEngine(options, config);
 }

@@ -1,11 +1,18 @@
-// domsec watch: reconcile the engine from a manifest directory on every change, until interrupted.
-import { watchManifests } from '../reconcile/watch.js';
+// domsec watch: reconcile the engine from a manifest directory on every change and every --resync
+// interval, reporting each attempt to the engine (`domsec status`), until interrupted.
+import type { Command } from 'commander';
 import { loadConfiguration } from '../config/index.js';
-import type { Output } from './output.js';
-import { connectEngine, type TargetOptions } from './target.js';
+import { watchManifests } from '../reconcile/watch.js';
+import { requireDuration } from '../units.js';
+import { CliError, commandAction } from './errors.js';
+import { fileOption, manifestPaths } from './manifests.js';
+import { processOutput, type Output } from './output.js';
+import { addTargetOptions, connectEngine, type TargetOptions } from './target.js';
 
 export interface WatchCommandOptions extends TargetOptions {
   file: string[];
+  /** A duration ("5m", "30s"): reconcile this often even without a change. */
+  resync?: string;
 }
 
 export async function watchCommand(
@@ -13,9 +20,45 @@ export async function watchCommand(
   out: Output,
   signal: AbortSignal,
 ): Promise<number> {
+  let resyncMs: number | undefined;
+  if (options.resync !== undefined) {
+    try {
+      resyncMs = requireDuration(options.resync);
+    } catch {
+      throw new CliError(`--resync ${options.resync} is not a duration (e.g. 30s, 5m, 1h)`);
+    }
+  }
   // The manifests only tell where the engine is; a broken file here must not stop the watch.
   const load = await loadConfiguration(options.file);
   const client = await connectEngine(options, load.config);
-  await watchManifests({ paths: options.file, client, signal, print: (text) => out.stdout(text) });
+  await watchManifests({
+    paths: options.file,
+    client,
+    signal,
+    print: (text) => out.stdout(text),
+    ...(resyncMs === undefined ? {} : { resyncMs }),
+  });
   return 0;
+}
+
+function shutdownSignal(): AbortSignal {
+  const controller = new AbortController();
+  for (const name of ['SIGINT', 'SIGTERM'] as const) process.once(name, () => controller.abort());
+  return controller.signal;
+}
+
+export function register(program: Command, out: Output = processOutput()): void {
+  addTargetOptions(
+    program
+      .command('watch')
+      .description('apply the manifest directory to the engine on every change')
+      .addOption(fileOption()),
+  )
+    .option('--resync <duration>', 'also reconcile at this interval, correcting drift (e.g. 5m)')
+    .action(
+      commandAction(
+        async (o: { file?: string[]; server?: string; tokenFile?: string; resync?: string }) =>
+          watchCommand({ ...o, file: manifestPaths(o.file) }, out, shutdownSignal()),
+      ),
+    );
 }

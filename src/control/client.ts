@@ -1,9 +1,16 @@
 // The admin API's client, used by the CLI (plan, apply, watch, queue).
-import type { ApplyResult, EngineState, RuntimeConfig } from '../model.js';
+import type {
+  ApplyResult,
+  EngineState,
+  ReconcileReport,
+  ReconcileStatus,
+  RuntimeConfig,
+} from '../model.js';
 import {
   API_PREFIX,
   type ErrorCode,
   type ErrorResponse,
+  type HistoryResponse,
   type QueueResponse,
   type RetryResponse,
 } from './protocol.js';
@@ -31,6 +38,22 @@ export class ControlClient {
 
   apply(config: RuntimeConfig, baseGeneration?: number): Promise<ApplyResult> {
     return this.request<ApplyResult>('POST', '/apply', { config, baseGeneration });
+  }
+
+  history(): Promise<HistoryResponse> {
+    return this.request<HistoryResponse>('GET', '/history');
+  }
+
+  rollback(generation: number, baseGeneration?: number): Promise<ApplyResult> {
+    return this.request<ApplyResult>('POST', '/rollback', { generation, baseGeneration });
+  }
+
+  status(): Promise<ReconcileStatus> {
+    return this.request<ReconcileStatus>('GET', '/status');
+  }
+
+  reportStatus(report: ReconcileReport): Promise<ReconcileStatus> {
+    return this.request<ReconcileStatus>('POST', '/status', report);
   }
 
   queues(): Promise<QueueResponse> {

@@ -1,6 +1,13 @@
 // The admin API's wire contract, shared by the control server (inside the engine process) and
 // the control client (used by the CLI). JSON over HTTP on loopback, bearer token required.
-import type { ApplyResult, EngineState, QueuedMessageSummary, RuntimeConfig } from '../model.js';
+import type {
+  ApplyResult,
+  EngineState,
+  HistoryEntry,
+  QueuedMessageSummary,
+  ReconcileReport,
+  RuntimeConfig,
+} from '../model.js';
 
 export const API_PREFIX = '/v1';
 
@@ -11,6 +18,21 @@ export interface ApplyRequest {
 }
 
 export type ApplyResponse = ApplyResult;
+
+export interface HistoryResponse {
+  formatVersion: 1;
+  generation: number; // the one running now
+  entries: HistoryEntry[]; // newest first
+}
+
+export interface RollbackRequest {
+  generation: number;
+  /** As for apply: refused if the engine moved since the caller looked. */
+  baseGeneration?: number;
+}
+
+/** POST /v1/status: a reconciler's report of one attempt; GET /v1/status returns ReconcileStatus. */
+export type StatusReport = ReconcileReport;
 
 export interface QueueResponse {
   queues: EngineState['queues'];

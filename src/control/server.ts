@@ -4,15 +4,19 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Engine } from '../engine/engine.js';
-import { EngineBusyError, StaleGenerationError } from '../engine/engine.js';
+import { EngineBusyError, StaleGenerationError, UnknownGenerationError } from '../engine/engine.js';
+import type { ApplyResult } from '../model.js';
 import type { EngineLog } from '../engine/log.js';
 import {
   API_PREFIX,
   type ApplyRequest,
   type ErrorCode,
   type ErrorResponse,
+  type HistoryResponse,
   type QueueResponse,
   type RetryRequest,
+  type RollbackRequest,
+  type StatusReport,
 } from './protocol.js';
 
 const MAX_BODY = 64 * 1024 * 1024; // a configuration with tens of thousands of partners fits
@@ -74,15 +78,44 @@ export async function startControlServer(options: ControlServerOptions): Promise
         if (typeof body !== 'object' || body === null || typeof body.config !== 'object') {
           throw new HttpError(400, 'bad-request', 'expected {"config": {...}}');
         }
-        try {
-          const result = await engine.apply(body.config, body.baseGeneration);
-          return send(response, 200, result);
-        } catch (error) {
-          if (error instanceof EngineBusyError) throw new HttpError(423, 'locked', error.message);
-          if (error instanceof StaleGenerationError)
-            throw new HttpError(409, 'stale-plan', error.message);
-          throw new HttpError(422, 'apply-failed', (error as Error).message);
-        }
+        return send(response, 200, await applying(engine.apply(body.config, body.baseGeneration)));
+      }
+      case `GET ${API_PREFIX}/history`:
+        return send(response, 200, {
+          formatVersion: 1,
+          generation: engine.currentGeneration,
+          entries: engine.history(),
+        } satisfies HistoryResponse);
+      case `POST ${API_PREFIX}/rollback`: {
+        const body = (await readJson(request)) as RollbackRequest;
+        if (!Number.isInteger(body.generation))
+          throw new HttpError(400, 'bad-request', 'expected {"generation": N}');
+        return send(
+          response,
+          200,
+          await applying(engine.rollback(body.generation, body.baseGeneration)),
+        );
+      }
+      case `GET ${API_PREFIX}/status`:
+        return send(response, 200, engine.reconcileStatus());
+      case `POST ${API_PREFIX}/status`: {
+        const body = (await readJson(request)) as StatusReport;
+        if (!['applied', 'unchanged', 'invalid', 'failed'].includes(body.outcome))
+          throw new HttpError(
+            400,
+            'bad-request',
+            'expected {"outcome": "applied|unchanged|invalid|failed", ...}',
+          );
+        return send(
+          response,
+          200,
+          engine.reportReconcile({
+            outcome: body.outcome,
+            generation: Number(body.generation),
+            error: typeof body.error === 'string' ? body.error : null,
+            reconciler: String(body.reconciler),
+          }),
+        );
       }
       case `GET ${API_PREFIX}/queues`:
         return send(response, 200, {
@@ -116,6 +149,20 @@ export async function startControlServer(options: ControlServerOptions): Promise
         server.closeAllConnections();
       }),
   };
+}
+
+/** The engine's apply failures as the API's error codes. */
+async function applying(result: Promise<ApplyResult>): Promise<ApplyResult> {
+  try {
+    return await result;
+  } catch (error) {
+    if (error instanceof EngineBusyError) throw new HttpError(423, 'locked', error.message);
+    if (error instanceof StaleGenerationError)
+      throw new HttpError(409, 'stale-plan', error.message);
+    if (error instanceof UnknownGenerationError)
+      throw new HttpError(404, 'not-found', error.message);
+    throw new HttpError(422, 'apply-failed', (error as Error).message);
+  }
 }
 
 function digest(text: string): Buffer {

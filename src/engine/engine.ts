@@ -6,13 +6,17 @@ import { join, resolve } from 'node:path';
 import type {
   ApplyResult,
   EngineState,
+  HistoryEntry,
   ListenerState,
   QueuedMessageSummary,
+  ReconcileReport,
+  ReconcileStatus,
   RuntimeConfig,
 } from '../model.js';
 import { describeConfig } from '../objects.js';
 import { parseBinding } from './addresses.js';
 import { buildGeneration, type Generation } from './generation.js';
+import { GenerationHistory } from './history.js';
 import type { EngineLog } from './log.js';
 import { ProtocolLog } from './protocol-log.js';
 import { ReceiveListener } from './receive.js';
@@ -26,10 +30,16 @@ export class StaleGenerationError extends Error {
   override name = 'StaleGenerationError';
 }
 
+export class UnknownGenerationError extends Error {
+  override name = 'UnknownGenerationError';
+}
+
 export interface EngineOptions {
   /** Queue, mailboxes, logs and the applied configuration live here. */
   stateDir: string;
   log: EngineLog;
+  /** Awaited inside the apply lock before anything is built: lets tests hold the lock. */
+  applyGate?: () => Promise<void>;
 }
 
 const APPLIED_FILE = 'applied-config.json';
@@ -40,11 +50,21 @@ export class Engine {
   private readonly failedListeners: ListenerState[] = [];
   private applying = false;
   private readonly closing: Promise<void>[] = [];
+  private status: Omit<ReconcileStatus, 'generation'> = {
+    formatVersion: 1,
+    ready: false,
+    lastAppliedGeneration: null,
+    lastAttemptAt: null,
+    lastAttemptOutcome: null,
+    lastAttemptError: null,
+    reconciler: null,
+  };
 
   private constructor(
     private readonly options: EngineOptions,
     private readonly delivery: EngineDelivery,
     private readonly protocolLog: ProtocolLog,
+    private readonly generations: GenerationHistory,
   ) {}
 
   static async open(options: EngineOptions): Promise<Engine> {
@@ -59,7 +79,8 @@ export class Engine {
       protocolLog,
       generation: () => current.engine?.generation,
     });
-    current.engine = new Engine({ ...options, stateDir }, delivery, protocolLog);
+    const history = await GenerationHistory.open(join(stateDir, 'history'));
+    current.engine = new Engine({ ...options, stateDir }, delivery, protocolLog, history);
     return current.engine;
   }
 
@@ -79,9 +100,76 @@ export class Engine {
     return this.generation?.number ?? 0;
   }
 
+  /**
+   * Applies a configuration as the next generation (numbers keep rising across restarts). With
+   * baseGeneration, refused when the engine moved since the plan was made.
+   */
   async apply(config: RuntimeConfig, baseGeneration?: number): Promise<ApplyResult> {
+    return this.locked(baseGeneration, () =>
+      this.swap(config, Math.max(this.currentGeneration, this.generations.latest) + 1),
+    );
+  }
+
+  /**
+   * Brings back the configuration applied before the last stop under its own generation number,
+   * so a plan made before the restart is still current. Undefined when nothing was applied.
+   */
+  async resume(): Promise<ApplyResult | undefined> {
+    const config = await this.lastApplied();
+    if (config === undefined) return undefined;
+    return this.locked(undefined, () =>
+      this.swap(config, Math.max(this.generations.latest, 1), { record: false }),
+    );
+  }
+
+  /** Re-applies a kept generation's configuration as a new generation. */
+  async rollback(generation: number, baseGeneration?: number): Promise<ApplyResult> {
+    const config = await this.generations.config(generation);
+    if (config === undefined) {
+      const kept = this.generations.entries().map((e) => e.generation);
+      throw new UnknownGenerationError(
+        `generation ${generation} is not kept (kept: ${kept.join(', ') || 'none'})`,
+      );
+    }
+    return this.locked(baseGeneration, () =>
+      this.swap(config, Math.max(this.currentGeneration, this.generations.latest) + 1, {
+        rollbackOf: generation,
+      }),
+    );
+  }
+
+  /** The kept generations, newest first. */
+  history(): HistoryEntry[] {
+    return this.generations.entries();
+  }
+
+  /** A reconciler (watch) reports each attempt; `domsec status` reads it back. */
+  reportReconcile(report: ReconcileReport): ReconcileStatus {
+    const succeeded = report.outcome === 'applied' || report.outcome === 'unchanged';
+    this.status = {
+      formatVersion: 1,
+      ready: succeeded,
+      // Unchanged also means the manifests are what runs: that generation is the applied one.
+      lastAppliedGeneration: succeeded ? report.generation : this.status.lastAppliedGeneration,
+      lastAttemptAt: new Date().toISOString(),
+      lastAttemptOutcome: report.outcome,
+      lastAttemptError: succeeded ? null : report.error,
+      reconciler: report.reconciler,
+    };
+    return this.reconcileStatus();
+  }
+
+  reconcileStatus(): ReconcileStatus {
+    return { ...this.status, generation: this.currentGeneration };
+  }
+
+  /** One apply at a time: a second one is refused (423 'locked' on the admin API), never queued. */
+  private async locked(
+    baseGeneration: number | undefined,
+    action: () => Promise<ApplyResult>,
+  ): Promise<ApplyResult> {
     if (this.applying)
-      throw new EngineBusyError('another apply is in progress; try again when it ends');
+      throw new EngineBusyError('locked: another apply is in progress; try again when it ends');
     if (baseGeneration !== undefined && baseGeneration !== this.currentGeneration) {
       throw new StaleGenerationError(
         `the plan was made against generation ${baseGeneration}, the engine is now at ${this.currentGeneration}: plan again`,
@@ -89,15 +177,20 @@ export class Engine {
     }
     this.applying = true;
     try {
-      return await this.swap(config);
+      await this.options.applyGate?.();
+      return await action();
     } finally {
       this.applying = false;
     }
   }
 
-  private async swap(config: RuntimeConfig): Promise<ApplyResult> {
+  private async swap(
+    config: RuntimeConfig,
+    number: number,
+    options: { record?: boolean; rollbackOf?: number } = {},
+  ): Promise<ApplyResult> {
     const previous = this.generation;
-    const next = buildGeneration(config, this.currentGeneration + 1);
+    const next = buildGeneration(config, number);
 
     // Bind every new listener before anything changes; on any failure close them and keep the old.
     const wanted = new Map<string, ReturnType<typeof parseBinding>>();
@@ -108,7 +201,8 @@ export class Engine {
     const started: [string, ReceiveListener][] = [];
     try {
       for (const [key, binding] of wanted) {
-        if (this.listeners.has(key)) continue;
+        // A listener that stopped listening (drift) is replaced like a new one.
+        if (this.listeners.get(key)?.address() != null) continue;
         const listener = new ReceiveListener({
           binding,
           // Until the swap commits, a new listener serves the generation being applied.
@@ -135,7 +229,11 @@ export class Engine {
 
     // Commit: from here on nothing can fail.
     this.generation = next;
-    for (const [key, listener] of started) this.listeners.set(key, listener);
+    for (const [key, listener] of started) {
+      const failed = this.listeners.get(key);
+      if (failed !== undefined) this.closing.push(failed.close());
+      this.listeners.set(key, listener);
+    }
     this.failedListeners.length = 0;
     for (const [key, listener] of this.listeners) {
       if (wanted.has(key)) {
@@ -151,8 +249,33 @@ export class Engine {
       listeners: this.listeners.size,
     });
     await this.persist(config);
+    if (options.record !== false) await this.remember(next, config, options.rollbackOf);
     this.delivery.afterApply(previous, next);
     return { generation: next.number, appliedAt: next.appliedAt.toISOString() };
+  }
+
+  /** History is a convenience: failing to keep it is logged, and the applied generation stands. */
+  private async remember(
+    next: Generation,
+    config: RuntimeConfig,
+    rollbackOf: number | undefined,
+  ): Promise<void> {
+    try {
+      await this.generations.record(
+        {
+          generation: next.number,
+          appliedAt: next.appliedAt.toISOString(),
+          source: config.source ?? null,
+          ...(rollbackOf === undefined ? {} : { rollbackOf }),
+        },
+        config,
+      );
+    } catch (error) {
+      this.options.log.log('warn', 'engine.history-failed', {
+        generation: next.number,
+        error: (error as Error).message,
+      });
+    }
   }
 
   /** Written atomically and readable by the owner only: it holds the private key. */

@@ -95,6 +95,9 @@ export function buildGeneration(
   const key = certificate.spec.keyPem;
   const cert = [certificate.spec.certPem, ...certificate.spec.chainPem].join('\n');
   const partnersByDomain = new Map<string, LoadedPartner>();
+  // Partners that share anchors share the parsed anchors and the send context: building a
+  // SecureContext per partner made 10,000 partners take seconds to apply (bench/reconcile.ts).
+  const shared = new Map<string, SharedTrust>();
   for (const partner of config.partners) {
     const pems = partner.spec.trustAnchors.flatMap((anchor) => {
       const found = anchorPems.get(anchor);
@@ -105,7 +108,13 @@ export function buildGeneration(
       }
       return found;
     });
-    partnersByDomain.set(partner.spec.domain.toLowerCase(), loadPartner(partner, pems, key, cert));
+    const trustKey = partner.spec.trustAnchors.join('\n');
+    let trust = shared.get(trustKey);
+    if (trust === undefined) {
+      trust = loadTrust(partner.name, pems, key, cert);
+      shared.set(trustKey, trust);
+    }
+    partnersByDomain.set(partner.spec.domain.toLowerCase(), loadPartner(partner, trust));
   }
 
   const receiveCa = new Set<string>();
@@ -154,23 +163,32 @@ function loadCertificate({ name, spec }: Named<CertificateSpec>): LoadedCertific
   return { name, spec, leaf, fingerprint: leaf.fingerprint256 };
 }
 
-function loadPartner(
-  { name, spec }: Named<PartnerDomainSpec>,
-  anchorPems: string[],
-  key: string,
-  cert: string,
-): LoadedPartner {
-  const anchors = anchorPems.map((pem) => new X509Certificate(pem));
+/** What partners with the same trust anchors have in common; built once per anchor set. */
+interface SharedTrust {
+  anchors: X509Certificate[];
+  anchorPems: string[];
+  sendContext: SecureContext;
+}
+
+function loadTrust(partner: string, anchorPems: string[], key: string, cert: string): SharedTrust {
+  return {
+    anchors: anchorPems.map((pem) => new X509Certificate(pem)),
+    anchorPems,
+    sendContext: tryContext(`partner ${partner}`, () =>
+      createSecureContext({ key, cert, ca: anchorPems }),
+    ),
+  };
+}
+
+function loadPartner({ name, spec }: Named<PartnerDomainSpec>, trust: SharedTrust): LoadedPartner {
   return {
     name,
     spec,
     domain: spec.domain.toLowerCase(),
-    anchors,
-    anchorPems,
+    anchors: trust.anchors,
+    anchorPems: trust.anchorPems,
     remoteRanges: spec.remoteIPRanges.map(parseRange),
-    sendContext: tryContext(`partner ${name}`, () =>
-      createSecureContext({ key, cert, ca: anchorPems }),
-    ),
+    sendContext: trust.sendContext,
   };
 }
 

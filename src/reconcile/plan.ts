@@ -10,13 +10,28 @@ import type {
   Kind,
   ObjectState,
   Plan,
+  PlanWarning,
 } from '../model.js';
 import { KINDS } from '../model.js';
 import { securityImpact } from './security.js';
 
-export function computePlan(desired: ObjectState[], actual: EngineState): Plan {
+export interface PlanOptions {
+  /** The time certificate expiry is judged against. */
+  now?: Date;
+  /** A certificate expiring within this many days is warned about. */
+  expiryWarningDays?: number;
+}
+
+const DAY = 86_400_000;
+
+export function computePlan(
+  desired: ObjectState[],
+  actual: EngineState,
+  options: PlanOptions = {},
+): Plan {
   const before = indexObjects(actual.objects);
   const after = indexObjects(desired);
+  const failed = failedListeners(actual);
   const changes: Change[] = [];
 
   for (const [key, object] of after) {
@@ -26,8 +41,18 @@ export function computePlan(desired: ObjectState[], actual: EngineState): Plan {
       continue;
     }
     const fields = diffFields(old.spec, object.spec);
-    if (fields.length > 0)
-      changes.push(change(object.kind, object.name, 'update', old.spec, object.spec, fields));
+    const replaceReasons = [
+      ...(object.kind === 'ReceiveConnector' && fields.some((f) => f.path === 'bindings')
+        ? ['bindings change: its listeners are rebound']
+        : []),
+      ...(failed.get(object.name) ?? []),
+    ];
+    const action = replaceReasons.length > 0 ? 'replace' : 'update';
+    if (fields.length > 0 || replaceReasons.length > 0) {
+      const planned = change(object.kind, object.name, action, old.spec, object.spec, fields);
+      if (action === 'replace') planned.replaceReasons = replaceReasons;
+      changes.push(planned);
+    }
   }
   for (const [key, object] of before) {
     if (!after.has(key))
@@ -42,12 +67,72 @@ export function computePlan(desired: ObjectState[], actual: EngineState): Plan {
     baseGeneration: actual.generation,
     changes,
     domainSecureLists: domainSecureLists(actual.objects, desired),
+    warnings: warnings(changes, desired, actual, options),
     summary: {
       add: changes.filter((c) => c.action === 'create').length,
       change: changes.filter((c) => c.action === 'update').length,
+      replace: changes.filter((c) => c.action === 'replace').length,
       delete: changes.filter((c) => c.action === 'delete').length,
     },
   };
+}
+
+/** Receive connectors whose listener the engine reports as not listening: drift to repair. */
+function failedListeners(actual: EngineState): Map<string, string[]> {
+  const failed = new Map<string, string[]>();
+  for (const listener of actual.listeners) {
+    if (listener.listening) continue;
+    const why = `listener ${listener.binding} is not listening${listener.error === undefined ? '' : ` (${listener.error})`}`;
+    for (const connector of listener.connectors)
+      failed.set(connector, [...(failed.get(connector) ?? []), why]);
+  }
+  return failed;
+}
+
+function warnings(
+  changes: Change[],
+  desired: ObjectState[],
+  actual: EngineState,
+  options: PlanOptions,
+): PlanWarning[] {
+  const found: PlanWarning[] = [];
+  const now = (options.now ?? new Date()).getTime();
+  const horizon = (options.expiryWarningDays ?? 30) * DAY;
+  for (const object of desired) {
+    if (object.kind !== 'Certificate' || typeof object.spec.notAfter !== 'string') continue;
+    const expires = Date.parse(object.spec.notAfter);
+    if (expires <= now) {
+      found.push({
+        code: 'certificate-expired',
+        kind: object.kind,
+        name: object.name,
+        message: `expired on ${object.spec.notAfter}`,
+      });
+    } else if (expires - now <= horizon) {
+      found.push({
+        code: 'certificate-expiring',
+        kind: object.kind,
+        name: object.name,
+        message: `expires in ${Math.ceil((expires - now) / DAY)} day(s), on ${object.spec.notAfter}`,
+      });
+    }
+  }
+  for (const change of changes) {
+    if (change.kind !== 'PartnerDomain' || change.action !== 'delete') continue;
+    const domain = String(change.before?.domain ?? '').toLowerCase();
+    const queued = actual.queues
+      .filter((q) => q.nextHopDomain.toLowerCase() === domain)
+      .reduce((sum, q) => sum + q.messageCount, 0);
+    if (queued > 0) {
+      found.push({
+        code: 'queued-mail',
+        kind: change.kind,
+        name: change.name,
+        message: `${queued} message(s) queued for ${domain} stay queued and go out under whatever configuration covers ${domain} next, no longer as a domain-secure partner`,
+      });
+    }
+  }
+  return found;
 }
 
 function change(

@@ -2,14 +2,17 @@
 // apply. plan, apply and watch are this function with different endings.
 import { loadConfiguration, type LoadResult } from '../config/index.js';
 import type { ControlClient } from '../control/client.js';
-import type { ApplyResult, EngineState, Plan } from '../model.js';
+import type { ApplyResult, EngineState, Plan, RuntimeConfig } from '../model.js';
 import { describeConfig } from '../objects.js';
 import { computePlan } from './plan.js';
+import { withRevision } from './source.js';
 
 export interface Reconciliation {
   load: LoadResult;
   state?: EngineState;
   plan?: Plan;
+  /** What apply sends: the loaded configuration with its source's Git revision. */
+  config?: RuntimeConfig;
 }
 
 /** Loads and plans; stops after loading when the manifests have errors. */
@@ -17,14 +20,18 @@ export async function planFromManifests(
   paths: string[],
   client: ControlClient,
 ): Promise<Reconciliation> {
-  return planLoaded(await loadConfiguration(paths), client);
+  return planLoaded(await loadConfiguration(paths), client, paths);
 }
 
 /** Plans manifests already loaded (a command that needed them to find its engine). */
-export async function planLoaded(load: LoadResult, client: ControlClient): Promise<Reconciliation> {
+export async function planLoaded(
+  load: LoadResult,
+  client: ControlClient,
+  paths: string[] = [],
+): Promise<Reconciliation> {
   if (load.config === undefined) return { load };
-  const state = await client.state();
-  return { load, state, plan: computePlan(describeConfig(load.config), state) };
+  const [config, state] = await Promise.all([withRevision(load.config, paths), client.state()]);
+  return { load, state, config, plan: computePlan(describeConfig(config), state) };
 }
 
 /** Applies a planned reconciliation, refused by the engine if its generation moved since the plan. */
@@ -32,10 +39,10 @@ export async function applyReconciliation(
   reconciliation: Reconciliation,
   client: ControlClient,
 ): Promise<ApplyResult> {
-  const { load, plan } = reconciliation;
-  if (load.config === undefined || plan === undefined)
+  const { config, plan } = reconciliation;
+  if (config === undefined || plan === undefined)
     throw new Error('nothing to apply: the manifests have errors');
-  return client.apply(load.config, plan.baseGeneration);
+  return client.apply(config, plan.baseGeneration);
 }
 
 export function hasErrors(load: LoadResult): boolean {

@@ -26,7 +26,7 @@ export function securityImpact(
     case 'PartnerDomain': {
       turnedOff('domainSecure.send', 'domain security for sending');
       turnedOff('domainSecure.receive', 'domain security for receiving');
-      if (action === 'update') {
+      if (action === 'update' || action === 'replace') {
         const added = difference(will('trustAnchors'), was('trustAnchors'));
         if (added.length > 0) weakens.push(`trust anchors added: ${added.join(', ')}`);
         if (
@@ -52,7 +52,7 @@ export function securityImpact(
         if (was('permitRelay') === true && will('permitRelay') !== true)
           strengthens.push('relay withdrawn');
         const widened = difference(will('remoteIPRanges'), was('remoteIPRanges'));
-        if (action === 'update' && widened.length > 0)
+        if ((action === 'update' || action === 'replace') && widened.length > 0)
           weakens.push(`remote ranges widened: ${widened.join(', ')}`);
       }
       break;

@@ -14,6 +14,10 @@ export interface WatchOptions {
   signal: AbortSignal;
   print: (text: string) => void;
   debounceMs?: number;
+  /** Reconcile this often even without a change, correcting drift (a replaced certificate file). */
+  resyncMs?: number;
+  /** Named in the status reported to the engine after each attempt. */
+  reconciler?: string;
   /** Called after each reconciliation, for tests and progress displays. */
   onReconciled?: (outcome: WatchOutcome) => void;
 }
@@ -25,13 +29,14 @@ export type WatchOutcome =
   | { status: 'failed'; message: string };
 
 export async function watchManifests(options: WatchOptions): Promise<void> {
-  const debounceMs = options.debounceMs ?? 200;
+  const debounceMs = options.debounceMs ?? 100;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> = Promise.resolve();
   let pending = false;
 
   const reconcile = async (): Promise<void> => {
     const outcome = await reconcileOnce(options);
+    await reportOutcome(options, outcome);
     options.onReconciled?.(outcome);
   };
   const schedule = () => {
@@ -59,12 +64,15 @@ export async function watchManifests(options: WatchOptions): Promise<void> {
   await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
   options.print(`Watching ${options.paths.join(', ')} (engine ${options.client.url}).\n`);
   schedule(); // reconcile once at start, as Flux does
+  const resync =
+    options.resyncMs === undefined ? undefined : setInterval(schedule, options.resyncMs);
 
   await new Promise<void>((resolve) => {
     if (options.signal.aborted) resolve();
     else options.signal.addEventListener('abort', () => resolve(), { once: true });
   });
   if (timer !== undefined) clearTimeout(timer);
+  if (resync !== undefined) clearInterval(resync);
   await watcher.close();
   await running;
 }
@@ -89,6 +97,27 @@ async function reconcileOnce(options: WatchOptions): Promise<WatchOutcome> {
     const message = (error as Error).message;
     options.print(`Apply failed: ${message}\n`);
     return { status: 'failed', message };
+  }
+}
+
+/** Tells the engine how the attempt went (`domsec status`); a failure to tell is printed, not fatal. */
+async function reportOutcome(options: WatchOptions, outcome: WatchOutcome): Promise<void> {
+  try {
+    const generation =
+      outcome.status === 'applied' ? outcome.generation : (await options.client.state()).generation;
+    await options.client.reportStatus({
+      outcome: outcome.status,
+      generation,
+      error:
+        outcome.status === 'failed'
+          ? outcome.message
+          : outcome.status === 'invalid'
+            ? `${outcome.errors} error(s) in the manifests`
+            : null,
+      reconciler: options.reconciler ?? `watch ${options.paths.join(', ')}`,
+    });
+  } catch (error) {
+    options.print(`Could not report the reconcile status: ${(error as Error).message}\n`);
   }
 }
 

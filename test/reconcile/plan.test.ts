@@ -37,7 +37,7 @@ describe('plan', () => {
     const objects = [partner('trey', 'treyresearch.net')];
     const plan = computePlan(structuredClone(objects), engine(objects));
     assert.equal(plan.changes.length, 0);
-    assert.deepEqual(plan.summary, { add: 0, change: 0, delete: 0 });
+    assert.deepEqual(plan.summary, { add: 0, change: 0, replace: 0, delete: 0 });
     assert.equal(renderPlanText(plan), 'No changes. The engine matches the manifests.\n');
   });
 
@@ -46,7 +46,7 @@ describe('plan', () => {
       [partner('trey', 'treyresearch.net'), partner('contoso', 'contoso.com')],
       engine([partner('trey', 'treyresearch.net')]),
     );
-    assert.deepEqual(plan.summary, { add: 1, change: 0, delete: 0 });
+    assert.deepEqual(plan.summary, { add: 1, change: 0, replace: 0, delete: 0 });
     assert.equal(plan.changes[0]?.action, 'create');
     assert.equal(plan.changes[0]?.name, 'contoso');
     assert.equal(plan.changes[0]?.security, 'strengthens');
@@ -77,7 +77,7 @@ describe('plan', () => {
 
   it('deletes objects the manifests no longer have, and turning domain security off weakens', () => {
     const plan = computePlan([], engine([partner('trey', 'treyresearch.net')]));
-    assert.deepEqual(plan.summary, { add: 0, change: 0, delete: 1 });
+    assert.deepEqual(plan.summary, { add: 0, change: 0, replace: 0, delete: 1 });
     assert.equal(plan.changes[0]?.security, 'weakens');
     assert.deepEqual(plan.domainSecureLists.tlsSendDomainSecureList.remove, ['treyresearch.net']);
   });
@@ -104,5 +104,103 @@ describe('plan', () => {
       parsed.changes.map((c) => [c.kind, c.action]),
       [['PartnerDomain', 'create']],
     );
+  });
+
+  it('replaces (-/+) a receive connector whose bindings change, since its listeners are rebound', () => {
+    const connector = (bindings: string[]): ObjectState => ({
+      kind: 'ReceiveConnector',
+      name: 'from-partners',
+      spec: { bindings, remoteIPRanges: ['0.0.0.0/0'], permitRelay: false },
+    });
+    const plan = computePlan(
+      [connector(['127.0.0.1:2526'])],
+      engine([connector(['127.0.0.1:2525'])]),
+    );
+    assert.equal(plan.changes[0]?.action, 'replace');
+    assert.deepEqual(plan.changes[0]?.replaceReasons, [
+      'bindings change: its listeners are rebound',
+    ]);
+    assert.deepEqual(plan.summary, { add: 0, change: 0, replace: 1, delete: 0 });
+    const text = renderPlanText(plan);
+    assert.match(text, /-\/\+ ReceiveConnector\/from-partners/);
+    assert.match(text, /bindings: \["127\.0\.0\.1:2525"\] -> \["127\.0\.0\.1:2526"\]/);
+    assert.match(text, /Plan: 0 to add, 0 to change, 1 to replace, 0 to delete\./);
+  });
+
+  it('replaces a connector whose listener the engine reports as not listening (drift)', () => {
+    const connector: ObjectState = {
+      kind: 'ReceiveConnector',
+      name: 'from-partners',
+      spec: { bindings: ['127.0.0.1:2525'] },
+    };
+    const actual = engine([connector]);
+    actual.listeners.push({
+      connectors: ['from-partners'],
+      binding: '127.0.0.1:2525',
+      address: null,
+      port: null,
+      listening: false,
+      error: 'EADDRINUSE',
+    });
+    const plan = computePlan([structuredClone(connector)], actual);
+    assert.equal(plan.changes[0]?.action, 'replace');
+    assert.deepEqual(plan.changes[0]?.fields, []);
+    assert.deepEqual(plan.changes[0]?.replaceReasons, [
+      'listener 127.0.0.1:2525 is not listening (EADDRINUSE)',
+    ]);
+  });
+
+  it('warns of a certificate expiring within 30 days and of a removed partner with queued mail', () => {
+    const now = new Date('2026-11-25T00:00:00Z');
+    const certificate: ObjectState = {
+      kind: 'Certificate',
+      name: 'mail',
+      spec: { fingerprint: 'AA', notAfter: '2026-12-05T00:00:00.000Z' },
+    };
+    const actual = engine([certificate, partner('trey', 'treyresearch.net')]);
+    actual.queues.push({
+      nextHopDomain: 'treyresearch.net',
+      messageCount: 3,
+      status: 'retry',
+      lastError: null,
+      nextRetryAt: null,
+    });
+    const plan = computePlan([certificate], actual, { now });
+    assert.deepEqual(
+      plan.warnings.map((w) => [w.code, w.kind, w.name]),
+      [
+        ['certificate-expiring', 'Certificate', 'mail'],
+        ['queued-mail', 'PartnerDomain', 'trey'],
+      ],
+    );
+    assert.match(plan.warnings[0]?.message ?? '', /expires in 10 day\(s\)/);
+    assert.match(plan.warnings[1]?.message ?? '', /3 message\(s\) queued for treyresearch\.net/);
+    const text = renderPlanText(plan);
+    assert.match(text, /Warnings:\n {2}Certificate\/mail: expires in 10 day/);
+    const expired = computePlan([certificate], engine([certificate]), {
+      now: new Date('2027-01-01T00:00:00Z'),
+    });
+    assert.equal(expired.changes.length, 0);
+    assert.match(renderPlanText(expired), /No changes\.[^]*Certificate\/mail: expired on/);
+  });
+
+  it('prints secrets as (sensitive), even if a Plan carried one', () => {
+    const certificate = (fingerprint: string, keyPem: string): ObjectState => ({
+      kind: 'Certificate',
+      name: 'mail',
+      spec: { fingerprint, privateKey: '(sensitive)', keyPem },
+    });
+    const created = renderPlanText(computePlan([certificate('AA', 'PRIVATE KEY 1')], engine([])));
+    assert.match(created, /privateKey: \(sensitive\)/);
+    assert.match(created, /keyPem: \(sensitive\)/);
+    const rotated = renderPlanText(
+      computePlan(
+        [certificate('BB', 'PRIVATE KEY 2')],
+        engine([certificate('AA', 'PRIVATE KEY 1')]),
+      ),
+    );
+    assert.match(rotated, /fingerprint: AA -> BB/);
+    assert.match(rotated, /keyPem: \(sensitive\) -> \(sensitive\)/);
+    assert.doesNotMatch(created + rotated, /PRIVATE KEY/);
   });
 });

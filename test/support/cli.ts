@@ -1,6 +1,10 @@
 // The domsec CLI as a user runs it: the built dist/cli/main.js in a child process (npm test builds first).
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import { ControlError } from '../../src/control/client.js';
+import { CliError } from '../../src/cli/errors.js';
+import type { Output } from '../../src/cli/output.js';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
@@ -63,4 +67,42 @@ export class RunningCli {
     clearTimeout(timer);
     return code;
   }
+}
+
+/** A command's register(), as src/cli/{plan,apply,...}.ts export it. */
+export type RegisterCommand = (program: Command, out: Output) => void;
+
+/**
+ * The CLI in this process: a commander program with the given commands, errors mapped to exit
+ * codes as main.ts maps them. For commands main.ts does not wire yet, and for interactive cases.
+ */
+export async function domsecInProcess(
+  commands: RegisterCommand[],
+  args: string[],
+  options: { interactive?: boolean } = {},
+): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  const out: Output = {
+    stdout: (text) => (stdout += text),
+    stderr: (text) => (stderr += text),
+    color: false,
+    interactive: options.interactive ?? false,
+  };
+  const program = new Command('domsec').exitOverride();
+  for (const register of commands) register(program, out);
+  const previous = process.exitCode;
+  process.exitCode = undefined;
+  let code: number;
+  try {
+    await program.parseAsync(args, { from: 'user' });
+    code = Number(process.exitCode ?? 0);
+  } catch (error) {
+    if (!(error instanceof CliError || error instanceof ControlError)) throw error;
+    stderr += `domsec: ${error.message}\n`;
+    code = error instanceof CliError ? error.exitCode : 1;
+  } finally {
+    process.exitCode = previous;
+  }
+  return { code, stdout, stderr };
 }

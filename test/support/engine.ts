@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { ControlClient } from '../../src/control/client.js';
 import { startControlServer, type ControlServer } from '../../src/control/server.js';
-import { Engine } from '../../src/engine/engine.js';
+import { Engine, type EngineOptions } from '../../src/engine/engine.js';
 import { memoryLog } from '../../src/engine/log.js';
 
 export interface RunningEngine {
@@ -15,9 +15,12 @@ export interface RunningEngine {
   stop(): Promise<void>;
 }
 
-export async function startEngine(stateDir: string): Promise<RunningEngine> {
+export async function startEngine(
+  stateDir: string,
+  options: Pick<EngineOptions, 'applyGate'> = {},
+): Promise<RunningEngine> {
   const log = memoryLog();
-  const engine = await Engine.open({ stateDir: join(stateDir), log });
+  const engine = await Engine.open({ stateDir: join(stateDir), log, ...options });
   const token = randomBytes(24).toString('base64url');
   const control = await startControlServer({ engine, host: '127.0.0.1', port: 0, token, log });
   return {

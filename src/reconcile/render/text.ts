@@ -1,16 +1,19 @@
-// The human plan: `+` create, `~` update (each field before -> after), `-` delete, weakening
-// changes marked `!` and listed again under Security, Exchange's two lists, a summary line.
+// The human plan: `+` create, `~` update (each field before -> after), `-/+` replace, `-` delete,
+// weakening changes marked `!` and listed again under Security, Exchange's two lists, warnings,
+// a summary line.
 // Reads the Plan; computes nothing.
 import type { Change, JsonValue, Plan } from '../../model.js';
+import { SENSITIVE } from '../../objects.js';
 
 export interface TextStyle {
   color: boolean;
 }
 
-const SYMBOL = { create: '+', update: '~', delete: '-' } as const;
+const SYMBOL = { create: '+', update: '~', replace: '-/+', delete: '-' } as const;
 const COLOR = {
   create: '\x1b[32m',
   update: '\x1b[33m',
+  replace: '\x1b[35m',
   delete: '\x1b[31m',
   weakens: '\x1b[1;31m',
   reset: '\x1b[0m',
@@ -19,7 +22,8 @@ const COLOR = {
 export function renderPlanText(plan: Plan, style: TextStyle = { color: false }): string {
   const paint = (code: string, text: string) =>
     style.color ? `${code}${text}${COLOR.reset}` : text;
-  if (plan.changes.length === 0) return 'No changes. The engine matches the manifests.\n';
+  if (plan.changes.length === 0)
+    return `No changes. The engine matches the manifests.\n${renderWarnings(plan, paint).join('\n')}`;
 
   const lines: string[] = [
     `Engine generation ${plan.baseGeneration}. domsec will perform these changes:`,
@@ -52,20 +56,37 @@ export function renderPlanText(plan: Plan, style: TextStyle = { color: false }):
   ];
   if (listLines.length > 0) lines.push('', 'Exchange view (Set-TransportConfig):', ...listLines);
 
-  const { add, change, delete: remove } = plan.summary;
-  lines.push('', `Plan: ${add} to add, ${change} to change, ${remove} to delete.`);
+  if (plan.warnings.length > 0) lines.push('', ...renderWarnings(plan, paint).slice(0, -1));
+
+  const { add, change, replace, delete: remove } = plan.summary;
+  const replaced = replace > 0 ? ` ${replace} to replace,` : '';
+  lines.push('', `Plan: ${add} to add, ${change} to change,${replaced} ${remove} to delete.`);
   return `${lines.join('\n')}\n`;
 }
 
+/** The Warnings section, ending with an empty string (a final newline once joined). */
+function renderWarnings(plan: Plan, paint: (code: string, text: string) => string): string[] {
+  if (plan.warnings.length === 0) return [];
+  return [
+    paint(COLOR.update, 'Warnings:'),
+    ...plan.warnings.map((w) => `  ${w.kind}/${w.name}: ${w.message}`),
+    '',
+  ];
+}
+
 function describeChange(change: Change): string[] {
-  if (change.action === 'update') {
-    return change.fields.map(
-      (field) => `${field.path}: ${show(field.before)} -> ${show(field.after)}`,
-    );
+  if (change.action === 'update' || change.action === 'replace') {
+    return [
+      ...(change.replaceReasons ?? []).map((reason) => `# replaced: ${reason}`),
+      ...change.fields.map(
+        (field) =>
+          `${field.path}: ${showField(field.path, field.before)} -> ${showField(field.path, field.after)}`,
+      ),
+    ];
   }
   const spec = change.action === 'create' ? change.after : change.before;
   if (spec === null) return [];
-  return Object.entries(spec).map(([key, value]) => `${key}: ${show(value)}`);
+  return Object.entries(spec).map(([key, value]) => `${key}: ${showField(key, value)}`);
 }
 
 function listDelta(name: string, delta: { add: string[]; remove: string[] }): string[] {
@@ -73,6 +94,13 @@ function listDelta(name: string, delta: { add: string[]; remove: string[] }): st
     ...delta.add.map((domain) => `  ${name} += ${domain}`),
     ...delta.remove.map((domain) => `  ${name} -= ${domain}`),
   ];
+}
+
+/** Field names that hold secrets are never printed, whatever the Plan carries. */
+const SECRET_FIELD = /(^|\.)(privateKey|keyPem|token|password|secret)$/i;
+
+function showField(path: string, value: JsonValue | null): string {
+  return SECRET_FIELD.test(path) && value !== null ? SENSITIVE : show(value);
 }
 
 function show(value: JsonValue | null): string {

@@ -1,0 +1,56 @@
+// Saved plans (`plan --out FILE`, `apply FILE`): the Plan and the exact configuration it applies,
+// so what was reviewed is what is applied. The configuration holds the private key: the file is
+// created 0600 and replaced atomically (docs/plan-format.md).
+import { chmod, open, readFile, rename, writeFile } from 'node:fs/promises';
+import type { Plan, RuntimeConfig, SavedPlan } from '../model.js';
+
+export class SavedPlanError extends Error {
+  override name = 'SavedPlanError';
+}
+
+export function savedPlan(plan: Plan, config: RuntimeConfig, now = new Date()): SavedPlan {
+  return { formatVersion: 1, kind: 'SavedPlan', createdAt: now.toISOString(), plan, config };
+}
+
+export async function writeSavedPlan(file: string, saved: SavedPlan): Promise<void> {
+  const temporary = `${file}.${process.pid}.tmp`;
+  await writeFile(temporary, `${JSON.stringify(saved, null, 2)}\n`, { mode: 0o600 });
+  // writeFile's mode is masked by the umask; the key must stay the owner's whatever the umask.
+  await chmod(temporary, 0o600);
+  const handle = await open(temporary, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temporary, file);
+}
+
+export async function readSavedPlan(file: string): Promise<SavedPlan> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new SavedPlanError(
+      `cannot read the saved plan ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+    );
+  }
+  let parsed: Partial<SavedPlan>;
+  try {
+    parsed = JSON.parse(text) as Partial<SavedPlan>;
+  } catch {
+    throw new SavedPlanError(`${file} is not a saved plan (not JSON)`);
+  }
+  if (parsed.kind !== 'SavedPlan' || typeof parsed.plan !== 'object' || parsed.plan === null) {
+    throw new SavedPlanError(
+      `${file} is not a saved plan: make one with \`domsec plan --out ${file}\` (plan -o json output cannot be applied)`,
+    );
+  }
+  if (parsed.formatVersion !== 1)
+    throw new SavedPlanError(
+      `${file}: saved plan format ${String(parsed.formatVersion)} is not supported (expected 1)`,
+    );
+  if (typeof parsed.config !== 'object' || parsed.config === null)
+    throw new SavedPlanError(`${file}: the saved plan carries no configuration`);
+  return parsed as SavedPlan;
+}
