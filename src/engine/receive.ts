@@ -11,10 +11,11 @@ import {
   type SMTPServerSession,
 } from 'smtp-server';
 import type { Binding } from './addresses.js';
-import type { Generation, LoadedPartner, LoadedReceiveConnector } from './generation.js';
-import { prepareHeaders } from './headers.js';
+import type { Generation, LoadedPartner } from './generation.js';
 import type { EngineLog } from './log.js';
-import type { DomainSecuredBy, MessageSink } from './message-sink.js';
+import type { MessageSink } from './message-sink.js';
+import { queueMessage } from './receive/queue-message.js';
+import { newReceiveSession, type ReceiveSession } from './receive/session.js';
 import type { ProtocolEvent, ProtocolLog } from './protocol-log.js';
 import { collectMessage } from './receive/message.js';
 import {
@@ -32,6 +33,13 @@ import {
   type TlsFacts,
 } from './receive/server-tls.js';
 import { smtpServerLogger } from './receive/protocol-trace.js';
+import {
+  ConnectionCounter,
+  DEFAULT_RECEIVE_LIMITS,
+  enforceLimits,
+  greetWithoutDelay,
+  type ReceiveLimits,
+} from './receive/limits.js';
 import { REPLIES, SmtpReplyError } from './replies.js';
 import { verifyPeer, type PeerVerdict } from './tls/verify.js';
 
@@ -45,22 +53,8 @@ export interface ReceiveListenerOptions {
   protocolLog: ProtocolLog;
   /** How long close() lets sessions in flight finish before ending them (ms). */
   closeTimeout?: number;
-}
-
-/** What domsec keeps per SMTP session, beside smtp-server's own session object. */
-interface ReceiveSession {
-  id: string;
-  generation: Generation;
-  connector: LoadedReceiveConnector;
-  remoteAddress: string;
-  local: string;
-  remote: string;
-  sequence: number;
-  tls: TlsFacts | null;
-  verdicts: Map<LoadedPartner, PeerVerdict>;
-  refusedPartners: Set<string>;
-  /** Set by an accepted MAIL FROM of a verified partner, for this transaction's DATA. */
-  domainSecured: DomainSecuredBy | undefined;
+  /** Connection, line, command and idle limits; DEFAULT_RECEIVE_LIMITS for what is not given. */
+  limits?: Partial<ReceiveLimits>;
 }
 
 const DEFAULT_CLOSE_TIMEOUT = 5_000;
@@ -75,9 +69,12 @@ export class ReceiveListener {
   private tlsIdentity: string;
   private listening = false;
   private closing: Promise<void> | undefined;
+  private readonly counter: ConnectionCounter;
 
   constructor(private readonly options: ReceiveListenerOptions) {
     const generation = options.generation();
+    const limits = { ...DEFAULT_RECEIVE_LIMITS, ...options.limits };
+    this.counter = new ConnectionCounter(limits);
     this.tlsIdentity = tlsIdentity(generation);
     const serverOptions: SMTPServerOptions = {
       secure: false,
@@ -92,6 +89,8 @@ export class ReceiveListener {
       disabledCommands: ['AUTH'],
       disableReverseLookup: true,
       closeTimeout: options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
+      socketTimeout: limits.idleTimeout,
+      maxCommandLength: limits.commandLineLength,
       // Our refusals carry their enhanced code in the text (SmtpReplyError), smtp-server's own
       // mapping would prefix a second, different one: ENHANCEDSTATUSCODES stays hidden.
       hideENHANCEDSTATUSCODES: true,
@@ -109,6 +108,8 @@ export class ReceiveListener {
       onClose: (session) => this.onClose(session),
     };
     this.server = new SMTPServer(serverOptions);
+    enforceLimits(this.server, limits);
+    greetWithoutDelay(this.server);
     this.server.on('error', (error: Error & { remoteAddress?: string }) => {
       if (!this.listening) return; // listen() reports its own failure
       options.log.log('debug', 'receive.connection_error', {
@@ -219,19 +220,16 @@ export class ReceiveListener {
       });
       return new SmtpReplyError(REPLIES.connectionRefused);
     }
-    const state: ReceiveSession = {
-      id: session.id,
-      generation,
-      connector,
-      remoteAddress: session.remoteAddress,
-      local: endpoint(session.localAddress, session.localPort),
-      remote: endpoint(session.remoteAddress, session.remotePort),
-      sequence: 0,
-      tls: null,
-      verdicts: new Map(),
-      refusedPartners: new Set(),
-      domainSecured: undefined,
-    };
+    const overLimit = this.counter.admit(connector.name, session.remoteAddress);
+    if (overLimit !== undefined) {
+      this.options.log.log('info', 'receive.connection_limit', {
+        connector: connector.name,
+        remote: session.remoteAddress,
+        reply: `${overLimit.code} ${overLimit.enhanced}`,
+      });
+      return new SmtpReplyError(overLimit);
+    }
+    const state = newReceiveSession(session, generation, connector);
     this.sessions.set(session.id, state);
     this.trace(state, '+', '', `generation ${generation.number}`);
     return undefined;
@@ -316,43 +314,20 @@ export class ReceiveListener {
       );
       throw new SmtpReplyError(REPLIES.messageTooBig);
     }
-    const receivedAt = new Date();
-    const tls = state.tls;
-    const domainSecured = state.domainSecured;
-    let ids: string[];
-    try {
-      const body = prepareHeaders(collected.body, {
+    const ids = await queueMessage(
+      {
+        body: collected.body,
         hostname: state.generation.hostname,
-        domainSecured,
-        tls: tls !== null,
-        received: {
-          heloName: session.hostNameAppearsAs || '',
-          remoteAddress: state.remoteAddress,
-          protocol: session.transmissionType || (tls === null ? 'ESMTP' : 'ESMTPS'),
-          id: state.id,
-          tls: tls === null ? null : { version: tls.protocol ?? '', cipher: tls.cipher ?? '' },
-          date: receivedAt,
-        },
-      });
-      const envelope = session.envelope;
-      ids = await this.options.sink.accept({
-        from: envelope.mailFrom === false ? '' : envelope.mailFrom.address,
-        recipients: envelope.rcptTo.map((recipient) => recipient.address),
-        body,
-        receivedAt,
+        sessionId: state.id,
         connector: state.connector.name,
         remoteAddress: state.remoteAddress,
-        ...(domainSecured === undefined ? {} : { domainSecured }),
-      });
-    } catch (error) {
-      const storage = ['ENOSPC', 'EDQUOT'].includes((error as NodeJS.ErrnoException).code ?? '');
-      this.options.log.log('error', 'receive.queue_failed', {
-        session: state.id,
-        connector: state.connector.name,
-        error: (error as Error).message,
-      });
-      throw new SmtpReplyError(storage ? REPLIES.storageFull : REPLIES.localError);
-    }
+        tls: state.tls,
+        domainSecured: state.domainSecured,
+      },
+      session,
+      this.options.sink,
+      this.options.log,
+    );
     this.trace(state, '*', `message of ${collected.size} bytes queued as ${ids.join(' ')}`);
     return `2.6.0 Ok: queued as ${ids.join(' ')}`;
   }
@@ -361,6 +336,7 @@ export class ReceiveListener {
     const state = this.sessions.get(session.id);
     if (state === undefined) return;
     this.trace(state, '-', '');
+    this.counter.release(state.connector.name, state.remoteAddress);
     this.sessions.delete(session.id);
   }
 
@@ -413,8 +389,4 @@ export class ReceiveListener {
       verbose,
     );
   }
-}
-
-function endpoint(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }

@@ -8,6 +8,33 @@ export const REPLIES = {
     enhanced: '5.7.1',
     text: 'Connection refused: no receive connector accepts this client',
   },
+  // Receive limits (receive/limits.ts); Exchange's wording where it has one.
+  tooManyConnections: {
+    code: 421,
+    enhanced: '4.3.2',
+    text: 'The maximum number of concurrent server connections has exceeded a limit, closing transmission channel',
+  },
+  tooManyFromClient: {
+    code: 421,
+    enhanced: '4.7.0',
+    text: 'Too many concurrent connections from this client, closing transmission channel',
+  },
+  lineTooLong: { code: 500, enhanced: '5.5.2', text: 'Line too long' },
+  idleTimeout: {
+    code: 421,
+    enhanced: '4.4.2',
+    text: 'Idle timeout, closing transmission channel',
+  },
+  tooManyCommands: {
+    code: 421,
+    enhanced: '4.7.0',
+    text: 'Too many commands in one session, closing transmission channel',
+  },
+  tooManyErrors: {
+    code: 421,
+    enhanced: '4.7.0',
+    text: 'Too many errors on this connection, closing transmission channel',
+  },
   starttlsFirst: { code: 530, enhanced: '5.7.0', text: 'Must issue a STARTTLS command first' },
   certificateValidation: { code: 454, enhanced: '4.7.5', text: 'Certificate validation failure' },
   unableToRelay: { code: 550, enhanced: '5.7.1', text: 'Unable to relay' },

@@ -241,6 +241,8 @@ describe('MessageQueue', () => {
   });
 
   it('bounces recipients still failing after expireAfter, quoting the last error', async () => {
+    // The delay notice (4 hours) has its own test; here only the expiry's report is read.
+    const NO_DELAY_NOTICE = { ...POLICY, delayNoticeAfter: Infinity };
     const queue = await open();
     const [id = ''] = await queue.accept(incoming(['bob@fabrikam.com']));
     const fail = {
@@ -254,10 +256,10 @@ describe('MessageQueue', () => {
       ],
     };
     queue.claim([id]);
-    await queue.settle(id, fail, POLICY);
+    await queue.settle(id, fail, NO_DELAY_NOTICE);
     now = T0 + POLICY.expireAfter - MINUTE;
     queue.claim([id]);
-    await queue.settle(id, fail, POLICY);
+    await queue.settle(id, fail, NO_DELAY_NOTICE);
     assert.equal(
       queue.messages()[0]?.nextRetryAt,
       new Date(T0 + POLICY.expireAfter).toISOString(),
@@ -265,7 +267,7 @@ describe('MessageQueue', () => {
     );
     now = T0 + POLICY.expireAfter;
     queue.claim([id]);
-    await queue.settle(id, fail, POLICY);
+    await queue.settle(id, fail, NO_DELAY_NOTICE);
     const [report] = queue.messages();
     assert.equal(report?.from, '');
     const body = await readReport(queue, report?.id ?? '');
@@ -275,6 +277,52 @@ describe('MessageQueue', () => {
       /^Diagnostic-Code: smtp; 550 5\.4\.7 Message expired before it could be delivered\. Last error: 451 4\.4\.0 Primary target/m,
     );
     await queue.close();
+  });
+
+  it('sends one delay notice (Action: delayed) after 4 hours in the queue, and keeps the message', async () => {
+    const log = memoryLog();
+    const queue = await open(log);
+    const [id = ''] = await queue.accept(incoming(['bob@fabrikam.com']));
+    const fail = {
+      delivered: [],
+      failures: [
+        {
+          recipient: 'bob@fabrikam.com',
+          reply: '451 4.4.0 Primary target IP address responded with: "454 4.7.5 x."',
+          permanent: false,
+        },
+      ],
+    };
+    const settleAt = async (at: number) => {
+      now = at;
+      queue.claim([id]);
+      await queue.settle(id, fail, POLICY);
+    };
+    await settleAt(T0 + 4 * 3_600_000 - MINUTE);
+    assert.equal(queue.messages().length, 1, 'no notice before 4 hours');
+    await settleAt(T0 + 4 * 3_600_000);
+    const notices = queue.messages().filter((m) => m.from === '');
+    assert.equal(notices.length, 1);
+    const body = await readReport(queue, notices[0]?.id ?? '');
+    assert.match(body, /^Subject: Delivery Delayed: Q4 results$/m);
+    assert.match(body, /^Action: delayed$/m);
+    assert.match(body, /^Status: 4\.4\.0$/m);
+    assert.match(body, /^Will-Retry-Until: Wed, 04 Nov 2026 10:00:00 \+0000$/m);
+    assert.ok(
+      queue.messages().some((m) => m.id === id),
+      'the message stays queued',
+    );
+    await settleAt(T0 + 6 * 3_600_000);
+    assert.equal(queue.messages().filter((m) => m.from === '').length, 1, 'only one notice');
+    assert.ok(log.entries.some((e) => e.event === 'queue.delay_notified'));
+    await queue.close();
+    // The flag survives a restart: no second notice from a reopened queue.
+    const reopened = await open();
+    now = T0 + 7 * 3_600_000;
+    reopened.claim([id]);
+    await reopened.settle(id, fail, POLICY);
+    assert.equal(reopened.messages().filter((m) => m.from === '').length, 1);
+    await reopened.close();
   });
 
   it('never sends a report about a report (null sender): the entry ends with a log line', async () => {

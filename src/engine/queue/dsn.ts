@@ -1,5 +1,6 @@
-// Non-delivery reports (RFC 3464 multipart/report with message/delivery-status, RFC 3462): built
-// from the failed recipients and the original's header section. Pure; the queue sends them.
+// Delivery status notifications (RFC 3464 multipart/report with message/delivery-status, RFC 3462):
+// non-delivery reports and delay notices, built from the recipients and the original's header
+// section. Pure; the queue sends them.
 import { randomBytes } from 'node:crypto';
 
 export interface BouncedRecipient {
@@ -20,6 +21,10 @@ export interface NonDeliveryReportInput {
   originalHeaders: string;
   recipients: BouncedRecipient[];
   now: Date;
+  /** 'delayed': a delay notice (SPEC §6, after 4 hours), the message stays queued. */
+  action?: 'failed' | 'delayed';
+  /** For a delay notice: when the queue gives up (RFC 3464 Will-Retry-Until). */
+  willRetryUntil?: Date;
 }
 
 /** The RFC 3463 status in a reply line, or the class of its basic code ("451 ..." -> "4.0.0"). */
@@ -40,10 +45,19 @@ export function headerSection(body: Buffer, limit = 64 * 1024): string {
 export function buildNonDeliveryReport(input: NonDeliveryReportInput): Buffer {
   const boundary = `=_domsec_${randomBytes(12).toString('hex')}`;
   const subject = originalSubject(input.originalHeaders);
+  const delayed = input.action === 'delayed';
+  const until = input.willRetryUntil;
+  const intro = delayed
+    ? [
+        'Delivery to these recipients has been delayed; the server keeps trying.',
+        ...(until === undefined ? [] : [`It gives up after ${rfc5322Date(until)}.`]),
+        'No action is required on your part.',
+      ]
+    : ['Delivery has failed to these recipients:'];
   const lines: string[] = [
     `From: Mail Delivery System <postmaster@${input.reportingMta}>`,
     `To: <${input.to}>`,
-    `Subject: Undeliverable: ${subject === '' ? '(no subject)' : subject}`,
+    `Subject: ${delayed ? 'Delivery Delayed' : 'Undeliverable'}: ${subject === '' ? '(no subject)' : subject}`,
     `Date: ${rfc5322Date(input.now)}`,
     `Message-ID: <${randomBytes(12).toString('hex')}@${input.reportingMta}>`,
     'Auto-Submitted: auto-replied', // RFC 3834: no auto-reply loops
@@ -56,7 +70,7 @@ export function buildNonDeliveryReport(input: NonDeliveryReportInput): Buffer {
     'Content-Type: text/plain; charset=utf-8',
     'Content-Transfer-Encoding: 8bit',
     '',
-    'Delivery has failed to these recipients:',
+    ...intro,
     '',
     ...input.recipients.flatMap((r) => [r.recipient, `    ${r.diagnostic}`, '']),
     'Diagnostic information for administrators:',
@@ -73,10 +87,11 @@ export function buildNonDeliveryReport(input: NonDeliveryReportInput): Buffer {
     '',
     ...input.recipients.flatMap((r) => [
       `Final-Recipient: rfc822; ${r.recipient}`,
-      'Action: failed',
+      `Action: ${delayed ? 'delayed' : 'failed'}`,
       `Status: ${r.status}`,
       `Diagnostic-Code: smtp; ${r.diagnostic}`,
       `Last-Attempt-Date: ${rfc5322Date(input.now)}`,
+      ...(delayed && until !== undefined ? [`Will-Retry-Until: ${rfc5322Date(until)}`] : []),
       '',
     ]),
     `--${boundary}`,

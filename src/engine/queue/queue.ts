@@ -17,6 +17,7 @@ import type { IncomingMessage, MessageSink } from '../message-sink.js';
 import { formatReply, REPLIES } from '../replies.js';
 import { buildNonDeliveryReport, headerSection, statusOf, type BouncedRecipient } from './dsn.js';
 import type { DeliveryOutcome, OutboundMessage } from './outcome.js';
+import { groupByDomain } from './recipients.js';
 import { newMessageId, QueueStore, type ControlRecord } from './store.js';
 
 /** What settling an attempt needs from the running configuration (a Generation has all three). */
@@ -24,7 +25,11 @@ export interface SettlePolicy {
   hostname: string;
   retrySchedule: readonly number[]; // ms
   expireAfter: number; // ms
+  /** A delay notice after this long in the queue (ms); SPEC §6 says 4 hours. */
+  delayNoticeAfter?: number;
 }
+
+export const DELAY_NOTICE_AFTER_MS = 4 * 3_600_000;
 
 /** Used when a configuration gives no schedule at all: better slow than a tight loop. */
 const FALLBACK_RETRY_MS = 5 * 60_000;
@@ -299,8 +304,22 @@ export class MessageQueue implements MessageSink {
     const schedule = policy.retrySchedule;
     const delay = schedule[Math.min(record.attempts, schedule.length - 1)] ?? FALLBACK_RETRY_MS;
     const dueAt = Math.min(now + delay, expiresAt);
+    let delayNotifiedAt = record.delayNotifiedAt ?? null;
+    const noticeAt =
+      Date.parse(record.receivedAt) + (policy.delayNoticeAfter ?? DELAY_NOTICE_AFTER_MS);
+    if (delayNotifiedAt === null && now >= noticeAt) {
+      // Like the report, the notice is durable before the record says it went: a crash repeats it.
+      const delayed = remaining.map((recipient) => ({
+        recipient,
+        status: statusOf(lastError ?? '451'),
+        diagnostic: lastError ?? formatReply(REPLIES.localError),
+      }));
+      await this.bounce(record, delayed, policy, now, new Date(expiresAt));
+      delayNotifiedAt = new Date(now).toISOString();
+    }
     const updated: ControlRecord = {
       ...record,
+      delayNotifiedAt,
       recipients: remaining,
       attempts: record.attempts + 1,
       lastError,
@@ -324,6 +343,8 @@ export class MessageQueue implements MessageSink {
     recipients: BouncedRecipient[],
     policy: SettlePolicy,
     now: number,
+    /** Given: a delay notice (the message stays queued until then), not a non-delivery report. */
+    willRetryUntil?: Date,
   ): Promise<void> {
     const fields = { id: record.id, recipients: recipients.map((r) => r.recipient) };
     if (record.from === '') {
@@ -348,6 +369,7 @@ export class MessageQueue implements MessageSink {
       originalHeaders: headerSection(original),
       recipients,
       now: new Date(now),
+      ...(willRetryUntil === undefined ? {} : { action: 'delayed' as const, willRetryUntil }),
     });
     const ids = await this.write({
       from: '',
@@ -357,7 +379,8 @@ export class MessageQueue implements MessageSink {
       connector: 'queue',
       remoteAddress: '',
     });
-    this.log.log('warn', 'queue.bounced', { ...fields, report: ids[0], to: record.from });
+    const event = willRetryUntil === undefined ? 'queue.bounced' : 'queue.delay_notified';
+    this.log.log('warn', event, { ...fields, report: ids[0], to: record.from });
   }
 
   /** Resolves once every write in flight ended; accept() refuses from now on. */
@@ -383,25 +406,6 @@ export class MessageQueue implements MessageSink {
       }
     }
   }
-}
-
-/** Recipients by next-hop domain, duplicates (case-insensitive) dropped, order kept. */
-function groupByDomain(recipients: readonly string[]): Map<string, string[]> {
-  const groups = new Map<string, string[]>();
-  const seen = new Set<string>();
-  for (const recipient of recipients) {
-    const at = recipient.lastIndexOf('@');
-    if (at <= 0 || at === recipient.length - 1) {
-      throw new RangeError(`recipient ${JSON.stringify(recipient)} has no domain`);
-    }
-    if (seen.has(recipient.toLowerCase())) continue;
-    seen.add(recipient.toLowerCase());
-    const domain = recipient.slice(at + 1).toLowerCase();
-    const list = groups.get(domain) ?? [];
-    list.push(recipient);
-    groups.set(domain, list);
-  }
-  return groups;
 }
 
 function attemptTime(entry: Entry): number {

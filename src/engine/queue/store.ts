@@ -24,6 +24,8 @@ export interface ControlRecord {
   lastError: string | null;
   lastAttemptAt: string | null;
   nextAttemptAt: string; // ISO
+  /** When the delay notice went to the sender (SPEC §6); absent or null: not yet. */
+  delayNotifiedAt?: string | null;
 }
 
 const TEMPORARY = '.tmp';
@@ -196,7 +198,8 @@ export function parseControlRecord(text: string, expectedId: string): ControlRec
   for (const field of ['receivedAt', 'nextAttemptAt']) {
     if (Number.isNaN(Date.parse(record[field] as string))) return `${field} is not a time`;
   }
-  for (const field of ['lastError', 'lastAttemptAt']) {
+  for (const field of ['lastError', 'lastAttemptAt', 'delayNotifiedAt']) {
+    if (field === 'delayNotifiedAt' && record[field] === undefined) continue; // older records
     if (record[field] !== null && typeof record[field] !== 'string')
       return `${field} is not a string or null`;
   }
@@ -211,9 +214,43 @@ export function parseControlRecord(text: string, expectedId: string): ControlRec
   return record as unknown as ControlRecord;
 }
 
-/** fsync on a directory makes renames and unlinks in it durable (POSIX; Windows cannot open one). */
-export async function syncDirectory(path: string): Promise<void> {
-  if (process.platform === 'win32') return;
+/**
+ * fsync on a directory makes renames and unlinks in it durable (POSIX; Windows cannot open one).
+ * Group commit of directory fsyncs: callers that arrive while a sync of the same directory runs
+ * share the next one, which starts after it (the running one may predate their change). Under
+ * load one fsync then covers many messages; none is acknowledged before its own entry is durable.
+ */
+const directorySyncs = new Map<string, { running: Promise<void>; next?: Promise<void> }>();
+
+export function syncDirectory(path: string): Promise<void> {
+  if (process.platform === 'win32') return Promise.resolve();
+  const current = directorySyncs.get(path);
+  if (current === undefined) {
+    const running = fsyncDirectory(path).finally(() => advance(path, running));
+    directorySyncs.set(path, { running });
+    return running;
+  }
+  current.next ??= current.running.catch(() => undefined).then(() => fsyncDirectory(path));
+  return current.next;
+}
+
+/** The running sync is done: the queued one (if any) becomes the running one. */
+function advance(path: string, finished: Promise<void>): void {
+  const current = directorySyncs.get(path);
+  if (current === undefined || current.running !== finished) return;
+  if (current.next === undefined) {
+    directorySyncs.delete(path);
+    return;
+  }
+  const running = current.next;
+  directorySyncs.set(path, { running });
+  running.then(
+    () => advance(path, running),
+    () => advance(path, running),
+  );
+}
+
+async function fsyncDirectory(path: string): Promise<void> {
   const handle = await open(path, 'r');
   try {
     await handle.sync();

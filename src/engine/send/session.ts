@@ -61,7 +61,7 @@ export class SmtpClientSession {
     private readonly connection: SMTPConnection,
     private readonly settings: SessionSettings,
   ) {
-    this.endpoints = { local: '', remote: `${settings.hop.address}:${settings.hop.port}` };
+    this.endpoints = { local: '', remote: endpoint(settings.hop.address, settings.hop.port) };
   }
 
   /** Connects, negotiates TLS by the policy and verifies a partner; throws HopFailure. */
@@ -301,7 +301,7 @@ export class SmtpClientSession {
 }
 
 /** Node types authorizationError as an Error; at run time it is OpenSSL's code as a string. */
-function authorizationCode(socket: TLSSocket): string | null {
+export function authorizationCode(socket: TLSSocket): string | null {
   const value = socket.authorizationError as unknown;
   if (typeof value === 'string') return value;
   if (value instanceof Error) return (value as NodeJS.ErrnoException).code ?? value.message;
@@ -321,10 +321,15 @@ function protocolLogger(session: () => SmtpClientSession | undefined) {
     else if (tnx === 'server') target.write('<', message);
     else if (tnx === 'network' && typeof entry?.remoteAddress === 'string') {
       target.write('+', 'connected', {
-        local: `${String(entry.localAddress)}:${String(entry.localPort)}`,
-        remote: `${entry.remoteAddress}:${String(entry.remotePort)}`,
+        local: endpoint(String(entry.localAddress), entry.localPort),
+        remote: endpoint(entry.remoteAddress, entry.remotePort),
       });
     }
   };
   return { trace: handle, debug: handle, info: handle, warn: handle, error: handle, fatal: handle };
+}
+
+/** "192.0.2.1:25", "[2001:db8::1]:25": as the receive side and Exchange write endpoints. */
+function endpoint(address: string, port: unknown): string {
+  return address.includes(':') ? `[${address}]:${String(port)}` : `${address}:${String(port)}`;
 }

@@ -1,0 +1,63 @@
+// domsec probe DOMAIN: checks domain security towards a partner step by step (MX, connect,
+// STARTTLS, our certificate, theirs) with the manifests' configuration; exit 0 only if it works.
+import type { Command } from 'commander';
+import { buildGeneration } from '../engine/generation.js';
+import { probeDomain, type ProbeReport } from '../engine/send/probe.js';
+import { commandAction, EXIT } from './errors.js';
+import { fileOption, loadOrFail, manifestPaths } from './manifests.js';
+import { formatOption, processOutput, type Output } from './output.js';
+
+export interface ProbeCommandOptions {
+  file: string[];
+  output: 'text' | 'json';
+  timeout: number; // seconds
+}
+
+export async function probeCommand(
+  domain: string,
+  options: ProbeCommandOptions,
+  out: Output,
+): Promise<number> {
+  const { config } = await loadOrFail(options.file, out);
+  const generation = buildGeneration(config, 0);
+  const report = await probeDomain(generation, domain, { timeoutMs: options.timeout * 1000 });
+  out.stdout(
+    options.output === 'json'
+      ? `${JSON.stringify({ formatVersion: 1, ...report }, null, 2)}\n`
+      : renderProbe(report),
+  );
+  return report.ok ? EXIT.ok : EXIT.error;
+}
+
+/** The checklist: one line per step, grouped by next hop, then the verdict. */
+export function renderProbe(report: ProbeReport): string {
+  const lines = [`Domain security to ${report.domain}`];
+  let hop: string | undefined;
+  for (const step of report.steps) {
+    if (step.hop !== hop && step.hop !== undefined) lines.push(`  next hop ${step.hop}`);
+    hop = step.hop;
+    const indent = step.hop === undefined ? '  ' : '    ';
+    lines.push(`${indent}[${step.ok ? 'pass' : 'FAIL'}] ${step.step}: ${step.detail}`);
+  }
+  lines.push(
+    report.ok
+      ? `OK: mail to ${report.domain} would be sent domain-secured`
+      : `FAILED: domain security to ${report.domain} would not work`,
+  );
+  return `${lines.join('\n')}\n`;
+}
+
+export function register(program: Command): void {
+  program
+    .command('probe <domain>')
+    .description('test domain security against a partner, step by step')
+    .addOption(fileOption())
+    .addOption(formatOption())
+    .option('--timeout <seconds>', 'bound on each network wait', (v) => Number(v), 10)
+    .action(
+      commandAction(
+        (domain: string, o: { file?: string[]; output: 'text' | 'json'; timeout: number }) =>
+          probeCommand(domain, { ...o, file: manifestPaths(o.file) }, processOutput()),
+      ),
+    );
+}

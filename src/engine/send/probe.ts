@@ -1,0 +1,253 @@
+// `domsec probe DOMAIN`, the engine side: every step of domain security towards a partner, each
+// pass or fail with its reason, as an administrator's checklist. Routing, DNS and verification
+// are the engine's own (route.ts, dns.ts, tls/verify.ts); only the SMTP dialog is spelled out.
+import { connect as connectTcp, type Socket } from 'node:net';
+import { connect as connectTls, type TLSSocket } from 'node:tls';
+import { NextHopError, type NextHop } from '../dns.js';
+import type { Generation, LoadedPartner } from '../generation.js';
+import { formatReply, REPLIES } from '../replies.js';
+import { peerChain, verifyPeer } from '../tls/verify.js';
+import { chooseSendConnector, nextHopsFor, sendSecurePartner } from './route.js';
+import { authorizationCode } from './session.js';
+
+export interface ProbeStep {
+  step: string;
+  ok: boolean;
+  detail: string;
+  /** The next hop the step belongs to ("mx1.adatum.com 192.0.2.1:25"); none for routing steps. */
+  hop?: string;
+}
+
+export interface ProbeReport {
+  domain: string;
+  ok: boolean;
+  steps: ProbeStep[];
+}
+
+export interface ProbeOptions {
+  timeoutMs?: number; // per network wait, default 10 s
+}
+
+/** Runs the checklist; never throws for a failure of the partner or the network. */
+export async function probeDomain(
+  generation: Generation,
+  domain: string,
+  options: ProbeOptions = {},
+): Promise<ProbeReport> {
+  const steps: ProbeStep[] = [];
+  const report = (): ProbeReport => ({ domain, ok: steps.every((s) => s.ok), steps });
+  const timeoutMs = options.timeoutMs ?? 10_000;
+
+  const partner = sendSecurePartner(generation, domain);
+  if (partner === undefined) {
+    steps.push({
+      step: 'partner',
+      ok: false,
+      detail: `${domain} is not a PartnerDomain with domainSecure.send: true (TLSSendDomainSecureList)`,
+    });
+    return report();
+  }
+  steps.push({ step: 'partner', ok: true, detail: `PartnerDomain/${partner.name}` });
+
+  const connector = chooseSendConnector(generation.sendConnectors, domain);
+  if (connector === undefined) {
+    steps.push({ step: 'send connector', ok: false, detail: formatReply(REPLIES.noRoute) });
+    return report();
+  }
+  const routing = 'smartHosts' in connector.spec.routing ? 'smart hosts' : 'DNS MX';
+  const connectorOk = connector.spec.domainSecure && routing === 'DNS MX';
+  steps.push({
+    step: 'send connector',
+    ok: connectorOk,
+    detail: `SendConnector/${connector.name} routes by ${routing}, domainSecure: ${connector.spec.domainSecure}${connectorOk ? '' : ' (needs dnsMx and domainSecure: true, DS001/DS003)'}`,
+  });
+
+  let hops: NextHop[];
+  try {
+    hops = await nextHopsFor(connector, domain, generation, { timeoutMs, tries: 1 });
+  } catch (error) {
+    const detail = error instanceof NextHopError ? error.reply : (error as Error).message;
+    steps.push({ step: 'next hops', ok: false, detail });
+    return report();
+  }
+  const listed = hops.map((h) => `${h.host} ${endpoint(h)} (preference ${h.preference})`);
+  steps.push({ step: 'next hops', ok: true, detail: listed.join(', ') });
+
+  for (const hop of hops) {
+    const hopSteps = await probeHop(generation, partner, hop, timeoutMs);
+    steps.push(...hopSteps.map((s) => ({ ...s, hop: `${hop.host} ${endpoint(hop)}` })));
+  }
+  return report();
+}
+
+/** One next hop: connect, EHLO, STARTTLS, the partner's certificate, our certificate (MAIL FROM). */
+async function probeHop(
+  generation: Generation,
+  partner: LoadedPartner,
+  hop: NextHop,
+  timeoutMs: number,
+): Promise<ProbeStep[]> {
+  const steps: ProbeStep[] = [];
+  const dialog = new Dialog(timeoutMs);
+  try {
+    const socket = await dialog.open(
+      () => connectTcp({ host: hop.address, port: hop.port, noDelay: true }),
+      'connect',
+    );
+    const banner = await dialog.reply();
+    steps.push({ step: 'connect', ok: banner.startsWith('220'), detail: banner });
+    if (!banner.startsWith('220')) return steps;
+
+    const ehlo = await dialog.command(`EHLO ${generation.hostname}`);
+    const offersTls = /^250[ -]STARTTLS$/im.test(ehlo);
+    steps.push({
+      step: 'STARTTLS offered',
+      ok: offersTls,
+      detail: offersTls ? 'yes' : formatReply(REPLIES.starttlsRequiredToSend),
+    });
+    if (!offersTls) return steps;
+    const ready = await dialog.command('STARTTLS');
+    if (!ready.startsWith('220')) {
+      steps.push({ step: 'TLS handshake', ok: false, detail: `STARTTLS refused: ${ready}` });
+      return steps;
+    }
+    const servername = /^[\d.:]+$/.test(hop.host) ? undefined : hop.host;
+    const tls = (await dialog.open(
+      () =>
+        connectTls({
+          socket,
+          secureContext: partner.sendContext, // our certificate, the partner's anchors
+          rejectUnauthorized: false, // judged by verifyPeer below, as the engine does
+          checkServerIdentity: () => undefined,
+          minVersion: 'TLSv1.2',
+          ...(servername === undefined ? {} : { servername }),
+        }),
+      'secureConnect',
+    )) as TLSSocket;
+    steps.push({
+      step: 'TLS handshake',
+      ok: true,
+      detail: `${tls.getProtocol() ?? '?'} ${tls.getCipher().name}, presenting our certificate ${generation.certificate.fingerprint}`,
+    });
+
+    const verdict = verifyPeer({
+      chain: peerChain(tls),
+      partner,
+      role: 'server',
+      opensslError: authorizationCode(tls),
+    });
+    steps.push(
+      verdict.ok
+        ? {
+            step: 'partner certificate',
+            ok: true,
+            detail: `subject="${verdict.subject}" issuer="${verdict.issuer}" names ${verdict.names.join(', ')}`,
+          }
+        : {
+            step: 'partner certificate',
+            ok: false,
+            detail: formatReply(REPLIES.certificateValidation, verdict.reason),
+          },
+    );
+    if (!verdict.ok) return steps;
+
+    await dialog.command(`EHLO ${generation.hostname}`);
+    const sender = `postmaster@${[...generation.acceptedDomains][0] ?? generation.hostname}`;
+    const mail = await dialog.command(`MAIL FROM:<${sender}>`);
+    steps.push({
+      step: 'our certificate accepted',
+      ok: mail.startsWith('250'),
+      detail: `MAIL FROM:<${sender}> answered ${mail}`,
+    });
+    await dialog.command('RSET').catch(() => undefined);
+    await dialog.command('QUIT').catch(() => undefined);
+  } catch (error) {
+    steps.push({ step: dialog.stage, ok: false, detail: (error as Error).message });
+  } finally {
+    dialog.close();
+  }
+  return steps;
+}
+
+/** A line-oriented SMTP dialog on one socket (plain, then TLS), every wait bounded. */
+class Dialog {
+  stage = 'connect';
+  private socket: Socket | undefined;
+  private buffer = '';
+  private waiter: (() => void) | undefined;
+  private failure: Error | undefined;
+
+  constructor(private readonly timeoutMs: number) {}
+
+  async open(make: () => Socket, event: 'connect' | 'secureConnect'): Promise<Socket> {
+    this.stage = event === 'connect' ? 'connect' : 'TLS handshake';
+    this.socket?.removeAllListeners('data'); // after STARTTLS the TLS socket reads, not us
+    const socket = make();
+    this.socket = socket;
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => {
+      this.buffer += chunk;
+      this.waiter?.();
+    });
+    socket.on('error', (error) => {
+      this.failure = error;
+      this.waiter?.();
+    });
+    socket.on('close', () => {
+      this.failure ??= new Error(formatReply(REPLIES.connectionDropped));
+      this.waiter?.();
+    });
+    await this.bounded(
+      new Promise<void>((resolve, reject) => {
+        socket.once(event, resolve);
+        socket.once('error', reject);
+      }),
+    );
+    return socket;
+  }
+
+  async command(line: string): Promise<string> {
+    this.stage = line.split(' ')[0] ?? line;
+    this.socket?.write(`${line}\r\n`);
+    return this.reply();
+  }
+
+  async reply(): Promise<string> {
+    return this.bounded(
+      new Promise<string>((resolve, reject) => {
+        const check = () => {
+          const match = /^(?:\d{3}-[^\n]*\n)*\d{3}(?: [^\n]*)?\r?\n/.exec(this.buffer);
+          if (match !== null) {
+            this.buffer = this.buffer.slice(match[0].length);
+            this.waiter = undefined;
+            resolve(match[0].trimEnd());
+          } else if (this.failure !== undefined) {
+            this.waiter = undefined;
+            reject(this.failure);
+          }
+        };
+        this.waiter = check;
+        check();
+      }),
+    );
+  }
+
+  close(): void {
+    this.socket?.destroy();
+  }
+
+  private bounded<T>(promise: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`no answer within ${this.timeoutMs} ms (${this.stage})`)),
+        this.timeoutMs,
+      );
+    });
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  }
+}
+
+function endpoint(hop: NextHop): string {
+  return hop.address.includes(':') ? `[${hop.address}]:${hop.port}` : `${hop.address}:${hop.port}`;
+}

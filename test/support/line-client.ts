@@ -1,0 +1,76 @@
+// A plain SMTP client over a raw socket for tests that need to misbehave on purpose (over-long
+// lines, silence, command floods): it writes lines and reads replies, each wait bounded.
+import { connect, type Socket } from 'node:net';
+
+export class LineClient {
+  private buffer = '';
+  private closed = false;
+  private waiters: (() => void)[] = [];
+
+  private constructor(private readonly socket: Socket) {
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      this.buffer += chunk;
+      this.wake();
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+    socket.on('error', () => undefined);
+  }
+
+  static async open(port: number, host = '127.0.0.1'): Promise<LineClient> {
+    const socket = connect({ port, host, noDelay: true });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    return new LineClient(socket);
+  }
+
+  write(line: string): void {
+    this.socket.write(`${line}\r\n`);
+  }
+
+  /** The next complete reply (all lines of a multi-line one), or rejects after `timeout` ms. */
+  async reply(timeout = 5_000): Promise<string> {
+    const deadline = Date.now() + timeout;
+    for (;;) {
+      const match = /^(?:\d{3}-[^\r\n]*\r\n)*\d{3}(?: [^\r\n]*)?\r\n/.exec(this.buffer);
+      if (match !== null) {
+        this.buffer = this.buffer.slice(match[0].length);
+        return match[0].trimEnd();
+      }
+      if (this.closed) throw new Error(`connection closed; unread: ${JSON.stringify(this.buffer)}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no reply within ${timeout} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Resolves when the server has closed the connection; rejects after `timeout` ms. */
+  async closedByServer(timeout = 5_000): Promise<void> {
+    const deadline = Date.now() + timeout;
+    while (!this.closed) {
+      if (Date.now() > deadline) throw new Error(`still open after ${timeout} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+}
