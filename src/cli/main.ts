@@ -4,16 +4,22 @@ import { Command, Option } from 'commander';
 import { existsSync } from 'node:fs';
 import { ControlError } from '../control/client.js';
 import { loadConfiguration } from '../config/index.js';
-import { applyCommand } from './apply.js';
+import { register as registerApply } from './apply.js';
 import { certsLabCommand } from './certs.js';
 import { CliError, EXIT } from './errors.js';
 import { processOutput } from './output.js';
-import { planCommand } from './plan.js';
+import { register as registerPlan } from './plan.js';
 import { queueList, queueRetry, queueShow } from './queue.js';
 import { serveCommand } from './serve.js';
 import { connectEngine, type TargetOptions } from './target.js';
 import { validateCommand } from './validate.js';
-import { watchCommand } from './watch.js';
+import { register as registerWatch } from './watch.js';
+import { register as registerHistory } from './history.js';
+import { register as registerRollback } from './rollback.js';
+import { register as registerStatus } from './status.js';
+import { register as registerExplain } from './explain.js';
+import { register as registerExport } from './export.js';
+import { register as registerProbe } from './probe.js';
 
 const out = processOutput();
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
@@ -64,73 +70,12 @@ program
     ),
   );
 
-program
-  .command('plan')
-  .description('show what apply would change in the running engine')
-  .addOption(files())
-  .addOption(server())
-  .addOption(tokenFile())
-  .addOption(output())
-  .option('--detailed-exitcode', 'exit 2 when there are changes, 0 when none')
-  .action(
-    run(
-      async (o: {
-        file?: string[];
-        server?: string;
-        tokenFile?: string;
-        output: 'text' | 'json';
-        detailedExitcode?: boolean;
-      }) =>
-        planCommand(
-          { ...o, file: manifestPaths(o.file), detailedExitcode: o.detailedExitcode === true },
-          out,
-        ),
-    ),
-  );
-
-program
-  .command('apply')
-  .description('apply the manifests to the running engine by hot reload')
-  .addOption(files())
-  .addOption(server())
-  .addOption(tokenFile())
-  .option('--auto-approve', 'apply without asking')
-  .option(
-    '--approve-weakening',
-    'with --auto-approve, also apply changes that weaken domain security',
-  )
-  .action(
-    run(
-      async (o: {
-        file?: string[];
-        server?: string;
-        tokenFile?: string;
-        autoApprove?: boolean;
-        approveWeakening?: boolean;
-      }) =>
-        applyCommand(
-          {
-            ...o,
-            file: manifestPaths(o.file),
-            autoApprove: o.autoApprove === true,
-            approveWeakening: o.approveWeakening === true,
-          },
-          out,
-        ),
-    ),
-  );
-
-program
-  .command('watch')
-  .description('apply the manifest directory to the engine on every change')
-  .addOption(files())
-  .addOption(server())
-  .addOption(tokenFile())
-  .action(
-    run(async (o: { file?: string[]; server?: string; tokenFile?: string }) =>
-      watchCommand({ ...o, file: manifestPaths(o.file) }, out, shutdownSignal()),
-    ),
-  );
+registerPlan(program);
+registerApply(program);
+registerWatch(program);
+registerHistory(program);
+registerRollback(program);
+registerStatus(program);
 
 program
   .command('serve')
@@ -147,6 +92,10 @@ program
       serveCommand({ ...o, watch: o.watch === true }, out, shutdownSignal()),
     ),
   );
+
+registerProbe(program);
+registerExplain(program);
+registerExport(program);
 
 const queue = program.command('queue').description('inspect and retry the engine queues');
 const queueOptions = (command: Command) =>
@@ -192,4 +141,5 @@ try {
     exitCode = EXIT.error;
   }
 }
-process.exitCode = exitCode;
+// Registered commands set process.exitCode themselves; the others report through exitCode.
+process.exitCode ??= exitCode;
