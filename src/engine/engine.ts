@@ -227,6 +227,18 @@ export class Engine {
       );
     }
 
+    // Save what a restart comes back to before committing: a state directory that refuses the
+    // write refuses the apply, rather than leaving a running generation nobody could restore.
+    try {
+      await this.persist(config);
+    } catch (error) {
+      await Promise.all(started.map(([, listener]) => listener.close()));
+      throw new Error(
+        `cannot save the configuration in the state directory (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); the previous configuration keeps running`,
+        { cause: error },
+      );
+    }
+
     // Commit: from here on nothing can fail.
     this.generation = next;
     for (const [key, listener] of started) {
@@ -248,7 +260,6 @@ export class Engine {
       partners: next.partnersByDomain.size,
       listeners: this.listeners.size,
     });
-    await this.persist(config);
     if (options.record !== false) await this.remember(next, config, options.rollbackOf);
     this.delivery.afterApply(previous, next);
     return { generation: next.number, appliedAt: next.appliedAt.toISOString() };

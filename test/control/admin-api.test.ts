@@ -1,7 +1,9 @@
 // The admin API: the token is required, a stale plan is refused, and an apply that cannot bind
 // leaves the previous generation running with its listeners answering.
 import assert from 'node:assert/strict';
+import { mkdir, rm } from 'node:fs/promises';
 import { connect, createServer, type Server } from 'node:net';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ControlClient, ControlError } from '../../src/control/client.js';
 import { startEngine, type RunningEngine } from '../support/engine.js';
@@ -132,5 +134,34 @@ describe('admin API', () => {
     first.spec.keyPem = (await import('../support/lab.js')).lab().adatumMail.keyPem;
     await assert.rejects(running.client.apply(config), /private key does not match/);
     assert.equal((await running.client.state()).generation, 1);
+  });
+
+  it('refuses an apply whose configuration cannot be saved, and closes the listeners it opened', async () => {
+    // A directory where the temporary file must go makes the write fail, even for root.
+    const blocker = join(state.path, 'applied-config.json.tmp');
+    await mkdir(blocker);
+    const extraPort = await freePort();
+    try {
+      const config = runtimeConfig({
+        receiveConnectors: [
+          receiveConnector('from-partners', { bindings: [`127.0.0.1:${port}`] }),
+          receiveConnector('second', {
+            bindings: [`127.0.0.1:${extraPort}`],
+            domainSecure: false,
+            requireTls: false,
+          }),
+        ],
+      });
+      await assert.rejects(
+        running.client.apply(config),
+        /cannot save the configuration in the state directory \(EISDIR\); the previous configuration keeps running/,
+      );
+      const after = await running.client.state();
+      assert.equal(after.generation, 1);
+      assert.equal(after.listeners.length, 1);
+      await assert.rejects(banner(extraPort), /ECONNREFUSED/);
+    } finally {
+      await rm(blocker, { recursive: true, force: true });
+    }
   });
 });
