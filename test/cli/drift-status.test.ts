@@ -5,7 +5,6 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:net';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { register as registerApply } from '../../src/cli/apply.js';
@@ -21,21 +20,10 @@ import { eventually, startEngine, type RunningEngine } from '../support/engine.j
 import { ADATUM, TREY, writeLab, writeManifests } from '../support/manifests.js';
 import { freePort } from '../support/ports.js';
 import { tempDir } from '../support/tmp.js';
+import { banner } from '../support/banner.js';
 
 const commands = [registerPlan, registerApply, registerHistory, registerRollback, registerStatus];
 const DAY = 86_400_000;
-
-function banner(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.setTimeout(5_000, () => socket.destroy(new Error('no banner')));
-    socket.once('data', (chunk: Buffer) => {
-      socket.destroy();
-      resolve(chunk.toString());
-    });
-    socket.once('error', reject);
-  });
-}
 
 /** Stops a listener's socket behind the engine's back, as a failed listener would. */
 async function breakListener(engine: Engine, binding: string): Promise<void> {

@@ -2,7 +2,7 @@
 // leaves the previous generation running with its listeners answering.
 import assert from 'node:assert/strict';
 import { mkdir, rm } from 'node:fs/promises';
-import { connect, createServer, type Server } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ControlClient, ControlError } from '../../src/control/client.js';
@@ -10,19 +10,7 @@ import { startEngine, type RunningEngine } from '../support/engine.js';
 import { freePort } from '../support/ports.js';
 import { receiveConnector, runtimeConfig } from '../support/runtime-config.js';
 import { tempDir } from '../support/tmp.js';
-
-/** The first line an SMTP server sends on a new connection. */
-function banner(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.setTimeout(5_000, () => socket.destroy(new Error('no banner')));
-    socket.once('data', (chunk: Buffer) => {
-      socket.destroy();
-      resolve(chunk.toString());
-    });
-    socket.once('error', reject);
-  });
-}
+import { banner } from '../support/banner.js';
 
 describe('admin API', () => {
   let state: Awaited<ReturnType<typeof tempDir>>;
