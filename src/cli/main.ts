@@ -87,9 +87,19 @@ program
     'admin API address (default: the Organization admin.listen, else 127.0.0.1:8025)',
   )
   .option('--watch', 'reconcile from the -f directory on every change')
+  .option(
+    '--resync <duration>',
+    'with --watch, also reconcile at this interval, correcting drift (e.g. 5m)',
+  )
   .action(
-    run(async (o: { file?: string[]; state: string; admin?: string; watch?: boolean }) =>
-      serveCommand({ ...o, watch: o.watch === true }, out, shutdownSignal()),
+    run(
+      async (o: {
+        file?: string[];
+        state: string;
+        admin?: string;
+        watch?: boolean;
+        resync?: string;
+      }) => serveCommand({ ...o, watch: o.watch === true }, out, shutdownSignal()),
     ),
   );
 

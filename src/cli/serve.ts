@@ -13,6 +13,7 @@ import { watchManifests } from '../reconcile/watch.js';
 import { parseHostPort } from '../units.js';
 import { CliError } from './errors.js';
 import { loadOrFail } from './manifests.js';
+import { parseResync } from './watch.js';
 import type { Output } from './output.js';
 
 export interface ServeOptions {
@@ -20,6 +21,8 @@ export interface ServeOptions {
   state: string;
   admin?: string;
   watch: boolean;
+  /** With --watch: also reconcile at this interval, correcting drift. */
+  resync?: string;
 }
 
 const DEFAULT_ADMIN = '127.0.0.1:8025';
@@ -29,6 +32,9 @@ export async function serveCommand(
   out: Output,
   signal: AbortSignal,
 ): Promise<number> {
+  const resyncMs = parseResync(options.resync);
+  if (options.resync !== undefined && !options.watch)
+    throw new CliError('--resync goes with --watch');
   if (options.watch && options.file === undefined)
     throw new CliError('--watch needs -f with the manifest directory');
   const config =
@@ -76,6 +82,7 @@ export async function serveCommand(
         client: new ControlClient(control.url, token.value),
         signal,
         print: (text) => out.stdout(text),
+        ...(resyncMs === undefined ? {} : { resyncMs }),
       });
     } else {
       await new Promise<void>((done) =>

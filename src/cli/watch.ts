@@ -20,14 +20,7 @@ export async function watchCommand(
   out: Output,
   signal: AbortSignal,
 ): Promise<number> {
-  let resyncMs: number | undefined;
-  if (options.resync !== undefined) {
-    try {
-      resyncMs = requireDuration(options.resync);
-    } catch {
-      throw new CliError(`--resync ${options.resync} is not a duration (e.g. 30s, 5m, 1h)`);
-    }
-  }
+  const resyncMs = parseResync(options.resync);
   // The manifests only tell where the engine is; a broken file here must not stop the watch.
   const load = await loadConfiguration(options.file);
   const client = await connectEngine(options, load.config);
@@ -39,6 +32,16 @@ export async function watchCommand(
     ...(resyncMs === undefined ? {} : { resyncMs }),
   });
   return 0;
+}
+
+/** The --resync interval in milliseconds (watch and serve --watch share the flag). */
+export function parseResync(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return requireDuration(text);
+  } catch {
+    throw new CliError(`--resync ${text} is not a duration (e.g. 30s, 5m, 1h)`);
+  }
 }
 
 function shutdownSignal(): AbortSignal {

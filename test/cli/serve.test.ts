@@ -1,10 +1,12 @@
 // domsec serve as a process: it writes its admin token owner-only and never prints it, and a
 // restart with the same --state comes back running the configuration applied before.
 import assert from 'node:assert/strict';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ControlClient } from '../../src/control/client.js';
+import { issueCertificate } from '../../src/pki/lab.js';
 import { RunningCli } from '../support/cli.js';
 import { ADATUM, TREY, writeLab, writeManifests } from '../support/manifests.js';
 import { freePort } from '../support/ports.js';
@@ -67,6 +69,50 @@ describe('domsec serve', () => {
       assert.ok(state.listeners.length === 2 && state.listeners.every((l) => l.listening));
     } finally {
       await second.stop();
+    }
+  });
+
+  it('serve --watch --resync picks up a certificate replaced on disk without any YAML change', async () => {
+    const stateDir = join(lab.path, 'state-watch');
+    const token = 'resync-test-token-0123456789abcdef';
+    const pki = join(manifests, 'pki');
+    const serve = new RunningCli(
+      ['serve', '-f', manifests, '--state', stateDir, '--watch', '--resync', '300ms'],
+      {
+        DOMSEC_TOKEN: token,
+      },
+    );
+    try {
+      await serve.waitForOutput(/domsec engine ready: generation \d+/);
+      const client = new ControlClient(`http://${admin}`, token);
+      const fingerprint = async () =>
+        (await client.state()).objects.find((o) => o.kind === 'Certificate')?.spec.fingerprint;
+      const before = await fingerprint();
+
+      // The administrator renews the certificate in place: same files, new certificate and key.
+      const root = {
+        commonName: 'adatum Root CA',
+        certPem: await readFile(join(pki, 'adatum-root.crt'), 'utf8'),
+        keyPem: await readFile(join(pki, 'adatum-root.key'), 'utf8'),
+        fingerprint: '',
+      };
+      const renewed = issueCertificate(root, {
+        commonName: ADATUM.hostname,
+        dnsNames: [ADATUM.hostname, ADATUM.domain],
+      });
+      await writeFile(join(pki, `${ADATUM.hostname}.key`), renewed.keyPem, { mode: 0o600 });
+      await writeFile(join(pki, `${ADATUM.hostname}.crt`), renewed.certPem);
+
+      const deadline = Date.now() + 15_000;
+      let now = before;
+      while (now !== renewed.fingerprint && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        now = await fingerprint();
+      }
+      assert.notEqual(before, renewed.fingerprint);
+      assert.equal(now, new X509Certificate(renewed.certPem).fingerprint256);
+    } finally {
+      await serve.stop();
     }
   });
 });
