@@ -109,7 +109,7 @@ export async function startControlServer(options: ControlServerOptions): Promise
         return send(
           response,
           200,
-          engine.reportReconcile({
+          await engine.reportReconcile({
             outcome: body.outcome,
             generation: Number(body.generation),
             error: typeof body.error === 'string' ? body.error : null,

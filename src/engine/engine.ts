@@ -1,7 +1,8 @@
 // The transport engine: runs one Generation at a time. apply() is atomic (every listener bound
 // and every certificate loaded, or nothing changes); state() reports what really runs. The queue
 // is opened once and never touched by a reload.
-import { mkdir, readFile, rename, writeFile, open } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
+import { writeFileDurably } from './durable-file.js';
 import { join, resolve } from 'node:path';
 import type {
   ApplyResult,
@@ -43,6 +44,7 @@ export interface EngineOptions {
 }
 
 const APPLIED_FILE = 'applied-config.json';
+const STATUS_FILE = 'reconcile-status.json';
 
 export class Engine {
   private generation: Generation | undefined;
@@ -81,7 +83,24 @@ export class Engine {
     });
     const history = await GenerationHistory.open(join(stateDir, 'history'));
     current.engine = new Engine({ ...options, stateDir }, delivery, protocolLog, history);
+    await current.engine.loadStatus();
     return current.engine;
+  }
+
+  private async loadStatus(): Promise<void> {
+    try {
+      const saved = JSON.parse(
+        await readFile(join(this.options.stateDir, STATUS_FILE), 'utf8'),
+      ) as Omit<ReconcileStatus, 'generation'>;
+      if (saved.formatVersion === 1) this.status = saved;
+    } catch (error) {
+      // None yet, or unreadable: the status starts empty, which is what it says anyway.
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+        this.options.log.log('warn', 'engine.status-unreadable', {
+          error: (error as Error).message,
+        });
+      }
+    }
   }
 
   /** The configuration applied before the last stop, if any (serve --state brings it back). */
@@ -144,7 +163,7 @@ export class Engine {
   }
 
   /** A reconciler (watch) reports each attempt; `domsec status` reads it back. */
-  reportReconcile(report: ReconcileReport): ReconcileStatus {
+  async reportReconcile(report: ReconcileReport): Promise<ReconcileStatus> {
     const succeeded = report.outcome === 'applied' || report.outcome === 'unchanged';
     this.status = {
       formatVersion: 1,
@@ -156,6 +175,8 @@ export class Engine {
       lastAttemptError: succeeded ? null : report.error,
       reconciler: report.reconciler,
     };
+    // Kept across restarts: `domsec status` after a restart still says what the last attempt did.
+    await writeFileDurably(join(this.options.stateDir, STATUS_FILE), JSON.stringify(this.status));
     return this.reconcileStatus();
   }
 
@@ -291,16 +312,7 @@ export class Engine {
 
   /** Written atomically and readable by the owner only: it holds the private key. */
   private async persist(config: RuntimeConfig): Promise<void> {
-    const target = join(this.options.stateDir, APPLIED_FILE);
-    const temporary = `${target}.tmp`;
-    await writeFile(temporary, JSON.stringify(config), { mode: 0o600 });
-    const handle = await open(temporary, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temporary, target);
+    await writeFileDurably(join(this.options.stateDir, APPLIED_FILE), JSON.stringify(config));
   }
 
   state(): EngineState {

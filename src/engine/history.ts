@@ -1,7 +1,8 @@
 // The engine's last applied generations, kept on disk as <state>/history/<generation>.json (mode
 // 0600: each holds the configuration with its private key) so `domsec rollback GEN` can re-apply
 // one. Only the newest HISTORY_LIMIT are kept.
-import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { writeFileDurably } from './durable-file.js';
 import { join } from 'node:path';
 import type { HistoryEntry, RuntimeConfig } from '../model.js';
 
@@ -45,18 +46,10 @@ export class GenerationHistory {
   }
 
   async record(entry: HistoryEntry, config: RuntimeConfig): Promise<void> {
-    const target = this.file(entry.generation);
-    const temporary = `${target}.tmp`;
-    await writeFile(temporary, JSON.stringify({ entry, config } satisfies HistoryFile), {
-      mode: 0o600,
-    });
-    const handle = await open(temporary, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temporary, target);
+    await writeFileDurably(
+      this.file(entry.generation),
+      JSON.stringify({ entry, config } satisfies HistoryFile),
+    );
     this.records.push(entry);
     while (this.records.length > HISTORY_LIMIT) {
       const oldest = this.records.shift();

@@ -140,7 +140,7 @@ describe('apply lock, history and rollback', () => {
     assert.equal(next.generation, before.generation + 1);
   });
 
-  it('records the reconcile status a watcher reports: Ready, last applied generation, last error', async () => {
+  it('records the reconcile status a watcher reports (Ready, last applied generation, last error) and keeps it across a restart', async () => {
     const initial = await running.client.status();
     assert.equal(initial.lastAttemptOutcome, null);
     const generation = (await running.client.state()).generation;
@@ -161,6 +161,12 @@ describe('apply lock, history and rollback', () => {
     assert.equal(status.ready, false);
     assert.equal(status.lastAppliedGeneration, generation);
     assert.equal(status.lastAttemptError, '2 error(s) in the manifests');
+    assert.deepEqual(await running.client.status(), status);
+
+    // A restarted engine still says what the last attempt did.
+    await running.stop();
+    running = await startEngine(state.path, { applyGate: lock.applyGate });
+    await running.engine.resume();
     assert.deepEqual(await running.client.status(), status);
   });
 
