@@ -9,7 +9,7 @@ import { findManifestFiles, type ManifestFile } from './manifest-files.js';
 import { groupByKind, type ManifestObject } from './manifest-objects.js';
 import { readMaterial } from './material.js';
 import { runRules } from './rules/index.js';
-import { checkDocument } from './schema.js';
+import { checkDocument, schemaValidators } from './schema.js';
 import { parseManifestFile, type ManifestDocument } from './yaml-documents.js';
 
 export { formatDiagnostics };
@@ -56,12 +56,27 @@ export async function loadConfiguration(
     : undefined;
   if (stdin !== undefined) discovery.files.push(stdin);
 
-  const documents: ManifestDocument[] = [];
-  for (const file of discovery.files) {
+  // Files are read a few ahead of the one being parsed (reading them one after another left the
+  // process waiting on the disk), and parsed in their order.
+  const reads: Promise<FileText>[] = [];
+  const readText = async (file: ManifestFile): Promise<FileText> => {
+    const problems: Diagnostic[] = [];
     const text =
       file === stdin
-        ? await readStandardInput(file, options.stdin ?? readProcessStdin, diagnostics)
-        : await readManifest(file, diagnostics);
+        ? await readStandardInput(file, options.stdin ?? readProcessStdin, problems)
+        : await readManifest(file, problems);
+    return { text, problems };
+  };
+  const startRead = (index: number): void => {
+    const file = discovery.files[index];
+    if (file === undefined || reads[index] !== undefined) return;
+    reads[index] = readText(file);
+  };
+  const documents: ManifestDocument[] = [];
+  for (const [index, file] of discovery.files.entries()) {
+    for (let ahead = index; ahead < index + READ_AHEAD; ahead++) startRead(ahead);
+    const { text, problems } = await (reads[index] as Promise<FileText>);
+    diagnostics.push(...problems);
     if (text === undefined) continue;
     const parsed = parseManifestFile(text, file.file, file.path);
     documents.push(...parsed.documents);
@@ -70,11 +85,15 @@ export async function loadConfiguration(
 
   const all: ManifestObject[] = [];
   const valid: ManifestObject[] = [];
-  for (const document of documents) {
-    const checked = await checkDocument(document);
-    diagnostics.push(...checked.diagnostics);
-    if (checked.object !== undefined) all.push(checked.object);
-    if (checked.object !== undefined && checked.valid) valid.push(checked.object);
+  if (documents.length > 0) {
+    // Compiled once, before the first document: a load of none does not need the schemas.
+    const validators = await schemaValidators();
+    for (const document of documents) {
+      const checked = checkDocument(document, validators);
+      diagnostics.push(...checked.diagnostics);
+      if (checked.object !== undefined) all.push(checked.object);
+      if (checked.object !== undefined && checked.valid) valid.push(checked.object);
+    }
   }
 
   const objects = groupByKind(valid);
@@ -106,6 +125,14 @@ export async function loadConfiguration(
     files: discovery.files.map((file) => file.file),
   };
 }
+
+interface FileText {
+  text: string | undefined;
+  problems: Diagnostic[];
+}
+
+/** Manifest files being read while one is parsed: enough to keep the disk busy. */
+const READ_AHEAD = 8;
 
 async function readManifest(
   file: ManifestFile,

@@ -1,5 +1,7 @@
 // YAML manifest files into documents that remember where each field was written, so that every
 // diagnostic can point at FILE:LINE:COL. Syntax errors and duplicate keys become diagnostics.
+// Files in plain YAML are read by plain-yaml.ts; the `yaml` package parses them again only when a
+// diagnostic needs a position, which most loads never do.
 import { dirname } from 'node:path';
 import {
   isAlias,
@@ -14,6 +16,7 @@ import {
 } from 'yaml';
 import type { Diagnostic } from '../model.js';
 import { error, warning } from './diagnostics.js';
+import { readPlainYaml } from './plain-yaml.js';
 
 /** Keys and sequence indexes from the document root, e.g. ['spec', 'routing', 'smartHosts']. */
 export type FieldPath = readonly (string | number)[];
@@ -32,6 +35,12 @@ interface Found {
   complete: boolean;
 }
 
+/** A document as the `yaml` package parsed it, with its file's lines: what positions come from. */
+export interface ParsedSource {
+  document: Document.Parsed;
+  lines: LineCounter;
+}
+
 /** One YAML document of a manifest file, with its plain data and the source positions. */
 export class ManifestDocument {
   constructor(
@@ -43,8 +52,8 @@ export class ManifestDocument {
     readonly index: number,
     /** The document as plain data (objects, arrays, scalars). */
     readonly data: unknown,
-    private readonly document: Document.Parsed,
-    private readonly lines: LineCounter,
+    /** The parsed document, computed (once per file) when a position is first asked for. */
+    private readonly source: () => ParsedSource,
   ) {}
 
   get directory(): string {
@@ -74,10 +83,11 @@ export class ManifestDocument {
   }
 
   private find(path: FieldPath): Found {
-    let node: Node | null = this.document.contents;
+    const { document } = this.source();
+    let node: Node | null = document.contents;
     let key: Node | null = null;
     for (const segment of path) {
-      if (node !== null && isAlias(node)) node = (node.resolve(this.document) as Node) ?? null;
+      if (node !== null && isAlias(node)) node = (node.resolve(document) as Node) ?? null;
       if (isMap(node)) {
         const pair = node.items.find(
           (item) => isScalar(item.key) && String(item.key.value) === String(segment),
@@ -96,8 +106,9 @@ export class ManifestDocument {
   }
 
   private position(node: Node | null): SourcePosition {
-    const offset = node?.range?.[0] ?? this.document.range[0];
-    const { line, col } = this.lines.linePos(offset);
+    const { document, lines } = this.source();
+    const offset = node?.range?.[0] ?? document.range[0];
+    const { line, col } = lines.linePos(offset);
     return { file: this.file, line, col };
   }
 }
@@ -109,6 +120,25 @@ export interface ParsedFile {
 
 /** Every non-empty document of a file; a document with a syntax error is reported, not returned. */
 export function parseManifestFile(text: string, file: string, path: string): ParsedFile {
+  const plain = readPlainYaml(text);
+  if (plain !== undefined) {
+    // The same documents as parseAllDocuments's, in its order: its documents[index] is ours.
+    let parsed: Document.Parsed[] | undefined;
+    const lines = new LineCounter();
+    const source = (index: number) => (): ParsedSource => {
+      parsed ??= parseAllDocuments(text, { lineCounter: lines, prettyErrors: false });
+      const document = parsed[index];
+      if (document === undefined) throw new Error(`${file}: document ${index} not found again`);
+      return { document, lines };
+    };
+    return {
+      documents: plain.map(
+        (data, index) => new ManifestDocument(file, path, index, data, source(index)),
+      ),
+      diagnostics: [],
+    };
+  }
+
   const lines = new LineCounter();
   const parsed = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false });
   const documents: ManifestDocument[] = [];
@@ -144,7 +174,8 @@ export function parseManifestFile(text: string, file: string, path: string): Par
       );
       return;
     }
-    documents.push(new ManifestDocument(file, path, index, data, document, lines));
+    const source = { document, lines };
+    documents.push(new ManifestDocument(file, path, index, data, () => source));
   });
   return { documents, diagnostics };
 }

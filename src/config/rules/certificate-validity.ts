@@ -17,12 +17,13 @@ export function checkCertificateValidity({ objects, material, now }: RuleContext
     const { leaf } = loaded;
     const from = new Date(leaf.validFrom);
     const to = new Date(leaf.validTo);
-    const at = specAt(certificate, ['certFile']);
+    // Computed only for a diagnostic: a position may cost parsing the file again.
+    const at = () => specAt(certificate, ['certFile']);
     if (now < from) {
       diagnostics.push(
         error(
           'DS006',
-          at,
+          at(),
           `${label(certificate)} is not valid before ${from.toISOString()}`,
           'use a certificate that is valid now, or wait',
         ),
@@ -31,7 +32,7 @@ export function checkCertificateValidity({ objects, material, now }: RuleContext
       diagnostics.push(
         error(
           'DS006',
-          at,
+          at(),
           `${label(certificate)} expired on ${to.toISOString()}`,
           'renew it and point certFile and keyFile at the new files',
         ),
@@ -41,7 +42,7 @@ export function checkCertificateValidity({ objects, material, now }: RuleContext
       diagnostics.push(
         warning(
           'DS101',
-          at,
+          at(),
           `${label(certificate)} expires in ${days} day(s), on ${to.toISOString()}`,
           'renew it before partners refuse it',
         ),
