@@ -1,6 +1,7 @@
 // Load generator for the receive side: 4 KB messages with a client certificate over STARTTLS to a
 // real Engine and to a plain smtp-server with the same TLS (the baseline), in child processes.
-// Run by hand: node --import tsx bench/smtp.ts [--seconds 4] [--only engine|baseline] [--ecdsa]
+// Run by hand: node --import tsx bench/smtp.ts [--seconds 4] [--only engine|baseline]
+// [--mode new|reuse] [--ecdsa]; BENCH_PROFILE=<dir> writes the servers' CPU profiles there.
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -272,6 +273,8 @@ async function main(): Promise<void> {
   const onlyIndex = args.indexOf('--only');
   const kinds: ServerKind[] =
     onlyIndex >= 0 ? [args[onlyIndex + 1] as ServerKind] : ['baseline', 'engine'];
+  const modeIndex = args.indexOf('--mode');
+  const modes: Mode[] = modeIndex >= 0 ? [args[modeIndex + 1] as Mode] : ['new', 'reuse'];
   console.log(
     `4 KB messages, client certificate over STARTTLS, ${process.env.BENCH_KEY_TYPE ?? 'rsa-2048'} keys, ${seconds} s per row (Node ${process.version})`,
   );
@@ -283,7 +286,7 @@ async function main(): Promise<void> {
     const server = await Server.start(kind);
     try {
       await load(server, 'reuse', 4, 1); // warm-up: JIT, session caches
-      for (const mode of ['new', 'reuse'] as const) {
+      for (const mode of modes) {
         for (const clients of [1, 8, 32]) {
           const run = await load(server, mode, clients, seconds);
           const sorted = [...run.latencies].sort((a, b) => a - b);
@@ -309,7 +312,7 @@ async function main(): Promise<void> {
   }
   if (kinds.length === 2) {
     console.log('\nengine / baseline throughput');
-    for (const mode of ['new', 'reuse']) {
+    for (const mode of modes) {
       for (const clients of [1, 8, 32]) {
         const engine = rows.get(`engine ${mode} ${clients}`) ?? NaN;
         const baseline = rows.get(`baseline ${mode} ${clients}`) ?? NaN;

@@ -240,7 +240,9 @@ export class ReceiveListener {
     if (state === undefined || !(socket instanceof TLSSocket)) return undefined;
     socket.setNoDelay(true);
     state.tls = tlsFacts(socket);
-    for (const line of describeHandshake(state.tls)) this.trace(state, '*', line);
+    // Formatting the chain's names costs a little per connection: only for a log that keeps it.
+    if (state.connector.spec.protocolLogging === 'verbose')
+      for (const line of describeHandshake(state.tls)) this.trace(state, '*', line);
     return undefined;
   }
 

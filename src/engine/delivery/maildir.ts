@@ -2,7 +2,7 @@
 // to tmp/, fsync'ed, renamed into new/ under a unique name and new/ fsync'ed, so a reader never
 // sees half a message and a delivered one survives a crash (https://cr.yp.to/proto/maildir.html).
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { Generation } from '../generation.js';
@@ -12,6 +12,17 @@ import { formatReply, REPLIES } from '../replies.js';
 import { syncDirectory } from '../queue/store.js';
 
 let deliveries = 0;
+
+/** Mailboxes whose tmp/, new/ and cur/ this process made or found (three mkdirs saved per copy). */
+const createdMailboxes = new Set<string>();
+const MAX_REMEMBERED_MAILBOXES = 10_000;
+
+async function createMailbox(mailbox: string): Promise<void> {
+  for (const sub of ['tmp', 'new', 'cur'])
+    await mkdir(join(mailbox, sub), { recursive: true, mode: 0o700 });
+  if (createdMailboxes.size >= MAX_REMEMBERED_MAILBOXES) createdMailboxes.clear();
+  createdMailboxes.add(mailbox);
+}
 
 /** Maildir's unique name: time, microseconds, pid, a counter and randomness, then the host. */
 function uniqueName(size: number): string {
@@ -57,11 +68,18 @@ export class Maildir {
   /** Delivers one copy; resolves with the file's path in new/ once it is durable. */
   async deliver(address: string, body: Buffer): Promise<string> {
     const mailbox = this.pathFor(address);
-    for (const sub of ['tmp', 'new', 'cur'])
-      await mkdir(join(mailbox, sub), { recursive: true, mode: 0o700 });
     const name = uniqueName(body.length);
     const temporary = join(mailbox, 'tmp', name);
-    const handle = await open(temporary, 'wx', 0o600);
+    let handle: FileHandle;
+    try {
+      if (!createdMailboxes.has(mailbox)) await createMailbox(mailbox);
+      handle = await open(temporary, 'wx', 0o600);
+    } catch (error) {
+      // Removed behind our back since we made it: make it again, once.
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      await createMailbox(mailbox);
+      handle = await open(temporary, 'wx', 0o600);
+    }
     try {
       await handle.writeFile(body);
       await handle.sync();
@@ -72,7 +90,13 @@ export class Maildir {
     }
     await handle.close();
     const target = join(mailbox, 'new', name);
-    await rename(temporary, target);
+    try {
+      await rename(temporary, target);
+    } catch (error) {
+      createdMailboxes.delete(mailbox); // new/ may be gone: the next attempt makes it again
+      await rm(temporary, { force: true });
+      throw error;
+    }
     await syncDirectory(join(mailbox, 'new'));
     return target;
   }

@@ -1,22 +1,24 @@
 // The durable message queue, in one paragraph. A message is accepted by writing its body once to
 // data/<id>.eml and then one control record per next-hop domain (recipient domain, lower-cased)
-// to control/<id>.<n>.json: envelope, attempts, last error, next attempt time. Every file is
-// written to a temporary name, fsync'ed, renamed and its directory fsync'ed; the control record's
-// rename is the commit point, and accept() resolves (the client gets 250) only after it. After each
-// delivery attempt the record is rewritten the same way (delivered recipients gone, attempts + 1,
-// next attempt from the retry schedule) or deleted when nothing is left, the body going with the
-// last record that names it. Opening the queue replays the directories: temporary files and bodies
+// to control/<id>.<n>.json: envelope, attempts, last error, next attempt time. The body and the
+// records (under temporary names) are written and fsync'ed at the same time, with data/; only when
+// all are durable are the records renamed into place (the commit point) and control/ fsync'ed, and
+// accept() resolves (the client gets 250) only after that. After each delivery attempt the record
+// is rewritten (temporary name, fsync, rename, directory fsync: delivered recipients gone, attempts
+// + 1, next attempt from the retry schedule) or deleted when nothing is left, the body going with
+// the last record that names it. Opening the queue replays the directories: temporary files and bodies
 // no record names are crash leftovers and are removed, a record that does not parse moves to
 // corrupt/. An entry is ready when its next attempt is due, active while the dispatcher holds it,
 // retry otherwise. A permanent (5xx) failure, or one still temporary after expireAfter, ends the
 // recipient with a non-delivery report to the sender, queued here like any message. So a crash can
 // repeat a delivery but never lose an acknowledged message.
-import type { QueuedMessageSummary, QueueStatus, QueueSummary } from '../../model.js';
+import type { QueuedMessageSummary, QueueSummary } from '../../model.js';
 import type { EngineLog } from '../log.js';
 import type { IncomingMessage, MessageSink } from '../message-sink.js';
 import { formatReply, REPLIES } from '../replies.js';
 import { buildNonDeliveryReport, headerSection, statusOf, type BouncedRecipient } from './dsn.js';
 import type { DeliveryOutcome, OutboundMessage } from './outcome.js';
+import { listMessages, summarize, type Entry } from './entry.js';
 import { groupByDomain } from './recipients.js';
 import { newMessageId, QueueStore, type ControlRecord } from './store.js';
 
@@ -34,16 +36,14 @@ export const DELAY_NOTICE_AFTER_MS = 4 * 3_600_000;
 /** Used when a configuration gives no schedule at all: better slow than a tight loop. */
 const FALLBACK_RETRY_MS = 5 * 60_000;
 
-interface Entry {
-  record: ControlRecord;
-  dueAt: number; // ms; retry() moves it without rewriting the file
-  active: boolean;
-}
+/** At most this much of accepted bodies stays in memory waiting for its first attempt. */
+const BODY_CACHE_BYTES = 32 * 1024 * 1024;
 
 export class MessageQueue implements MessageSink {
   private readonly entries = new Map<string, Entry>();
   private readonly listeners = new Set<() => void>();
   private readonly pending = new Set<Promise<unknown>>();
+  private cachedBytes = 0;
   private closed = false;
 
   private constructor(
@@ -82,39 +82,33 @@ export class MessageQueue implements MessageSink {
     if (groups.size === 0) throw new RangeError('a message needs at least one recipient');
     const now = this.clock();
     const id = newMessageId(now);
-    await this.store.writeBody(id, message.body);
-    const records: ControlRecord[] = [];
-    try {
-      for (const [domain, recipients] of groups) {
-        const record: ControlRecord = {
-          version: 1,
-          id: `${id}.${records.length + 1}`,
-          message: id,
-          nextHopDomain: domain,
-          from: message.from,
-          recipients,
-          size: message.body.length,
-          receivedAt: message.receivedAt.toISOString(),
-          connector: message.connector,
-          remoteAddress: message.remoteAddress,
-          domainSecured: message.domainSecured ?? null,
-          attempts: 0,
-          lastError: null,
-          lastAttemptAt: null,
-          nextAttemptAt: new Date(now).toISOString(),
-        };
-        await this.store.writeControl(record);
-        records.push(record);
-      }
-    } catch (error) {
-      // Not acknowledged: take back what was committed so the client's retry is no duplicate.
-      for (const record of records)
-        await this.store.removeControl(record.id).catch(() => undefined);
-      await this.store.removeBody(id).catch(() => undefined);
-      throw error;
-    }
+    const records = [...groups].map(([domain, recipients], index): ControlRecord => ({
+      version: 1,
+      id: `${id}.${index + 1}`,
+      message: id,
+      nextHopDomain: domain,
+      from: message.from,
+      recipients,
+      size: message.body.length,
+      receivedAt: message.receivedAt.toISOString(),
+      connector: message.connector,
+      remoteAddress: message.remoteAddress,
+      domainSecured: message.domainSecured ?? null,
+      attempts: 0,
+      lastError: null,
+      lastAttemptAt: null,
+      nextAttemptAt: new Date(now).toISOString(),
+    }));
+    await this.store.commit(id, message.body, records);
+    // Kept in memory for the first attempt (bounded), so delivery does not read the file back.
+    const cached = this.cachedBytes + message.body.length <= BODY_CACHE_BYTES;
     for (const record of records) {
-      this.entries.set(record.id, { record, dueAt: now, active: false });
+      const entry: Entry = { record, dueAt: now, active: false };
+      if (cached) {
+        entry.body = message.body;
+        this.cachedBytes += message.body.length;
+      }
+      this.entries.set(record.id, entry);
     }
     this.log.log('info', 'queue.accepted', {
       message: id,
@@ -135,58 +129,20 @@ export class MessageQueue implements MessageSink {
   }
 
   summaries(): QueueSummary[] {
-    const now = this.clock();
-    const byDomain = new Map<string, Entry[]>();
-    for (const entry of this.entries.values()) {
-      const list = byDomain.get(entry.record.nextHopDomain) ?? [];
-      list.push(entry);
-      byDomain.set(entry.record.nextHopDomain, list);
-    }
-    return [...byDomain.entries()]
-      .sort(([a], [b]) => a.localeCompare(b))
-      .map(([nextHopDomain, list]) => {
-        const status: QueueStatus = list.some((e) => e.active)
-          ? 'active'
-          : list.some((e) => e.dueAt <= now)
-            ? 'ready'
-            : 'retry';
-        const tried = list.filter((e) => e.record.lastAttemptAt !== null);
-        const latest = tried.sort((a, b) => attemptTime(b) - attemptTime(a))[0];
-        const waiting = list.filter((e) => !e.active && e.record.attempts > 0).map((e) => e.dueAt);
-        return {
-          nextHopDomain,
-          messageCount: list.length,
-          status,
-          lastError: latest?.record.lastError ?? null,
-          nextRetryAt: waiting.length === 0 ? null : new Date(Math.min(...waiting)).toISOString(),
-        };
-      });
+    return summarize(this.entries.values(), this.clock());
   }
 
   messages(): QueuedMessageSummary[] {
-    return [...this.entries.values()]
-      .sort(
-        (a, b) =>
-          a.record.receivedAt.localeCompare(b.record.receivedAt) ||
-          a.record.id.localeCompare(b.record.id),
-      )
-      .map(({ record, dueAt }) => ({
-        id: record.id,
-        nextHopDomain: record.nextHopDomain,
-        from: record.from,
-        recipients: [...record.recipients],
-        size: record.size,
-        receivedAt: record.receivedAt,
-        attempts: record.attempts,
-        lastError: record.lastError,
-        nextRetryAt: record.attempts > 0 ? new Date(dueAt).toISOString() : null,
-      }));
+    return listMessages(this.entries.values());
   }
 
-  /** Idle entries whose next attempt is due, by due time: [entry id, next-hop domain]. */
-  due(now = this.clock()): { id: string; nextHopDomain: string }[] {
+  /** Idle entries (of domains the filter admits) due now, by due time: [entry id, next-hop domain]. */
+  due(
+    now = this.clock(),
+    admit: (domain: string) => boolean = () => true,
+  ): { id: string; nextHopDomain: string }[] {
     return [...this.entries.values()]
-      .filter((e) => !e.active && e.dueAt <= now)
+      .filter((e) => !e.active && e.dueAt <= now && admit(e.record.nextHopDomain))
       .sort((a, b) => a.dueAt - b.dueAt || a.record.id.localeCompare(b.record.id))
       .map((e) => ({ id: e.record.id, nextHopDomain: e.record.nextHopDomain }));
   }
@@ -208,14 +164,15 @@ export class MessageQueue implements MessageSink {
       const entry = this.entries.get(id);
       if (entry === undefined || entry.active) continue;
       entry.active = true;
-      const { record } = entry;
+      const { record, body } = entry;
       claimed.push({
         id: record.id,
         from: record.from,
         recipients: [...record.recipients],
         size: record.size,
         receivedAt: new Date(record.receivedAt),
-        body: () => this.store.readBody(record.message),
+        body: () =>
+          body === undefined ? this.store.readBody(record.message) : Promise.resolve(body),
       });
     }
     return claimed;
@@ -252,7 +209,14 @@ export class MessageQueue implements MessageSink {
       await this.apply(entry, outcome, policy);
     } finally {
       entry.active = false;
+      this.forgetBody(entry);
     }
+  }
+
+  private forgetBody(entry: Entry): void {
+    if (entry.body === undefined) return;
+    this.cachedBytes -= entry.body.length;
+    entry.body = undefined;
   }
 
   private async apply(entry: Entry, outcome: DeliveryOutcome, policy: SettlePolicy): Promise<void> {
@@ -288,7 +252,7 @@ export class MessageQueue implements MessageSink {
       }
     }
     // The report is durable before the entry changes: a crash in between repeats, never loses it.
-    if (bounced.length > 0) await this.bounce(record, bounced, policy, now);
+    if (bounced.length > 0) await this.bounce(entry, bounced, policy, now);
 
     if (outcome.delivered.length > 0) {
       this.log.log('info', 'queue.delivered', { id: record.id, recipients: [...delivered] });
@@ -314,7 +278,7 @@ export class MessageQueue implements MessageSink {
         status: statusOf(lastError ?? '451'),
         diagnostic: lastError ?? formatReply(REPLIES.localError),
       }));
-      await this.bounce(record, delayed, policy, now, new Date(expiresAt));
+      await this.bounce(entry, delayed, policy, now, new Date(expiresAt));
       delayNotifiedAt = new Date(now).toISOString();
     }
     const updated: ControlRecord = {
@@ -339,7 +303,7 @@ export class MessageQueue implements MessageSink {
   }
 
   private async bounce(
-    record: ControlRecord,
+    { record, body }: Entry,
     recipients: BouncedRecipient[],
     policy: SettlePolicy,
     now: number,
@@ -360,7 +324,7 @@ export class MessageQueue implements MessageSink {
       });
       return;
     }
-    const original = await this.store.readBody(record.message);
+    const original = body ?? (await this.store.readBody(record.message));
     const report = buildNonDeliveryReport({
       reportingMta: policy.hostname,
       to: record.from,
@@ -406,8 +370,4 @@ export class MessageQueue implements MessageSink {
       }
     }
   }
-}
-
-function attemptTime(entry: Entry): number {
-  return entry.record.lastAttemptAt === null ? 0 : Date.parse(entry.record.lastAttemptAt);
 }

@@ -1,8 +1,8 @@
 // The queue's files: bodies in data/, one control record per next-hop domain in control/, each
-// written durably (temporary name, fsync, rename, directory fsync), and the recovery scan that
-// opening the queue replays. The layout is described in queue.ts.
+// written durably (commit(): body and staged records fsync'ed together, then the records renamed
+// and control/ fsync'ed), and the recovery scan that opening the queue replays. The layout is described in queue.ts.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EngineLog } from '../log.js';
 import type { DomainSecuredBy } from '../message-sink.js';
@@ -59,15 +59,49 @@ export class QueueStore {
   }
 
   /** Writes and fsyncs a new body and its directory entry; refuses to overwrite one. */
-  async writeBody(message: string, body: Buffer): Promise<void> {
+  private async writeBody(message: string, body: Buffer): Promise<void> {
     const handle = await open(this.bodyPath(message), 'wx', 0o600);
     try {
-      await handle.writeFile(body);
-      await handle.sync();
+      // The directory entry exists once open() returns: its fsync need not wait for the data's.
+      await Promise.all([
+        handle.writeFile(body).then(() => handle.sync()),
+        syncDirectory(this.dataDir),
+      ]);
     } finally {
       await handle.close();
     }
-    await syncDirectory(this.dataDir);
+  }
+
+  /**
+   * Commits a new message: its body and its control records are written and fsync'ed at the same
+   * time, and only once all of them are durable are the records renamed into place (the commit
+   * point) and control/ fsync'ed. A crash before that leaves temporary records and an orphan body,
+   * both removed by recover(); so a record never exists without its complete body. On failure
+   * nothing of the message is left behind and the error is rethrown.
+   */
+  async commit(message: string, body: Buffer, records: readonly ControlRecord[]): Promise<void> {
+    const [bodyWritten, ...staged] = await Promise.allSettled([
+      this.writeBody(message, body),
+      ...records.map((record) => this.stageControl(record)),
+    ]);
+    const failure = [bodyWritten, ...staged].find((result) => result?.status === 'rejected');
+    if (failure !== undefined) {
+      await Promise.all(records.map((record) => removeFile(this.temporaryPath(record.id)))).catch(
+        () => undefined,
+      );
+      // A body we did not create (EEXIST) is not ours to remove.
+      if (bodyWritten?.status === 'fulfilled')
+        await this.removeBody(message).catch(() => undefined);
+      throw (failure as PromiseRejectedResult).reason;
+    }
+    try {
+      await this.publishControls(records);
+    } catch (error) {
+      // Not acknowledged: take back what was committed so the client's retry is no duplicate.
+      for (const record of records) await this.removeControl(record.id).catch(() => undefined);
+      await this.removeBody(message).catch(() => undefined);
+      throw error;
+    }
   }
 
   readBody(message: string): Promise<Buffer> {
@@ -75,27 +109,45 @@ export class QueueStore {
   }
 
   async removeBody(message: string): Promise<void> {
-    await rm(this.bodyPath(message), { force: true });
+    await removeFile(this.bodyPath(message));
   }
 
   /** Creates or replaces a control record atomically; durable when this resolves. */
   async writeControl(record: ControlRecord): Promise<void> {
-    const target = join(this.controlDir, `${record.id}.json`);
-    const temporary = `${target}${TEMPORARY}`;
-    const handle = await open(temporary, 'w', 0o600);
+    await this.stageControl(record);
+    await this.publishControls([record]);
+  }
+
+  private controlPath(id: string): string {
+    return join(this.controlDir, `${id}.json`);
+  }
+
+  private temporaryPath(id: string): string {
+    return `${this.controlPath(id)}${TEMPORARY}`;
+  }
+
+  /** Writes a record under its temporary name and fsyncs it; not yet part of the queue. */
+  private async stageControl(record: ControlRecord): Promise<void> {
+    const handle = await open(this.temporaryPath(record.id), 'w', 0o600);
     try {
       await handle.writeFile(`${JSON.stringify(record, null, 1)}\n`);
       await handle.sync();
     } finally {
       await handle.close();
     }
-    await rename(temporary, target);
+  }
+
+  /** Renames staged records into place; one (shared) fsync of control/ makes them all durable. */
+  private async publishControls(records: readonly ControlRecord[]): Promise<void> {
+    await Promise.all(
+      records.map((record) => rename(this.temporaryPath(record.id), this.controlPath(record.id))),
+    );
     await syncDirectory(this.controlDir);
   }
 
   /** Durable before the body goes: a crash in between leaves an orphan body, never a record without one. */
   async removeControl(id: string): Promise<void> {
-    await rm(join(this.controlDir, `${id}.json`), { force: true });
+    await removeFile(this.controlPath(id));
     await syncDirectory(this.controlDir);
   }
 
@@ -212,6 +264,15 @@ export function parseControlRecord(text: string, expectedId: string): ControlRec
     return 'domainSecured is malformed';
   }
   return record as unknown as ControlRecord;
+}
+
+/** unlink, where a file already gone is no error (rm's force costs an lstat per call). */
+async function removeFile(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
 }
 
 /**
