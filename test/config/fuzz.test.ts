@@ -12,7 +12,7 @@ import type { Diagnostic } from '../../src/model.js';
 import { CaseLab } from './cases.js';
 
 const SEED = Number(process.env.DOMSEC_FUZZ_SEED ?? 20261125);
-const CASES = Number(process.env.DOMSEC_FUZZ_CASES ?? 1000);
+const CASES = Number(process.env.DOMSEC_FUZZ_CASES ?? 2000);
 
 /** mulberry32: small, fast, and the same sequence on every platform. */
 function random(seed: number): () => number {
