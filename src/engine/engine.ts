@@ -2,7 +2,7 @@
 // and every certificate loaded, or nothing changes); state() reports what really runs. The queue
 // is opened once and never touched by a reload.
 import { mkdir, readFile } from 'node:fs/promises';
-import { writeFileDurably } from './durable-file.js';
+import { writeFileDurably } from '../durable-file.js';
 import { join, resolve } from 'node:path';
 import type {
   ApplyResult,

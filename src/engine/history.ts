@@ -2,7 +2,7 @@
 // 0600: each holds the configuration with its private key) so `domsec rollback GEN` can re-apply
 // one. Only the newest HISTORY_LIMIT are kept.
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
-import { writeFileDurably } from './durable-file.js';
+import { writeFileDurably } from '../durable-file.js';
 import { join } from 'node:path';
 import type { HistoryEntry, RuntimeConfig } from '../model.js';
 

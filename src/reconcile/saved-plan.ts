@@ -1,7 +1,8 @@
 // Saved plans (`plan --out FILE`, `apply FILE`): the Plan and the exact configuration it applies,
 // so what was reviewed is what is applied. The configuration holds the private key: the file is
 // created 0600 and replaced atomically (docs/plan-format.md).
-import { chmod, open, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { writeFileDurably } from '../durable-file.js';
 import type { Plan, RuntimeConfig, SavedPlan } from '../model.js';
 
 export class SavedPlanError extends Error {
@@ -13,17 +14,7 @@ export function savedPlan(plan: Plan, config: RuntimeConfig, now = new Date()): 
 }
 
 export async function writeSavedPlan(file: string, saved: SavedPlan): Promise<void> {
-  const temporary = `${file}.${process.pid}.tmp`;
-  await writeFile(temporary, `${JSON.stringify(saved, null, 2)}\n`, { mode: 0o600 });
-  // writeFile's mode is masked by the umask; the key must stay the owner's whatever the umask.
-  await chmod(temporary, 0o600);
-  const handle = await open(temporary, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temporary, file);
+  await writeFileDurably(file, `${JSON.stringify(saved, null, 2)}\n`);
 }
 
 export async function readSavedPlan(file: string): Promise<SavedPlan> {

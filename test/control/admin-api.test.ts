@@ -126,7 +126,7 @@ describe('admin API', () => {
 
   it('refuses an apply whose configuration cannot be saved, and closes the listeners it opened', async () => {
     // A directory where the temporary file must go makes the write fail, even for root.
-    const blocker = join(state.path, 'applied-config.json.tmp');
+    const blocker = join(state.path, `applied-config.json.${process.pid}.tmp`);
     await mkdir(blocker);
     const extraPort = await freePort();
     try {

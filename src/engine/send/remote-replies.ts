@@ -2,6 +2,7 @@
 // whole hop (with the reply the queue will quote) or as one message's per-recipient outcome.
 import { formatReply, REPLIES } from '../replies.js';
 import {
+  failAll,
   isPermanentReply,
   oneLineReply,
   type DeliveryOutcome,
@@ -48,17 +49,16 @@ export function messageRefusal(
     reply !== undefined &&
     (permanent || error.command !== 'MAIL FROM')
   ) {
-    return allRecipients(message, reply, permanent);
+    return failAll(message, reply, permanent);
   }
   if (error.code === 'EENVELOPE' && error.command === 'API') {
     // nodemailer refused the envelope before sending it (an address it cannot write).
-    return allRecipients(message, formatReply(REPLIES.badMailbox, error.message), true);
+    return failAll(message, formatReply(REPLIES.badMailbox, error.message), true);
   }
-  if (error.code === 'EMESSAGE' && reply !== undefined)
-    return allRecipients(message, reply, permanent);
+  if (error.code === 'EMESSAGE' && reply !== undefined) return failAll(message, reply, permanent);
   if (error.code === 'EMESSAGE' && error.command === 'MAIL FROM') {
     const detail = 'the remote announced a smaller SIZE';
-    return allRecipients(message, formatReply(REPLIES.messageTooBig, detail), true);
+    return failAll(message, formatReply(REPLIES.messageTooBig, detail), true);
   }
   return undefined;
 }
@@ -110,15 +110,4 @@ export function recipientOutcome(
     }
   }
   return { delivered: accepted.filter((r) => message.recipients.includes(r)), failures };
-}
-
-function allRecipients(
-  message: OutboundMessage,
-  reply: string,
-  permanent: boolean,
-): DeliveryOutcome {
-  return {
-    delivered: [],
-    failures: message.recipients.map((recipient) => ({ recipient, reply, permanent })),
-  };
 }
