@@ -1,11 +1,30 @@
 // A fast reader for the plain YAML that manifests are almost always written in (block mappings
 // and sequences, one-line flow collections, plain and simple single-quoted scalars), giving the
 // same data as the `yaml` package at a fraction of its cost (it was most of `validate` on 10,000
-// partners). It knows no positions and reports no errors: anything outside that subset, or
-// anything it is not sure of, makes it give the whole file back to the `yaml` package.
+// partners), and the positions of one document's fields when a diagnostic asks for them. It
+// reports no errors: anything outside that subset, or anything it is not sure of, makes it give
+// the whole file back to the `yaml` package.
 
 /** A file read as plain YAML: the data of each of its documents, in order. */
 export type PlainDocuments = unknown[];
+
+/** One document of a plain file: its data, and its lines to find positions in again. */
+export interface PlainDocument {
+  data: unknown;
+  lines: readonly Line[];
+}
+
+/** A line and column, both from 1, as the `yaml` package's LineCounter gives them. */
+export interface PlainPosition {
+  line: number;
+  col: number;
+}
+
+/** Where a written field is: its key (none for a sequence item) and its value. */
+export interface PlainPlace {
+  key?: PlainPosition;
+  value: PlainPosition;
+}
 
 /** Thrown inside the reader when the text leaves the subset; never escapes readPlainYaml. */
 class NotPlain extends Error {}
@@ -14,6 +33,8 @@ const notPlain = (): never => {
 };
 
 interface Line {
+  /** Line number in the file, from 1. */
+  number: number;
   /** Column of the first character of content, from 0. */
   indent: number;
   /** The line from its first character of content, trailing spaces removed. */
@@ -39,21 +60,28 @@ const INDICATOR = /^[-?:,[\]{}#&*!|>'"%@`]/;
  * `yaml` package may read it). Documents are those `parseAllDocuments` returns, in its order.
  */
 export function readPlainYaml(text: string): PlainDocuments | undefined {
+  return readPlainDocuments(text)?.map((document) => document.data);
+}
+
+/** Like readPlainYaml, keeping each document's lines for plainPositions. */
+export function readPlainDocuments(text: string): PlainDocument[] | undefined {
   // Tabs, carriage returns, a byte order mark, directives and document end markers: the
   // `yaml` package's business.
   if (/[\t\r\uFEFF]|^(?:%|\.\.\.)/m.test(text)) return undefined;
   try {
-    const documents: PlainDocuments = [];
+    const documents: PlainDocument[] = [];
     let lines: Line[] = [];
     let started = false; // content, or a `---`, has been seen
     const finish = () => {
       // An empty document would be skipped by the loader; leaving it out here could shift the
       // documents' indexes against the `yaml` package's, so such a file is not plain.
       if (lines.length === 0) notPlain();
-      documents.push(readDocument(lines));
+      documents.push({ data: readDocument(lines), lines });
       lines = [];
     };
+    let number = 0;
     for (const raw of text.split('\n')) {
+      number++;
       if (raw.startsWith('---')) {
         if (raw.trimEnd() !== '---') notPlain();
         if (started) finish();
@@ -64,7 +92,7 @@ export function readPlainYaml(text: string): PlainDocuments | undefined {
       const indent = content.length - content.trimStart().length;
       if (content.length === indent || content[indent] === '#') continue; // blank or comment
       started = true;
-      lines.push({ indent, text: content.slice(indent) });
+      lines.push({ number, indent, text: content.slice(indent) });
     }
     if (started) finish();
     return documents.length === 0 ? undefined : documents;
@@ -76,11 +104,30 @@ export function readPlainYaml(text: string): PlainDocuments | undefined {
   }
 }
 
-function readDocument(lines: Line[]): unknown {
-  const reader = new BlockReader(lines);
+/**
+ * The position of every field of a document readPlainDocuments returned, keyed by pathKey of its
+ * field path; the empty path is the document's top mapping. Read again on demand: most loads
+ * never ask.
+ */
+export function plainPositions(document: PlainDocument): Map<string, PlainPlace> {
+  const places = new Map<string, PlainPlace>();
+  readDocument([...document.lines], places);
+  return places;
+}
+
+/** The key of a field path in plainPositions' map. */
+export function pathKey(path: readonly (string | number)[]): string {
+  return path.join('\u0000');
+}
+
+function readDocument(lines: Line[], places?: Map<string, PlainPlace>): unknown {
+  // A copy: reading rewrites the lines of `- key: value` items, and the lines are kept for
+  // plainPositions.
+  const reader = new BlockReader([...lines], places);
   const first = lines[0] ?? notPlain();
   // A document is a mapping at column 0; anything else is no manifest and `yaml` says why.
   if (first.indent !== 0 || !ENTRY.test(first.text)) notPlain();
+  reader.place(undefined, { line: first.number, col: 1 });
   const data = reader.mapping(0);
   if (reader.next !== lines.length) notPlain();
   return data;
@@ -88,10 +135,21 @@ function readDocument(lines: Line[]): unknown {
 
 class BlockReader {
   next = 0;
-  constructor(private readonly lines: Line[]) {}
+  /** The field path being read, when positions are recorded. */
+  private readonly path: (string | number)[] = [];
+
+  constructor(
+    private readonly lines: Line[],
+    private readonly places?: Map<string, PlainPlace>,
+  ) {}
 
   private peek(): Line | undefined {
     return this.lines[this.next];
+  }
+
+  /** Records where the field at the current path is written (only when recording). */
+  place(key: PlainPosition | undefined, value: PlainPosition): void {
+    this.places?.set(pathKey(this.path), key === undefined ? { value } : { key, value });
   }
 
   /** A block mapping whose keys are at column `indent`. */
@@ -105,7 +163,25 @@ class BlockReader {
       if (RESERVED_KEY.test(key) || Object.hasOwn(result, key)) notPlain();
       this.next++;
       const inline = entry[2];
-      result[key] = inline === undefined ? this.nested(indent) : this.lastValue(inline, indent);
+      if (this.places === undefined) {
+        result[key] = inline === undefined ? this.nested(indent) : this.lastValue(inline, line);
+        continue;
+      }
+      this.path.push(key);
+      const keyAt = { line: line.number, col: indent + 1 };
+      if (inline === undefined) {
+        const below = this.peek();
+        this.place(
+          keyAt,
+          below === undefined ? keyAt : { line: below.number, col: below.indent + 1 },
+        );
+        result[key] = this.nested(indent);
+      } else {
+        const col = indent + line.text.length - inline.length + 1;
+        this.place(keyAt, { line: line.number, col });
+        result[key] = this.lastValue(inline, line);
+      }
+      this.path.pop();
     }
     return result;
   }
@@ -118,14 +194,17 @@ class BlockReader {
       if (!line.text.startsWith('- ')) break; // a key of the mapping the sequence is a value in
       const rest = line.text.slice(2).trimStart();
       const column = indent + line.text.length - rest.length;
+      this.path.push(result.length);
+      this.place(undefined, { line: line.number, col: column + 1 });
       if (ENTRY.test(rest)) {
         // `- key: value` begins a mapping whose keys are at the column of `key`.
-        this.lines[this.next] = { indent: column, text: rest };
+        this.lines[this.next] = { number: line.number, indent: column, text: rest };
         result.push(this.mapping(column));
       } else {
         this.next++;
-        result.push(this.lastValue(rest, indent));
+        result.push(this.lastValue(rest, { ...line, indent, text: rest }, column));
       }
+      this.path.pop();
     }
     return result;
   }
@@ -140,21 +219,50 @@ class BlockReader {
     return notPlain();
   }
 
-  /** A value written on the line just read; the next line may not continue it. */
-  private lastValue(text: string, indent: number): unknown {
-    const reader = new InlineReader(text);
+  /**
+   * A value written on the line just read, `text` being its end from column `start` (from 0);
+   * the next line may not continue it.
+   */
+  private lastValue(
+    text: string,
+    line: Line,
+    start = line.indent + line.text.length - text.length,
+  ): unknown {
+    const reader = new InlineReader(
+      text,
+      this.places === undefined ? undefined : this,
+      line.number,
+      start,
+    );
     const value = reader.value(false);
     if (!reader.done()) notPlain();
     const after = this.peek();
-    if (after !== undefined && after.indent > indent) notPlain(); // a multi-line scalar
+    if (after !== undefined && after.indent > line.indent) notPlain(); // a multi-line scalar
     return value;
+  }
+
+  /** For InlineReader: enters an item or key of a flow collection, and leaves it. */
+  enter(segment: string | number, key: PlainPosition | undefined, value: PlainPosition): void {
+    this.path.push(segment);
+    this.place(key, value);
+  }
+
+  leave(): void {
+    this.path.pop();
   }
 }
 
 /** One line's value: a scalar, or flow collections closed on the same line. */
 class InlineReader {
   private at = 0;
-  constructor(private readonly text: string) {}
+  constructor(
+    private readonly text: string,
+    /** Set when positions are recorded. */
+    private readonly block: BlockReader | undefined,
+    private readonly line: number,
+    /** Column of the text's first character in its line, from 0. */
+    private readonly start: number,
+  ) {}
 
   done(): boolean {
     this.spaces();
@@ -163,6 +271,10 @@ class InlineReader {
 
   private spaces(): void {
     while (this.text[this.at] === ' ') this.at++;
+  }
+
+  private here(): PlainPosition {
+    return { line: this.line, col: this.start + this.at + 1 };
   }
 
   value(inFlow: boolean): unknown {
@@ -184,8 +296,16 @@ class InlineReader {
       const match = /^([A-Za-z_][A-Za-z0-9_-]*): /.exec(this.text.slice(this.at)) ?? notPlain();
       const key = match[1] ?? notPlain();
       if (!KEY.test(key) || RESERVED_KEY.test(key) || Object.hasOwn(result, key)) notPlain();
+      const keyAt = this.here();
       this.at += match[0].length;
-      result[key] = this.value(true);
+      if (this.block === undefined) {
+        result[key] = this.value(true);
+      } else {
+        this.spaces();
+        this.block.enter(key, keyAt, this.here());
+        result[key] = this.value(true);
+        this.block.leave();
+      }
       if (this.separator('}')) return result;
     }
   }
@@ -199,7 +319,14 @@ class InlineReader {
       return result;
     }
     for (;;) {
-      result.push(this.value(true));
+      if (this.block === undefined) {
+        result.push(this.value(true));
+      } else {
+        this.spaces();
+        this.block.enter(result.length, undefined, this.here());
+        result.push(this.value(true));
+        this.block.leave();
+      }
       if (this.separator(']')) return result;
     }
   }

@@ -1,7 +1,7 @@
 // YAML manifest files into documents that remember where each field was written, so that every
 // diagnostic can point at FILE:LINE:COL. Syntax errors and duplicate keys become diagnostics.
-// Files in plain YAML are read by plain-yaml.ts; the `yaml` package parses them again only when a
-// diagnostic needs a position, which most loads never do.
+// Files in plain YAML are read by plain-yaml.ts, which finds a document's positions again only
+// when a diagnostic asks; other files are parsed by the `yaml` package.
 import { dirname } from 'node:path';
 import {
   isAlias,
@@ -16,7 +16,13 @@ import {
 } from 'yaml';
 import type { Diagnostic } from '../model.js';
 import { error, warning } from './diagnostics.js';
-import { readPlainYaml } from './plain-yaml.js';
+import {
+  pathKey,
+  plainPositions,
+  readPlainDocuments,
+  type PlainDocument,
+  type PlainPlace,
+} from './plain-yaml.js';
 
 /** Keys and sequence indexes from the document root, e.g. ['spec', 'routing', 'smartHosts']. */
 export type FieldPath = readonly (string | number)[];
@@ -27,19 +33,17 @@ export interface SourcePosition {
   col: number; // 1-based
 }
 
-interface Found {
-  /** The deepest node reached; the field itself when complete. */
-  node: Node | null;
-  /** The key of the mapping entry whose value is that node, when the last step was into a mapping. */
-  key: Node | null;
+/** Where a field is written, as `find` reports it. */
+interface Located {
+  /** The key of the mapping entry reached last, when the last step was into a mapping. */
+  key?: SourcePosition;
+  /** The deepest value reached: the field itself when complete (its key when it has none). */
+  value: SourcePosition;
   complete: boolean;
 }
 
-/** A document as the `yaml` package parsed it, with its file's lines: what positions come from. */
-export interface ParsedSource {
-  document: Document.Parsed;
-  lines: LineCounter;
-}
+/** Finds a field path in one document's source. */
+type Locator = (path: FieldPath) => Located;
 
 /** One YAML document of a manifest file, with its plain data and the source positions. */
 export class ManifestDocument {
@@ -52,8 +56,8 @@ export class ManifestDocument {
     readonly index: number,
     /** The document as plain data (objects, arrays, scalars). */
     readonly data: unknown,
-    /** The parsed document, computed (once per file) when a position is first asked for. */
-    private readonly source: () => ParsedSource,
+    /** Positions, computed when first asked for: most loads never ask. */
+    private readonly find: Locator,
   ) {}
 
   get directory(): string {
@@ -67,50 +71,75 @@ export class ManifestDocument {
    */
   at(path: FieldPath): SourcePosition {
     const found = this.find(path);
-    return this.position(found.key ?? found.node);
+    return found.key ?? found.value;
   }
 
   /** Where the value of the field is written (falls back like `at`). */
   valueAt(path: FieldPath): SourcePosition {
     const found = this.find(path);
-    if (!found.complete) return this.at(path);
-    return this.position(found.node ?? found.key);
+    return found.complete ? found.value : (found.key ?? found.value);
   }
 
   /** Whether the field is written in the file (as opposed to filled in by a default). */
   has(path: FieldPath): boolean {
     return this.find(path).complete;
   }
+}
 
-  private find(path: FieldPath): Found {
-    const { document } = this.source();
+/** Positions from a document the `yaml` package parsed (computed by `parsed` on first use). */
+function yamlLocator(
+  file: string,
+  parsed: () => { document: Document.Parsed; lines: LineCounter },
+): Locator {
+  return (path) => {
+    const { document, lines } = parsed();
+    const position = (node: Node | null): SourcePosition => {
+      const offset = node?.range?.[0] ?? document.range[0];
+      return { file, ...lines.linePos(offset) };
+    };
     let node: Node | null = document.contents;
     let key: Node | null = null;
+    const located = (complete: boolean): Located => ({
+      ...(key === null ? {} : { key: position(key) }),
+      value: position(node ?? key),
+      complete,
+    });
     for (const segment of path) {
       if (node !== null && isAlias(node)) node = (node.resolve(document) as Node) ?? null;
       if (isMap(node)) {
         const pair = node.items.find(
           (item) => isScalar(item.key) && String(item.key.value) === String(segment),
         );
-        if (pair === undefined) return { node, key, complete: false };
+        if (pair === undefined) return located(false);
         key = pair.key as Node;
         node = (pair.value as Node | null) ?? null;
       } else if (isSeq(node) && typeof segment === 'number' && node.items[segment] !== undefined) {
         key = null;
         node = node.items[segment] as Node;
       } else {
-        return { node, key, complete: false };
+        return located(false);
       }
     }
-    return { node, key, complete: true };
-  }
+    return located(true);
+  };
+}
 
-  private position(node: Node | null): SourcePosition {
-    const { document, lines } = this.source();
-    const offset = node?.range?.[0] ?? document.range[0];
-    const { line, col } = lines.linePos(offset);
-    return { file: this.file, line, col };
-  }
+/** Positions from plain-yaml.ts's second reading of one document. */
+function plainLocator(file: string, document: PlainDocument): Locator {
+  let places: Map<string, PlainPlace> | undefined;
+  return (path) => {
+    places ??= plainPositions(document);
+    for (let length = path.length; length >= 0; length--) {
+      const place = places.get(pathKey(path.slice(0, length)));
+      if (place === undefined) continue;
+      return {
+        ...(place.key === undefined ? {} : { key: { file, ...place.key } }),
+        value: { file, ...place.value },
+        complete: length === path.length,
+      };
+    }
+    throw new Error(`${file}: the document has no top mapping`);
+  };
 }
 
 export interface ParsedFile {
@@ -120,20 +149,12 @@ export interface ParsedFile {
 
 /** Every non-empty document of a file; a document with a syntax error is reported, not returned. */
 export function parseManifestFile(text: string, file: string, path: string): ParsedFile {
-  const plain = readPlainYaml(text);
+  const plain = readPlainDocuments(text);
   if (plain !== undefined) {
-    // The same documents as parseAllDocuments's, in its order: its documents[index] is ours.
-    let parsed: Document.Parsed[] | undefined;
-    const lines = new LineCounter();
-    const source = (index: number) => (): ParsedSource => {
-      parsed ??= parseAllDocuments(text, { lineCounter: lines, prettyErrors: false });
-      const document = parsed[index];
-      if (document === undefined) throw new Error(`${file}: document ${index} not found again`);
-      return { document, lines };
-    };
     return {
       documents: plain.map(
-        (data, index) => new ManifestDocument(file, path, index, data, source(index)),
+        (document, index) =>
+          new ManifestDocument(file, path, index, document.data, plainLocator(file, document)),
       ),
       diagnostics: [],
     };
@@ -175,7 +196,15 @@ export function parseManifestFile(text: string, file: string, path: string): Par
       return;
     }
     const source = { document, lines };
-    documents.push(new ManifestDocument(file, path, index, data, () => source));
+    documents.push(
+      new ManifestDocument(
+        file,
+        path,
+        index,
+        data,
+        yamlLocator(file, () => source),
+      ),
+    );
   });
   return { documents, diagnostics };
 }

@@ -162,4 +162,49 @@ describe('plain YAML', () => {
     }
     assert.deepEqual(a[1]?.valueAt(['spec', 'list', 1]), { file: 'x.yaml', line: 8, col: 7 });
   });
+
+  it('finds every field at the position the yaml package gives, in every plain text', () => {
+    const texts = [
+      ...PLAIN,
+      ...['examples', 'manifests', 'test']
+        .flatMap((dir) => yamlFiles(join(REPOSITORY, dir)))
+        .map((path) => readFileSync(path, 'utf8')),
+    ];
+    let compared = 0;
+    for (const text of texts) {
+      if (readPlainYaml(text) === undefined) continue;
+      // A tab in a last comment line: the same positions, but only `yaml` reads it.
+      const other = `${text}\n# \t\n`;
+      assert.equal(readPlainYaml(other), undefined);
+      const a = parseManifestFile(text, 'x.yaml', '/x.yaml').documents;
+      const b = parseManifestFile(other, 'x.yaml', '/x.yaml').documents;
+      assert.equal(a.length, b.length, text);
+      for (const [index, document] of a.entries()) {
+        const twin = b[index];
+        assert.ok(twin !== undefined);
+        for (const path of fieldPaths(document.data)) {
+          const where = `${JSON.stringify(path)} in ${JSON.stringify(text.slice(0, 200))}`;
+          assert.deepEqual(document.at(path), twin.at(path), `at ${where}`);
+          assert.deepEqual(document.valueAt(path), twin.valueAt(path), `valueAt ${where}`);
+          assert.equal(document.has(path), twin.has(path), `has ${where}`);
+          compared++;
+        }
+      }
+    }
+    assert.ok(compared > 500, `only ${compared} positions compared`);
+  });
 });
+
+/** Every path of the data, plus an absent key under each mapping and past each sequence. */
+function fieldPaths(data: unknown, prefix: (string | number)[] = []): (string | number)[][] {
+  const paths = [prefix];
+  if (Array.isArray(data)) {
+    data.forEach((item, index) => paths.push(...fieldPaths(item, [...prefix, index])));
+    paths.push([...prefix, data.length], [...prefix, 'absent']);
+  } else if (typeof data === 'object' && data !== null) {
+    for (const [key, value] of Object.entries(data))
+      paths.push(...fieldPaths(value, [...prefix, key]));
+    paths.push([...prefix, 'absent', 'deeper']);
+  }
+  return paths;
+}
