@@ -5,12 +5,17 @@ import type { RuntimeConfig } from '../model.js';
 import { CliError } from './errors.js';
 import type { Output } from './output.js';
 
+/** Warnings of one code shown by plan, apply and watch before the rest are counted. */
+export const WARNINGS_PER_CODE = 3;
+
 export async function loadOrFail(
   paths: string[],
   out: Output,
 ): Promise<LoadResult & { config: RuntimeConfig }> {
   const load = await loadConfiguration(paths);
-  if (load.diagnostics.length > 0) out.stderr(formatDiagnostics(load.diagnostics));
+  if (load.diagnostics.length > 0) {
+    out.stderr(formatDiagnostics(load.diagnostics, { warningsPerCode: WARNINGS_PER_CODE }));
+  }
   if (load.config === undefined) {
     const errors = load.diagnostics.filter((d) => d.severity === 'error').length;
     throw new CliError(`${errors} error(s) in the manifests; nothing was done`);

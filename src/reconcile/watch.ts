@@ -82,7 +82,7 @@ async function reconcileOnce(options: WatchOptions): Promise<WatchOutcome> {
     const reconciliation = await planFromManifests(options.paths, options.client);
     const errors = reconciliation.load.diagnostics.filter((d) => d.severity === 'error');
     if (reconciliation.plan === undefined) {
-      options.print(formatDiagnostics(reconciliation.load.diagnostics));
+      options.print(formatDiagnostics(reconciliation.load.diagnostics, { warningsPerCode: 3 }));
       options.print(
         `Refused: ${errors.length} error(s); the engine keeps its current configuration.\n`,
       );

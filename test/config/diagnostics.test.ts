@@ -51,6 +51,30 @@ describe('formatDiagnostics', () => {
     );
   });
 
+  it('shows a few warnings of each code and counts the rest when asked, but every error', () => {
+    const many = Array.from({ length: 1_205 }, (_, i) =>
+      diagnostic('p.yaml', i + 1, 3, 'DS103', { severity: 'warning' }),
+    );
+    const errors = Array.from({ length: 5 }, (_, i) => diagnostic('e.yaml', i + 1, 1, 'DS005'));
+    const other = diagnostic('q.yaml', 1, 1, 'DS101', { severity: 'warning' });
+    const text = formatDiagnostics([...many, ...errors, other], { warningsPerCode: 3 });
+    const lines = text.trimEnd().split('\n');
+    assert.equal(lines.filter((line) => line.includes('DS005')).length, 5);
+    assert.deepEqual(
+      lines.filter((line) => line.includes('DS103')),
+      [
+        'p.yaml:1:3  DS103  warning: message of DS103',
+        'p.yaml:2:3  DS103  warning: message of DS103',
+        'p.yaml:3:3  DS103  warning: message of DS103',
+        '... and 1,202 more DS103 warnings like these (domsec validate lists them all)',
+      ],
+    );
+    assert.ok(lines.includes('q.yaml:1:1  DS101  warning: message of DS101'));
+    assert.equal(lines.length, 5 + 4 + 1);
+    // Without the option (validate), every warning is listed.
+    assert.equal(formatDiagnostics(many).trimEnd().split('\n').length, 1_205);
+  });
+
   it('prints nothing for no diagnostics, and does not reorder its argument', () => {
     assert.equal(formatDiagnostics([]), '');
     const list = [diagnostic('b.yaml', 1, 1, 'X'), diagnostic('a.yaml', 1, 1, 'Y')];
