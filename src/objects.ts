@@ -2,7 +2,7 @@
 // fingerprints. The engine reports what it runs in this form and reconcile describes the desired
 // configuration in it, so a plan compares like with like.
 import { createHash, X509Certificate } from 'node:crypto';
-import type { JsonObject, ObjectState, RuntimeConfig } from './model.js';
+import type { JsonObject, JsonValue, ObjectState, RuntimeConfig } from './model.js';
 
 /** How a secret is written wherever the observable form would hold it. */
 export const SENSITIVE = '(sensitive)';
@@ -10,7 +10,7 @@ export const SENSITIVE = '(sensitive)';
 export function describeConfig(config: RuntimeConfig): ObjectState[] {
   const objects: ObjectState[] = [];
   const add = (kind: ObjectState['kind'], name: string, spec: object) =>
-    objects.push({ kind, name, spec: JSON.parse(JSON.stringify(spec)) as JsonObject });
+    objects.push({ kind, name, spec: toJson(spec) as JsonObject });
 
   add('Organization', config.organization.name, config.organization.spec);
   for (const { name, spec } of config.certificates) {
@@ -31,6 +31,24 @@ export function describeConfig(config: RuntimeConfig): ObjectState[] {
   for (const { name, spec } of config.sendConnectors) add('SendConnector', name, spec);
   for (const { name, spec } of config.receiveConnectors) add('ReceiveConnector', name, spec);
   return objects;
+}
+
+/**
+ * A copy of plain data as a JSON round trip would give it (absent for undefined fields, null for
+ * undefined items), without the text in between: this runs once per object of every plan.
+ */
+function toJson(value: unknown): JsonValue {
+  if (value === null || typeof value !== 'object') {
+    return typeof value === 'number' && !Number.isFinite(value) ? null : (value as JsonValue);
+  }
+  if (Array.isArray(value)) {
+    return value.map((item: unknown) => (item === undefined ? null : toJson(item)));
+  }
+  const copy: JsonObject = {};
+  for (const [key, item] of Object.entries(value)) {
+    if (item !== undefined && typeof item !== 'function') copy[key] = toJson(item);
+  }
+  return copy;
 }
 
 /** The leaf's expiry as an ISO time, or null when it cannot be parsed (apply will refuse it). */

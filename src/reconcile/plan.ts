@@ -60,7 +60,9 @@ export function computePlan(
   }
 
   changes.sort(
-    (a, b) => KINDS.indexOf(a.kind) - KINDS.indexOf(b.kind) || a.name.localeCompare(b.name),
+    (a, b) =>
+      KINDS.indexOf(a.kind) - KINDS.indexOf(b.kind) ||
+      (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
   );
   return {
     formatVersion: 1,
@@ -153,14 +155,49 @@ function indexObjects(objects: ObjectState[]): Map<string, ObjectState> {
 
 /** Changed leaves as dotted paths; arrays compare as whole values (their order is meaningful). */
 export function diffFields(before: JsonValue, after: JsonValue, path = ''): FieldChange[] {
+  const changes: FieldChange[] = [];
+  collectChanges(before, after, path, changes);
+  return changes;
+}
+
+function collectChanges(
+  before: JsonValue,
+  after: JsonValue,
+  path: string,
+  changes: FieldChange[],
+): void {
   if (isObject(before) && isObject(after)) {
-    const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
-    return keys.flatMap((key) =>
-      diffFields(before[key] ?? null, after[key] ?? null, path === '' ? key : `${path}.${key}`),
-    );
+    const keys = Object.keys(before);
+    for (const key of Object.keys(after)) if (!Object.hasOwn(before, key)) keys.push(key);
+    keys.sort();
+    for (const key of keys) {
+      collectChanges(
+        before[key] ?? null,
+        after[key] ?? null,
+        path === '' ? key : `${path}.${key}`,
+        changes,
+      );
+    }
+    return;
   }
-  if (JSON.stringify(before) === JSON.stringify(after)) return [];
-  return [{ path, before, after }];
+  if (!sameJson(before, after)) changes.push({ path, before, after });
+}
+
+/** Deep equality of JSON values, as comparing their JSON texts would judge it. */
+function sameJson(a: JsonValue, b: JsonValue): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    return a.every((item, index) => sameJson(item, b[index] ?? null));
+  }
+  const keys = Object.keys(a);
+  // Key order is part of the JSON text; objects built from the same schema agree on it.
+  const other = Object.keys(b);
+  if (keys.length !== other.length) return false;
+  return keys.every(
+    (key, index) => key === other[index] && sameJson(a[key] ?? null, b[key] ?? null),
+  );
 }
 
 function isObject(value: JsonValue): value is JsonObject {
