@@ -5,12 +5,10 @@ import { existsSync } from 'node:fs';
 import { ControlError } from '../control/client.js';
 import { loadConfiguration } from '../config/index.js';
 import { register as registerApply } from './apply.js';
-import { certsLabCommand } from './certs.js';
 import { CliError, EXIT } from './errors.js';
 import { processOutput } from './output.js';
 import { register as registerPlan } from './plan.js';
 import { queueList, queueRetry, queueShow } from './queue.js';
-import { serveCommand } from './serve.js';
 import { connectEngine, type TargetOptions } from './target.js';
 import { validateCommand } from './validate.js';
 import { register as registerWatch } from './watch.js';
@@ -91,6 +89,8 @@ program
     '--resync <duration>',
     'with --watch, also reconcile at this interval, correcting drift (e.g. 5m)',
   )
+  .option('--log-format <format>', 'json or pretty (default: pretty on a terminal, else json)')
+  .option('--log-level <level>', 'debug, info, warn or error', 'info')
   .action(
     run(
       async (o: {
@@ -99,7 +99,15 @@ program
         admin?: string;
         watch?: boolean;
         resync?: string;
-      }) => serveCommand({ ...o, watch: o.watch === true }, out, shutdownSignal()),
+        logFormat?: string;
+        logLevel?: string;
+      }) =>
+        // Loaded here: the engine's modules would slow every other command's start.
+        (await import('./serve.js')).serveCommand(
+          { ...o, watch: o.watch === true },
+          out,
+          shutdownSignal(),
+        ),
     ),
   );
 
@@ -138,7 +146,11 @@ certs
   .description(
     'a CA and a mail certificate for adatum and treyresearch (the story of examples/), roots exchanged',
   )
-  .action(run(async (dir: string | undefined) => certsLabCommand(dir ?? 'examples', out)));
+  .action(
+    run(async (dir: string | undefined) =>
+      (await import('./certs.js')).certsLabCommand(dir ?? 'examples', out),
+    ),
+  );
 
 try {
   await program.parseAsync(process.argv);

@@ -1,8 +1,7 @@
 // domsec probe DOMAIN: checks domain security towards a partner step by step (MX, connect,
 // STARTTLS, our certificate, theirs) with the manifests' configuration; exit 0 only if it works.
 import type { Command } from 'commander';
-import { buildGeneration } from '../engine/generation.js';
-import { probeDomain, type ProbeReport } from '../engine/send/probe.js';
+import type { ProbeReport } from '../engine/send/probe.js';
 import { commandAction, EXIT } from './errors.js';
 import { fileOption, loadOrFail, manifestPaths } from './manifests.js';
 import { formatOption, processOutput, type Output } from './output.js';
@@ -19,6 +18,11 @@ export async function probeCommand(
   out: Output,
 ): Promise<number> {
   const { config } = await loadOrFail(options.file, out);
+  // Loaded here: the engine's modules would slow every other command's start.
+  const [{ buildGeneration }, { probeDomain }] = await Promise.all([
+    import('../engine/generation.js'),
+    import('../engine/send/probe.js'),
+  ]);
   const generation = buildGeneration(config, 0);
   const report = await probeDomain(generation, domain, { timeoutMs: options.timeout * 1000 });
   out.stdout(
