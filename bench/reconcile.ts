@@ -61,6 +61,21 @@ async function planProcessMs(dir: string, server: string, token: string): Promis
   return best;
 }
 
+/** `domsec apply --auto-approve` as a user runs it, in ms: one run (it changes the engine). */
+async function applyProcessMs(dir: string, server: string, token: string): Promise<number> {
+  const start = performance.now();
+  const child = spawn(
+    process.execPath,
+    [CLI, 'apply', '-f', dir, '--server', server, '--auto-approve'],
+    { env: { ...process.env, DOMSEC_TOKEN: token }, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  if (code !== 0) throw new Error(`domsec apply failed: ${stderr}`);
+  return performance.now() - start;
+}
+
 async function time<T>(action: () => Promise<T> | T): Promise<[T, number]> {
   const start = performance.now();
   const result = await action();
@@ -121,6 +136,9 @@ async function planAndApply(count: number): Promise<void> {
     );
     const planProcess = await planProcessMs(dir, engine.control.url, engine.token);
     const [, applyMs] = await time(() => engine.client.apply(config, plan.baseGeneration));
+    // And back to the first variant by the CLI: every partner changes again.
+    await writeFile(file, partners(count, ''));
+    const applyProcess = await applyProcessMs(dir, engine.control.url, engine.token);
     console.log(
       [
         `partners=${count}`,
@@ -132,6 +150,7 @@ async function planAndApply(count: number): Promise<void> {
         `plan-total(state+plan)=${(stateMs + planMs).toFixed(0)}ms`,
         `apply=${applyMs.toFixed(0)}ms`,
         `domsec-plan-process=${planProcess.toFixed(0)}ms`,
+        `domsec-apply-process=${applyProcess.toFixed(0)}ms`,
       ].join('  '),
     );
   } finally {
