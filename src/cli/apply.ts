@@ -11,6 +11,7 @@ import { readSavedPlan, SavedPlanError } from '../reconcile/saved-plan.js';
 import { CliError, commandAction, EXIT } from './errors.js';
 import { fileOption, loadOrFail, manifestPaths } from './manifests.js';
 import { processOutput, type Output } from './output.js';
+import { progressStep } from './progress.js';
 import { addTargetOptions, connectEngine, type TargetOptions } from './target.js';
 
 export interface ApplyOptions extends TargetOptions {
@@ -25,13 +26,23 @@ export async function applyCommand(options: ApplyOptions, out: Output): Promise<
   if (options.planFile !== undefined) return applySavedPlan(options.planFile, options, out);
   const load = await loadOrFail(options.file, out);
   const client = await connectEngine(options, load.config);
-  const reconciliation = await planLoaded(load, client, options.file);
+  const step = progressStep();
+  const reconciliation = await step('Planning against the running engine', () =>
+    planLoaded(load, client, options.file),
+  );
   const plan = reconciliation.plan;
   if (plan === undefined) throw new CliError('the manifests have errors; nothing was planned');
   out.stdout(renderPlanText(plan, { color: out.color }));
   if (plan.changes.length === 0) return EXIT.ok;
   await approve(plan, options, out);
-  return reportApplied(await refusals(applyReconciliation(reconciliation, client)), out);
+  return reportApplied(
+    await refusals(
+      step(`Applying ${plan.changes.length} change(s)`, () =>
+        applyReconciliation(reconciliation, client),
+      ),
+    ),
+    out,
+  );
 }
 
 async function applySavedPlan(file: string, options: ApplyOptions, out: Output): Promise<number> {
@@ -52,7 +63,12 @@ async function applySavedPlan(file: string, options: ApplyOptions, out: Output):
   }
   await approve(saved.plan, options, out);
   return reportApplied(
-    await refusals(client.apply(saved.config, saved.plan.baseGeneration), file),
+    await refusals(
+      progressStep()(`Applying ${saved.plan.changes.length} change(s)`, () =>
+        client.apply(saved.config, saved.plan.baseGeneration),
+      ),
+      file,
+    ),
     out,
   );
 }

@@ -4,6 +4,7 @@ import { Option } from 'commander';
 import type { RuntimeConfig } from '../model.js';
 import { CliError } from './errors.js';
 import type { Output } from './output.js';
+import { progressStep } from './progress.js';
 
 /** Warnings of one code shown by plan, apply and watch before the rest are counted. */
 export const WARNINGS_PER_CODE = 3;
@@ -12,7 +13,9 @@ export async function loadOrFail(
   paths: string[],
   out: Output,
 ): Promise<LoadResult & { config: RuntimeConfig }> {
-  const load = await loadConfiguration(paths);
+  const load = await progressStep()(`Reading manifests from ${paths.join(', ')}`, () =>
+    loadConfiguration(paths),
+  );
   if (load.diagnostics.length > 0) {
     out.stderr(formatDiagnostics(load.diagnostics, { warningsPerCode: WARNINGS_PER_CODE }));
   }

@@ -8,6 +8,7 @@ import { savedPlan, writeSavedPlan } from '../reconcile/saved-plan.js';
 import { CliError, commandAction, EXIT } from './errors.js';
 import { fileOption, loadOrFail, manifestPaths } from './manifests.js';
 import { formatOption, processOutput, type Output } from './output.js';
+import { progressStep } from './progress.js';
 import { addTargetOptions, connectEngine, type TargetOptions } from './target.js';
 
 export interface PlanOptions extends TargetOptions {
@@ -21,7 +22,9 @@ export interface PlanOptions extends TargetOptions {
 export async function planCommand(options: PlanOptions, out: Output): Promise<number> {
   const load = await loadOrFail(options.file, out);
   const client = await connectEngine(options, load.config);
-  const reconciliation = await planLoaded(load, client, options.file);
+  const reconciliation = await progressStep()('Planning against the running engine', () =>
+    planLoaded(load, client, options.file),
+  );
   const { plan, config } = reconciliation;
   if (plan === undefined || config === undefined)
     throw new CliError('the manifests have errors; nothing was planned');

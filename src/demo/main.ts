@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { parseDocument } from 'yaml';
 import { ControlClient } from '../control/client.js';
 import { STORY_ORGANIZATIONS } from '../cli/certs.js';
+import { progressStep } from '../cli/progress.js';
 import { writeLabPki } from '../pki/organization.js';
 import { DemoEngine, runCli, type CliRun } from './processes.js';
 import { submitMessage } from './submit.js';
@@ -16,6 +17,8 @@ import { submitMessage } from './submit.js';
 const root = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const work = resolve(process.env.DOMSEC_DEMO_DIR ?? 'var/demo');
 const WAIT_MS = 20_000;
+/** Progress of the slow steps, on a terminal only (stderr; stdout tells the story). */
+const progress = progressStep();
 
 const say = (text = '') => process.stdout.write(`${text}\n`);
 const step = (n: number, title: string) => say(`\n== ${n}. ${title}`);
@@ -37,7 +40,7 @@ async function main(): Promise<number> {
   await mkdir(work, { recursive: true });
   await cp(join(root, 'examples', 'adatum'), adatum, { recursive: true });
   await cp(join(root, 'examples', 'treyresearch'), trey, { recursive: true });
-  await writeLabPki(work, STORY_ORGANIZATIONS);
+  await writeLabPki(work, STORY_ORGANIZATIONS, progress);
   say(
     `  ${rel(work)}/{adatum,treyresearch}/pki: each organization's root, its mail certificate, the other's root`,
   );
@@ -64,7 +67,7 @@ async function main(): Promise<number> {
     adatum: randomBytes(24).toString('base64url'),
     trey: randomBytes(24).toString('base64url'),
   };
-  const engines = [
+  const engines = await progress('Starting the adatum and treyresearch engines', async () => [
     await DemoEngine.start(
       'adatum',
       ['--state', rel(join(adatum, 'state')), '--admin', '127.0.0.2:8025'],
@@ -77,7 +80,7 @@ async function main(): Promise<number> {
       tokens.trey,
       join(trey, 'engine.log'),
     ),
-  ];
+  ]);
   try {
     for (const [dir, token] of [
       [adatum, tokens.adatum],
@@ -188,13 +191,15 @@ async function main(): Promise<number> {
 }
 
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + WAIT_MS;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((done) => setTimeout(done, 100));
-  }
-  throw new Error(`timed out after ${WAIT_MS / 1000}s waiting for ${what}`);
+  return progress(`Waiting for ${what}`, async () => {
+    const deadline = Date.now() + WAIT_MS;
+    while (Date.now() < deadline) {
+      const value = await probe();
+      if (value !== undefined) return value;
+      await new Promise((done) => setTimeout(done, 100));
+    }
+    throw new Error(`timed out after ${WAIT_MS / 1000}s waiting for ${what}`);
+  });
 }
 
 function fail(message: string): number {

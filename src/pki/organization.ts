@@ -18,27 +18,17 @@ export interface LabOrganization {
  * domains; EKU serverAuth and clientAuth), and every other organization's `<other>-root.crt`.
  * Keys are written mode 0600. Existing files are replaced.
  */
-export async function writeLabPki(dir: string, orgs: LabOrganization[]): Promise<void> {
+export async function writeLabPki(
+  dir: string,
+  orgs: LabOrganization[],
+  /** Runs each organization's work; the command line shows it as progress on a terminal. */
+  step: <T>(label: string, work: () => Promise<T>) => Promise<T> = (_label, work) => work(),
+): Promise<void> {
   const roots = new Map<string, string>();
   for (const org of orgs) {
-    const pki = join(dir, org.name, 'pki');
-    await mkdir(pki, { recursive: true });
-    const root = createCertificateAuthority({
-      commonName: `${org.name} lab root CA`,
-      organization: org.name,
-      pathLength: 0,
-    });
-    const mail = issueCertificate(root, {
-      commonName: org.hostname,
-      organization: org.name,
-      dnsNames: [...new Set([org.hostname, ...org.domains])],
-      extendedKeyUsage: ['serverAuth', 'clientAuth'],
-    });
-    await writeFile(join(pki, `${org.name}-root.crt`), root.certPem);
-    await writeSecret(join(pki, `${org.name}-root.key`), root.keyPem);
-    await writeFile(join(pki, `${org.hostname}.crt`), mail.certPem);
-    await writeSecret(join(pki, `${org.hostname}.key`), mail.keyPem);
-    roots.set(org.name, root.certPem);
+    await step(`${org.name}: a root CA and a certificate for ${org.hostname}`, () =>
+      writeOrganization(dir, org, roots),
+    );
   }
   for (const org of orgs) {
     for (const [other, certPem] of roots) {
@@ -46,6 +36,31 @@ export async function writeLabPki(dir: string, orgs: LabOrganization[]): Promise
         await writeFile(join(dir, org.name, 'pki', `${other}-root.crt`), certPem);
     }
   }
+}
+
+async function writeOrganization(
+  dir: string,
+  org: LabOrganization,
+  roots: Map<string, string>,
+): Promise<void> {
+  const pki = join(dir, org.name, 'pki');
+  await mkdir(pki, { recursive: true });
+  const root = createCertificateAuthority({
+    commonName: `${org.name} lab root CA`,
+    organization: org.name,
+    pathLength: 0,
+  });
+  const mail = issueCertificate(root, {
+    commonName: org.hostname,
+    organization: org.name,
+    dnsNames: [...new Set([org.hostname, ...org.domains])],
+    extendedKeyUsage: ['serverAuth', 'clientAuth'],
+  });
+  await writeFile(join(pki, `${org.name}-root.crt`), root.certPem);
+  await writeSecret(join(pki, `${org.name}-root.key`), root.keyPem);
+  await writeFile(join(pki, `${org.hostname}.crt`), mail.certPem);
+  await writeSecret(join(pki, `${org.hostname}.key`), mail.keyPem);
+  roots.set(org.name, root.certPem);
 }
 
 async function writeSecret(path: string, text: string): Promise<void> {
