@@ -10,6 +10,7 @@ import {
   X509Certificate,
 } from 'node:crypto';
 import forge from 'node-forge';
+import { derChildren, derElement, derEncode, derEncodeOid, derEncodeTime } from '../der.js';
 
 export type ExtendedKeyUsage = 'serverAuth' | 'clientAuth';
 /** 'ecdsa-p256': smaller and several times cheaper per handshake than RSA (SPEC §9). */
@@ -320,4 +321,68 @@ function subjectName(certPem: string): forge.asn1.Asn1 {
   const name = (tbs?.value as forge.asn1.Asn1[] | undefined)?.[5];
   if (name === undefined) throw new Error('certificate without a subject');
   return name;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Certificate revocation lists (v2), signed by a lab CA: forge cannot make them, so they are
+// encoded here and signed with node:crypto.
+
+export interface RevocationOptions {
+  /** Certificates (PEM) the list revokes. */
+  revoked: string[];
+  thisUpdate?: Date;
+  /** Default: a week after thisUpdate. */
+  nextUpdate?: Date;
+}
+
+/** A PEM CRL issued by `authority`, revoking the given certificates. */
+export function createRevocationList(
+  authority: CertificateAuthority,
+  options: RevocationOptions,
+): string {
+  const issuerCert = new X509Certificate(authority.certPem);
+  const ec = issuerCert.publicKey.asymmetricKeyType === 'ec';
+  const algorithm = derEncode(
+    0x30,
+    derEncodeOid(ec ? ECDSA_WITH_SHA256 : SHA256_WITH_RSA),
+    ...(ec ? [] : [Buffer.from([0x05, 0x00])]),
+  );
+  const thisUpdate = options.thisUpdate ?? new Date(Date.now() - 60_000);
+  const nextUpdate = options.nextUpdate ?? new Date(thisUpdate.getTime() + 7 * DAY);
+  const entries = options.revoked.map((pem) =>
+    derEncode(
+      0x30,
+      derEncode(0x02, serialBytes(new X509Certificate(pem).serialNumber)),
+      derEncodeTime(thisUpdate),
+    ),
+  );
+  const tbs = derEncode(
+    0x30,
+    derEncode(0x02, Buffer.from([1])), // v2
+    algorithm,
+    subjectDer(issuerCert),
+    derEncodeTime(thisUpdate),
+    derEncodeTime(nextUpdate),
+    ...(entries.length === 0 ? [] : [derEncode(0x30, ...entries)]),
+  );
+  const signature = signBytes('sha256', tbs, authority.keyPem);
+  const der = derEncode(0x30, tbs, algorithm, derEncode(0x03, Buffer.from([0]), signature));
+  const base64 = der.toString('base64').replace(/(.{64})/g, '$1\n');
+  return `-----BEGIN X509 CRL-----\n${base64.trimEnd()}\n-----END X509 CRL-----\n`;
+}
+
+/** A positive INTEGER's content octets for a serial number in hex. */
+function serialBytes(hex: string): Buffer {
+  const bytes = Buffer.from(hex.length % 2 === 0 ? hex : `0${hex}`, 'hex');
+  return (bytes[0] ?? 0) & 0x80 ? Buffer.concat([Buffer.from([0]), bytes]) : bytes;
+}
+
+/** The certificate's subject Name as DER, cut from its TBSCertificate. */
+function subjectDer(cert: X509Certificate): Buffer {
+  const der = cert.raw;
+  const tbs = derElement(der, derElement(der, 0, 0x30).start, 0x30);
+  const fields = derChildren(der, tbs);
+  const subject = fields[fields[0]?.tag === 0xa0 ? 5 : 4];
+  if (subject === undefined) throw new Error('certificate without a subject');
+  return der.subarray(subject.offset, subject.end);
 }
