@@ -2,7 +2,7 @@
 // and whether they name a partner domain. Pure functions shared by validate (DS005) and the
 // engine (receive, send), so both read a certificate the same way.
 import type { X509Certificate } from 'node:crypto';
-import { domainToASCII } from 'node:url';
+import { domainToASCII, domainToUnicode } from 'node:url';
 import type { CertificateNameMatch } from './model.js';
 
 /** SAN dNSName entries, or the subject CN only when the certificate has no SAN dNSName. */
@@ -33,6 +33,24 @@ export function canonicalName(name: string): string {
   return domainToASCII(trimmed.toLowerCase());
 }
 
+/**
+ * A name read from a certificate in canonical form, or "" when the certificate does not spell a
+ * host name. domainToASCII forgives what a URL may carry (percent-escapes: "%61datum.com" is
+ * adatum.com; full-width letters and zero-width characters that UTS 46 maps or drops); a
+ * certificate's name must already be written as the name it is compared with, up to case, one
+ * trailing dot and U-labels for A-labels.
+ */
+export function canonicalCertificateName(raw: string): string {
+  const name = canonicalName(raw);
+  if (name === '') return '';
+  const written = (raw.endsWith('.') ? raw.slice(0, -1) : raw).toLowerCase().normalize('NFC');
+  // eslint-disable-next-line no-control-regex -- the test is for ASCII, control characters included
+  if (/^[\u0000-\u007f]*$/.test(written)) {
+    return /^[a-z0-9_.*-]+$/.test(written) && written === name ? name : '';
+  }
+  return domainToUnicode(name) === written ? name : '';
+}
+
 export interface PartnerNaming {
   domain: string;
   certificateNames: readonly string[];
@@ -50,7 +68,7 @@ export function namesPartner(certificateNames: readonly string[], partner: Partn
   if (domain === '') return false;
   const expected = partner.certificateNames.map(canonicalName).filter((n) => n !== '');
   for (const raw of certificateNames) {
-    const name = canonicalName(raw);
+    const name = canonicalCertificateName(raw);
     if (name === '') continue;
     if (name === domain) return true;
     for (const wanted of expected) {
@@ -79,11 +97,13 @@ export function coversHost(certificateNames: readonly string[], host: string): b
   if (wanted === '') return false;
   const dot = wanted.indexOf('.');
   const wildcard = dot > 0 ? `*${wanted.slice(dot)}` : undefined;
-  return certificateNames.map(canonicalName).some((name) => name === wanted || name === wildcard);
+  return certificateNames
+    .map(canonicalCertificateName)
+    .some((name) => name !== '' && (name === wanted || name === wildcard));
 }
 
 /** A name equal to the domain itself: what partners check by default (SPEC §5). */
 export function namesDomain(certificateNames: readonly string[], domain: string): boolean {
   const wanted = canonicalName(domain);
-  return wanted !== '' && certificateNames.map(canonicalName).includes(wanted);
+  return wanted !== '' && certificateNames.map(canonicalCertificateName).includes(wanted);
 }

@@ -42,14 +42,30 @@ export interface StaticRoute {
   port?: number;
 }
 
+export type RelayProtocol = 'smtp' | 'lmtp';
+export type RelayTls = 'none' | 'opportunistic' | 'required';
+
+/** An internal mailbox server that takes mail for the accepted domains. */
+export interface RelayDelivery {
+  host: string; // "host", "host:port" or "[v6]:port"
+  protocol: RelayProtocol;
+  tls: RelayTls;
+}
+
+/**
+ * Exactly one: a Maildir root (a relative path is taken from the engine's state directory), or
+ * a relay to an internal mailbox server.
+ */
+export type MailboxDelivery =
+  { maildir: string; relay?: never } | { relay: RelayDelivery; maildir?: never };
+
 export interface OrganizationSpec {
   hostname: string;
   acceptedDomains: string[];
   certificate: string;
-  /** Maildir root; a relative path is taken from the engine's state directory. */
-  delivery: { maildir: string };
+  delivery: MailboxDelivery;
   /** The queue itself lives in <state>/queue: it is the node's, not the configuration's. */
-  queue: { retry: string[]; expireAfter: string };
+  queue: { retry: string[]; expireAfter: string; delayNotice: string };
   resolver: { servers: string[]; static: Record<string, StaticRoute[]> };
   admin: { listen: string; tokenFile?: string };
 }
@@ -107,6 +123,13 @@ export interface ReceiveConnectorSpec {
   requireTls: boolean;
   maxMessageSize: string;
   protocolLogging: ProtocolLogging;
+  // Limits, named after Exchange's Set-ReceiveConnector parameters.
+  maxInboundConnection: number;
+  maxInboundConnectionPerSource: number;
+  connectionInactivityTimeout: string;
+  connectionTimeout: string;
+  maxRecipientsPerMessage: number;
+  maxHeaderSize: string;
 }
 
 export interface Named<S> {

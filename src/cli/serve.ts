@@ -6,7 +6,13 @@ import { join, resolve } from 'node:path';
 import { startControlServer } from '../control/server.js';
 import { ControlClient } from '../control/client.js';
 import { Engine } from '../engine/engine.js';
-import { jsonLog } from '../engine/log.js';
+import {
+  defaultLogFormat,
+  LOG_LEVELS,
+  pinoLog,
+  type LogFormat,
+  type LogLevel,
+} from '../engine/log.js';
 import type { RuntimeConfig } from '../model.js';
 import { withRevision } from '../reconcile/source.js';
 import { watchManifests } from '../reconcile/watch.js';
@@ -23,6 +29,10 @@ export interface ServeOptions {
   watch: boolean;
   /** With --watch: also reconcile at this interval, correcting drift. */
   resync?: string;
+  /** json (default when standard error is not a terminal) or pretty. */
+  logFormat?: string;
+  /** debug, info (default), warn or error. */
+  logLevel?: string;
 }
 
 const DEFAULT_ADMIN = '127.0.0.1:8025';
@@ -39,7 +49,11 @@ export async function serveCommand(
     throw new CliError('--watch needs -f with the manifest directory');
   const config =
     options.file === undefined ? undefined : (await loadOrFail(options.file, out)).config;
-  const log = jsonLog((line) => out.stderr(line));
+  const log = pinoLog({
+    write: (line) => out.stderr(line),
+    ...logSettings(options),
+    colorize: process.stderr.isTTY === true && (process.env.NO_COLOR ?? '') === '',
+  });
   const engine = await Engine.open({ stateDir: options.state, log });
   try {
     const initial = config ?? (await engine.lastApplied());
@@ -94,6 +108,17 @@ export async function serveCommand(
     await engine.close();
   }
   return 0;
+}
+
+/** --log-format and --log-level, checked; pretty on a terminal unless told. */
+function logSettings(options: ServeOptions): { format: LogFormat; level: LogLevel } {
+  const format = options.logFormat ?? defaultLogFormat();
+  if (format !== 'json' && format !== 'pretty')
+    throw new CliError(`--log-format ${format}: expected json or pretty`);
+  const level = options.logLevel ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(level))
+    throw new CliError(`--log-level ${level}: expected ${LOG_LEVELS.join(', ')}`);
+  return { format, level: level as LogLevel };
 }
 
 /** DOMSEC_TOKEN, else the token file (the manifest's, or state/admin.token), made when missing. */

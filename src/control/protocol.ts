@@ -6,6 +6,7 @@ import type {
   HistoryEntry,
   QueuedMessageSummary,
   ReconcileReport,
+  ReconcileStatus,
   RuntimeConfig,
 } from '../model.js';
 
@@ -45,6 +46,66 @@ export interface RetryRequest {
 
 export interface RetryResponse {
   retried: number;
+}
+
+/** A partner's domain security in one direction, as the status page marks it. */
+export type PartnerMark = 'secured' | 'failing' | 'not-configured' | 'no-session-yet';
+
+export interface PartnerDirectionView {
+  mark: PartnerMark;
+  /** The last certificate verified in this direction (kept after a later refusal). */
+  lastVerified: {
+    subject: string;
+    fingerprint: string;
+    notAfter: string | null;
+    at: string;
+  } | null;
+  lastRefusal: {
+    reason: string;
+    at: string;
+    subject: string | null;
+    fingerprint: string | null;
+  } | null;
+}
+
+/** GET /v1/overview: everything the status page shows, in one read. */
+export interface OverviewResponse {
+  formatVersion: 1;
+  generatedAt: string;
+  organization: {
+    name: string;
+    hostname: string;
+    acceptedDomains: string[];
+    certificate: { name: string; subject: string; fingerprint: string; notAfter: string };
+  } | null;
+  partners: {
+    name: string;
+    domain: string;
+    send: PartnerDirectionView;
+    receive: PartnerDirectionView;
+  }[];
+  receiveConnectors: {
+    name: string;
+    bindings: { binding: string; listening: boolean }[];
+    domainSecure: boolean;
+    requireTls: boolean;
+    sessions: number;
+  }[];
+  sendConnectors: {
+    name: string;
+    addressSpaces: string[];
+    routing: string;
+    domainSecure: boolean;
+    requireTls: boolean;
+  }[];
+  queues: EngineState['queues'];
+  reconcile: {
+    generation: number;
+    appliedAt: string | null;
+    source: string | null;
+    revision: string | null;
+    status: ReconcileStatus;
+  };
 }
 
 /** Error bodies carry a stable code the CLI maps to its messages and exit codes. */

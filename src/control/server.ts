@@ -1,5 +1,6 @@
-// The engine's admin API: state, apply, queue inspection and retry. Bound to loopback unless
-// configured otherwise; every request must carry the bearer token (compared in constant time).
+// The engine's admin API: state, apply, queue inspection and retry, /metrics and the status page.
+// Bound to loopback unless configured otherwise; every request for data must carry the bearer
+// token (compared in constant time); only the status page's static shell is served without it.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -7,12 +8,23 @@ import type { Engine } from '../engine/engine.js';
 import { EngineBusyError, StaleGenerationError, UnknownGenerationError } from '../engine/engine.js';
 import type { ApplyResult } from '../model.js';
 import type { EngineLog } from '../engine/log.js';
+import { overview } from './overview.js';
+import {
+  STATUS_CSP,
+  STATUS_HTML,
+  STATUS_PATH,
+  STATUS_SCRIPT,
+  STATUS_SCRIPT_PATH,
+  STATUS_STYLE,
+  STATUS_STYLE_PATH,
+} from './status-page.js';
 import {
   API_PREFIX,
   type ApplyRequest,
   type ErrorCode,
   type ErrorResponse,
   type HistoryResponse,
+  type OverviewResponse,
   type QueueResponse,
   type RetryRequest,
   type RollbackRequest,
@@ -54,6 +66,7 @@ export async function startControlServer(options: ControlServerOptions): Promise
           : new HttpError(500, 'internal', (error as Error).message);
       if (failure.status === 500)
         options.log.log('error', 'control.error', { error: failure.message });
+      if (failure.status === 401) response.setHeader('www-authenticate', 'Bearer');
       send(response, failure.status, {
         error: { code: failure.code, message: failure.message },
       } satisfies ErrorResponse);
@@ -61,6 +74,7 @@ export async function startControlServer(options: ControlServerOptions): Promise
   });
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    if (servePage(request, response)) return;
     const header = request.headers.authorization ?? '';
     const presented = header.startsWith('Bearer ') ? header.slice(7) : '';
     if (!timingSafeEqual(digest(presented), expected)) {
@@ -71,6 +85,12 @@ export async function startControlServer(options: ControlServerOptions): Promise
     const route = `${request.method ?? 'GET'} ${path}`;
     const engine = options.engine;
     switch (route) {
+      case 'GET /metrics': {
+        const metrics = await engine.metrics.text();
+        return sendText(response, 200, metrics.contentType, metrics.body);
+      }
+      case `GET ${API_PREFIX}/overview`:
+        return send(response, 200, overview(engine) satisfies OverviewResponse);
       case `GET ${API_PREFIX}/state`:
         return send(response, 200, engine.state());
       case `POST ${API_PREFIX}/apply`: {
@@ -78,7 +98,13 @@ export async function startControlServer(options: ControlServerOptions): Promise
         if (typeof body !== 'object' || body === null || typeof body.config !== 'object') {
           throw new HttpError(400, 'bad-request', 'expected {"config": {...}}');
         }
-        return send(response, 200, await applying(engine.apply(body.config, body.baseGeneration)));
+        return send(
+          response,
+          200,
+          await applying(
+            engine.metrics.timeApply(() => engine.apply(body.config, body.baseGeneration)),
+          ),
+        );
       }
       case `GET ${API_PREFIX}/history`:
         return send(response, 200, {
@@ -93,7 +119,9 @@ export async function startControlServer(options: ControlServerOptions): Promise
         return send(
           response,
           200,
-          await applying(engine.rollback(body.generation, body.baseGeneration)),
+          await applying(
+            engine.metrics.timeApply(() => engine.rollback(body.generation, body.baseGeneration)),
+          ),
         );
       }
       case `GET ${API_PREFIX}/status`:
@@ -106,6 +134,7 @@ export async function startControlServer(options: ControlServerOptions): Promise
             'bad-request',
             'expected {"outcome": "applied|unchanged|invalid|failed", ...}',
           );
+        engine.metrics.reconciled(body.outcome);
         return send(
           response,
           200,
@@ -172,6 +201,8 @@ function digest(text: string): Buffer {
 async function readJson(request: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
+  if (Number(request.headers['content-length']) > MAX_BODY)
+    throw new HttpError(413, 'too-large', `request body over ${MAX_BODY} bytes`);
   for await (const chunk of request) {
     size += (chunk as Buffer).length;
     if (size > MAX_BODY)
@@ -184,6 +215,39 @@ async function readJson(request: IncomingMessage): Promise<unknown> {
   } catch {
     throw new HttpError(400, 'bad-request', 'the body is not JSON');
   }
+}
+
+/** The status page's shell, script and style: static, no data, so no token. True when served. */
+function servePage(request: IncomingMessage, response: ServerResponse): boolean {
+  if (request.method !== 'GET') return false;
+  const path = new URL(request.url ?? '/', 'http://admin').pathname;
+  const page: Record<string, [string, string]> = {
+    [STATUS_PATH]: ['text/html; charset=utf-8', STATUS_HTML],
+    [STATUS_SCRIPT_PATH]: ['text/javascript; charset=utf-8', STATUS_SCRIPT],
+    [STATUS_STYLE_PATH]: ['text/css; charset=utf-8', STATUS_STYLE],
+  };
+  const found = page[path];
+  if (found === undefined) return false;
+  request.resume();
+  response.setHeader('content-security-policy', STATUS_CSP);
+  response.setHeader('x-content-type-options', 'nosniff');
+  response.setHeader('referrer-policy', 'no-referrer');
+  sendText(response, 200, found[0], found[1]);
+  return true;
+}
+
+function sendText(
+  response: ServerResponse,
+  status: number,
+  contentType: string,
+  text: string,
+): void {
+  response.writeHead(status, {
+    'content-type': contentType,
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+  });
+  response.end(text);
 }
 
 function send(response: ServerResponse, status: number, body: unknown): void {

@@ -18,7 +18,9 @@ import { describeConfig } from '../objects.js';
 import { parseBinding } from './addresses.js';
 import { buildGeneration, type Generation } from './generation.js';
 import { GenerationHistory } from './history.js';
-import type { EngineLog } from './log.js';
+import { observedLog, type EngineLog } from './log.js';
+import { EngineMetrics } from './metrics.js';
+import { PartnerHealth } from './partner-health.js';
 import { ProtocolLog } from './protocol-log.js';
 import { ReceiveListener } from './receive.js';
 import { EngineDelivery } from './delivery/engine-delivery.js';
@@ -67,6 +69,10 @@ export class Engine {
     private readonly delivery: EngineDelivery,
     private readonly protocolLog: ProtocolLog,
     private readonly generations: GenerationHistory,
+    /** The last verified certificate and refusal of each partner, per direction. */
+    readonly partners: PartnerHealth,
+    /** The engine's Prometheus registry (GET /metrics). */
+    readonly metrics: EngineMetrics,
   ) {}
 
   static async open(options: EngineOptions): Promise<Engine> {
@@ -75,14 +81,30 @@ export class Engine {
     const protocolLog = new ProtocolLog(join(stateDir, 'logs', 'protocol'));
     // The delivery side reads the generation the engine runs; the engine exists only after it.
     const current: { engine?: Engine } = {};
+    const partners = new PartnerHealth();
+    const metrics = new EngineMetrics({
+      generation: () => current.engine?.generation,
+      queuedMessages: () => current.engine?.queuedMessages() ?? [],
+      receiveSessions: () => current.engine?.receiveSessions() ?? [],
+      partners,
+    });
+    // Every event the engine logs also feeds the partners' health and the metrics.
+    const log = observedLog(options.log, [partners, metrics]);
     const delivery = await EngineDelivery.open({
       stateDir,
-      log: options.log,
+      log,
       protocolLog,
       generation: () => current.engine?.generation,
     });
     const history = await GenerationHistory.open(join(stateDir, 'history'));
-    current.engine = new Engine({ ...options, stateDir }, delivery, protocolLog, history);
+    current.engine = new Engine(
+      { ...options, stateDir, log },
+      delivery,
+      protocolLog,
+      history,
+      partners,
+      metrics,
+    );
     await current.engine.loadStatus();
     return current.engine;
   }
@@ -268,6 +290,7 @@ export class Engine {
       this.listeners.set(key, listener);
     }
     this.failedListeners.length = 0;
+    this.partners.retain(new Set(next.partnersByDomain.keys()));
     for (const [key, listener] of this.listeners) {
       if (wanted.has(key)) {
         listener.reload(next);
@@ -351,6 +374,22 @@ export class Engine {
       listeners,
       queues: this.delivery.queue.summaries(),
     };
+  }
+
+  /** Sessions open now on each receive connector, summed over its bindings. */
+  receiveSessions(): { connector: string; sessions: number }[] {
+    return (this.generation?.receiveConnectors ?? []).map((connector) => ({
+      connector: connector.name,
+      sessions: connector.bindings.reduce(
+        (sum, b) => sum + (this.listeners.get(bindingKey(b.host, b.port))?.sessionCount ?? 0),
+        0,
+      ),
+    }));
+  }
+
+  /** The generation running now (the status page reads its partners and connectors). */
+  running(): Generation | undefined {
+    return this.generation;
   }
 
   queuedMessages(): QueuedMessageSummary[] {

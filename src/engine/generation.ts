@@ -13,6 +13,7 @@ import type {
 } from '../model.js';
 import { requireDuration, requireSize } from '../units.js';
 import { parseBinding, parseRange, type Binding, type IpRange } from './addresses.js';
+import { CrlError, readRevocationList, type RevocationList } from './tls/crl.js';
 
 export interface LoadedCertificate {
   name: string;
@@ -29,6 +30,8 @@ export interface LoadedPartner {
   anchors: X509Certificate[];
   anchorPems: string[];
   remoteRanges: IpRange[];
+  /** Revocation lists by the SHA-256 fingerprint of the anchor that signed them (all anchors). */
+  revocations: ReadonlyMap<string, RevocationList>;
   /**
    * For sending to this partner: our certificate and key, the partner's anchors as the only CAs.
    * Built once per generation and reused by every connection (session resumption stays possible).
@@ -66,6 +69,8 @@ export interface Generation {
   readonly sendConnectors: readonly LoadedSendConnector[];
   readonly retrySchedule: readonly number[]; // ms
   readonly expireAfter: number; // ms
+  /** The queue's delay notice (Organization queue.delayNotice), ms. */
+  readonly delayNoticeAfter: number;
 }
 
 export class ConfigurationError extends Error {
@@ -91,6 +96,7 @@ export function buildGeneration(
     else throw new ConfigurationError(`trust anchor ${name} has neither pem nor system`);
   }
   anchorPems.set('system', anchorPems.get('system') ?? [...rootCertificates]);
+  const revocations = loadRevocations(config, anchorPems);
 
   const key = certificate.spec.keyPem;
   const cert = [certificate.spec.certPem, ...certificate.spec.chainPem].join('\n');
@@ -114,7 +120,10 @@ export function buildGeneration(
       trust = loadTrust(partner.name, pems, key, cert);
       shared.set(trustKey, trust);
     }
-    partnersByDomain.set(partner.spec.domain.toLowerCase(), loadPartner(partner, trust));
+    partnersByDomain.set(
+      partner.spec.domain.toLowerCase(),
+      loadPartner(partner, trust, revocations),
+    );
   }
 
   const receiveCa = new Set<string>();
@@ -140,6 +149,7 @@ export function buildGeneration(
     })),
     retrySchedule: org.queue.retry.map(requireDuration),
     expireAfter: requireDuration(org.queue.expireAfter),
+    delayNoticeAfter: requireDuration(org.queue.delayNotice),
   };
 }
 
@@ -180,13 +190,48 @@ function loadTrust(partner: string, anchorPems: string[], key: string, cert: str
   };
 }
 
-function loadPartner({ name, spec }: Named<PartnerDomainSpec>, trust: SharedTrust): LoadedPartner {
+/**
+ * Each anchor's CRL, read and checked against the anchor's own key: a list that cannot be read or
+ * that another key signed fails the apply rather than being believed or ignored.
+ */
+function loadRevocations(
+  config: RuntimeConfig,
+  anchorPems: ReadonlyMap<string, string[]>,
+): Map<string, RevocationList> {
+  const revocations = new Map<string, RevocationList>();
+  for (const { name, spec } of config.trustAnchors) {
+    if (spec.crlPem === undefined) continue;
+    const candidates = (anchorPems.get(name) ?? []).map((pem) => new X509Certificate(pem));
+    const problems: string[] = [];
+    const found = candidates.find((anchor) => {
+      try {
+        revocations.set(anchor.fingerprint256, readRevocationList(spec.crlPem ?? '', anchor));
+        return true;
+      } catch (error) {
+        if (!(error instanceof CrlError)) throw error;
+        problems.push(error.message);
+        return false;
+      }
+    });
+    if (found === undefined) {
+      throw new ConfigurationError(`trust anchor ${name}: its CRL ${problems.join('; ')}`);
+    }
+  }
+  return revocations;
+}
+
+function loadPartner(
+  { name, spec }: Named<PartnerDomainSpec>,
+  trust: SharedTrust,
+  revocations: ReadonlyMap<string, RevocationList>,
+): LoadedPartner {
   return {
     name,
     spec,
     domain: spec.domain.toLowerCase(),
     anchors: trust.anchors,
     anchorPems: trust.anchorPems,
+    revocations,
     remoteRanges: spec.remoteIPRanges.map(parseRange),
     sendContext: trust.sendContext,
   };

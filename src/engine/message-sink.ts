@@ -5,6 +5,7 @@ export interface DomainSecuredBy {
   partner: string; // the PartnerDomain's domain
   certificateSubject: string;
   certificateFingerprint: string;
+  certificateNotAfter?: string; // the partner certificate's expiry, as X509Certificate.validTo
 }
 
 export interface IncomingMessage {

@@ -35,9 +35,12 @@ import {
 import { smtpServerLogger } from './receive/protocol-trace.js';
 import {
   ConnectionCounter,
+  connectorLimits,
   DEFAULT_RECEIVE_LIMITS,
-  enforceLimits,
   greetWithoutDelay,
+  headerExceeds,
+  ReceiveLimiter,
+  recipientLimitReply,
   type ReceiveLimits,
 } from './receive/limits.js';
 import { REPLIES, SmtpReplyError } from './replies.js';
@@ -53,7 +56,10 @@ export interface ReceiveListenerOptions {
   protocolLog: ProtocolLog;
   /** How long close() lets sessions in flight finish before ending them (ms). */
   closeTimeout?: number;
-  /** Connection, line, command and idle limits; DEFAULT_RECEIVE_LIMITS for what is not given. */
+  /**
+   * Line and junk-command limits, and the idle time before a session is placed; DEFAULT_RECEIVE_LIMITS
+   * for what is not given. The others are the placed connector's, read at session start.
+   */
   limits?: Partial<ReceiveLimits>;
 }
 
@@ -69,12 +75,12 @@ export class ReceiveListener {
   private tlsIdentity: string;
   private listening = false;
   private closing: Promise<void> | undefined;
-  private readonly counter: ConnectionCounter;
+  private readonly counter = new ConnectionCounter();
+  private readonly limiter: ReceiveLimiter;
 
   constructor(private readonly options: ReceiveListenerOptions) {
     const generation = options.generation();
     const limits = { ...DEFAULT_RECEIVE_LIMITS, ...options.limits };
-    this.counter = new ConnectionCounter(limits);
     this.tlsIdentity = tlsIdentity(generation);
     const serverOptions: SMTPServerOptions = {
       secure: false,
@@ -108,7 +114,7 @@ export class ReceiveListener {
       onClose: (session) => this.onClose(session),
     };
     this.server = new SMTPServer(serverOptions);
-    enforceLimits(this.server, limits);
+    this.limiter = new ReceiveLimiter(this.server, limits);
     greetWithoutDelay(this.server);
     this.server.on('error', (error: Error & { remoteAddress?: string }) => {
       if (!this.listening) return; // listen() reports its own failure
@@ -220,7 +226,9 @@ export class ReceiveListener {
       });
       return new SmtpReplyError(REPLIES.connectionRefused);
     }
-    const overLimit = this.counter.admit(connector.name, session.remoteAddress);
+    // The connector's limits as this generation has them hold for the whole session.
+    const limits = connectorLimits(connector.spec);
+    const overLimit = this.counter.admit(connector.name, session.remoteAddress, limits);
     if (overLimit !== undefined) {
       this.options.log.log('info', 'receive.connection_limit', {
         connector: connector.name,
@@ -231,6 +239,7 @@ export class ReceiveListener {
     }
     const state = newReceiveSession(session, generation, connector);
     this.sessions.set(session.id, state);
+    this.limiter.place(session.id, limits);
     this.trace(state, '+', '', `generation ${generation.number}`);
     return undefined;
   }
@@ -299,6 +308,8 @@ export class ReceiveListener {
   private onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Error | undefined {
     const state = this.sessions.get(session.id);
     if (state === undefined) return new SmtpReplyError(REPLIES.localError);
+    const overLimit = recipientLimitReply(session, connectorLimits(state.connector.spec));
+    if (overLimit !== undefined) return new SmtpReplyError(overLimit);
     const refusal = decideRecipient(state.generation, state.connector, address.address);
     return refusal === undefined ? undefined : new SmtpReplyError(refusal);
   }
@@ -315,6 +326,11 @@ export class ReceiveListener {
         `message of ${collected.size} bytes over the limit of ${state.connector.maxMessageSize}`,
       );
       throw new SmtpReplyError(REPLIES.messageTooBig);
+    }
+    const { maxHeaderSize } = connectorLimits(state.connector.spec);
+    if (headerExceeds(collected.body, maxHeaderSize)) {
+      this.trace(state, '*', `header section over the limit of ${maxHeaderSize} bytes`);
+      throw new SmtpReplyError(REPLIES.headerTooBig);
     }
     const ids = await queueMessage(
       {
@@ -369,7 +385,7 @@ export class ReceiveListener {
 
   private traceById(sessionId: string, event: ProtocolEvent, data: string): void {
     const state = this.sessions.get(sessionId);
-    if (state === undefined) return;
+    if (state === undefined || state.connector.spec.protocolLogging !== 'verbose') return;
     // A multi-line reply (EHLO) is one line per event, as Exchange logs it.
     for (const line of data.split('\r\n')) this.trace(state, event, line);
   }

@@ -381,6 +381,46 @@ describe('configuration rules', () => {
     assert.ok(!JSON.stringify(result.diagnostics).includes('BEGIN CERTIFICATE-----\nMI'));
   });
 
+  it('DS017: refuses a delivery relay that is one of our own receive bindings, at host', async () => {
+    const result = await cases.load('DS017');
+    assert.deepEqual(codes(result.diagnostics), ['DS017']);
+    assert.equal(result.config, undefined);
+    const d = await assertAt(
+      result.diagnostics,
+      'DS017',
+      result.dir,
+      'organization.yaml',
+      "host: '127",
+    );
+    assert.match(
+      d.message,
+      /127\.0\.0\.2:2525, which is binding 127\.0\.0\.2:2525 of ReceiveConnector\/from-partners: mail would loop/,
+    );
+    assert.match(d.hint ?? '', /delivery\.maildir/);
+  });
+
+  it('DS017: a relay on localhost reaches a wildcard binding on its port; another address or port passes', async () => {
+    const relayTo = (host: string, binding: string) => async (dir: string) => {
+      const connectors = join(dir, 'connectors.yaml');
+      const text = await readFile(connectors, 'utf8');
+      await writeFile(connectors, text.replace("'127.0.0.2:2525'", `'${binding}'`));
+      const organization = join(dir, 'organization.yaml');
+      const org = await readFile(organization, 'utf8');
+      await writeFile(organization, org.replace("host: '127.0.0.2:2525'", `host: '${host}'`));
+    };
+    const wildcard = await cases.load('DS017', relayTo('localhost', '0.0.0.0:25'));
+    assert.deepEqual(codes(wildcard.diagnostics), ['DS017']);
+    const ownName = await cases.load('DS017', relayTo('mail.adatum.com:2525', '[::]:2525'));
+    assert.deepEqual(codes(ownName.diagnostics), ['DS017']);
+    const elsewhere = await cases.load('DS017', relayTo('127.0.0.3:2525', '127.0.0.2:2525'));
+    assert.deepEqual(elsewhere.diagnostics, []);
+    const otherPort = await cases.load('DS017', relayTo('localhost:24', '0.0.0.0:25'));
+    assert.deepEqual(otherPort.diagnostics, []);
+    assert.deepEqual(otherPort.config?.organization.spec.delivery, {
+      relay: { host: 'localhost:24', protocol: 'smtp', tls: 'opportunistic' },
+    });
+  });
+
   it('DS101, DS105, DS104 warn without refusing the configuration', async () => {
     const soon = issueCertificate(lab().adatumRoot, {
       commonName: 'mail.adatum.com',

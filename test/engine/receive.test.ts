@@ -1,6 +1,7 @@
 // The receive side over real sockets: smtp-server on 127.0.0.1, lab certificates, nodemailer's
 // SMTP client presenting (or not) a client certificate. No mocks of TLS or SMTP.
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -185,6 +186,7 @@ describe('ReceiveListener', () => {
       partner: 'adatum.com',
       certificateSubject: 'CN=mail.adatum.com',
       certificateFingerprint: lab().adatumMail.fingerprint,
+      certificateNotAfter: new X509Certificate(lab().adatumMail.certPem).validTo,
     });
     assert.equal(message.from, 'someone@adatum.com');
     assert.deepEqual(message.recipients, ['user@treyresearch.net']);

@@ -382,18 +382,18 @@ describe('verifyPeer', () => {
     });
 
     it('refuses a chain deeper than its bound', () => {
-      const root = createCertificateAuthority({ commonName: 'Deep Root', keyBits: 1024 });
+      const root = createCertificateAuthority({ commonName: 'Deep Root', keyType: 'ecdsa-p256' });
       let issuer: CertificateAuthority = root;
       const intermediates: IssuedCertificate[] = [];
       for (let level = 1; level <= 10; level += 1) {
         const name = `Deep CA ${level}`;
         issuer = {
           commonName: name,
-          ...issueCertificate(issuer, { commonName: name, isCa: true, keyBits: 1024 }),
+          ...issueCertificate(issuer, { commonName: name, isCa: true, keyType: 'ecdsa-p256' }),
         };
         intermediates.unshift(issuer);
       }
-      const leaf = issueCertificate(issuer, { ...ADATUM_NAMES, keyBits: 1024 });
+      const leaf = issueCertificate(issuer, { ...ADATUM_NAMES, keyType: 'ecdsa-p256' });
       const partner = adatum({}, [trustAnchor('deep', root)]);
       const verdict = verifyPeer({ chain: x509(leaf, ...intermediates), partner, role: 'client' });
       assert.match(refused(verdict), /not issued by a trust anchor/);

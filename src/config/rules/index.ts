@@ -13,6 +13,7 @@ import { checkPartnerConnectors } from './partner-connectors.js';
 import { checkPartnerTrust } from './partner-trust.js';
 import { checkReceiveAuthentication } from './receive-authentication.js';
 import { checkReferences } from './references.js';
+import { checkRelayLoop } from './relay-loop.js';
 import { checkRequireTls } from './require-tls.js';
 import { checkSendRouting } from './send-routing.js';
 import { checkTrustAnchors } from './trust-anchors.js';
@@ -35,6 +36,7 @@ export const RULES: readonly Rule[] = [
   checkRequireTls, // DS014
   checkKeyStrength, // DS015
   checkFiles, // DS016, DS104
+  checkRelayLoop, // DS017
 ];
 
 export function runRules(context: RuleContext): Diagnostic[] {

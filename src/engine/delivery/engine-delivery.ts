@@ -1,5 +1,5 @@
 // The engine's delivery side in one object: the queue (<state>/queue, opened once and never
-// touched by a reload), the dispatcher, Maildir delivery and remote sending, wired together.
+// touched by a reload), the dispatcher, Maildir or relay delivery and remote sending, wired together.
 // An apply that changes what a queue depends on retries that queue at once (SPEC §8).
 import { join } from 'node:path';
 import type { ResolveOptions } from '../dns.js';
@@ -8,10 +8,13 @@ import type { EngineLog } from '../log.js';
 import type { ProtocolLog } from '../protocol-log.js';
 import { Dispatcher } from '../queue/dispatcher.js';
 import { MessageQueue } from '../queue/queue.js';
+import { DEFAULT_CONNECTION_CACHE_MS } from '../send/connection-cache.js';
 import { createRemoteDelivery } from '../send/deliver.js';
 import { chooseSendConnector } from '../send/route.js';
 import type { SendTimeouts } from '../send/session.js';
+import type { DeliverLocal } from '../queue/dispatcher.js';
 import { createLocalDelivery } from './maildir.js';
+import { createRelayDelivery } from './relay.js';
 
 export interface EngineDeliveryOptions {
   /** The queue lives in <stateDir>/queue; a relative Maildir root is taken from here. */
@@ -29,6 +32,7 @@ export class EngineDelivery {
   private constructor(
     readonly queue: MessageQueue,
     private readonly dispatcher: Dispatcher,
+    private readonly relaying: AbortController,
   ) {}
 
   static async open(options: EngineDeliveryOptions): Promise<EngineDelivery> {
@@ -37,12 +41,21 @@ export class EngineDelivery {
       options.log,
       options.clock,
     );
+    const relaying = new AbortController();
     const dispatcher = new Dispatcher({
       queue,
       generation: options.generation,
-      deliverLocal: createLocalDelivery({ stateDir: options.stateDir }),
+      deliverLocal: mailboxDelivery(
+        createLocalDelivery({ stateDir: options.stateDir }),
+        createRelayDelivery({
+          log: options.log,
+          signal: relaying.signal,
+          ...(options.timeouts === undefined ? {} : { timeouts: options.timeouts }),
+        }),
+      ),
       deliverRemote: createRemoteDelivery({
         log: options.log,
+        connectionCacheMs: DEFAULT_CONNECTION_CACHE_MS,
         ...(options.protocolLog === undefined ? {} : { protocolLog: options.protocolLog }),
         ...(options.timeouts === undefined ? {} : { timeouts: options.timeouts }),
         ...(options.dns === undefined ? {} : { dns: options.dns }),
@@ -50,7 +63,7 @@ export class EngineDelivery {
       log: options.log,
     });
     dispatcher.start();
-    return new EngineDelivery(queue, dispatcher);
+    return new EngineDelivery(queue, dispatcher, relaying);
   }
 
   /** Retries now every queued entry, or those of one next-hop domain; returns how many. */
@@ -73,9 +86,18 @@ export class EngineDelivery {
 
   /** Stops dispatching (connections in flight are closed, their outcomes recorded), then the queue. */
   async close(): Promise<void> {
+    this.relaying.abort();
     await this.dispatcher.close();
     await this.queue.close();
   }
+}
+
+/** Maildir or relay, as the generation of each attempt says (an apply redirects queued mail). */
+function mailboxDelivery(maildir: DeliverLocal, relay: DeliverLocal): DeliverLocal {
+  return (message, generation) =>
+    generation.config.organization.spec.delivery.relay === undefined
+      ? maildir(message, generation)
+      : relay(message, generation);
 }
 
 /** What delivery to a domain depends on in a generation, as one comparable string. */
@@ -85,7 +107,7 @@ function dependencies(generation: Generation, domain: string): string {
   const org = generation.config.organization.spec;
   return JSON.stringify({
     local: generation.acceptedDomains.has(domain),
-    maildir: org.delivery.maildir,
+    delivery: org.delivery,
     connector: connector === undefined ? null : { name: connector.name, spec: connector.spec },
     partner:
       partner === undefined

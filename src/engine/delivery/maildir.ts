@@ -5,9 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
-import type { Generation } from '../generation.js';
 import type { DeliverLocal } from '../queue/dispatcher.js';
-import type { DeliveryOutcome, RecipientFailure } from '../queue/outcome.js';
+import { failAll, type DeliveryOutcome, type RecipientFailure } from '../queue/outcome.js';
 import { formatReply, REPLIES } from '../replies.js';
 import { syncDirectory } from '../queue/store.js';
 
@@ -107,16 +106,19 @@ export interface LocalDeliveryOptions {
   stateDir: string;
 }
 
-/** The root of the mailboxes for a generation: delivery.maildir resolved against the state dir. */
-export function maildirRoot(generation: Generation, stateDir: string): string {
-  const configured = generation.config.organization.spec.delivery.maildir;
+/** The root of the mailboxes: delivery.maildir resolved against the state dir. */
+export function maildirRoot(configured: string, stateDir: string): string {
   return isAbsolute(configured) ? configured : resolve(stateDir, configured);
 }
 
 /** Local delivery as the dispatcher calls it: each recipient's copy, failures kept per recipient. */
 export function createLocalDelivery(options: LocalDeliveryOptions): DeliverLocal {
   return async (message, generation): Promise<DeliveryOutcome> => {
-    const maildir = new Maildir(maildirRoot(generation, options.stateDir));
+    const configured = generation.config.organization.spec.delivery.maildir;
+    if (configured === undefined) {
+      return failAll(message, formatReply(REPLIES.localError, 'no Maildir configured'), false);
+    }
+    const maildir = new Maildir(maildirRoot(configured, options.stateDir));
     const body = await message.body();
     const delivered: string[] = [];
     const failures: RecipientFailure[] = [];

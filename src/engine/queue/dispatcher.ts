@@ -15,14 +15,20 @@ export type DeliverLocal = (
 
 /**
  * Delivers a batch for one next-hop domain (one connection where it can); resolves with one
- * outcome per message, in order, and never rejects for a delivery failure.
+ * outcome per message, in order, and never rejects for a delivery failure. close(), when given,
+ * ends the connections it keeps between rounds; generationChanged() those an older generation
+ * opened (a new certificate or new anchors must not ride an old verified session).
  */
-export type DeliverRemote = (
-  domain: string,
-  messages: OutboundMessage[],
-  generation: Generation,
-  signal: AbortSignal,
-) => Promise<DeliveryOutcome[]>;
+export interface DeliverRemote {
+  (
+    domain: string,
+    messages: OutboundMessage[],
+    generation: Generation,
+    signal: AbortSignal,
+  ): Promise<DeliveryOutcome[]>;
+  close?: () => Promise<void>;
+  generationChanged?: (generation: Generation) => void;
+}
 
 export interface DispatcherOptions {
   queue: MessageQueue;
@@ -50,6 +56,7 @@ export class Dispatcher {
   private started = false;
   private closed = false;
   private unsubscribe: (() => void) | undefined;
+  private lastGeneration: Generation | undefined;
 
   constructor(private readonly options: DispatcherOptions) {}
 
@@ -92,6 +99,11 @@ export class Dispatcher {
     if (this.closed) return [];
     const generation = this.options.generation();
     const started: Promise<void>[] = [];
+    if (generation !== undefined && generation !== this.lastGeneration) {
+      if (this.lastGeneration !== undefined)
+        this.options.deliverRemote.generationChanged?.(generation);
+      this.lastGeneration = generation;
+    }
     if (generation !== undefined) {
       const concurrency = this.options.concurrency ?? 8;
       const batchSize = this.options.batchSize ?? 100;
@@ -192,12 +204,16 @@ export class Dispatcher {
     this.timer.unref();
   }
 
-  /** Stops scheduling, aborts connections in flight and waits until their outcomes are settled. */
+  /**
+   * Stops scheduling, ends the connections kept between rounds (QUIT), aborts those in flight and
+   * waits until their outcomes are settled.
+   */
   async close(): Promise<void> {
     this.closed = true;
     this.unsubscribe?.();
     if (this.timer !== undefined) clearTimeout(this.timer);
+    const idle = this.options.deliverRemote.close?.();
     this.abort.abort();
-    await Promise.allSettled([...this.inFlight.values()]);
+    await Promise.allSettled([...this.inFlight.values(), idle]);
   }
 }

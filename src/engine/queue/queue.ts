@@ -27,7 +27,10 @@ export interface SettlePolicy {
   hostname: string;
   retrySchedule: readonly number[]; // ms
   expireAfter: number; // ms
-  /** A delay notice after this long in the queue (ms); SPEC §6 says 4 hours. */
+  /**
+   * A delay notice after this long in the queue (ms): the Organization's queue.delayNotice, which a
+   * Generation carries; SPEC §6's 4 hours for a caller that gives none.
+   */
   delayNoticeAfter?: number;
 }
 
@@ -117,6 +120,8 @@ export class MessageQueue implements MessageSink {
       nextHops: [...groups.keys()],
       size: message.body.length,
       domainSecured: message.domainSecured?.partner ?? null,
+      domainSecuredBy: message.domainSecured ?? null,
+      connector: message.connector,
     });
     this.notify();
     return records.map((r) => r.id);
@@ -255,7 +260,11 @@ export class MessageQueue implements MessageSink {
     if (bounced.length > 0) await this.bounce(entry, bounced, policy, now);
 
     if (outcome.delivered.length > 0) {
-      this.log.log('info', 'queue.delivered', { id: record.id, recipients: [...delivered] });
+      this.log.log('info', 'queue.delivered', {
+        id: record.id,
+        recipients: [...delivered],
+        nextHopDomain: record.nextHopDomain,
+      });
     }
     if (remaining.length === 0) {
       await this.store.removeControl(record.id);

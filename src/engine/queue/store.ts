@@ -1,8 +1,8 @@
 // The queue's files: bodies in data/, one control record per next-hop domain in control/, each
-// written durably (commit(): body and staged records fsync'ed together, then the records renamed
-// and control/ fsync'ed), and the recovery scan that opening the queue replays. The layout is described in queue.ts.
+// written durably (body and staged records fsync'ed, then the records renamed, control/ fsync'ed),
+// and the recovery scan at open that drops crash leftovers and quarantines torn files (queue.ts).
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EngineLog } from '../log.js';
 import type { DomainSecuredBy } from '../message-sink.js';
@@ -58,17 +58,24 @@ export class QueueStore {
     return join(this.dataDir, `${message}.eml`);
   }
 
-  /** Writes and fsyncs a new body and its directory entry; refuses to overwrite one. */
+  /**
+   * Writes and fsyncs a new body and its directory entry; refuses to overwrite one. A write that
+   * fails (ENOSPC half-way) removes what it created: a refused message leaves nothing behind.
+   */
   private async writeBody(message: string, body: Buffer): Promise<void> {
-    const handle = await open(this.bodyPath(message), 'wx', 0o600);
+    const path = this.bodyPath(message);
+    const handle = await open(path, 'wx', 0o600);
+    let written = false;
     try {
       // The directory entry exists once open() returns: its fsync need not wait for the data's.
       await Promise.all([
         handle.writeFile(body).then(() => handle.sync()),
         syncDirectory(this.dataDir),
       ]);
+      written = true;
     } finally {
       await handle.close();
+      if (!written) await removeFile(path).catch(() => undefined);
     }
   }
 
@@ -153,7 +160,8 @@ export class QueueStore {
 
   /**
    * Replays the directories after a start or a crash: temporary files are dropped, records that
-   * do not parse (or lost their body) move to corrupt/, bodies no record names are removed.
+   * do not parse, lost their body or name a body of another size (a torn write) move to corrupt/
+   * with the body, and bodies no record names are removed.
    */
   async recover(log: EngineLog): Promise<ControlRecord[]> {
     const records: ControlRecord[] = [];
@@ -172,30 +180,45 @@ export class QueueStore {
       records.push(parsed);
     }
 
-    const bodies = new Set(
-      (await readdir(this.dataDir)).filter((n) => n.endsWith('.eml')).map((n) => n.slice(0, -4)),
-    );
+    // Message id -> body size. A body is fsync'ed whole before its record exists, so a size that
+    // differs from the record's can only come from outside (a torn or truncated file).
+    const bodies = new Map<string, number>();
+    for (const name of await readdir(this.dataDir)) {
+      if (!name.endsWith('.eml')) continue;
+      bodies.set(name.slice(0, -4), (await stat(join(this.dataDir, name))).size);
+    }
     const kept: ControlRecord[] = [];
+    const torn = new Set<string>();
     for (const record of records) {
-      if (bodies.has(record.message)) {
+      const size = bodies.get(record.message);
+      if (size === record.size) {
         kept.push(record);
-      } else {
-        await this.quarantine(
-          `${record.id}.json`,
-          `its body data/${record.message}.eml is missing`,
-          log,
-        );
+        continue;
       }
+      const reason =
+        size === undefined
+          ? `its body data/${record.message}.eml is missing`
+          : `its body data/${record.message}.eml has ${size} bytes, the record says ${record.size}`;
+      if (size !== undefined) torn.add(record.message);
+      await this.quarantine(`${record.id}.json`, reason, log);
     }
     const named = new Set(kept.map((record) => record.message));
-    for (const message of bodies) {
+    for (const message of bodies.keys()) {
       if (named.has(message)) continue;
+      if (torn.has(message)) {
+        // Kept beside its records for whoever investigates; never delivered.
+        const target = join(this.corruptDir, `${message}.eml.${Date.now()}`);
+        await rename(this.bodyPath(message), target);
+        log.log('error', 'queue.corrupt_body', { message, movedTo: target });
+        continue;
+      }
       // Written before its control record: the message was never acknowledged.
       await this.removeBody(message);
       log.log('info', 'queue.orphan_removed', { message });
     }
     await syncDirectory(this.controlDir);
     await syncDirectory(this.dataDir);
+    if (torn.size > 0) await syncDirectory(this.corruptDir);
     return kept;
   }
 

@@ -130,6 +130,7 @@ export function decideSender(check: SenderCheck): SenderDecision {
       partner: partner.domain,
       certificateSubject: verdict.subject,
       certificateFingerprint: verdict.fingerprint,
+      certificateNotAfter: tls.chain[0]?.validTo,
     };
   } else if (connector.spec.requireTls && tls === null) {
     return { accepted: false, reply: REPLIES.starttlsFirst, reason: 'the connector requires TLS' };

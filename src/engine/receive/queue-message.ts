@@ -17,6 +17,12 @@ export interface ReceivedMessage {
   domainSecured: DomainSecuredBy | undefined;
 }
 
+/**
+ * The queue cannot keep mail: a full disk or quota, or a state directory that became read-only or
+ * unwritable. The client hears 452 4.3.1 (RFC 3463: mail system full) and retries later.
+ */
+const STORAGE_FAILURES = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM']);
+
 /** Resolves with the queue ids; rejects with the SmtpReplyError to answer (452 4.3.1, 451 4.3.0). */
 export async function queueMessage(
   message: ReceivedMessage,
@@ -51,11 +57,12 @@ export async function queueMessage(
       ...(domainSecured === undefined ? {} : { domainSecured }),
     });
   } catch (error) {
-    const storage = ['ENOSPC', 'EDQUOT'].includes((error as NodeJS.ErrnoException).code ?? '');
+    const storage = STORAGE_FAILURES.has((error as NodeJS.ErrnoException).code ?? '');
     log.log('error', 'receive.queue_failed', {
       session: message.sessionId,
       connector: message.connector,
       error: (error as Error).message,
+      reply: storage ? '452 4.3.1' : '451 4.3.0',
     });
     throw new SmtpReplyError(storage ? REPLIES.storageFull : REPLIES.localError);
   }

@@ -1,10 +1,10 @@
 // The listener's side of TLS: the certificate and CA list smtp-server presents and asks with,
 // and what a finished handshake tells the session (recorded in onSecure, judged at MAIL FROM).
-import { X509Certificate } from 'node:crypto';
-import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
+import type { X509Certificate } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
 import type { Generation } from '../generation.js';
 import { canonicalName } from '../../certificate-names.js';
-import { distinguishedName } from '../tls/verify.js';
+import { distinguishedName, peerChain } from '../tls/verify.js';
 
 /** What a session learned from its TLS handshake. */
 export interface TlsFacts {
@@ -17,14 +17,42 @@ export interface TlsFacts {
   chain: X509Certificate[];
 }
 
+/**
+ * TLS 1.3's suites, then for TLS 1.2 only forward-secret AEAD suites (Mozilla's "intermediate"
+ * list): Node's default also offers CBC and RSA key transport. DHE-RSA-AES-GCM (with dhparam
+ * 'auto') serves Exchange on Windows Server 2012 R2, which has no ECDHE-RSA GCM suite.
+ */
+export const RECEIVE_CIPHERS = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+  'DHE-RSA-AES128-GCM-SHA256',
+  'DHE-RSA-AES256-GCM-SHA384',
+  'DHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
 export function tlsOptions(generation: Generation): {
   key: string;
   cert: string;
   ca: string[] | undefined;
+  ciphers: string;
+  dhparam: 'auto';
 } {
   const { key, cert, ca } = generation.serverTls;
   // No receive partner, no CA list: every client certificate is then merely "not authorized".
-  return { key, cert, ca: ca.length > 0 ? ca : undefined };
+  return {
+    key,
+    cert,
+    ca: ca.length > 0 ? ca : undefined,
+    ciphers: RECEIVE_CIPHERS,
+    dhparam: 'auto',
+  };
 }
 
 /** Changes exactly when the server's SecureContext must be rebuilt. */
@@ -47,39 +75,8 @@ export function tlsFacts(socket: TLSSocket): TlsFacts {
     cipher: socket.getCipher()?.name ?? null,
     authorized: socket.authorized,
     authorizationError: code,
-    chain: receivedChain(socket),
+    chain: peerChain(socket),
   };
-}
-
-/**
- * Parsed certificates by their DER bytes. A partner presents the same chain on every connection,
- * and parsing it again (about 0.15 ms a certificate) was a tenth of a new session's CPU. Safe to
- * share: an X509Certificate is a pure function of its bytes; the chain itself (which certificates,
- * in which order) is still read from each handshake.
- */
-const parsedCertificates = new Map<string, X509Certificate>();
-const MAX_PARSED_CERTIFICATES = 1_000;
-
-/** tls/verify.ts's peerChain, with the parse shared across sessions: leaf first, empty if none. */
-function receivedChain(socket: TLSSocket): X509Certificate[] {
-  const chain: X509Certificate[] = [];
-  const seen = new Set<string>();
-  let cert: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
-  // A self-signed top points at itself; the bound guards against anything stranger.
-  while (cert?.raw !== undefined && chain.length <= 10) {
-    const key = cert.raw.toString('base64');
-    if (seen.has(key)) break;
-    seen.add(key);
-    let x509 = parsedCertificates.get(key);
-    if (x509 === undefined) {
-      if (parsedCertificates.size >= MAX_PARSED_CERTIFICATES) parsedCertificates.clear();
-      x509 = new X509Certificate(cert.raw);
-      parsedCertificates.set(key, x509);
-    }
-    chain.push(x509);
-    cert = cert.issuerCertificate as DetailedPeerCertificate | undefined;
-  }
-  return chain;
 }
 
 /** The protocol log's information lines for a finished handshake (SPEC §7). */

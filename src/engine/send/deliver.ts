@@ -1,6 +1,7 @@
 // Remote delivery of one next-hop domain's batch (SPEC §4): pick the send connector, find the
 // hops, send every message over one session per hop (failing over to the next hop with what is
-// left), and when every hop failed give the queue Exchange's last error.
+// left; a session kept from an earlier round is reused), and when every hop failed give the queue
+// Exchange's last error.
 import { NextHopError, type ResolveOptions } from '../dns.js';
 import type { Generation } from '../generation.js';
 import type { EngineLog } from '../log.js';
@@ -15,13 +16,24 @@ import {
 import { formatReply, REPLIES } from '../replies.js';
 import { chooseSendConnector, nextHopsFor, sendSecurePartner, tlsPolicyFor } from './route.js';
 import { HopFailure } from './remote-replies.js';
-import { DEFAULT_SEND_TIMEOUTS, SmtpClientSession, type SendTimeouts } from './session.js';
+import { ConnectionCache } from './connection-cache.js';
+import {
+  DEFAULT_SEND_TIMEOUTS,
+  SmtpClientSession,
+  type SendTimeouts,
+  type SessionSettings,
+} from './session.js';
 
 export interface RemoteDeliveryOptions {
   log: EngineLog;
   protocolLog?: ProtocolLog;
   timeouts?: Partial<SendTimeouts>;
   dns?: ResolveOptions;
+  /**
+   * How long a session stays open after its batch for the next round to the same hop (ms; the
+   * engine uses DEFAULT_CONNECTION_CACHE_MS). 0, the default, closes each session after its batch.
+   */
+  connectionCacheMs?: number;
 }
 
 /** Exchange's form for a batch no hop took (the demo and admins look for these words). */
@@ -33,10 +45,18 @@ export function allHopsFailed(firstHopReply: string): string {
   );
 }
 
+/**
+ * The delivery function the dispatcher calls; close() ends the sessions kept for reuse, and
+ * generationChanged() those kept under an older generation.
+ */
 export function createRemoteDelivery(options: RemoteDeliveryOptions): DeliverRemote {
   const timeouts = { ...DEFAULT_SEND_TIMEOUTS, ...options.timeouts };
-  return (domain, messages, generation, signal) =>
-    deliverRemote(domain, messages, generation, signal, { ...options, timeouts });
+  const cache = new ConnectionCache(options.connectionCacheMs ?? 0);
+  const deliver: DeliverRemote = (domain, messages, generation, signal) =>
+    deliverRemote(domain, messages, generation, signal, { ...options, timeouts, cache });
+  deliver.close = () => cache.close();
+  deliver.generationChanged = (generation) => cache.dropOtherGenerations(generation);
+  return deliver;
 }
 
 async function deliverRemote(
@@ -44,7 +64,7 @@ async function deliverRemote(
   messages: OutboundMessage[],
   generation: Generation,
   signal: AbortSignal,
-  options: RemoteDeliveryOptions & { timeouts: SendTimeouts },
+  options: RemoteDeliveryOptions & { timeouts: SendTimeouts; cache: ConnectionCache },
 ): Promise<DeliveryOutcome[]> {
   const { log } = options;
   const results = new Map<OutboundMessage, DeliveryOutcome>();
@@ -87,8 +107,10 @@ async function deliverRemote(
   for (const hop of hops) {
     if (pending.length === 0 || signal.aborted) break;
     let session: SmtpClientSession | undefined;
+    const key = ConnectionCache.key(hop, policy, connector.name);
+    let keep = false;
     try {
-      session = await SmtpClientSession.open({
+      session = await openSession(options.cache, key, generation, {
         hop,
         hostname: generation.hostname,
         policy,
@@ -115,6 +137,7 @@ async function deliverRemote(
         results.set(message, await session.send(message, body));
         pending = pending.filter((m) => m !== message);
       }
+      keep = !signal.aborted;
     } catch (error) {
       if (!(error instanceof HopFailure)) throw error;
       hopReplies.push(error.reply);
@@ -126,7 +149,9 @@ async function deliverRemote(
         reply: error.reply,
       });
     } finally {
-      await session?.close();
+      if (session !== undefined) {
+        if (!keep || !options.cache.keep(key, generation, session)) await session.close();
+      }
     }
   }
 
@@ -137,4 +162,29 @@ async function deliverRemote(
       : allHopsFailed(first);
   for (const m of pending) results.set(m, failAll(m, lastError, false));
   return finish();
+}
+
+/**
+ * The session kept for this hop by an earlier round when it still answers RSET (which also
+ * clears whatever that round left), otherwise a new one: connected, TLS negotiated and, for a
+ * partner, verified. A kept session was verified under this same generation (ConnectionCache).
+ */
+async function openSession(
+  cache: ConnectionCache,
+  key: string,
+  generation: Generation,
+  settings: SessionSettings,
+): Promise<SmtpClientSession> {
+  const kept = cache.take(key, generation);
+  if (kept !== undefined) {
+    try {
+      await kept.reset();
+      kept.note('reused for a new batch');
+      return kept;
+    } catch {
+      // The hop closed it while it was idle (its own timeout): not a failure of the hop.
+      await kept.close();
+    }
+  }
+  return SmtpClientSession.open(settings);
 }

@@ -167,6 +167,8 @@ export class SmtpClientSession {
         address: hop.address,
         subject: verdict.subject,
         fingerprint: verdict.fingerprint,
+        notAfter: leaf?.validTo ?? null,
+        connector: this.settings.connector,
       });
       return;
     }
@@ -181,6 +183,11 @@ export class SmtpClientSession {
       fingerprint: verdict.fingerprint ?? null,
     });
     throw new HopFailure(formatReply(REPLIES.certificateValidation, verdict.reason));
+  }
+
+  /** Whether the connection is still open and has not failed: it may carry another message. */
+  get usable(): boolean {
+    return !this.ended && this.failure === undefined;
   }
 
   /** One message; its refusal is its outcome, a failure of the session throws HopFailure. */

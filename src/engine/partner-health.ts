@@ -1,0 +1,133 @@
+// What the engine last saw of each partner's domain security, per direction: the last verified
+// certificate (subject, fingerprint, expiry) and the last refusal. Fed by the engine's events
+// (an observer of the EngineLog), read by the status page and by /metrics.
+import type { LogLevel } from './log.js';
+
+export type PartnerDirection = 'send' | 'receive';
+
+export interface SeenCertificate {
+  subject: string;
+  fingerprint: string;
+  /** ISO time; null when the event did not say. */
+  notAfter: string | null;
+  /** When it was verified (ISO). */
+  at: string;
+}
+
+export interface PartnerRefusal {
+  reason: string;
+  at: string;
+  subject: string | null;
+  fingerprint: string | null;
+}
+
+export interface PartnerDirectionHealth {
+  /** The outcome of the latest verification: secured, or failing with the refusal's reason. */
+  result: 'secured' | 'failing';
+  lastVerified: SeenCertificate | null;
+  lastRefusal: PartnerRefusal | null;
+}
+
+type Key = `${PartnerDirection} ${string}`;
+
+export class PartnerHealth {
+  private readonly seen = new Map<Key, PartnerDirectionHealth>();
+
+  constructor(private readonly clock: () => Date = () => new Date()) {}
+
+  /** The EngineLog observer: picks the events that verify or refuse a partner. */
+  observe(_level: LogLevel, event: string, fields: Record<string, unknown>): void {
+    switch (event) {
+      case 'send.partner_verified':
+        return this.verified('send', fields.partner, {
+          subject: fields.subject,
+          fingerprint: fields.fingerprint,
+          notAfter: fields.notAfter,
+        });
+      case 'send.partner_refused':
+        return this.refused('send', fields.partner, fields);
+      case 'partner.refused':
+        return this.refused('receive', fields.partner, fields);
+      case 'queue.accepted': {
+        const by = fields.domainSecuredBy as Record<string, unknown> | null | undefined;
+        if (by === null || by === undefined) return;
+        return this.verified('receive', by.partner, {
+          subject: by.certificateSubject,
+          fingerprint: by.certificateFingerprint,
+          notAfter: by.certificateNotAfter,
+        });
+      }
+      default:
+        return;
+    }
+  }
+
+  /** The health of one partner in one direction; undefined before any session with it. */
+  get(partner: string, direction: PartnerDirection): PartnerDirectionHealth | undefined {
+    return this.seen.get(`${direction} ${partner.toLowerCase()}`);
+  }
+
+  /** Every partner seen, for the certificate expiry gauges. */
+  entries(): { partner: string; direction: PartnerDirection; health: PartnerDirectionHealth }[] {
+    return [...this.seen].map(([key, health]) => {
+      const [direction, partner] = key.split(' ') as [PartnerDirection, string];
+      return { partner, direction, health };
+    });
+  }
+
+  /** Partners no longer configured are forgotten, so the page and the gauges follow the config. */
+  retain(partners: ReadonlySet<string>): void {
+    for (const key of this.seen.keys()) {
+      if (!partners.has(key.slice(key.indexOf(' ') + 1))) this.seen.delete(key);
+    }
+  }
+
+  private verified(
+    direction: PartnerDirection,
+    partner: unknown,
+    certificate: { subject: unknown; fingerprint: unknown; notAfter: unknown },
+  ): void {
+    if (typeof partner !== 'string') return;
+    const previous = this.get(partner, direction);
+    this.seen.set(`${direction} ${partner.toLowerCase()}`, {
+      result: 'secured',
+      lastVerified: {
+        subject: text(certificate.subject) ?? '',
+        fingerprint: text(certificate.fingerprint) ?? '',
+        notAfter: isoTime(certificate.notAfter),
+        at: this.clock().toISOString(),
+      },
+      lastRefusal: previous?.lastRefusal ?? null,
+    });
+  }
+
+  private refused(
+    direction: PartnerDirection,
+    partner: unknown,
+    fields: Record<string, unknown>,
+  ): void {
+    if (typeof partner !== 'string') return;
+    const previous = this.get(partner, direction);
+    this.seen.set(`${direction} ${partner.toLowerCase()}`, {
+      result: 'failing',
+      lastVerified: previous?.lastVerified ?? null,
+      lastRefusal: {
+        reason: text(fields.reason) ?? 'refused',
+        at: this.clock().toISOString(),
+        subject: text(fields.subject),
+        fingerprint: text(fields.fingerprint),
+      },
+    });
+  }
+}
+
+function text(value: unknown): string | null {
+  return typeof value === 'string' && value !== '' ? value : null;
+}
+
+/** X509Certificate.validTo ("Nov 25 09:00:00 2027 GMT") or ISO, as ISO; null when unreadable. */
+function isoTime(value: unknown): string | null {
+  if (typeof value !== 'string') return null;
+  const time = Date.parse(value);
+  return Number.isNaN(time) ? null : new Date(time).toISOString();
+}

@@ -1,0 +1,241 @@
+// Revocation (SPEC §3.3): a trust anchor's CRL is read and its signature checked at apply, and a
+// certificate it revokes is refused in both directions over real sockets, like any other failure.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it, type TestContext } from 'node:test';
+import { promisify } from 'node:util';
+import { parseBinding } from '../../src/engine/addresses.js';
+import {
+  buildGeneration,
+  ConfigurationError,
+  type Generation,
+} from '../../src/engine/generation.js';
+import { memoryLog } from '../../src/engine/log.js';
+import type { IncomingMessage, MessageSink } from '../../src/engine/message-sink.js';
+import { ProtocolLog } from '../../src/engine/protocol-log.js';
+import type { OutboundMessage } from '../../src/engine/queue/outcome.js';
+import { ReceiveListener } from '../../src/engine/receive.js';
+import { createRemoteDelivery } from '../../src/engine/send/deliver.js';
+import { CrlError, normalSerial, readRevocationList } from '../../src/engine/tls/crl.js';
+import {
+  createCertificateAuthority,
+  createRevocationList,
+  issueCertificate,
+  type IssuedCertificate,
+} from '../../src/pki/lab.js';
+import { lab } from '../support/lab.js';
+import { runtimeConfig, sendConnector, trustAnchor } from '../support/runtime-config.js';
+import { startSmtpPeer, type SmtpPeer } from '../support/smtp-peer.js';
+import { submit } from '../support/smtp-submit.js';
+import { tempDir, type TempDir } from '../support/tmp.js';
+
+const run = promisify(execFile);
+const DAY = 86_400_000;
+const ADATUM = { commonName: 'mail.adatum.com', dnsNames: ['mail.adatum.com', 'adatum.com'] };
+const BODY = 'From: a@adatum.com\r\nSubject: revocation\r\n\r\nbody\r\n';
+
+let revokedMail: IssuedCertificate;
+let crlPem: string;
+let staleCrlPem: string;
+let dir: TempDir;
+
+before(async () => {
+  const { adatumRoot, adatumMail } = lab();
+  revokedMail = issueCertificate(adatumRoot, ADATUM);
+  crlPem = createRevocationList(adatumRoot, { revoked: [revokedMail.certPem] });
+  staleCrlPem = createRevocationList(adatumRoot, {
+    revoked: [],
+    thisUpdate: new Date(Date.now() - 10 * DAY),
+    nextUpdate: new Date(Date.now() - DAY),
+  });
+  assert.notEqual(revokedMail.fingerprint, adatumMail.fingerprint);
+  dir = await tempDir('domsec-crl-');
+});
+after(async () => {
+  await dir.remove();
+});
+
+/** treyresearch with adatum's root as anchor, carrying the given CRL. */
+function generationWith(crl: string | undefined): Generation {
+  const anchor = trustAnchor('adatum-root', lab().adatumRoot);
+  return buildGeneration(
+    runtimeConfig({
+      trustAnchors: [
+        { ...anchor, spec: { ...anchor.spec, ...(crl === undefined ? {} : { crlPem: crl }) } },
+      ],
+    }),
+    1,
+  );
+}
+
+describe('revocation lists', () => {
+  it('makes lab CRLs that OpenSSL verifies against the CA, and reads their revoked serials', async () => {
+    const { adatumRoot } = lab();
+    const ecRoot = createCertificateAuthority({ commonName: 'EC Root', keyType: 'ecdsa-p256' });
+    const ecLeaf = issueCertificate(ecRoot, { ...ADATUM, keyType: 'ecdsa-p256' });
+    for (const [name, ca, leaf] of [
+      ['rsa', adatumRoot, revokedMail],
+      ['ec', ecRoot, ecLeaf],
+    ] as const) {
+      const pem = createRevocationList(ca, { revoked: [leaf.certPem] });
+      await writeFile(join(dir.path, `${name}.crl`), pem);
+      await writeFile(join(dir.path, `${name}-ca.crt`), ca.certPem);
+      const { stderr } = await run('openssl', [
+        'crl',
+        '-in',
+        join(dir.path, `${name}.crl`),
+        '-CAfile',
+        join(dir.path, `${name}-ca.crt`),
+        '-noout',
+      ]);
+      assert.match(stderr, /verify OK/, name);
+      const list = readRevocationList(pem, new X509Certificate(ca.certPem));
+      assert.deepEqual(
+        [...list.revoked],
+        [normalSerial(new X509Certificate(leaf.certPem).serialNumber)],
+      );
+      assert.ok(list.nextUpdate !== undefined && list.nextUpdate > Date.now());
+    }
+  });
+
+  it('refuses a CRL another CA signed, and one that is not a CRL, naming the anchor', () => {
+    const other = createRevocationList(lab().strangerRoot, { revoked: [] });
+    assert.throws(
+      () => readRevocationList(other, new X509Certificate(lab().adatumRoot.certPem)),
+      (error: unknown) =>
+        error instanceof CrlError && /is not signed by .*Adatum Root CA/.test(error.message),
+    );
+    assert.throws(
+      () => generationWith(other),
+      (error: unknown) =>
+        error instanceof ConfigurationError &&
+        /trust anchor adatum-root: its CRL is not signed by/.test(error.message),
+    );
+    const truncated = crlPem.replace(/\n[A-Za-z0-9+/=]+\n-----END/, '\n-----END');
+    assert.throws(
+      () => generationWith(truncated),
+      /trust anchor adatum-root: its CRL cannot be read/,
+    );
+  });
+});
+
+describe('revocation: receiving', () => {
+  async function receiving(t: TestContext, generation: Generation) {
+    const messages: IncomingMessage[] = [];
+    const sink: MessageSink = {
+      accept: (message) => {
+        messages.push(message);
+        return Promise.resolve([`Q${messages.length}`]);
+      },
+    };
+    const log = memoryLog();
+    const protocolLog = new ProtocolLog(null);
+    const listener = new ReceiveListener({
+      binding: parseBinding('127.0.0.1:0'),
+      generation: () => generation,
+      sink,
+      log,
+      protocolLog,
+      closeTimeout: 500,
+    });
+    await listener.listen();
+    t.after(async () => {
+      await listener.close();
+      await protocolLog.close();
+    });
+    const port = listener.address()?.port;
+    assert.ok(port !== undefined);
+    const send = (certificate: IssuedCertificate) =>
+      submit(
+        port,
+        { from: 'a@adatum.com', to: ['u@treyresearch.net'] },
+        { serverCa: lab().treyRoot.certPem, certificate },
+        BODY,
+      );
+    return { send, messages, log };
+  }
+
+  it('refuses a revoked partner certificate with 454 4.7.5 and accepts an unrevoked one of the same CA', async (t) => {
+    const { send, messages, log } = await receiving(t, generationWith(crlPem));
+    const refused = await send(revokedMail);
+    assert.match(refused.response, /^454 4\.7\.5 /);
+    assert.equal(messages.length, 0);
+    const reason = log.entries.find((e) => e.event === 'partner.refused')?.fields.reason;
+    assert.match(String(reason), /certificate is revoked by the CRL of .*Adatum Root CA/);
+    const accepted = await send(lab().adatumMail);
+    assert.match(accepted.response, /^250 /);
+    assert.equal(messages.length, 1);
+  });
+
+  it('accepts the revoked certificate when the anchor has no CRL (the test would pass without one)', async (t) => {
+    const { send, messages } = await receiving(t, generationWith(undefined));
+    assert.match((await send(revokedMail)).response, /^250 /);
+    assert.equal(messages.length, 1);
+  });
+
+  it('refuses every partner certificate of the anchor while its CRL is out of date', async (t) => {
+    const { send, messages, log } = await receiving(t, generationWith(staleCrlPem));
+    assert.match((await send(lab().adatumMail)).response, /^454 4\.7\.5 /);
+    assert.equal(messages.length, 0);
+    const reason = log.entries.find((e) => e.event === 'partner.refused')?.fields.reason;
+    assert.match(String(reason), /the CRL of .*Adatum Root CA.* is out of date since/);
+  });
+});
+
+describe('revocation: sending', () => {
+  const peers: SmtpPeer[] = [];
+  after(async () => {
+    await Promise.all(peers.map((peer) => peer.close()));
+  });
+
+  it('refuses a partner server presenting a revoked certificate before MAIL FROM, retrying later', async () => {
+    const peer = await startSmtpPeer({ certificate: revokedMail });
+    peers.push(peer);
+    const base = generationWith(crlPem).config;
+    const generation = buildGeneration(
+      {
+        ...base,
+        sendConnectors: [sendConnector('to-partners', { addressSpaces: ['adatum.com'] })],
+        organization: {
+          ...base.organization,
+          spec: {
+            ...base.organization.spec,
+            resolver: {
+              servers: [],
+              static: { 'adatum.com': [{ host: peer.host, port: peer.port }] },
+            },
+          },
+        },
+      },
+      1,
+    );
+    const deliver = createRemoteDelivery({
+      log: memoryLog(),
+      timeouts: { connectMs: 3_000, greetingMs: 3_000, socketMs: 5_000 },
+    });
+    const body = Buffer.from(BODY);
+    const message: OutboundMessage = {
+      id: 'R1.1',
+      from: 'alice@treyresearch.net',
+      recipients: ['bob@adatum.com'],
+      size: body.length,
+      receivedAt: new Date(),
+      body: () => Promise.resolve(body),
+    };
+    const [outcome] = await deliver(
+      'adatum.com',
+      [message],
+      generation,
+      new AbortController().signal,
+    );
+    assert.equal(outcome?.failures[0]?.permanent, false);
+    assert.match(
+      outcome?.failures[0]?.reply ?? '',
+      /454 4\.7\.5 Certificate validation failure: certificate is revoked by the CRL of/,
+    );
+    assert.deepEqual(peer.mailCommands, []);
+  });
+});

@@ -1,0 +1,140 @@
+// TLS session resumption on the receive side: a client that resumes skips the handshake's
+// certificate exchange, yet its certificate is still judged at MAIL FROM against the partner's
+// anchors of the generation its new session runs under, never by an earlier verdict.
+import assert from 'node:assert/strict';
+import { connect as connectTcp, type Socket } from 'node:net';
+import { connect as connectTls, type TLSSocket } from 'node:tls';
+import { after, describe, it } from 'node:test';
+import { Engine } from '../../src/engine/engine.js';
+import { memoryLog } from '../../src/engine/log.js';
+import type { RuntimeConfig } from '../../src/model.js';
+import { lab } from '../support/lab.js';
+import { partnerDomain, runtimeConfig, trustAnchor } from '../support/runtime-config.js';
+import { tempDir } from '../support/tmp.js';
+
+const WAIT_MS = 5_000;
+
+/** The next complete reply on the socket (all lines of a multi-line one), bounded. */
+function reply(socket: Socket | TLSSocket): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buffer = '';
+    const timer = setTimeout(() => finish(new Error(`no reply within ${WAIT_MS} ms`)), WAIT_MS);
+    const onData = (chunk: Buffer) => {
+      buffer += chunk.toString('latin1');
+      if (/(?:^|\r\n)\d{3} [^\r\n]*\r\n$/.test(buffer)) finish();
+    };
+    const onClose = () => finish(new Error(`closed after ${JSON.stringify(buffer)}`));
+    const finish = (error?: Error) => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', onClose);
+      if (error === undefined) resolve(buffer.trim());
+      else reject(error);
+    };
+    socket.on('data', onData);
+    socket.once('close', onClose);
+  });
+}
+
+interface Attempt {
+  resumed: boolean;
+  /** The reply to MAIL FROM of the partner. */
+  mailFrom: string;
+  /** A session ticket to resume with next time. */
+  session: Buffer | undefined;
+}
+
+/** One session as mail.adatum.com with its certificate: STARTTLS (resuming if given), MAIL FROM. */
+async function attempt(port: number, resume?: Buffer): Promise<Attempt> {
+  const { adatumMail, treyRoot } = lab();
+  const raw = connectTcp({ port, host: '127.0.0.1', noDelay: true });
+  raw.on('error', () => undefined);
+  try {
+    assert.match(await reply(raw), /^220 /);
+    raw.write('EHLO mail.adatum.com\r\n');
+    assert.match(await reply(raw), /STARTTLS/);
+    raw.write('STARTTLS\r\n');
+    assert.match(await reply(raw), /^220 /);
+    const tls = connectTls({
+      socket: raw,
+      servername: 'mail.treyresearch.net',
+      ca: [treyRoot.certPem],
+      key: adatumMail.keyPem,
+      cert: adatumMail.certPem,
+      ...(resume === undefined ? {} : { session: resume }),
+    });
+    tls.on('error', () => undefined);
+    let session: Buffer | undefined;
+    tls.on('session', (ticket: Buffer) => (session ??= ticket));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no TLS handshake')), WAIT_MS);
+      tls.once('secureConnect', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    tls.write('EHLO mail.adatum.com\r\n');
+    await reply(tls);
+    tls.write('MAIL FROM:<alice@adatum.com>\r\n');
+    const mailFrom = await reply(tls);
+    const resumed = tls.isSessionReused();
+    tls.write('QUIT\r\n');
+    await reply(tls).catch(() => '');
+    tls.end();
+    return { resumed, mailFrom, session };
+  } finally {
+    raw.destroy();
+  }
+}
+
+/**
+ * treyresearch.net receiving from two partners whose anchors, together and in this order, are
+ * adatum-root then stranger-root: the server's CA list, and so its TLS context and the session
+ * tickets it issued, stay the same whichever partner trusts which.
+ */
+function config(adatumTrusts: 'adatum-root' | 'stranger-root'): RuntimeConfig {
+  const { adatumRoot, strangerRoot } = lab();
+  const adatum = partnerDomain('adatum', { domain: 'adatum.com', trustAnchors: [adatumTrusts] });
+  const other = partnerDomain('contoso', {
+    domain: 'contoso.com',
+    trustAnchors: [adatumTrusts === 'adatum-root' ? 'stranger-root' : 'adatum-root'],
+  });
+  return runtimeConfig({
+    trustAnchors: [
+      trustAnchor('adatum-root', adatumRoot),
+      trustAnchor('stranger-root', strangerRoot),
+    ],
+    partners: adatumTrusts === 'adatum-root' ? [adatum, other] : [other, adatum],
+  });
+}
+
+describe('TLS session resumption on receive', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  it('accepts a partner that resumes its session, and refuses it with 454 4.7.5 once an apply took the partner’s trust away', async () => {
+    const dir = await tempDir('domsec-resume-');
+    cleanups.push(() => dir.remove());
+    const engine = await Engine.open({ stateDir: dir.path, log: memoryLog() });
+    cleanups.push(() => engine.close());
+    await engine.apply(config('adatum-root'));
+    const port = engine.state().listeners[0]?.port;
+    assert.ok(typeof port === 'number');
+
+    const first = await attempt(port);
+    assert.equal(first.resumed, false);
+    assert.match(first.mailFrom, /^250 /);
+    assert.ok(first.session !== undefined, 'the engine issues session tickets');
+
+    const resumed = await attempt(port, first.session);
+    assert.equal(resumed.resumed, true, 'a client that offers its session resumes it');
+    assert.match(resumed.mailFrom, /^250 /, 'a resumed session is still domain-secured');
+
+    await engine.apply(config('stranger-root'));
+    const afterApply = await attempt(port, first.session);
+    assert.equal(afterApply.resumed, true, 'the same TLS context: the old ticket still resumes');
+    assert.match(afterApply.mailFrom, /^454 4\.7\.5 /);
+  });
+});
