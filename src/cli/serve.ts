@@ -2,6 +2,7 @@
 // from the configuration applied before the last stop (kept in the state directory), or empty.
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { startControlServer } from '../control/server.js';
 import { ControlClient } from '../control/client.js';
@@ -141,6 +142,10 @@ async function adminToken(
   return { value, where: file };
 }
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+/** An address on this machine only: `localhost`, ::1 or 127.0.0.0/8 (a name like 127.x.example is not). */
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  const address = host.replace(/^\[(.*)\]$/, '$1');
+  if (isIP(address) === 6) return address === '::1' || /^::ffff:127\./i.test(address);
+  return isIP(address) === 4 && address.startsWith('127.');
 }

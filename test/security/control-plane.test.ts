@@ -7,7 +7,7 @@ import { connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { serveCommand } from '../../src/cli/serve.js';
+import { isLoopback, serveCommand } from '../../src/cli/serve.js';
 import type { Output } from '../../src/cli/output.js';
 import { API_PREFIX } from '../../src/control/protocol.js';
 import { lab } from '../support/lab.js';
@@ -320,6 +320,13 @@ describe('control plane: listening beyond loopback', () => {
     const warned = stderr.includes('admin.not-loopback');
     return { outcome, warned, stdout, stderr };
   }
+
+  it('takes only loopback addresses for loopback, never a name that looks like one', () => {
+    for (const host of ['localhost', '127.0.0.1', '127.0.0.2', '::1', '[::1]', '::ffff:127.0.0.1'])
+      assert.equal(isLoopback(host), true, host);
+    for (const host of ['127.attacker.example', '127.0.0.1.example', '0.0.0.0', '::', '192.0.2.1'])
+      assert.equal(isLoopback(host), false, host);
+  });
 
   it('listens on loopback by default: the Organization schema’s admin.listen', async () => {
     const schema = JSON.parse(
