@@ -67,6 +67,9 @@ export async function startControlServer(options: ControlServerOptions): Promise
       if (failure.status === 500)
         options.log.log('error', 'control.error', { error: failure.message });
       if (failure.status === 401) response.setHeader('www-authenticate', 'Bearer');
+      // A refused request's body is not read (an unauthenticated or oversize upload costs
+      // nothing): the connection ends with the answer.
+      if (!request.complete) response.setHeader('connection', 'close');
       send(response, failure.status, {
         error: { code: failure.code, message: failure.message },
       } satisfies ErrorResponse);
@@ -78,7 +81,6 @@ export async function startControlServer(options: ControlServerOptions): Promise
     const header = request.headers.authorization ?? '';
     const presented = header.startsWith('Bearer ') ? header.slice(7) : '';
     if (!timingSafeEqual(digest(presented), expected)) {
-      request.resume();
       throw new HttpError(401, 'unauthorized', 'a valid bearer token is required');
     }
     const path = new URL(request.url ?? '/', 'http://admin').pathname;
