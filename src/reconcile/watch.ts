@@ -2,7 +2,8 @@
 // and atomic renames included) is validated, planned and applied; a broken edit is reported and the
 // engine keeps its last good configuration.
 import { watch as watchFiles } from 'chokidar';
-import { basename } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
 import { formatDiagnostics } from '../config/index.js';
 import type { ControlClient } from '../control/client.js';
 import { applyReconciliation, planFromManifests } from './reconcile.js';
@@ -28,14 +29,29 @@ export type WatchOutcome =
   | { status: 'invalid'; errors: number }
   | { status: 'failed'; message: string };
 
+/** A manifest written or a directory changed this recently may be half-way through a save. */
+const SETTLE_MS = 100;
+/** An empty manifest this recent is taken for a save in progress (truncated, not yet written). */
+const EMPTY_SETTLE_MS = 2_000;
+/** Attempts put off while files settle, before the manifests are taken as they are. */
+const MAX_SETTLE_ATTEMPTS = 30;
+
 export async function watchManifests(options: WatchOptions): Promise<void> {
   const debounceMs = options.debounceMs ?? 100;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> = Promise.resolve();
   let pending = false;
 
+  let settleAttempts = 0;
   const reconcile = async (): Promise<void> => {
-    const outcome = await reconcileOnce(options);
+    const outcome = await reconcileOnce(options, settleAttempts < MAX_SETTLE_ATTEMPTS);
+    if (outcome === 'settling') {
+      // Read again shortly: what was read may be a file between its truncation and its write.
+      settleAttempts++;
+      setTimeout(schedule, SETTLE_MS).unref();
+      return;
+    }
+    settleAttempts = 0;
     await reportOutcome(options, outcome);
     options.onReconciled?.(outcome);
   };
@@ -77,9 +93,18 @@ export async function watchManifests(options: WatchOptions): Promise<void> {
   await running;
 }
 
-async function reconcileOnce(options: WatchOptions): Promise<WatchOutcome> {
+async function reconcileOnce(
+  options: WatchOptions,
+  waitForSaves: boolean,
+): Promise<WatchOutcome | 'settling'> {
   try {
     const reconciliation = await planFromManifests(options.paths, options.client);
+    // Never apply a half-written save: chokidar waits for a file to settle before it reports
+    // it, but the directory is read whole, after any event, and an editor may be mid-save on
+    // another file (or this one again) by then.
+    if (waitForSaves && (await savesInProgress(options.paths, reconciliation.load.files))) {
+      return 'settling';
+    }
     const errors = reconciliation.load.diagnostics.filter((d) => d.severity === 'error');
     if (reconciliation.plan === undefined) {
       options.print(formatDiagnostics(reconciliation.load.diagnostics, { warningsPerCode: 3 }));
@@ -98,6 +123,28 @@ async function reconcileOnce(options: WatchOptions): Promise<WatchOutcome> {
     options.print(`Apply failed: ${message}\n`);
     return { status: 'failed', message };
   }
+}
+
+/**
+ * Whether a manifest file or directory changed within SETTLE_MS (a save under way, or a file
+ * renamed away by an editor keeping a backup), or a manifest is empty and fresh (truncated, its
+ * content not yet written).
+ */
+async function savesInProgress(roots: string[], files: string[]): Promise<boolean> {
+  const directories = new Set([...roots, ...files.map((file) => dirname(file))]);
+  const now = Date.now();
+  for (const path of [...directories, ...files]) {
+    let info;
+    try {
+      info = await stat(path);
+    } catch {
+      return true; // gone since it was read: a rename or a delete under way
+    }
+    const age = now - info.mtimeMs;
+    if (age < SETTLE_MS) return true;
+    if (info.isFile() && info.size === 0 && age < EMPTY_SETTLE_MS) return true;
+  }
+  return false;
 }
 
 /** Tells the engine how the attempt went (`domsec status`); a failure to tell is printed, not fatal. */

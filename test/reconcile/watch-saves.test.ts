@@ -1,0 +1,106 @@
+// watch never applies a half-written save: a manifest truncated and written a moment later (a
+// non-atomic save), or a file renamed away while an editor keeps a backup, is read again once it
+// settles, and the partner it holds is never deleted in between.
+import assert from 'node:assert/strict';
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { loadConfiguration } from '../../src/config/index.js';
+import { watchManifests, type WatchOutcome } from '../../src/reconcile/watch.js';
+import { eventually, startEngine, type RunningEngine } from '../support/engine.js';
+import { ADATUM, TREY, writeLab, writeManifests } from '../support/manifests.js';
+import { freePort } from '../support/ports.js';
+import { tempDir } from '../support/tmp.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('watch and saves in progress', () => {
+  let lab: Awaited<ReturnType<typeof tempDir>>;
+  let running: RunningEngine;
+  let manifests: string;
+  let partnerFile: string;
+
+  before(async () => {
+    lab = await tempDir();
+    await writeLab(lab.path);
+    manifests = await writeManifests({
+      root: lab.path,
+      org: ADATUM,
+      partner: TREY,
+      partnerBinding: `127.0.0.1:${await freePort()}`,
+      internalBinding: '127.0.0.1:0',
+      adminListen: '127.0.0.1:1',
+      partnerRoute: { host: '127.0.0.1', port: 9 },
+      trust: 'root',
+    });
+    partnerFile = join(manifests, 'partners', `${TREY.name}.yaml`);
+    running = await startEngine(join(lab.path, 'state'));
+    const load = await loadConfiguration([manifests]);
+    assert.ok(load.config !== undefined);
+    await running.client.apply(load.config);
+  });
+
+  after(async () => {
+    await running.stop();
+    await lab.remove();
+  });
+
+  /** Runs watch while `edit` runs; every generation the engine ran meanwhile kept the partner. */
+  async function watching(edit: () => Promise<void>): Promise<WatchOutcome[]> {
+    const controller = new AbortController();
+    const outcomes: WatchOutcome[] = [];
+    const printed: string[] = [];
+    const start = (await running.client.state()).generation;
+    const done = watchManifests({
+      paths: [manifests],
+      client: running.client,
+      signal: controller.signal,
+      print: (text) => printed.push(text),
+      onReconciled: (outcome) => outcomes.push(outcome),
+    });
+    try {
+      await eventually('the first reconcile', async () => (outcomes.length > 0 ? true : undefined));
+      await edit();
+      // Let watch see the end of the save, then settle.
+      await sleep(1_500);
+      const history = await running.client.history();
+      for (const entry of history.entries.filter((e) => e.generation > start)) {
+        assert.fail(`generation ${entry.generation} was applied while saving: ${printed.join('')}`);
+      }
+      const partner = (await running.client.state()).objects.find(
+        (o) => o.kind === 'PartnerDomain' && o.name === TREY.name,
+      );
+      assert.ok(partner !== undefined, 'the partner is still configured');
+      return outcomes;
+    } finally {
+      controller.abort();
+      await done;
+    }
+  }
+
+  it('waits for a manifest truncated now and written 400 ms later, and applies nothing', async () => {
+    const original = await readFile(partnerFile, 'utf8');
+    const outcomes = await watching(async () => {
+      await writeFile(partnerFile, ''); // an editor truncating in place...
+      await sleep(400); // ...and writing the content back a moment later
+      await writeFile(partnerFile, original);
+    });
+    assert.ok(
+      outcomes.every((o) => o.status === 'unchanged'),
+      JSON.stringify(outcomes),
+    );
+  });
+
+  it('waits while an editor renames the file to its backup and writes it anew', async () => {
+    const original = await readFile(partnerFile, 'utf8');
+    const outcomes = await watching(async () => {
+      await rename(partnerFile, `${partnerFile}~`); // the backup (ignored by the loader)
+      await sleep(60);
+      await writeFile(partnerFile, original);
+    });
+    assert.ok(
+      outcomes.every((o) => o.status === 'unchanged'),
+      JSON.stringify(outcomes),
+    );
+  });
+});
