@@ -57,6 +57,20 @@ export function securityImpact(
       }
       break;
     }
+    case 'Organization': {
+      // The hop to the internal mailbox server: required > opportunistic > none.
+      const rank = (value: JsonValue | undefined) =>
+        value === 'required' ? 2 : value === 'opportunistic' ? 1 : value === 'none' ? 0 : undefined;
+      const from = rank(was('delivery.relay.tls'));
+      const to = rank(will('delivery.relay.tls'));
+      if (from !== undefined && to !== undefined && to < from)
+        weakens.push(`TLS to the mailbox server lowered to ${String(will('delivery.relay.tls'))}`);
+      if (from !== undefined && to !== undefined && to > from)
+        strengthens.push(
+          `TLS to the mailbox server raised to ${String(will('delivery.relay.tls'))}`,
+        );
+      break;
+    }
     case 'TrustAnchor':
       if (
         was('crl') !== undefined &&

@@ -82,6 +82,19 @@ describe('plan', () => {
     assert.deepEqual(plan.domainSecureLists.tlsSendDomainSecureList.remove, ['treyresearch.net']);
   });
 
+  it('treats lowering TLS to the internal mailbox server as weakening, raising it as strengthening', () => {
+    const organization = (tls: string): ObjectState => ({
+      kind: 'Organization',
+      name: 'adatum',
+      spec: { hostname: 'mail.adatum.com', delivery: { relay: { host: 'mbx:25', tls } } },
+    });
+    const lowered = computePlan([organization('none')], engine([organization('required')]));
+    assert.equal(lowered.changes[0]?.security, 'weakens');
+    assert.deepEqual(lowered.changes[0]?.reasons, ['TLS to the mailbox server lowered to none']);
+    const raised = computePlan([organization('required')], engine([organization('opportunistic')]));
+    assert.equal(raised.changes[0]?.security, 'strengthens');
+  });
+
   it('treats relay permitted on a receive connector as weakening', () => {
     const connector = (permitRelay: boolean): ObjectState => ({
       kind: 'ReceiveConnector',
