@@ -23,6 +23,7 @@ import { EngineMetrics } from './metrics.js';
 import { PartnerHealth } from './partner-health.js';
 import { ProtocolLog } from './protocol-log.js';
 import { ReceiveListener } from './receive.js';
+import { ConnectionCounter } from './receive/limits.js';
 import { EngineDelivery } from './delivery/engine-delivery.js';
 
 export class EngineBusyError extends Error {
@@ -51,6 +52,8 @@ const STATUS_FILE = 'reconcile-status.json';
 export class Engine {
   private generation: Generation | undefined;
   private readonly listeners = new Map<string, ReceiveListener>();
+  /** One count of sessions per connector and client across every listener (connector limits). */
+  private readonly connections = new ConnectionCounter();
   private readonly failedListeners: ListenerState[] = [];
   private applying = false;
   private readonly closing: Promise<void>[] = [];
@@ -256,6 +259,7 @@ export class Engine {
           sink: this.delivery.queue,
           log: this.options.log,
           protocolLog: this.protocolLog,
+          counter: this.connections,
         });
         await listener.listen();
         started.push([key, listener]);

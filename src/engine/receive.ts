@@ -61,6 +61,11 @@ export interface ReceiveListenerOptions {
    * for what is not given. The others are the placed connector's, read at session start.
    */
   limits?: Partial<ReceiveLimits>;
+  /**
+   * Sessions counted against connector limits, shared by an engine's listeners so that a
+   * connector bound to several addresses (or being rebound) has one count; one per listener alone.
+   */
+  counter?: ConnectionCounter;
 }
 
 const DEFAULT_CLOSE_TIMEOUT = 5_000;
@@ -75,10 +80,11 @@ export class ReceiveListener {
   private tlsIdentity: string;
   private listening = false;
   private closing: Promise<void> | undefined;
-  private readonly counter = new ConnectionCounter();
+  private readonly counter: ConnectionCounter;
   private readonly limiter: ReceiveLimiter;
 
   constructor(private readonly options: ReceiveListenerOptions) {
+    this.counter = options.counter ?? new ConnectionCounter();
     const generation = options.generation();
     const limits = { ...DEFAULT_RECEIVE_LIMITS, ...options.limits };
     this.tlsIdentity = tlsIdentity(generation);

@@ -304,4 +304,34 @@ describe('receive limits across an apply', () => {
     second.write('NOOP');
     assert.match(await second.reply(), /^250 /, 'the new session is still open');
   });
+
+  it('counts maxInboundConnection across every binding of the connector', async (t) => {
+    const state = await tempDir('domsec-receive-limits-');
+    const running = await startEngine(state.path);
+    const clients: LineClient[] = [];
+    t.after(async () => {
+      for (const client of clients) client.close();
+      await running.stop();
+      await state.remove();
+    });
+    await running.engine.apply(
+      runtimeConfig({
+        receiveConnector: { bindings: ['127.0.0.1:0', '127.0.0.2:0'], maxInboundConnection: 2 },
+      }),
+    );
+    const ports = running.engine.state().listeners.map((listener) => listener.port);
+    assert.equal(ports.length, 2);
+    const [one, two] = ports;
+    assert.ok(typeof one === 'number' && typeof two === 'number');
+    const connect = async (host: string, port: number) => {
+      const client = await LineClient.open(port, host);
+      clients.push(client);
+      return client;
+    };
+    assert.match(await (await connect('127.0.0.1', one)).reply(), /^220 /);
+    assert.match(await (await connect('127.0.0.2', two)).reply(), /^220 /);
+    // A third session on either binding is one too many for the connector.
+    const refused = await connect('127.0.0.2', two);
+    assert.match(await refused.reply(), /^421 4\.3\.2 /);
+  });
 });
