@@ -1,10 +1,13 @@
 // Load generator for the receive side: 4 KB messages with a client certificate over STARTTLS to a
-// real Engine and to a plain smtp-server with the same TLS (the baseline), in child processes.
-// Run by hand: node --import tsx bench/smtp.ts [--seconds 4] [--only engine|baseline]
-// [--mode new|reuse] [--ecdsa]; BENCH_PROFILE=<dir> writes the servers' CPU profiles there.
+// real Engine, a plain smtp-server with the same TLS (the baseline) and, when it is installed, a
+// private Postfix with smtpd_tls_req_ccert = yes; all side by side, taking turns row by row.
+//
+// node --import tsx bench/smtp.ts [--seconds 4] [--rounds 1] [--only engine|baseline|postfix[,...]]
+//   [--mode new|reuse] [--ecdsa] [--postfix-set name=value]...
+// BENCH_PROFILE=<dir> writes the Node servers' CPU profiles there.
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
@@ -13,6 +16,7 @@ import { Engine } from '../src/engine/engine.js';
 import type { EngineLog } from '../src/engine/log.js';
 import { greetWithoutDelay } from '../src/engine/receive/limits.js';
 import { lab } from '../test/support/lab.js';
+import { postfixInstalled, startPostfix } from '../test/support/postfix.js';
 import { certificate, runtimeConfig, trustAnchor } from '../test/support/runtime-config.js';
 import {
   createCertificateAuthority,
@@ -20,14 +24,15 @@ import {
   type IssuedCertificate,
 } from '../src/pki/lab.js';
 
-type ServerKind = 'engine' | 'baseline';
+type ServerKind = 'engine' | 'baseline' | 'postfix';
+const KINDS: readonly ServerKind[] = ['baseline', 'engine', 'postfix'];
 type Mode = 'new' | 'reuse';
 interface Identity {
   certPem: string;
   keyPem: string;
 }
 interface ServerRequest {
-  kind: 'cpu';
+  kind: 'cpu' | 'idle';
 }
 interface ServerReply {
   port?: number;
@@ -35,6 +40,21 @@ interface ServerReply {
   client?: Identity;
   serverCa?: string;
   cpu?: { user: number; system: number }; // µs so far
+  /** Mail accepted and not yet delivered into the Maildir, after waiting for it to drain. */
+  backlog?: number;
+}
+
+/** How long a server may take to deliver what it accepted before the next row starts. */
+const DRAIN_TIMEOUT_MS = 60_000;
+
+/** Resolves with what is still pending once pending() is 0, or after the bound. */
+async function drained(pending: () => Promise<number> | number): Promise<number> {
+  const deadline = Date.now() + DRAIN_TIMEOUT_MS;
+  for (;;) {
+    const left = await pending();
+    if (left === 0 || Date.now() > deadline) return left;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 const MESSAGE = (() => {
@@ -79,7 +99,14 @@ function pki(): BenchPki {
   return pkiCache;
 }
 
-async function serveEngine(): Promise<{ port: number; close: () => Promise<void> }> {
+interface NodeServerHandle {
+  port: number;
+  /** Messages accepted and not yet delivered (the baseline keeps none). */
+  pending: () => number;
+  close: () => Promise<void>;
+}
+
+async function serveEngine(): Promise<NodeServerHandle> {
   const stateDir = await mkdtemp(join(tmpdir(), 'domsec-bench-'));
   const engine = await Engine.open({ stateDir, log: silent });
   const result = await engine.apply(
@@ -95,6 +122,7 @@ async function serveEngine(): Promise<{ port: number; close: () => Promise<void>
     throw new Error(`no listener: ${JSON.stringify(result)}`);
   return {
     port,
+    pending: () => engine.queuedMessages().length,
     close: async () => {
       await engine.close();
       await rm(stateDir, { recursive: true, force: true });
@@ -102,7 +130,7 @@ async function serveEngine(): Promise<{ port: number; close: () => Promise<void>
   };
 }
 
-async function serveBaseline(): Promise<{ port: number; close: () => Promise<void> }> {
+async function serveBaseline(): Promise<NodeServerHandle> {
   const { treyMail, adatumRoot } = pki();
   const server = new SMTPServer({
     secure: false,
@@ -125,16 +153,22 @@ async function serveBaseline(): Promise<{ port: number; close: () => Promise<voi
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.server.address();
   if (address === null || typeof address === 'string') throw new Error('not listening');
-  return { port: address.port, close: () => new Promise((resolve) => server.close(resolve)) };
+  return {
+    port: address.port,
+    pending: () => 0,
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
 }
 
-async function serve(kind: ServerKind): Promise<void> {
+async function serve(kind: 'engine' | 'baseline'): Promise<void> {
   const server = kind === 'engine' ? await serveEngine() : await serveBaseline();
   const send = (reply: ServerReply) => process.send?.(reply);
   process.on('message', (request: ServerRequest) => {
     if (request.kind === 'cpu') {
       const usage = process.cpuUsage();
       send({ cpu: { user: usage.user, system: usage.system } });
+    } else {
+      void drained(server.pending).then((backlog) => send({ backlog }));
     }
   });
   process.on('disconnect', () => {
@@ -147,7 +181,20 @@ async function serve(kind: ServerKind): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Client side (this process)
 
-class Server {
+interface Server {
+  readonly port: number;
+  /** The client certificate to present, and the CA of the server's certificate. */
+  readonly client: Identity;
+  readonly serverCa: string;
+  /** CPU time of the server so far (µs): its process, or every process of a Postfix instance. */
+  cpu(): Promise<{ user: number; system: number }>;
+  /** Waits until what it accepted is in its Maildir (bounded); resolves with what is left. */
+  idle(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** The engine or the baseline, in a child process (this one runs the clients). */
+class NodeServer implements Server {
   private constructor(
     private readonly child: ChildProcess,
     readonly port: number,
@@ -155,7 +202,7 @@ class Server {
     readonly serverCa: string,
   ) {}
 
-  static async start(kind: ServerKind): Promise<Server> {
+  static async start(kind: 'engine' | 'baseline'): Promise<NodeServer> {
     const child = fork(fileURLToPath(import.meta.url), ['--serve', kind], {
       execArgv: [
         '--import',
@@ -173,7 +220,7 @@ class Server {
     if (port === undefined || client === undefined || serverCa === undefined) {
       throw new Error('the server did not say where it listens');
     }
-    return new Server(child, port, client, serverCa);
+    return new NodeServer(child, port, client, serverCa);
   }
 
   cpu(): Promise<{ user: number; system: number }> {
@@ -185,11 +232,80 @@ class Server {
     });
   }
 
+  idle(): Promise<number> {
+    return new Promise((resolve) => {
+      this.child.once('message', (reply: ServerReply) => resolve(reply.backlog ?? 0));
+      this.child.send({ kind: 'idle' } satisfies ServerRequest);
+    });
+  }
+
   async stop(): Promise<void> {
     const exited = new Promise((resolve) => this.child.once('exit', resolve));
     this.child.disconnect();
     await exited;
   }
+}
+
+/**
+ * Postfix as treyresearch.net with the same certificates: STARTTLS mandatory, a client certificate
+ * required and verified (smtpd_tls_req_ccert = yes). 250 comes after cleanup(8) fsync()s the queue
+ * file, as always in Postfix; virtual(8) then delivers into a Maildir (fsync before rename), as
+ * the engine delivers into its Maildir after its 250. Everything else is Postfix's default.
+ */
+async function startPostfixServer(lifetimeSeconds: number): Promise<Server> {
+  const { treyMail, adatumRoot, adatumMail, treyRoot } = pki();
+  const postfix = await startPostfix({
+    hostname: 'mail.treyresearch.net',
+    mailboxDomains: ['treyresearch.net'],
+    certificate: treyMail,
+    clientCa: adatumRoot.certPem,
+    listeners: { smtpd: { tls: 'mutual' } },
+    // Postfix's default (no TLS lines in the log, no TLS details in Received).
+    settings: {
+      smtpd_tls_loglevel: '0',
+      smtpd_tls_received_header: 'no',
+      ...postfixSettings(),
+    },
+    lifetimeSeconds,
+  });
+  const port = postfix.ports.smtpd;
+  if (port === undefined) throw new Error('postfix did not say where it listens');
+  return {
+    port,
+    client: adatumMail,
+    serverCa: treyRoot.certPem,
+    cpu: () => postfix.cpu(),
+    idle: () => drained(async () => (await postfix.queue()).length),
+    stop: async () => {
+      // What became of the accepted mail: delivered by virtual(8), or still in Postfix's queue.
+      const delivered = await readdir(join(postfix.maildir, 'new')).catch(() => []);
+      const queued = await postfix.queue();
+      console.log(
+        `postfix: ${delivered.length} messages delivered to its Maildir, ${queued.length} still queued`,
+      );
+      await postfix.stop();
+    },
+  };
+}
+
+/** --postfix-set name=value (repeatable): main.cf settings on top, to try Postfix tunings. */
+function postfixSettings(): Record<string, string> {
+  const settings: Record<string, string> = {};
+  const args = process.argv;
+  for (let index = args.indexOf('--postfix-set'); index >= 0;) {
+    const [name, ...value] = (args[index + 1] ?? '').split('=');
+    if (name === undefined || name === '' || value.length === 0) {
+      throw new Error('--postfix-set wants name=value');
+    }
+    settings[name] = value.join('=');
+    index = args.indexOf('--postfix-set', index + 1);
+  }
+  return settings;
+}
+
+/** rowSeconds bounds how long a Postfix master may outlive this process if it dies. */
+function startServer(kind: ServerKind, rowSeconds: number): Promise<Server> {
+  return kind === 'postfix' ? startPostfixServer(12 * rowSeconds + 900) : NodeServer.start(kind);
 }
 
 function connection(port: number, identity: Identity, ca: string): SMTPConnection {
@@ -266,58 +382,136 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
+/** Issue 4's goals: engine throughput over Postfix's, per connection mode. */
+const GOAL: Record<Mode, number> = { new: 1.5, reuse: 1.2 };
+
+function loadAverage(): string {
+  return loadavg()
+    .map((value) => value.toFixed(2))
+    .join(' ');
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const seconds = Number(args[args.indexOf('--seconds') + 1] ?? 4) || 4;
   if (args.includes('--ecdsa')) process.env.BENCH_KEY_TYPE = 'ecdsa-p256'; // the servers inherit it
   const onlyIndex = args.indexOf('--only');
-  const kinds: ServerKind[] =
-    onlyIndex >= 0 ? [args[onlyIndex + 1] as ServerKind] : ['baseline', 'engine'];
+  const postfix = await postfixInstalled();
+  const only = onlyIndex >= 0 ? (args[onlyIndex + 1] ?? '').split(',') : undefined;
+  for (const kind of only ?? []) {
+    if (!KINDS.includes(kind as ServerKind))
+      throw new Error(`--only ${kind}: not one of ${KINDS.join('|')}`);
+  }
+  if (only?.includes('postfix') === true && !postfix) {
+    throw new Error('--only postfix: postfix is not installed (apt-get install -y postfix)');
+  }
+  const kinds = KINDS.filter((kind) =>
+    only === undefined ? kind !== 'postfix' || postfix : only.includes(kind),
+  );
+  const rounds = Number(args[args.indexOf('--rounds') + 1] ?? 1) || 1;
   const modeIndex = args.indexOf('--mode');
   const modes: Mode[] = modeIndex >= 0 ? [args[modeIndex + 1] as Mode] : ['new', 'reuse'];
+  const counts = [1, 8, 32];
   console.log(
     `4 KB messages, client certificate over STARTTLS, ${process.env.BENCH_KEY_TYPE ?? 'rsa-2048'} keys, ${seconds} s per row (Node ${process.version})`,
   );
+  if (only === undefined && !postfix) console.log('postfix is not installed: no Postfix rows');
+  console.log(`load average before: ${loadAverage()}`);
   console.log(
     'server    mode   clients   msgs/s   p50 ms   p99 ms   server CPU µs/msg (of which system)',
   );
-  const rows = new Map<string, number>();
-  for (const kind of kinds) {
-    const server = await Server.start(kind);
-    try {
-      await load(server, 'reuse', 4, 1); // warm-up: JIT, session caches
+  // Every round's measurements of a row, pooled: rate = messages / seconds over all rounds.
+  const pooled = new Map<string, { messages: number; seconds: number; latencies: number[] }>();
+  // All servers run side by side and take turns row by row, each starting idle (what it accepted
+  // is delivered), so that load from elsewhere on a shared machine falls on all of them alike.
+  const servers = new Map<ServerKind, Server>();
+  try {
+    for (const kind of kinds) {
+      const server = await startServer(kind, seconds * kinds.length * rounds);
+      servers.set(kind, server);
+      await load(server, 'reuse', 4, 1); // warm-up: JIT, session caches, Postfix's processes
+      await server.idle();
+    }
+    for (let round = 1; round <= rounds; round += 1) {
+      if (rounds > 1) console.log(`round ${round} of ${rounds}`);
       for (const mode of modes) {
-        for (const clients of [1, 8, 32]) {
-          const run = await load(server, mode, clients, seconds);
-          const sorted = [...run.latencies].sort((a, b) => a - b);
-          const rate = run.messages / run.seconds;
-          rows.set(`${kind} ${mode} ${clients}`, rate);
-          console.log(
-            [
-              kind.padEnd(9),
-              mode.padEnd(6),
-              String(clients).padStart(7),
-              rate.toFixed(0).padStart(8),
-              percentile(sorted, 50).toFixed(1).padStart(8),
-              percentile(sorted, 99).toFixed(1).padStart(8),
-              (run.cpuMicros / Math.max(1, run.messages)).toFixed(0).padStart(19),
-              `(system ${(run.systemMicros / Math.max(1, run.messages)).toFixed(0)})`,
-            ].join(' '),
-          );
+        for (const clients of counts) {
+          for (const [kind, server] of servers) {
+            const run = await load(server, mode, clients, seconds);
+            const backlog = await server.idle();
+            const sorted = [...run.latencies].sort((a, b) => a - b);
+            const row = {
+              rate: run.messages / run.seconds,
+              p50: percentile(sorted, 50),
+              p99: percentile(sorted, 99),
+            };
+            const key = `${kind} ${mode} ${clients}`;
+            const sum = pooled.get(key) ?? { messages: 0, seconds: 0, latencies: [] };
+            sum.messages += run.messages;
+            sum.seconds += run.seconds;
+            sum.latencies.push(...run.latencies);
+            pooled.set(key, sum);
+            console.log(
+              [
+                kind.padEnd(9),
+                mode.padEnd(6),
+                String(clients).padStart(7),
+                row.rate.toFixed(0).padStart(8),
+                row.p50.toFixed(1).padStart(8),
+                row.p99.toFixed(1).padStart(8),
+                (run.cpuMicros / Math.max(1, run.messages)).toFixed(0).padStart(19),
+                `(system ${(run.systemMicros / Math.max(1, run.messages)).toFixed(0)})`,
+                backlog === 0
+                  ? ''
+                  : `  ${backlog} still undelivered after ${DRAIN_TIMEOUT_MS / 1000} s`,
+              ]
+                .join(' ')
+                .trimEnd(),
+            );
+          }
         }
       }
-    } finally {
-      await server.stop();
     }
+  } finally {
+    for (const server of servers.values()) await server.stop();
   }
-  if (kinds.length === 2) {
-    console.log('\nengine / baseline throughput');
+  console.log(`load average after: ${loadAverage()}`);
+  const rows = new Map<string, { rate: number; p50: number; p99: number }>();
+  for (const [key, sum] of pooled) {
+    const sorted = [...sum.latencies].sort((a, b) => a - b);
+    rows.set(key, {
+      rate: sum.messages / sum.seconds,
+      p50: percentile(sorted, 50),
+      p99: percentile(sorted, 99),
+    });
+  }
+  for (const other of ['baseline', 'postfix'] as const) {
+    if (!kinds.includes('engine') || !kinds.includes(other)) continue;
+    console.log(`\nengine / ${other}${rounds > 1 ? ` (${rounds} rounds pooled)` : ''}`);
+    console.log(
+      [
+        'mode'.padEnd(6),
+        'clients'.padStart(7),
+        ' engine msgs/s p50/p99 ms'.padEnd(27),
+        ` ${other} msgs/s p50/p99 ms`.padEnd(27),
+        `engine/${other}${other === 'postfix' ? ' (goal)' : ''}`,
+      ].join(' '),
+    );
+    const cell = (row: { rate: number; p50: number; p99: number } | undefined) =>
+      row === undefined
+        ? '-'.padEnd(27)
+        : `${row.rate.toFixed(0).padStart(8)} ${`${row.p50.toFixed(1)}/${row.p99.toFixed(1)}`.padEnd(18)}`;
     for (const mode of modes) {
-      for (const clients of [1, 8, 32]) {
-        const engine = rows.get(`engine ${mode} ${clients}`) ?? NaN;
-        const baseline = rows.get(`baseline ${mode} ${clients}`) ?? NaN;
+      for (const clients of counts) {
+        const engine = rows.get(`engine ${mode} ${clients}`);
+        const them = rows.get(`${other} ${mode} ${clients}`);
+        const ratio = (engine?.rate ?? NaN) / (them?.rate ?? NaN);
+        const goal =
+          other === 'postfix'
+            ? ` (${GOAL[mode]}x: ${ratio >= GOAL[mode] ? 'met' : 'not met'})`
+            : '';
         console.log(
-          `${mode.padEnd(6)} ${String(clients).padStart(3)}  ${(engine / baseline).toFixed(2)}`,
+          `${mode.padEnd(6)} ${String(clients).padStart(7)} ${cell(engine)} ${cell(them)} ${ratio.toFixed(2)}${goal}`,
         );
       }
     }
@@ -325,5 +519,5 @@ async function main(): Promise<void> {
 }
 
 const serveIndex = process.argv.indexOf('--serve');
-if (serveIndex >= 0) await serve(process.argv[serveIndex + 1] as ServerKind);
+if (serveIndex >= 0) await serve(process.argv[serveIndex + 1] as 'engine' | 'baseline');
 else await main();
