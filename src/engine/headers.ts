@@ -31,8 +31,9 @@ export interface HeaderMarking {
  * body and all other fields are left byte for byte as they came.
  */
 export function prepareHeaders(raw: Buffer, marking: HeaderMarking): Buffer {
-  // latin1 maps bytes 1:1 to code units, so 8-bit headers and bodies survive the round trip.
-  const text = raw.toString('latin1');
+  // latin1 maps bytes 1:1 to code units, so 8-bit headers survive the round trip. Only the header
+  // section (up to and including its empty line) is decoded: the body is copied as bytes.
+  const text = raw.subarray(0, headerSectionLength(raw)).toString('latin1');
   const { fields, bodyStart } = splitHeader(text);
   const newline = text.slice(0, bodyStart).includes('\r\n') || bodyStart === 0 ? '\r\n' : '\n';
   const ours = normalizeHost(marking.hostname);
@@ -42,6 +43,20 @@ export function prepareHeaders(raw: Buffer, marking: HeaderMarking): Buffer {
     Buffer.from(added.join('') + kept.join(''), 'latin1'),
     raw.subarray(bodyStart),
   ]);
+}
+
+/**
+ * How many bytes hold the header section and the empty line that ends it (the whole message when
+ * there is none): the first line, from the start or after an LF, that is CRLF or LF alone.
+ */
+function headerSectionLength(raw: Buffer): number {
+  if (raw[0] === 0x0a) return 1;
+  if (raw[0] === 0x0d && raw[1] === 0x0a) return 2;
+  const crlf = raw.indexOf('\n\r\n');
+  // An LF-only empty line can only come first if it is before the CRLF one: search no further.
+  const lf = raw.subarray(0, crlf === -1 ? raw.length : crlf + 3).indexOf('\n\n');
+  if (lf !== -1) return lf + 2;
+  return crlf === -1 ? raw.length : crlf + 3;
 }
 
 /**

@@ -47,6 +47,13 @@ export interface DispatcherOptions {
 
 /** The timer re-checks at least this often, so a clock jump or a missed kick costs little. */
 const MAX_SLEEP_MS = 60_000;
+/**
+ * A round reads the whole queue. While deliveries are in flight (their end kicks a round anyway),
+ * an accept's round waits this many times the last round's duration, at most ACCEPT_ROUND_MAX_MS:
+ * measured with 3,000 queued messages, one round per accept was a fifth of the CPU per message.
+ */
+const ACCEPT_ROUND_SPACING = 20;
+const ACCEPT_ROUND_MAX_MS = 200;
 
 export class Dispatcher {
   private readonly inFlight = new Map<string, Promise<void>>();
@@ -57,6 +64,9 @@ export class Dispatcher {
   private closed = false;
   private unsubscribe: (() => void) | undefined;
   private lastGeneration: Generation | undefined;
+  private acceptTimer: NodeJS.Timeout | undefined;
+  /** How long the last round took (ms). */
+  private lastRoundMs = 0;
 
   constructor(private readonly options: DispatcherOptions) {}
 
@@ -67,7 +77,7 @@ export class Dispatcher {
   start(): void {
     if (this.started || this.closed) return;
     this.started = true;
-    this.unsubscribe = this.options.queue.onQueued(() => this.kick());
+    this.unsubscribe = this.options.queue.onQueued(() => this.kickAfterAccept());
     this.kick();
   }
 
@@ -89,6 +99,18 @@ export class Dispatcher {
     }).unref();
   }
 
+  /** An accept's kick: at once when nothing is in flight, otherwise spaced by the rounds' cost. */
+  private kickAfterAccept(): void {
+    const delay = Math.min(this.lastRoundMs * ACCEPT_ROUND_SPACING, ACCEPT_ROUND_MAX_MS);
+    if (this.inFlight.size === 0 || delay < 1) return this.kick();
+    if (this.kickPending || this.acceptTimer !== undefined) return;
+    this.acceptTimer = setTimeout(() => {
+      this.acceptTimer = undefined;
+      this.kick();
+    }, delay);
+    this.acceptTimer.unref();
+  }
+
   /** One round now; resolves when the deliveries it started are settled (tests, shutdown). */
   async dispatchDue(): Promise<void> {
     const started = this.round();
@@ -96,6 +118,15 @@ export class Dispatcher {
   }
 
   private round(): Promise<void>[] {
+    const started = performance.now();
+    try {
+      return this.roundNow();
+    } finally {
+      this.lastRoundMs = performance.now() - started;
+    }
+  }
+
+  private roundNow(): Promise<void>[] {
     if (this.closed) return [];
     const generation = this.options.generation();
     const started: Promise<void>[] = [];
@@ -212,6 +243,7 @@ export class Dispatcher {
     this.closed = true;
     this.unsubscribe?.();
     if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.acceptTimer !== undefined) clearTimeout(this.acceptTimer);
     const idle = this.options.deliverRemote.close?.();
     this.abort.abort();
     await Promise.allSettled([...this.inFlight.values(), idle]);

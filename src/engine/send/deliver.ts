@@ -177,14 +177,17 @@ async function openSession(
 ): Promise<SmtpClientSession> {
   const kept = cache.take(key, generation);
   if (kept !== undefined) {
-    try {
-      await kept.reset();
-      kept.note('reused for a new batch');
-      return kept;
-    } catch {
-      // The hop closed it while it was idle (its own timeout): not a failure of the hop.
-      await kept.close();
+    // Shutdown reaches a session through the signal it was opened with (the dispatcher has one).
+    if (kept.signal === settings.signal) {
+      try {
+        await kept.reset();
+        kept.note('reused for a new batch');
+        return kept;
+      } catch {
+        // The hop closed it while it was idle (its own timeout): not a failure of the hop.
+      }
     }
+    await kept.close();
   }
   return SmtpClientSession.open(settings);
 }

@@ -185,6 +185,11 @@ export class SmtpClientSession {
     throw new HopFailure(formatReply(REPLIES.certificateValidation, verdict.reason));
   }
 
+  /** What closes this session on shutdown. */
+  get signal(): AbortSignal {
+    return this.settings.signal;
+  }
+
   /** Whether the connection is still open and has not failed: it may carry another message. */
   get usable(): boolean {
     return !this.ended && this.failure === undefined;
