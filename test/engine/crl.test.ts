@@ -7,17 +7,13 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
-import { parseBinding } from '../../src/engine/addresses.js';
 import {
   buildGeneration,
   ConfigurationError,
   type Generation,
 } from '../../src/engine/generation.js';
 import { memoryLog } from '../../src/engine/log.js';
-import type { IncomingMessage, MessageSink } from '../../src/engine/message-sink.js';
-import { ProtocolLog } from '../../src/engine/protocol-log.js';
 import type { OutboundMessage } from '../../src/engine/queue/outcome.js';
-import { ReceiveListener } from '../../src/engine/receive.js';
 import { createRemoteDelivery } from '../../src/engine/send/deliver.js';
 import { CrlError, normalSerial, readRevocationList } from '../../src/engine/tls/crl.js';
 import {
@@ -29,6 +25,7 @@ import {
 import { lab } from '../support/lab.js';
 import { runtimeConfig, sendConnector, trustAnchor } from '../support/runtime-config.js';
 import { startSmtpPeer, type SmtpPeer } from '../support/smtp-peer.js';
+import { receiving } from '../support/receiving.js';
 import { submit } from '../support/smtp-submit.js';
 import { tempDir, type TempDir } from '../support/tmp.js';
 
@@ -123,31 +120,8 @@ describe('revocation lists', () => {
 });
 
 describe('revocation: receiving', () => {
-  async function receiving(t: TestContext, generation: Generation) {
-    const messages: IncomingMessage[] = [];
-    const sink: MessageSink = {
-      accept: (message) => {
-        messages.push(message);
-        return Promise.resolve([`Q${messages.length}`]);
-      },
-    };
-    const log = memoryLog();
-    const protocolLog = new ProtocolLog(null);
-    const listener = new ReceiveListener({
-      binding: parseBinding('127.0.0.1:0'),
-      generation: () => generation,
-      sink,
-      log,
-      protocolLog,
-      closeTimeout: 500,
-    });
-    await listener.listen();
-    t.after(async () => {
-      await listener.close();
-      await protocolLog.close();
-    });
-    const port = listener.address()?.port;
-    assert.ok(port !== undefined);
+  async function receivingFrom(t: TestContext, generation: Generation) {
+    const { port, messages, log } = await receiving(t, generation);
     const send = (certificate: IssuedCertificate) =>
       submit(
         port,
@@ -159,7 +133,7 @@ describe('revocation: receiving', () => {
   }
 
   it('refuses a revoked partner certificate with 454 4.7.5 and accepts an unrevoked one of the same CA', async (t) => {
-    const { send, messages, log } = await receiving(t, generationWith(crlPem));
+    const { send, messages, log } = await receivingFrom(t, generationWith(crlPem));
     const refused = await send(revokedMail);
     assert.match(refused.response, /^454 4\.7\.5 /);
     assert.equal(messages.length, 0);
@@ -171,13 +145,13 @@ describe('revocation: receiving', () => {
   });
 
   it('accepts the revoked certificate when the anchor has no CRL (the test would pass without one)', async (t) => {
-    const { send, messages } = await receiving(t, generationWith(undefined));
+    const { send, messages } = await receivingFrom(t, generationWith(undefined));
     assert.match((await send(revokedMail)).response, /^250 /);
     assert.equal(messages.length, 1);
   });
 
   it('refuses every partner certificate of the anchor while its CRL is out of date', async (t) => {
-    const { send, messages, log } = await receiving(t, generationWith(staleCrlPem));
+    const { send, messages, log } = await receivingFrom(t, generationWith(staleCrlPem));
     assert.match((await send(lab().adatumMail)).response, /^454 4\.7\.5 /);
     assert.equal(messages.length, 0);
     const reason = log.entries.find((e) => e.event === 'partner.refused')?.fields.reason;

@@ -1,14 +1,10 @@
 // Gaps of the negative matrix, both directions over real sockets: certificates not yet valid,
 // one partner's valid certificate used for another partner's domain, and forged marking headers.
 import assert from 'node:assert/strict';
-import { after, before, describe, it, type TestContext } from 'node:test';
-import { parseBinding } from '../../src/engine/addresses.js';
-import { buildGeneration, type Generation } from '../../src/engine/generation.js';
+import { after, before, describe, it } from 'node:test';
+import { buildGeneration } from '../../src/engine/generation.js';
 import { memoryLog } from '../../src/engine/log.js';
-import type { IncomingMessage, MessageSink } from '../../src/engine/message-sink.js';
-import { ProtocolLog } from '../../src/engine/protocol-log.js';
 import type { OutboundMessage } from '../../src/engine/queue/outcome.js';
-import { ReceiveListener } from '../../src/engine/receive.js';
 import { createRemoteDelivery } from '../../src/engine/send/deliver.js';
 import {
   createCertificateAuthority,
@@ -24,6 +20,7 @@ import {
   trustAnchor,
   type RuntimeConfigOverrides,
 } from '../support/runtime-config.js';
+import { receiving, refusedReason } from '../support/receiving.js';
 import { startSmtpPeer, type SmtpPeer } from '../support/smtp-peer.js';
 import { submit, type SubmitClient } from '../support/smtp-submit.js';
 
@@ -64,47 +61,11 @@ function twoPartners(sharedAnchor: boolean): RuntimeConfigOverrides {
   };
 }
 
-interface Receiving {
-  port: number;
-  messages: IncomingMessage[];
-  log: ReturnType<typeof memoryLog>;
-}
-
-async function receiving(t: TestContext, generation: Generation): Promise<Receiving> {
-  const messages: IncomingMessage[] = [];
-  const sink: MessageSink = {
-    accept: (message) => {
-      messages.push(message);
-      return Promise.resolve([`Q${messages.length}`]);
-    },
-  };
-  const log = memoryLog();
-  const protocolLog = new ProtocolLog(null);
-  const listener = new ReceiveListener({
-    binding: parseBinding('127.0.0.1:0'),
-    generation: () => generation,
-    sink,
-    log,
-    protocolLog,
-    closeTimeout: 500,
-  });
-  await listener.listen();
-  t.after(async () => {
-    await listener.close();
-    await protocolLog.close();
-  });
-  const port = listener.address()?.port;
-  assert.ok(port !== undefined);
-  return { port, messages, log };
-}
-
 const BODY = 'From: a@example\r\nSubject: matrix\r\n\r\nbody\r\n';
 const client = (certificate?: IssuedCertificate): SubmitClient => ({
   serverCa: lab().treyRoot.certPem,
   ...(certificate === undefined ? {} : { certificate }),
 });
-const refusedReason = (log: Receiving['log']) =>
-  String(log.entries.find((e) => e.event === 'partner.refused')?.fields.reason);
 
 describe('negative matrix: receiving', () => {
   it('refuses a partner certificate that is not yet valid: 454 4.7.5, reason logged', async (t) => {

@@ -4,20 +4,17 @@
 import assert from 'node:assert/strict';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import { createServer, type Server, type Socket } from 'node:net';
-import { after, describe, it, type TestContext } from 'node:test';
+import { after, describe, it } from 'node:test';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import { parseBinding } from '../../src/engine/addresses.js';
-import { buildGeneration, type Generation } from '../../src/engine/generation.js';
+import { buildGeneration } from '../../src/engine/generation.js';
 import { memoryLog } from '../../src/engine/log.js';
-import type { IncomingMessage, MessageSink } from '../../src/engine/message-sink.js';
-import { ProtocolLog } from '../../src/engine/protocol-log.js';
 import type { OutboundMessage } from '../../src/engine/queue/outcome.js';
-import { ReceiveListener } from '../../src/engine/receive.js';
 import { createRemoteDelivery } from '../../src/engine/send/deliver.js';
 import type { CertificateNameMatch } from '../../src/model.js';
 import type { IssuedCertificate } from '../../src/pki/lab.js';
 import { hostileLab, type Presented } from '../support/hostile-pki.js';
 import { lab } from '../support/lab.js';
+import { receiving, refusedReason } from '../support/receiving.js';
 import {
   partnerDomain,
   runtimeConfig,
@@ -112,40 +109,6 @@ function partnersConfig(options: ConfigOptions = {}) {
 // ---------------------------------------------------------------------------------------------
 // Receiving: our connector, a hostile client.
 
-interface Receiving {
-  port: number;
-  messages: IncomingMessage[];
-  log: ReturnType<typeof memoryLog>;
-}
-
-async function receiving(t: TestContext, generation: Generation): Promise<Receiving> {
-  const messages: IncomingMessage[] = [];
-  const sink: MessageSink = {
-    accept: (message) => {
-      messages.push(message);
-      return Promise.resolve([`Q${messages.length}`]);
-    },
-  };
-  const log = memoryLog();
-  const protocolLog = new ProtocolLog(null);
-  const listener = new ReceiveListener({
-    binding: parseBinding('127.0.0.1:0'),
-    generation: () => generation,
-    sink,
-    log,
-    protocolLog,
-    closeTimeout: 500,
-  });
-  await listener.listen();
-  t.after(async () => {
-    await listener.close();
-    await protocolLog.close();
-  });
-  const port = listener.address()?.port;
-  assert.ok(port !== undefined);
-  return { port, messages, log };
-}
-
 interface ClientOptions {
   certificate?: IssuedCertificate;
   /** Never STARTTLS. */
@@ -201,10 +164,6 @@ async function hostileSubmit(port: number, options: ClientOptions): Promise<stri
   } finally {
     connection.close();
   }
-}
-
-function refusalReason(log: Receiving['log']): string {
-  return String(log.entries.find((e) => e.event === 'partner.refused')?.fields.reason ?? '');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -412,7 +371,7 @@ describe('trust attacks: receiving (hostile client certificate)', () => {
         const { port, messages, log } = await receiving(t, generation);
         figures.tried += 1;
         const reply = await hostileSubmit(port, { certificate: attack });
-        const reason = refusalReason(log);
+        const reason = refusedReason(log);
         const expected = EXPECTED_REASON[attack.attack] ?? /no expected reason/;
         if (!/^454 4\.7\.5 Certificate validation failure\b/.test(reply))
           problems.push(`${attack.attack}: replied ${reply}`);
@@ -487,7 +446,7 @@ describe('trust attacks: the rest of the negative matrix', () => {
     figures.tried += 1;
     const reply = await hostileSubmit(port, {});
     assert.match(reply, /^454 4\.7\.5 Certificate validation failure\b/);
-    assert.match(refusalReason(log), /no client certificate/);
+    assert.match(refusedReason(log), /no client certificate/);
     assert.equal(messages.length, 0);
     figures.refused += 1;
   });
@@ -507,7 +466,7 @@ describe('trust attacks: the rest of the negative matrix', () => {
     figures.tried += 1;
     const reply = await hostileSubmit(port, { certificate: lab().adatumMail });
     assert.match(reply, /^454 4\.7\.5 /);
-    assert.match(refusalReason(log), /127\.0\.0\.1/);
+    assert.match(refusedReason(log), /127\.0\.0\.1/);
     assert.equal(messages.length, 0);
     figures.refused += 1;
   });

@@ -3,9 +3,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export async function tempDir(
-  prefix = 'domsec-test-',
-): Promise<{ path: string; remove: () => Promise<void> }> {
+export interface TempDir {
+  path: string;
+  remove: () => Promise<void>;
+}
+
+export async function tempDir(prefix = 'domsec-test-'): Promise<TempDir> {
   const path = await mkdtemp(join(tmpdir(), prefix));
   return { path, remove: () => rm(path, { recursive: true, force: true }) };
 }
