@@ -1,5 +1,7 @@
 // The domsec CLI as a user runs it: the built dist/cli/main.js in a child process (npm test builds first).
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { ControlError } from '../../src/control/client.js';
@@ -7,6 +9,15 @@ import { CliError } from '../../src/cli/errors.js';
 import type { Output } from '../../src/cli/output.js';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+
+/** Records the admin token a command gets in the suite's secret ledger (test/run.mjs greps for it). */
+function recordToken(env: Record<string, string | undefined>): void {
+  const ledger = process.env.DOMSEC_SECRET_LEDGER;
+  const token = env.DOMSEC_TOKEN ?? '';
+  if (ledger === undefined || ledger === '' || token.length < 16) return;
+  const origin = (process.argv[1] ?? '-').replace(/\s/g, '_');
+  appendFileSync(join(ledger, `${process.pid}.txt`), `token - ${origin} ${token}\n`);
+}
 
 export interface CliResult {
   code: number;
@@ -19,6 +30,7 @@ export function domsec(
   env: Record<string, string> = {},
   timeoutMs = 30_000,
 ): Promise<CliResult> {
+  recordToken({ ...process.env, ...env });
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
       env: { ...process.env, NO_COLOR: '1', ...env },
@@ -42,6 +54,7 @@ export class RunningCli {
   private readonly closed: Promise<number>;
 
   constructor(args: string[], env: Record<string, string> = {}) {
+    recordToken({ ...process.env, ...env });
     this.child = spawn(process.execPath, [CLI, ...args], {
       env: { ...process.env, NO_COLOR: '1', ...env },
     });

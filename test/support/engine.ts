@@ -1,5 +1,6 @@
 // A real engine with its admin API, in the test process, on loopback ports the OS picks.
 import { randomBytes } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ControlClient } from '../../src/control/client.js';
 import { startControlServer, type ControlServer } from '../../src/control/server.js';
@@ -22,6 +23,7 @@ export async function startEngine(
   const log = memoryLog();
   const engine = await Engine.open({ stateDir: join(stateDir), log, ...options });
   const token = randomBytes(24).toString('base64url');
+  recordToken(token);
   const control = await startControlServer({ engine, host: '127.0.0.1', port: 0, token, log });
   return {
     engine,
@@ -34,6 +36,14 @@ export async function startEngine(
       await engine.close();
     },
   };
+}
+
+/** Records an admin token in the suite's secret ledger: test/run.mjs greps all output for it. */
+export function recordToken(token: string): void {
+  const ledger = process.env.DOMSEC_SECRET_LEDGER;
+  if (ledger === undefined || ledger === '' || token.length < 16) return;
+  const origin = (process.argv[1] ?? '-').replace(/\s/g, '_');
+  appendFileSync(join(ledger, `${process.pid}.txt`), `token - ${origin} ${token}\n`);
 }
 
 /** Polls until the probe returns a value, failing after the bound. */
