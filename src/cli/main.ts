@@ -1,15 +1,12 @@
 #!/usr/bin/env node
 // The domsec command line: parses arguments, calls a layer, and chooses the exit code here only.
 import { Command, Option } from 'commander';
-import { existsSync } from 'node:fs';
 import { ControlError } from '../control/client.js';
-import { loadConfiguration } from '../config/index.js';
 import { register as registerApply } from './apply.js';
 import { CliError, EXIT } from './errors.js';
 import { processOutput } from './output.js';
 import { register as registerPlan } from './plan.js';
-import { queueList, queueRetry, queueShow } from './queue.js';
-import { connectEngine, type TargetOptions } from './target.js';
+import { register as registerQueue } from './queue.js';
 import { validateCommand } from './validate.js';
 import { register as registerWatch } from './watch.js';
 import { register as registerHistory } from './history.js';
@@ -25,10 +22,6 @@ const files = () =>
   new Option('-f, --file <path>', 'manifest file or directory (repeatable)').argParser(collect);
 const output = () =>
   new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text');
-const server = () =>
-  new Option('--server <url>', 'admin API of the engine (default: the Organization admin.listen)');
-const tokenFile = () =>
-  new Option('--token-file <path>', 'file holding the admin token (or set DOMSEC_TOKEN)');
 const manifestPaths = (given: string[] | undefined) => given ?? ['manifests'];
 
 let exitCode: number = EXIT.ok;
@@ -42,14 +35,6 @@ function shutdownSignal(): AbortSignal {
   const controller = new AbortController();
   for (const name of ['SIGINT', 'SIGTERM'] as const) process.once(name, () => controller.abort());
   return controller.signal;
-}
-
-async function queueClient(options: TargetOptions & { file?: string[] }) {
-  const paths = manifestPaths(options.file);
-  const config = paths.every((p) => existsSync(p))
-    ? (await loadConfiguration(paths)).config
-    : undefined;
-  return connectEngine(options, config);
 }
 
 const program = new Command('domsec')
@@ -115,28 +100,7 @@ registerProbe(program);
 registerExplain(program);
 registerExport(program);
 
-const queue = program.command('queue').description('inspect and retry the engine queues');
-const queueOptions = (command: Command) =>
-  command.addOption(files()).addOption(server()).addOption(tokenFile());
-queueOptions(queue.command('list').description('queues by next-hop domain'))
-  .option('-o, --output <format>', 'text or json', 'text')
-  .action(
-    run(async (o: TargetOptions & { file?: string[]; output: string }) =>
-      queueList(await queueClient(o), out, o.output === 'json'),
-    ),
-  );
-queueOptions(queue.command('show <id>').description('one queued message')).action(
-  run(async (id: string, o: TargetOptions & { file?: string[] }) =>
-    queueShow(await queueClient(o), out, id),
-  ),
-);
-queueOptions(
-  queue.command('retry [domain]').description('retry now (one next-hop domain, or all)'),
-).action(
-  run(async (domain: string | undefined, o: TargetOptions & { file?: string[] }) =>
-    queueRetry(await queueClient(o), out, domain),
-  ),
-);
+registerQueue(program);
 
 const certs = program
   .command('certs')

@@ -1,7 +1,11 @@
-// domsec queue list | show ID | retry [DOMAIN]: the engine's queues, like Exchange's Queue Viewer.
-import type { Output } from './output.js';
-import { CliError } from './errors.js';
+// domsec queue list | show ID | retry [DOMAIN] | suspend DOMAIN | resume DOMAIN: the engine's
+// queues, like Exchange's Queue Viewer and its Suspend-Queue / Resume-Queue.
+import type { Command } from 'commander';
 import type { ControlClient } from '../control/client.js';
+import { CliError, commandAction } from './errors.js';
+import { fileOption } from './manifests.js';
+import { processOutput, type Output } from './output.js';
+import { addTargetOptions, connectEngineFor, type TargetOptions } from './target.js';
 
 export async function queueList(
   client: ControlClient,
@@ -39,9 +43,95 @@ export async function queueRetry(
   out: Output,
   domain?: string,
 ): Promise<number> {
-  const { retried } = await client.retry(domain);
+  const { retried, suspended = [] } = await client.retry(domain);
+  if (domain !== undefined && suspended.length > 0) {
+    // Retrying a held queue would defeat the hold: say so, and how to lift it.
+    out.stdout(
+      `The queue for ${suspended.join(', ')} is suspended: nothing retried. ` +
+        `Resume it with: domsec queue resume ${suspended.join(' ')}\n`,
+    );
+    return 0;
+  }
   out.stdout(
     `Retrying ${retried} message(s)${domain === undefined ? '' : ` for ${domain}`} now.\n`,
   );
+  if (suspended.length > 0)
+    out.stdout(`Suspended, not retried: ${suspended.join(', ')} (domsec queue resume DOMAIN).\n`);
   return 0;
+}
+
+export async function queueSuspend(
+  client: ControlClient,
+  out: Output,
+  domain: string,
+): Promise<number> {
+  const result = await client.suspend(domain);
+  out.stdout(
+    result.suspended
+      ? `Suspended the queue for ${result.domain} (${result.messages} message(s) held; ` +
+          'mail keeps arriving and waits, and still expires).\n'
+      : `The queue for ${result.domain} was already suspended (${result.messages} message(s) held).\n`,
+  );
+  return 0;
+}
+
+export async function queueResume(
+  client: ControlClient,
+  out: Output,
+  domain: string,
+): Promise<number> {
+  const result = await client.resume(domain);
+  out.stdout(
+    result.resumed
+      ? `Resumed the queue for ${result.domain}: delivering ${result.retried} message(s) now.\n`
+      : `The queue for ${result.domain} is not suspended: nothing to resume.\n`,
+  );
+  return 0;
+}
+
+/** The queue command group; every subcommand finds its engine like status does. */
+export function register(program: Command, out: Output = processOutput()): void {
+  const queue = program
+    .command('queue')
+    .description('inspect, retry, suspend and resume the engine queues');
+  const withTarget = (command: Command) => addTargetOptions(command.addOption(fileOption()));
+  withTarget(queue.command('list').description('queues by next-hop domain'))
+    .option('-o, --output <format>', 'text or json', 'text')
+    .action(
+      commandAction(async (o: TargetOptions & { file?: string[]; output: string }) =>
+        queueList(await connectEngineFor(o), out, o.output === 'json'),
+      ),
+    );
+  withTarget(queue.command('show <id>').description('one queued message')).action(
+    commandAction(async (id: string, o: TargetOptions & { file?: string[] }) =>
+      queueShow(await connectEngineFor(o), out, id),
+    ),
+  );
+  withTarget(
+    queue.command('retry [domain]').description('retry now (one next-hop domain, or all)'),
+  ).action(
+    commandAction(async (domain: string | undefined, o: TargetOptions & { file?: string[] }) =>
+      queueRetry(await connectEngineFor(o), out, domain),
+    ),
+  );
+  withTarget(
+    queue
+      .command('suspend <domain>')
+      .description(
+        'hold delivery to a next-hop domain (kept across restarts; mail waits, still expires)',
+      ),
+  ).action(
+    commandAction(async (domain: string, o: TargetOptions & { file?: string[] }) =>
+      queueSuspend(await connectEngineFor(o), out, domain),
+    ),
+  );
+  withTarget(
+    queue
+      .command('resume <domain>')
+      .description("lift a suspension and deliver the domain's mail at once"),
+  ).action(
+    commandAction(async (domain: string, o: TargetOptions & { file?: string[] }) =>
+      queueResume(await connectEngineFor(o), out, domain),
+    ),
+  );
 }

@@ -12,7 +12,9 @@ import {
   type ErrorResponse,
   type HistoryResponse,
   type QueueResponse,
+  type ResumeResponse,
   type RetryResponse,
+  type SuspendResponse,
 } from './protocol.js';
 
 export class ControlError extends Error {
@@ -66,6 +68,16 @@ export class ControlClient {
       '/queues/retry',
       domain === undefined ? {} : { domain },
     );
+  }
+
+  /** Holds a next-hop domain's queue (Suspend-Queue). */
+  suspend(domain: string): Promise<SuspendResponse> {
+    return this.request<SuspendResponse>('POST', '/queues/suspend', { domain });
+  }
+
+  /** Lifts the hold and retries at once (Resume-Queue). */
+  resume(domain: string): Promise<ResumeResponse> {
+    return this.request<ResumeResponse>('POST', '/queues/resume', { domain });
   }
 
   private async request<T>(method: string, path: string, body?: unknown): Promise<T> {

@@ -46,6 +46,29 @@ export interface RetryRequest {
 
 export interface RetryResponse {
   retried: number;
+  /** Suspended next-hop domains the retry left alone (the one asked for, or all of them). */
+  suspended?: string[];
+}
+
+/** POST /v1/queues/suspend and /v1/queues/resume. */
+export interface QueueHoldRequest {
+  domain: string;
+}
+
+export interface SuspendResponse {
+  domain: string;
+  /** False when the domain was already suspended (nothing changed). */
+  suspended: boolean;
+  /** Entries queued for it now, all held. */
+  messages: number;
+}
+
+export interface ResumeResponse {
+  domain: string;
+  /** False when the domain was not suspended (nothing changed). */
+  resumed: boolean;
+  /** Entries retried at once. */
+  retried: number;
 }
 
 /** A partner's domain security in one direction, as the status page marks it. */

@@ -1,4 +1,5 @@
-// The engine's admin API: state, apply, queue inspection and retry, /metrics and the status page.
+// The engine's admin API: state, apply, queue inspection, retry, suspend and resume, /metrics and
+// the status page.
 // Bound to loopback unless configured otherwise; every request for data must carry the bearer
 // token (compared in constant time); only the status page's static shell is served without it.
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -7,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { Engine } from '../engine/engine.js';
 import { EngineBusyError, StaleGenerationError, UnknownGenerationError } from '../engine/engine.js';
 import type { ApplyResult } from '../model.js';
+import { nextHopDomainOf } from '../engine/queue/suspended.js';
 import type { EngineLog } from '../engine/log.js';
 import { overview } from './overview.js';
 import {
@@ -25,8 +27,12 @@ import {
   type ErrorResponse,
   type HistoryResponse,
   type OverviewResponse,
+  type QueueHoldRequest,
   type QueueResponse,
+  type ResumeResponse,
   type RetryRequest,
+  type RetryResponse,
+  type SuspendResponse,
   type RollbackRequest,
   type StatusReport,
 } from './protocol.js';
@@ -155,7 +161,33 @@ export async function startControlServer(options: ControlServerOptions): Promise
         } satisfies QueueResponse);
       case `POST ${API_PREFIX}/queues/retry`: {
         const body = (await readJson(request)) as RetryRequest;
-        return send(response, 200, { retried: engine.retry(body.domain) });
+        const domain =
+          body.domain === undefined || body.domain === null ? undefined : domainOf(body.domain);
+        // Suspended queues are not retried: the answer names them, so the operator sees why.
+        const suspended = engine
+          .suspendedQueues()
+          .filter((held) => domain === undefined || held === domain);
+        return send(response, 200, {
+          retried: engine.retry(domain),
+          ...(suspended.length === 0 ? {} : { suspended }),
+        } satisfies RetryResponse);
+      }
+      case `POST ${API_PREFIX}/queues/suspend`: {
+        const domain = domainOf(((await readJson(request)) as QueueHoldRequest).domain);
+        const suspended = await engine.suspendQueue(domain);
+        const queue = engine.state().queues.find((q) => q.nextHopDomain === domain);
+        return send(response, 200, {
+          domain,
+          suspended,
+          messages: queue?.messageCount ?? 0,
+        } satisfies SuspendResponse);
+      }
+      case `POST ${API_PREFIX}/queues/resume`: {
+        const domain = domainOf(((await readJson(request)) as QueueHoldRequest).domain);
+        return send(response, 200, {
+          domain,
+          ...(await engine.resumeQueue(domain)),
+        } satisfies ResumeResponse);
       }
       default:
         request.resume();
@@ -193,6 +225,19 @@ async function applying(result: Promise<ApplyResult>): Promise<ApplyResult> {
     if (error instanceof UnknownGenerationError)
       throw new HttpError(404, 'not-found', error.message);
     throw new HttpError(422, 'apply-failed', (error as Error).message);
+  }
+}
+
+/** A request's next-hop domain, lower-cased; 400 when it is not a domain name. */
+function domainOf(domain: unknown): string {
+  try {
+    return nextHopDomainOf(domain);
+  } catch (error) {
+    throw new HttpError(
+      400,
+      'bad-request',
+      `expected {"domain": "example.com"}: ${(error as Error).message}`,
+    );
   }
 }
 

@@ -182,10 +182,18 @@ export const STATUS_SCRIPT = `'use strict';
     }));
     $('queues-empty').hidden = data.queues.length > 0;
     fill($('queues').tBodies[0], data.queues.map((q) => {
+      const suspended = q.status === 'suspended';
       const button = el('button', 'Retry now', 'retry');
       button.type = 'button';
+      // A held queue is not retried (the engine would refuse): lift the hold first.
+      button.disabled = suspended;
       button.addEventListener('click', () => retry(q.nextHopDomain, button));
-      const tr = row([q.nextHopDomain, String(q.messageCount), q.status, q.lastError ?? '', time(q.nextRetryAt), button]);
+      const toggle = el('button', suspended ? 'Resume' : 'Suspend', suspended ? 'resume' : 'suspend');
+      toggle.type = 'button';
+      toggle.addEventListener('click', () => hold(q.nextHopDomain, !suspended, toggle));
+      const actions = el('span', null, 'queue-actions');
+      actions.append(button, ' ', toggle);
+      const tr = row([q.nextHopDomain, String(q.messageCount), q.status, q.lastError ?? '', time(q.nextRetryAt), actions]);
       tr.dataset.domain = q.nextHopDomain;
       tr.cells[3].className = 'last-error';
       return tr;
@@ -242,6 +250,17 @@ export const STATUS_SCRIPT = `'use strict';
       button.textContent = 'Retrying ' + result.retried;
     } catch (error) {
       $('error').textContent = 'retry failed: ' + error.message;
+      $('error').hidden = false;
+    }
+    refresh();
+  }
+
+  async function hold(domain, suspend, button) {
+    button.disabled = true;
+    try {
+      await request('POST', suspend ? '/v1/queues/suspend' : '/v1/queues/resume', { domain });
+    } catch (error) {
+      $('error').textContent = (suspend ? 'suspend' : 'resume') + ' failed: ' + error.message;
       $('error').hidden = false;
     }
     refresh();

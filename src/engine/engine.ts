@@ -24,7 +24,9 @@ import { PartnerHealth } from './partner-health.js';
 import { ProtocolLog } from './protocol-log.js';
 import { ReceiveListener } from './receive.js';
 import { ConnectionCounter } from './receive/limits.js';
+import { StorageGuard } from './queue/storage-guard.js';
 import { EngineDelivery } from './delivery/engine-delivery.js';
+import { nextHopDomainOf } from './queue/suspended.js';
 
 export class EngineBusyError extends Error {
   override name = 'EngineBusyError';
@@ -54,6 +56,8 @@ export class Engine {
   private readonly listeners = new Map<string, ReceiveListener>();
   /** One count of sessions per connector and client across every listener (connector limits). */
   private readonly connections = new ConnectionCounter();
+  /** Whether the queue can keep mail, shared by every listener (MAIL FROM refused while short). */
+  private readonly storage: StorageGuard;
   private readonly failedListeners: ListenerState[] = [];
   private applying = false;
   private readonly closing: Promise<void>[] = [];
@@ -76,7 +80,13 @@ export class Engine {
     readonly partners: PartnerHealth,
     /** The engine's Prometheus registry (GET /metrics). */
     readonly metrics: EngineMetrics,
-  ) {}
+  ) {
+    // One for every listener: a full queue disk refuses MAIL FROM on all of them (452 4.3.1).
+    this.storage = new StorageGuard({
+      directory: join(options.stateDir, 'queue'),
+      log: options.log,
+    });
+  }
 
   static async open(options: EngineOptions): Promise<Engine> {
     const stateDir = resolve(options.stateDir);
@@ -88,6 +98,7 @@ export class Engine {
     const metrics = new EngineMetrics({
       generation: () => current.engine?.generation,
       queuedMessages: () => current.engine?.queuedMessages() ?? [],
+      suspendedQueues: () => current.engine?.suspendedQueues() ?? [],
       receiveSessions: () => current.engine?.receiveSessions() ?? [],
       partners,
     });
@@ -260,6 +271,7 @@ export class Engine {
           log: this.options.log,
           protocolLog: this.protocolLog,
           counter: this.connections,
+          storage: this.storage,
         });
         await listener.listen();
         started.push([key, listener]);
@@ -402,6 +414,26 @@ export class Engine {
 
   retry(domain?: string): number {
     return this.delivery.retry(domain);
+  }
+
+  /** The next-hop domains an operator suspended (retry skips them), sorted. */
+  suspendedQueues(): string[] {
+    return this.delivery.queue.suspendedDomains();
+  }
+
+  /**
+   * Holds delivery to a next-hop domain, like Exchange's Suspend-Queue: kept across restarts,
+   * mail keeps arriving and waits (or expires). False when it already was suspended.
+   */
+  suspendQueue(domain: string): Promise<boolean> {
+    return this.delivery.queue.suspend(domain);
+  }
+
+  /** Lifts the hold and retries the domain's mail at once; resumed is false when none was held. */
+  async resumeQueue(domain: string): Promise<{ resumed: boolean; retried: number }> {
+    const wanted = nextHopDomainOf(domain);
+    const resumed = await this.delivery.queue.resume(wanted);
+    return { resumed, retried: resumed ? this.delivery.retry(wanted) : 0 };
   }
 
   /** Where a listener with this binding really listens (tests bind port 0). */

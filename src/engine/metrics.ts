@@ -12,6 +12,8 @@ import { chooseSendConnector, sendSecurePartner } from './send/route.js';
 export interface MetricsSource {
   generation(): Generation | undefined;
   queuedMessages(): QueuedMessageSummary[];
+  /** Next-hop domains an operator suspended. */
+  suspendedQueues?(): string[];
   /** Sessions open on each receive connector now. */
   receiveSessions(): { connector: string; sessions: number }[];
   partners: PartnerHealth;
@@ -166,6 +168,19 @@ export class EngineMetrics {
         for (const [domain, queue] of queuesByDomain(source.queuedMessages(), clock())) {
           this.set({ next_hop_domain: domain }, queue.oldestAgeSeconds);
         }
+      },
+    });
+    new Gauge({
+      name: 'domsec_queue_suspended',
+      help: '1 when an operator suspended the queue of this next-hop domain, 0 for a queue delivering.',
+      labelNames: ['next_hop_domain'],
+      registers,
+      collect() {
+        this.reset();
+        for (const message of source.queuedMessages())
+          this.set({ next_hop_domain: message.nextHopDomain }, 0);
+        for (const domain of source.suspendedQueues?.() ?? [])
+          this.set({ next_hop_domain: domain }, 1);
       },
     });
     new Gauge({

@@ -14,6 +14,7 @@ import type { Binding } from './addresses.js';
 import type { Generation, LoadedPartner } from './generation.js';
 import type { EngineLog } from './log.js';
 import type { MessageSink } from './message-sink.js';
+import type { StorageGuard } from './queue/storage-guard.js';
 import { queueMessage } from './receive/queue-message.js';
 import { newReceiveSession, type ReceiveSession } from './receive/session.js';
 import type { ProtocolEvent, ProtocolLog } from './protocol-log.js';
@@ -27,6 +28,7 @@ import {
 import {
   coversHost,
   describeHandshake,
+  offersStartTls,
   tlsFacts,
   tlsIdentity,
   tlsOptions,
@@ -66,6 +68,8 @@ export interface ReceiveListenerOptions {
    * connector bound to several addresses (or being rebound) has one count; one per listener alone.
    */
   counter?: ConnectionCounter;
+  /** Shared by an engine's listeners: while the queue is short of storage, MAIL FROM gets 452 4.3.1. */
+  storage?: StorageGuard;
 }
 
 const DEFAULT_CLOSE_TIMEOUT = 5_000;
@@ -109,7 +113,18 @@ export class ReceiveListener {
       logger: smtpServerLogger((id, event, data) => this.traceById(id, event, data)),
       onConnect: (session, callback) => callback(this.onConnect(session)),
       onSecure: (socket, session, callback) => callback(this.onSecure(socket, session)),
-      onMailFrom: (address, session, callback) => callback(this.onMailFrom(address, session)),
+      onMailFrom: (address, session, callback) => {
+        const storage = this.options.storage;
+        if (storage === undefined || !storage.suspected) {
+          callback(this.onMailFrom(address, session));
+          return;
+        }
+        storage.isShort().then(
+          (short) =>
+            callback(short ? this.refuseShortStorage(session) : this.onMailFrom(address, session)),
+          (error: Error) => callback(error),
+        );
+      },
       onRcptTo: (address, session, callback) => callback(this.onRcptTo(address, session)),
       onData: (stream, session, callback) => {
         this.onData(stream, session).then(
@@ -243,6 +258,9 @@ export class ReceiveListener {
       });
       return new SmtpReplyError(overLimit);
     }
+    // Exchange offers STARTTLS only on a connector whose AuthMechanism has Tls: elsewhere it is
+    // neither announced in EHLO nor accepted (smtp-server answers it as an unknown command).
+    if (!offersStartTls(connector.spec)) session.disabledCommands = ['AUTH', 'STARTTLS'];
     const state = newReceiveSession(session, generation, connector);
     this.sessions.set(session.id, state);
     this.limiter.place(session.id, limits);
@@ -251,8 +269,12 @@ export class ReceiveListener {
   }
 
   private onSecure(socket: Socket | TLSSocket, session: SMTPServerSession): undefined {
+    if (!(socket instanceof TLSSocket)) return undefined;
+    // A client-started TLS 1.2 renegotiation costs us a handshake each time for nothing it needs
+    // (testssl's secure_client_renego); TLS 1.3 has none. Before the first command is read.
+    socket.disableRenegotiation();
     const state = this.sessions.get(session.id);
-    if (state === undefined || !(socket instanceof TLSSocket)) return undefined;
+    if (state === undefined) return undefined;
     socket.setNoDelay(true);
     state.tls = tlsFacts(socket);
     // Formatting the chain's names costs a little per connection: only for a log that keeps it.
@@ -311,6 +333,13 @@ export class ReceiveListener {
     return undefined;
   }
 
+  /** MAIL FROM while the queue cannot keep mail (queue/storage-guard.ts): 452 4.3.1 before any data. */
+  private refuseShortStorage(session: SMTPServerSession): Error {
+    const state = this.sessions.get(session.id);
+    if (state !== undefined) this.trace(state, '*', 'refused: the queue is short of storage');
+    return new SmtpReplyError(REPLIES.storageFull);
+  }
+
   private onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Error | undefined {
     const state = this.sessions.get(session.id);
     if (state === undefined) return new SmtpReplyError(REPLIES.localError);
@@ -351,6 +380,7 @@ export class ReceiveListener {
       session,
       this.options.sink,
       this.options.log,
+      this.options.storage,
     );
     this.trace(state, '*', `message of ${collected.size} bytes queued as ${ids.join(' ')}`);
     return `2.6.0 Ok: queued as ${ids.join(' ')}`;

@@ -20,6 +20,8 @@ export const REPLIES = {
     text: 'Too many concurrent connections from this client, closing transmission channel',
   },
   lineTooLong: { code: 500, enhanced: '5.5.2', text: 'Line too long' },
+  // Exchange's answer to a command it does not know, or does not offer here (STARTTLS without Tls).
+  unrecognizedCommand: { code: 500, enhanced: '5.3.3', text: 'Unrecognized command' },
   idleTimeout: {
     code: 421,
     enhanced: '4.4.2',

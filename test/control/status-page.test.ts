@@ -1,6 +1,7 @@
 // The status page in a real headless Chromium: it asks for the token and keeps it in the session
 // only, shows each partner's domain security after a real secured exchange and after refusals,
-// updates without a reload, retries a queue from its button, and renders manifest text as text.
+// updates without a reload, retries, suspends and resumes a queue from its buttons, and renders
+// manifest text as text.
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -138,6 +139,19 @@ describe('status page', () => {
         : undefined,
     );
     await page.screenshot({ path: `${OUTPUT}status-page-failing.png`, fullPage: true });
+  });
+
+  it('suspends a queue from its button (retry disabled meanwhile) and resumes it', async () => {
+    const queue = page.locator('#queues tr[data-domain="fabrikam.com"]');
+    await queue.locator('button.suspend').click();
+    await queue.locator('button.resume').waitFor();
+    assert.equal(await queue.locator('td').nth(2).textContent(), 'suspended');
+    assert.equal(await queue.locator('button.retry').isDisabled(), true);
+    assert.deepEqual(scenario.running.engine.suspendedQueues(), ['fabrikam.com']);
+    await queue.locator('button.resume').click();
+    await queue.locator('button.suspend').waitFor();
+    assert.notEqual(await queue.locator('td').nth(2).textContent(), 'suspended');
+    assert.deepEqual(scenario.running.engine.suspendedQueues(), []);
   });
 
   it('shows the last reconcile, rendering its error as text', async () => {

@@ -25,6 +25,8 @@ const ROUTES = [
   ['POST', '/status'],
   ['GET', '/queues'],
   ['POST', '/queues/retry'],
+  ['POST', '/queues/suspend'],
+  ['POST', '/queues/resume'],
   ['GET', '/no-such-route'],
 ] as const;
 

@@ -20,8 +20,14 @@ export class LineClient {
     socket.on('error', () => undefined);
   }
 
-  static async open(port: number, host = '127.0.0.1'): Promise<LineClient> {
-    const socket = connect({ port, host, noDelay: true });
+  /** `localAddress`: the client's own address, e.g. 127.0.0.2 to be placed by remote range. */
+  static async open(port: number, host = '127.0.0.1', localAddress?: string): Promise<LineClient> {
+    const socket = connect({
+      port,
+      host,
+      noDelay: true,
+      ...(localAddress === undefined ? {} : { localAddress }),
+    });
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', reject);

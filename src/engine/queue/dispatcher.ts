@@ -1,6 +1,7 @@
 // The scheduler: takes due queue entries, one next-hop domain at a time (all of a domain's due
 // messages go in one batch, so over one SMTP connection), hands them to local or remote delivery
-// and settles the outcomes. Kicked on every accept; otherwise one bounded, unref'd timer.
+// and settles the outcomes. Kicked on every accept; otherwise one bounded, unref'd timer. A
+// suspended domain is never dispatched (an attempt already started finishes); its mail only expires.
 import type { Generation } from '../generation.js';
 import type { EngineLog } from '../log.js';
 import { formatReply, REPLIES } from '../replies.js';
@@ -141,7 +142,7 @@ export class Dispatcher {
       const byDomain = new Map<string, string[]>();
       // Domains in flight are filtered before the sort: an accept kicks a round, and while the
       // domain it queued for is being delivered that round must cost next to nothing.
-      const idle = (domain: string) => !this.inFlight.has(domain);
+      const idle = (domain: string) => this.dispatchable(domain);
       for (const { id, nextHopDomain } of this.options.queue.due(this.now, idle)) {
         const ids = byDomain.get(nextHopDomain) ?? [];
         if (ids.length < batchSize) ids.push(id);
@@ -157,9 +158,24 @@ export class Dispatcher {
         this.inFlight.set(domain, work);
         started.push(work);
       }
+      started.push(this.expireSuspended(generation));
     }
     this.arm(generation);
     return started;
+  }
+
+  /** Not in flight and not suspended: a round may start a delivery for it. */
+  private dispatchable(domain: string): boolean {
+    return !this.inFlight.has(domain) && !this.options.queue.isSuspended(domain);
+  }
+
+  /** Suspended mail still expires (Exchange does the same); the timer wakes for it too. */
+  private async expireSuspended(generation: Generation): Promise<void> {
+    try {
+      await this.options.queue.expireSuspended(generation);
+    } catch (error) {
+      this.options.log.log('error', 'queue.expire_failed', { error: (error as Error).message });
+    }
   }
 
   private async dispatch(domain: string, ids: string[], generation: Generation): Promise<void> {
@@ -242,7 +258,13 @@ export class Dispatcher {
     if (this.closed) return;
     let delay = MAX_SLEEP_MS; // without a configuration, apply kicks; the timer is a safety net
     if (generation !== undefined) {
-      const next = this.options.queue.nextDueAt((domain) => !this.inFlight.has(domain));
+      const { queue } = this.options;
+      const due = queue.nextDueAt((domain) => this.dispatchable(domain));
+      let expiry = queue.nextSuspendedExpiryAt(generation.expireAfter);
+      // Past already: its expiry failed to settle (logged); try again later, never in a loop.
+      if (expiry !== undefined && expiry <= this.now) expiry = this.now + MAX_SLEEP_MS;
+      const next =
+        due === undefined || expiry === undefined ? (due ?? expiry) : Math.min(due, expiry);
       if (next === undefined) return;
       delay = Math.min(next - this.now, MAX_SLEEP_MS);
       if (delay <= 0) return;

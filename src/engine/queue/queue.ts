@@ -11,7 +11,9 @@
 // corrupt/. An entry is ready when its next attempt is due, active while the dispatcher holds it,
 // retry otherwise. A permanent (5xx) failure, or one still temporary after expireAfter, ends the
 // recipient with a non-delivery report to the sender, queued here like any message. So a crash can
-// repeat a delivery but never lose an acknowledged message.
+// repeat a delivery but never lose an acknowledged message. An operator may suspend a next-hop
+// domain (Exchange's Suspend-Queue): its entries stay queued, are never handed out, and still
+// expire; the suspended set is operational state kept in suspended.json, not in any manifest.
 import type { QueuedMessageSummary, QueueSummary } from '../../model.js';
 import type { EngineLog } from '../log.js';
 import type { IncomingMessage, MessageSink } from '../message-sink.js';
@@ -21,6 +23,7 @@ import type { DeliveryOutcome, OutboundMessage } from './outcome.js';
 import { listMessages, summarize, type Entry } from './entry.js';
 import { groupByDomain } from './recipients.js';
 import { newMessageId, QueueStore, type ControlRecord } from './store.js';
+import { nextHopDomainOf, SuspendedDomains } from './suspended.js';
 
 /** What settling an attempt needs from the running configuration (a Generation has all three). */
 export interface SettlePolicy {
@@ -52,6 +55,7 @@ export class MessageQueue implements MessageSink {
   private constructor(
     private readonly store: QueueStore,
     private readonly log: EngineLog,
+    private readonly suspended: SuspendedDomains,
     readonly clock: () => number,
   ) {}
 
@@ -63,7 +67,7 @@ export class MessageQueue implements MessageSink {
   ): Promise<MessageQueue> {
     const store = new QueueStore(directory);
     await store.prepare();
-    const queue = new MessageQueue(store, log, clock);
+    const queue = new MessageQueue(store, log, await SuspendedDomains.load(directory, log), clock);
     for (const record of await store.recover(log)) {
       queue.entries.set(record.id, {
         record,
@@ -71,7 +75,11 @@ export class MessageQueue implements MessageSink {
         active: false,
       });
     }
-    log.log('info', 'queue.opened', { directory, entries: queue.entries.size });
+    log.log('info', 'queue.opened', {
+      directory,
+      entries: queue.entries.size,
+      suspended: queue.suspended.list(),
+    });
     return queue;
   }
 
@@ -133,8 +141,61 @@ export class MessageQueue implements MessageSink {
     return () => this.listeners.delete(listener);
   }
 
+  /**
+   * Per next-hop domain. A suspended domain says `suspended` (even while an attempt started before
+   * the suspension finishes), has no next retry, and is listed with no mail too, so that the hold
+   * an operator placed stays visible until it is lifted.
+   */
   summaries(): QueueSummary[] {
-    return summarize(this.entries.values(), this.clock());
+    const summaries = summarize(this.entries.values(), this.clock());
+    if (this.suspended.size === 0) return summaries;
+    const listed = new Set(summaries.map((s) => s.nextHopDomain));
+    for (const nextHopDomain of this.suspended.list()) {
+      if (listed.has(nextHopDomain)) continue;
+      summaries.push({
+        nextHopDomain,
+        messageCount: 0,
+        status: 'suspended',
+        lastError: null,
+        nextRetryAt: null,
+      });
+    }
+    return summaries
+      .map((s) =>
+        this.suspended.has(s.nextHopDomain)
+          ? { ...s, status: 'suspended' as const, nextRetryAt: null }
+          : s,
+      )
+      .sort((a, b) => a.nextHopDomain.localeCompare(b.nextHopDomain));
+  }
+
+  isSuspended(domain: string): boolean {
+    return this.suspended.has(domain.toLowerCase());
+  }
+
+  /** The suspended next-hop domains, sorted. */
+  suspendedDomains(): string[] {
+    return this.suspended.list();
+  }
+
+  /**
+   * Holds a next-hop domain: nothing more is handed out for it until resume(), across restarts.
+   * A domain with no mail queued may be suspended (mail queued later waits). False when it already
+   * was. Resolves once suspended.json is durable; a failed write leaves the domain as it was.
+   */
+  async suspend(domain: string): Promise<boolean> {
+    const wanted = nextHopDomainOf(domain);
+    const changed = await this.track(this.suspended.add(wanted));
+    if (changed) this.log.log('info', 'queue.suspended', { domain: wanted });
+    return changed;
+  }
+
+  /** Lifts a hold (the caller kicks delivery); false when the domain was not suspended. */
+  async resume(domain: string): Promise<boolean> {
+    const wanted = nextHopDomainOf(domain);
+    const changed = await this.track(this.suspended.remove(wanted));
+    if (changed) this.log.log('info', 'queue.resumed', { domain: wanted });
+    return changed;
   }
 
   messages(): QueuedMessageSummary[] {
@@ -189,17 +250,70 @@ export class MessageQueue implements MessageSink {
     if (entry !== undefined) entry.active = false;
   }
 
-  /** Makes idle entries (of one next-hop domain, or all) due now; returns how many. */
+  /** Makes idle entries (of one next-hop domain, or all) due now; returns how many. Not suspended ones. */
   retryNow(domain?: string): number {
     const wanted = domain?.toLowerCase();
     const now = this.clock();
     let count = 0;
     for (const entry of this.entries.values()) {
       if (entry.active || (wanted !== undefined && entry.record.nextHopDomain !== wanted)) continue;
+      if (this.suspended.has(entry.record.nextHopDomain)) continue;
       entry.dueAt = now;
       count += 1;
     }
     return count;
+  }
+
+  /**
+   * Expires the idle entries of suspended domains older than expireAfter, with a non-delivery
+   * report, as Exchange expires messages in a suspended queue: a hold never keeps mail forever.
+   * Resolves with how many it ended once they are settled.
+   */
+  async expireSuspended(policy: SettlePolicy): Promise<number> {
+    if (this.suspended.size === 0) return 0;
+    const now = this.clock();
+    const expired = [...this.entries.values()].filter(
+      (e) =>
+        !e.active &&
+        this.suspended.has(e.record.nextHopDomain) &&
+        Date.parse(e.record.receivedAt) + policy.expireAfter <= now,
+    );
+    await Promise.all(
+      expired.map((entry) => {
+        entry.active = true;
+        const reply =
+          entry.record.lastError ??
+          formatReply(
+            REPLIES.localError,
+            `the queue for ${entry.record.nextHopDomain} is suspended`,
+          );
+        return this.settle(
+          entry.record.id,
+          {
+            delivered: [],
+            failures: entry.record.recipients.map((recipient) => ({
+              recipient,
+              reply,
+              permanent: false,
+            })),
+          },
+          policy,
+        );
+      }),
+    );
+    return expired.length;
+  }
+
+  /** When the first idle entry of a suspended domain expires (ms); undefined: none. */
+  nextSuspendedExpiryAt(expireAfter: number): number | undefined {
+    if (this.suspended.size === 0) return undefined;
+    let earliest: number | undefined;
+    for (const { active, record } of this.entries.values()) {
+      if (active || !this.suspended.has(record.nextHopDomain)) continue;
+      const expiresAt = Date.parse(record.receivedAt) + expireAfter;
+      if (earliest === undefined || expiresAt < earliest) earliest = expiresAt;
+    }
+    return earliest;
   }
 
   /** Records what an attempt did: done, bounced (with a report) or rescheduled. Releases the entry. */

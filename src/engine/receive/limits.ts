@@ -129,6 +129,12 @@ const REWRITES: { code: number; text: RegExp; reply: SmtpReply; close: boolean }
   { code: 421, text: /^Error: Command line too long/, reply: REPLIES.lineTooLong, close: true },
   { code: 421, text: /^Timeout - closing connection/, reply: REPLIES.idleTimeout, close: false },
   {
+    code: 500,
+    text: /^Error: command not recognized/,
+    reply: REPLIES.unrecognizedCommand,
+    close: false,
+  },
+  {
     code: 421,
     text: /^Error: too many unrecognized commands/,
     reply: REPLIES.tooManyErrors,

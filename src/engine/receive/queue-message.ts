@@ -4,6 +4,7 @@ import type { SMTPServerSession } from 'smtp-server';
 import { prepareHeaders } from '../headers.js';
 import type { EngineLog } from '../log.js';
 import type { DomainSecuredBy, MessageSink } from '../message-sink.js';
+import { STORAGE_FAILURE_CODES, type StorageGuard } from '../queue/storage-guard.js';
 import { REPLIES, SmtpReplyError } from '../replies.js';
 import type { TlsFacts } from './server-tls.js';
 
@@ -18,17 +19,17 @@ export interface ReceivedMessage {
 }
 
 /**
- * The queue cannot keep mail: a full disk or quota, or a state directory that became read-only or
- * unwritable. The client hears 452 4.3.1 (RFC 3463: mail system full) and retries later.
+ * Resolves with the queue ids; rejects with the SmtpReplyError to answer. The queue cannot keep
+ * mail (a full disk or quota, a state directory that became read-only or unwritable, see
+ * STORAGE_FAILURE_CODES): 452 4.3.1 (RFC 3463: mail system full), the client retries later, and
+ * `storage` refuses the next transactions at MAIL FROM until space is back. Otherwise 451 4.3.0.
  */
-const STORAGE_FAILURES = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM']);
-
-/** Resolves with the queue ids; rejects with the SmtpReplyError to answer (452 4.3.1, 451 4.3.0). */
 export async function queueMessage(
   message: ReceivedMessage,
   session: SMTPServerSession,
   sink: MessageSink,
   log: EngineLog,
+  storage?: StorageGuard,
 ): Promise<string[]> {
   const receivedAt = new Date();
   const { tls, domainSecured } = message;
@@ -57,13 +58,15 @@ export async function queueMessage(
       ...(domainSecured === undefined ? {} : { domainSecured }),
     });
   } catch (error) {
-    const storage = STORAGE_FAILURES.has((error as NodeJS.ErrnoException).code ?? '');
+    const code = (error as NodeJS.ErrnoException).code;
+    const short = STORAGE_FAILURE_CODES.has(code ?? '');
     log.log('error', 'receive.queue_failed', {
       session: message.sessionId,
       connector: message.connector,
       error: (error as Error).message,
-      reply: storage ? '452 4.3.1' : '451 4.3.0',
+      reply: short ? '452 4.3.1' : '451 4.3.0',
     });
-    throw new SmtpReplyError(storage ? REPLIES.storageFull : REPLIES.localError);
+    if (short) storage?.noteFailure(code);
+    throw new SmtpReplyError(short ? REPLIES.storageFull : REPLIES.localError);
   }
 }

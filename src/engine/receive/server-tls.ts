@@ -3,6 +3,7 @@
 import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { Generation } from '../generation.js';
+import type { ReceiveConnectorSpec } from '../../model.js';
 import { canonicalName } from '../../certificate-names.js';
 import { distinguishedName, peerChain } from '../tls/verify.js';
 
@@ -53,6 +54,11 @@ export function tlsOptions(generation: Generation): {
     ciphers: RECEIVE_CIPHERS,
     dhparam: 'auto',
   };
+}
+
+/** Whether sessions on the connector are offered STARTTLS: its authMechanisms have `tls`. */
+export function offersStartTls(spec: ReceiveConnectorSpec): boolean {
+  return spec.authMechanisms.includes('tls');
 }
 
 /** Changes exactly when the server's SecureContext must be rebuilt. */
