@@ -68,6 +68,19 @@ describe('configuration rules', () => {
     assert.equal(d.hint, 'add `tls`');
   });
 
+  it('DS018: refuses a connector that requires TLS without offering it, at requireTls', async () => {
+    const result = await cases.load('DS018');
+    assert.deepEqual(codes(result.diagnostics), ['DS018']);
+    const d = await assertAt(
+      result.diagnostics,
+      'DS018',
+      result.dir,
+      'connectors.yaml',
+      'requireTls',
+    );
+    assert.match(d.message, /ReceiveConnector\/internal has requireTls: true .*530 5\.7\.0/);
+  });
+
   it('DS003: refuses a send-secure partner that no domain-secure send connector covers', async () => {
     const result = await cases.load('DS003');
     assert.deepEqual(codes(result.diagnostics), ['DS003']);

@@ -11,7 +11,7 @@ import { checkKeyStrength } from './key-strength.js';
 import { checkOrganizationCertificate } from './organization-certificate.js';
 import { checkPartnerConnectors } from './partner-connectors.js';
 import { checkPartnerTrust } from './partner-trust.js';
-import { checkReceiveAuthentication } from './receive-authentication.js';
+import { checkReceiveAuthentication, checkRequiredTlsOffered } from './receive-authentication.js';
 import { checkReferences } from './references.js';
 import { checkRelayLoop } from './relay-loop.js';
 import { checkRequireTls } from './require-tls.js';
@@ -37,6 +37,7 @@ export const RULES: readonly Rule[] = [
   checkKeyStrength, // DS015
   checkFiles, // DS016, DS104
   checkRelayLoop, // DS017
+  checkRequiredTlsOffered, // DS018
 ];
 
 export function runRules(context: RuleContext): Diagnostic[] {
