@@ -14,7 +14,7 @@ import { chooseSendConnector } from '../send/route.js';
 import type { SendTimeouts } from '../send/session.js';
 import type { DeliverLocal } from '../queue/dispatcher.js';
 import { createLocalDelivery } from './maildir.js';
-import { createRelayDelivery } from './relay.js';
+import { createRelayDelivery, type RelayDeliverLocal } from './relay.js';
 
 export interface EngineDeliveryOptions {
   /** The queue lives in <stateDir>/queue; a relative Maildir root is taken from here. */
@@ -33,6 +33,7 @@ export class EngineDelivery {
     readonly queue: MessageQueue,
     private readonly dispatcher: Dispatcher,
     private readonly relaying: AbortController,
+    private readonly relay: RelayDeliverLocal,
   ) {}
 
   static async open(options: EngineDeliveryOptions): Promise<EngineDelivery> {
@@ -42,17 +43,15 @@ export class EngineDelivery {
       options.clock,
     );
     const relaying = new AbortController();
+    const relay = createRelayDelivery({
+      log: options.log,
+      signal: relaying.signal,
+      ...(options.timeouts === undefined ? {} : { timeouts: options.timeouts }),
+    });
     const dispatcher = new Dispatcher({
       queue,
       generation: options.generation,
-      deliverLocal: mailboxDelivery(
-        createLocalDelivery({ stateDir: options.stateDir }),
-        createRelayDelivery({
-          log: options.log,
-          signal: relaying.signal,
-          ...(options.timeouts === undefined ? {} : { timeouts: options.timeouts }),
-        }),
-      ),
+      deliverLocal: mailboxDelivery(createLocalDelivery({ stateDir: options.stateDir }), relay),
       deliverRemote: createRemoteDelivery({
         log: options.log,
         connectionCacheMs: DEFAULT_CONNECTION_CACHE_MS,
@@ -63,7 +62,7 @@ export class EngineDelivery {
       log: options.log,
     });
     dispatcher.start();
-    return new EngineDelivery(queue, dispatcher, relaying);
+    return new EngineDelivery(queue, dispatcher, relaying, relay);
   }
 
   /** Retries now every queued entry, or those of one next-hop domain; returns how many. */
@@ -88,6 +87,7 @@ export class EngineDelivery {
   async close(): Promise<void> {
     this.relaying.abort();
     await this.dispatcher.close();
+    await this.relay.close();
     await this.queue.close();
   }
 }

@@ -19,9 +19,9 @@ import { HopFailure } from './remote-replies.js';
 import { ConnectionCache } from './connection-cache.js';
 import {
   DEFAULT_SEND_TIMEOUTS,
-  SmtpClientSession,
   type SendTimeouts,
   type SessionSettings,
+  type SmtpClientSession,
 } from './session.js';
 
 export interface RemoteDeliveryOptions {
@@ -107,20 +107,22 @@ async function deliverRemote(
   for (const hop of hops) {
     if (pending.length === 0 || signal.aborted) break;
     let session: SmtpClientSession | undefined;
-    const key = ConnectionCache.key(hop, policy, connector.name);
+    const settings: SessionSettings = {
+      hop,
+      hostname: generation.hostname,
+      policy,
+      connector: connector.name,
+      log,
+      protocolLog: options.protocolLog,
+      protocolLogging: connector.spec.protocolLogging === 'verbose',
+      timeouts: options.timeouts,
+      signal,
+    };
+    const key = ConnectionCache.key(settings);
     let keep = false;
     try {
-      session = await openSession(options.cache, key, generation, {
-        hop,
-        hostname: generation.hostname,
-        policy,
-        connector: connector.name,
-        log,
-        protocolLog: options.protocolLog,
-        protocolLogging: connector.spec.protocolLogging === 'verbose',
-        timeouts: options.timeouts,
-        signal,
-      });
+      // A session kept by an earlier round for this hop (verified under this generation), or a new one.
+      ({ session } = await options.cache.open(key, generation, settings));
       for (const [index, message] of [...pending].entries()) {
         if (index > 0) await session.reset();
         let body: Buffer;
@@ -162,32 +164,4 @@ async function deliverRemote(
       : allHopsFailed(first);
   for (const m of pending) results.set(m, failAll(m, lastError, false));
   return finish();
-}
-
-/**
- * The session kept for this hop by an earlier round when it still answers RSET (which also
- * clears whatever that round left), otherwise a new one: connected, TLS negotiated and, for a
- * partner, verified. A kept session was verified under this same generation (ConnectionCache).
- */
-async function openSession(
-  cache: ConnectionCache,
-  key: string,
-  generation: Generation,
-  settings: SessionSettings,
-): Promise<SmtpClientSession> {
-  const kept = cache.take(key, generation);
-  if (kept !== undefined) {
-    // Shutdown reaches a session through the signal it was opened with (the dispatcher has one).
-    if (kept.signal === settings.signal) {
-      try {
-        await kept.reset();
-        kept.note('reused for a new batch');
-        return kept;
-      } catch {
-        // The hop closed it while it was idle (its own timeout): not a failure of the hop.
-      }
-    }
-    await kept.close();
-  }
-  return SmtpClientSession.open(settings);
 }

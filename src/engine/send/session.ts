@@ -1,7 +1,7 @@
-// One SMTP client session to one hop, on nodemailer's SMTPConnection: connect, STARTTLS by the TLS
-// policy, the partner's certificate checked BEFORE MAIL FROM, then messages (RSET between) and
-// QUIT. Failures of the hop throw HopFailure with the reply to quote; a message's own refusal is
-// returned as its DeliveryOutcome.
+// One SMTP or LMTP client session to one hop (a remote MX or smart host, or the internal relay), on
+// nodemailer's SMTPConnection: connect, STARTTLS by the TLS policy, a partner's certificate checked
+// BEFORE MAIL FROM, then messages (RSET between) and QUIT. Failures of the hop throw HopFailure with
+// the reply to quote; a message's own refusal (LMTP: each recipient's) is its DeliveryOutcome.
 import { isIP } from 'node:net';
 import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
@@ -33,11 +33,26 @@ export const DEFAULT_SEND_TIMEOUTS: SendTimeouts = {
   socketMs: 300_000,
 };
 
+/**
+ * A send connector's policy (route.ts), or none: an internal relay configured without TLS, where a
+ * STARTTLS the server offers is ignored. An internal relay's `required` and `opportunistic` are the
+ * connector's: encrypted, without a client certificate, the server's certificate not judged.
+ */
+export type SessionTlsPolicy = TlsPolicy | { kind: 'none' };
+
+/** Whether the policy refuses to send without STARTTLS (never a plaintext fallback). */
+export function tlsMandatory(policy: SessionTlsPolicy): boolean {
+  return policy.kind === 'domain-secure' || policy.kind === 'required';
+}
+
 export interface SessionSettings {
   hop: NextHop;
-  /** Our EHLO name. */
+  /** Our EHLO (LHLO) name. */
   hostname: string;
-  policy: TlsPolicy;
+  policy: SessionTlsPolicy;
+  /** LMTP (RFC 2033): LHLO, and one reply per recipient after the data. */
+  lmtp?: boolean;
+  /** The send connector's name, or what else the session serves; for the logs. */
   connector: string;
   log: EngineLog;
   /** Written when the connector's protocolLogging is verbose. */
@@ -67,7 +82,7 @@ export class SmtpClientSession {
   /** Connects, negotiates TLS by the policy and verifies a partner; throws HopFailure. */
   static async open(settings: SessionSettings): Promise<SmtpClientSession> {
     const { hop, policy, timeouts } = settings;
-    const mandatory = policy.kind !== 'opportunistic';
+    const mandatory = tlsMandatory(policy);
     const servername = isIP(hop.host) === 0 ? hop.host : undefined;
     const verbose = settings.protocolLogging && settings.protocolLog !== undefined;
     const holder: { session?: SmtpClientSession } = {};
@@ -75,9 +90,11 @@ export class SmtpClientSession {
       host: hop.address,
       port: hop.port,
       name: settings.hostname,
+      lmtp: settings.lmtp === true,
       secure: false,
       requireTLS: mandatory, // never a plaintext fallback, whatever the server offers
-      opportunisticTLS: !mandatory,
+      opportunisticTLS: policy.kind === 'opportunistic',
+      ignoreTLS: policy.kind === 'none',
       servername,
       connectionTimeout: timeouts.connectMs,
       greetingTimeout: timeouts.greetingMs,
@@ -139,7 +156,7 @@ export class SmtpClientSession {
     // hook between the handshake and the second EHLO; connect() calls back right after that EHLO,
     // before any MAIL FROM, which is the moment SPEC §4.3 needs. So: `_socket` + `secure`.
     if (!this.connection.secure) {
-      if (policy.kind === 'opportunistic') return;
+      if (!tlsMandatory(policy)) return;
       this.note('STARTTLS was not negotiated; TLS is required');
       throw new HopFailure(formatReply(REPLIES.starttlsRequiredToSend));
     }
@@ -190,14 +207,14 @@ export class SmtpClientSession {
     return this.settings.signal;
   }
 
-  /** Whether the connection is still open and has not failed: it may carry another message. */
+  /** Whether the connection is still open, has not failed and is not shutting down: it may carry another message. */
   get usable(): boolean {
-    return !this.ended && this.failure === undefined;
+    return !this.ended && this.failure === undefined && !this.settings.signal.aborted;
   }
 
   /** One message; its refusal is its outcome, a failure of the session throws HopFailure. */
   async send(message: OutboundMessage, body: Buffer): Promise<DeliveryOutcome> {
-    const mandatory = this.settings.policy.kind !== 'opportunistic';
+    const mandatory = tlsMandatory(this.settings.policy);
     let info: SMTPConnection.SentMessageInfo;
     try {
       info = await this.operation<SMTPConnection.SentMessageInfo>(
