@@ -12,7 +12,12 @@ import { CliError, commandAction, EXIT } from './errors.js';
 import { fileOption, loadOrFail, manifestPaths } from './manifests.js';
 import { processOutput, type Output } from './output.js';
 import { progressStep } from './progress.js';
-import { addTargetOptions, connectEngine, type TargetOptions } from './target.js';
+import {
+  addTargetOptions,
+  connectEngine,
+  engineNamedUpFront,
+  type TargetOptions,
+} from './target.js';
 
 export interface ApplyOptions extends TargetOptions {
   file: string[];
@@ -24,11 +29,15 @@ export interface ApplyOptions extends TargetOptions {
 
 export async function applyCommand(options: ApplyOptions, out: Output): Promise<number> {
   if (options.planFile !== undefined) return applySavedPlan(options.planFile, options, out);
+  // An engine named up front is asked for its state while the manifests load.
+  const named = await engineNamedUpFront(options);
+  const fetched = named?.state();
+  fetched?.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
   const load = await loadOrFail(options.file, out);
-  const client = await connectEngine(options, load.config);
+  const client = named ?? (await connectEngine(options, load.config));
   const step = progressStep();
   const reconciliation = await step('Planning against the running engine', () =>
-    planLoaded(load, client, options.file),
+    planLoaded(load, client, options.file, fetched),
   );
   const plan = reconciliation.plan;
   if (plan === undefined) throw new CliError('the manifests have errors; nothing was planned');

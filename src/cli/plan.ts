@@ -9,7 +9,12 @@ import { CliError, commandAction, EXIT } from './errors.js';
 import { fileOption, loadOrFail, manifestPaths } from './manifests.js';
 import { formatOption, processOutput, type Output } from './output.js';
 import { progressStep } from './progress.js';
-import { addTargetOptions, connectEngine, type TargetOptions } from './target.js';
+import {
+  addTargetOptions,
+  connectEngine,
+  engineNamedUpFront,
+  type TargetOptions,
+} from './target.js';
 
 export interface PlanOptions extends TargetOptions {
   file: string[];
@@ -20,10 +25,14 @@ export interface PlanOptions extends TargetOptions {
 }
 
 export async function planCommand(options: PlanOptions, out: Output): Promise<number> {
+  // An engine named up front is asked for its state while the manifests load.
+  const named = await engineNamedUpFront(options);
+  const fetched = named?.state();
+  fetched?.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
   const load = await loadOrFail(options.file, out);
-  const client = await connectEngine(options, load.config);
+  const client = named ?? (await connectEngine(options, load.config));
   const reconciliation = await progressStep()('Planning against the running engine', () =>
-    planLoaded(load, client, options.file),
+    planLoaded(load, client, options.file, fetched),
   );
   const { plan, config } = reconciliation;
   if (plan === undefined || config === undefined)

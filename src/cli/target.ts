@@ -30,6 +30,18 @@ export async function connectEngine(
   return new ControlClient(server, await readToken(options.tokenFile ?? admin?.tokenFile));
 }
 
+/**
+ * The engine when the command line or the environment names it and its token, without the
+ * manifests: its state can then be fetched while they load. Undefined when the manifests must say.
+ */
+export async function engineNamedUpFront(
+  options: TargetOptions,
+): Promise<ControlClient | undefined> {
+  const named = options.server ?? process.env.DOMSEC_SERVER;
+  const token = (process.env.DOMSEC_TOKEN ?? '') !== '' || options.tokenFile !== undefined;
+  return named !== undefined && token ? connectEngine(options) : undefined;
+}
+
 async function readToken(tokenFile: string | undefined): Promise<string> {
   const fromEnvironment = process.env.DOMSEC_TOKEN;
   if (fromEnvironment !== undefined && fromEnvironment !== '') return fromEnvironment;

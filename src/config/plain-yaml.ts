@@ -107,12 +107,31 @@ export function readPlainDocuments(text: string): PlainDocument[] | undefined {
 /**
  * The position of every field of a document readPlainDocuments returned, keyed by pathKey of its
  * field path; the empty path is the document's top mapping. Read again on demand: most loads
- * never ask.
+ * never ask. With a target, only the target and its ancestors are recorded, and the reading stops
+ * once the target is found.
  */
-export function plainPositions(document: PlainDocument): Map<string, PlainPlace> {
+export function plainPositions(
+  document: PlainDocument,
+  target?: readonly (string | number)[],
+): Map<string, PlainPlace> {
   const places = new Map<string, PlainPlace>();
-  readDocument([...document.lines], places);
+  try {
+    readDocument([...document.lines], { places, target });
+  } catch (cause) {
+    if (cause !== TARGET_FOUND) throw cause;
+  }
   return places;
+}
+
+/** Ends a targeted reading early; never escapes plainPositions. */
+class TargetFound extends Error {}
+/** Thrown as it is: constructing an Error per lookup (its stack) cost more than the reading. */
+const TARGET_FOUND = new TargetFound('target found');
+
+/** What a second reading records. */
+interface Recording {
+  places: Map<string, PlainPlace>;
+  target: readonly (string | number)[] | undefined;
 }
 
 /** The key of a field path in plainPositions' map. */
@@ -120,10 +139,10 @@ export function pathKey(path: readonly (string | number)[]): string {
   return path.join('\u0000');
 }
 
-function readDocument(lines: Line[], places?: Map<string, PlainPlace>): unknown {
+function readDocument(lines: Line[], recording?: Recording): unknown {
   // A copy: reading rewrites the lines of `- key: value` items, and the lines are kept for
   // plainPositions.
-  const reader = new BlockReader([...lines], places);
+  const reader = new BlockReader([...lines], recording);
   const first = lines[0] ?? notPlain();
   // A document is a mapping at column 0; anything else is no manifest and `yaml` says why.
   if (first.indent !== 0 || !ENTRY.test(first.text)) notPlain();
@@ -138,10 +157,16 @@ class BlockReader {
   /** The field path being read, when positions are recorded. */
   private readonly path: (string | number)[] = [];
 
+  private readonly places: Map<string, PlainPlace> | undefined;
+  private readonly target: readonly (string | number)[] | undefined;
+
   constructor(
     private readonly lines: Line[],
-    private readonly places?: Map<string, PlainPlace>,
-  ) {}
+    recording?: Recording,
+  ) {
+    this.places = recording?.places;
+    this.target = recording?.target;
+  }
 
   private peek(): Line | undefined {
     return this.lines[this.next];
@@ -149,7 +174,17 @@ class BlockReader {
 
   /** Records where the field at the current path is written (only when recording). */
   place(key: PlainPosition | undefined, value: PlainPosition): void {
-    this.places?.set(pathKey(this.path), key === undefined ? { value } : { key, value });
+    if (this.places === undefined) return;
+    const target = this.target;
+    if (target !== undefined) {
+      // Only the target's own ancestors: a prefix of it, compared as the yaml lookup compares.
+      if (this.path.length > target.length) return;
+      for (const [index, segment] of this.path.entries()) {
+        if (String(segment) !== String(target[index])) return;
+      }
+    }
+    this.places.set(pathKey(this.path), key === undefined ? { value } : { key, value });
+    if (target !== undefined && this.path.length === target.length) throw TARGET_FOUND;
   }
 
   /** A block mapping whose keys are at column `indent`. */

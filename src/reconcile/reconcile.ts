@@ -28,9 +28,14 @@ export async function planLoaded(
   load: LoadResult,
   client: ControlClient,
   paths: string[] = [],
+  /** The engine's state, when it was asked for while the manifests loaded. */
+  fetched?: Promise<EngineState>,
 ): Promise<Reconciliation> {
   if (load.config === undefined) return { load };
-  const [config, state] = await Promise.all([withRevision(load.config, paths), client.state()]);
+  const [config, state] = await Promise.all([
+    withRevision(load.config, paths),
+    fetched ?? client.state(),
+  ]);
   return { load, state, config, plan: computePlan(describeConfig(config), state) };
 }
 
