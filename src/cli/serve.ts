@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
+import { withSchemaDefaults } from '../config/index.js';
 import { startControlServer } from '../control/server.js';
 import { ControlClient } from '../control/client.js';
 import { Engine } from '../engine/engine.js';
@@ -55,7 +56,12 @@ export async function serveCommand(
     ...logSettings(options),
     colorize: process.stderr.isTTY === true && (process.env.NO_COLOR ?? '') === '',
   });
-  const engine = await Engine.open({ stateDir: options.state, log });
+  // A configuration kept by an older domsec gets the defaults of fields added since.
+  const engine = await Engine.open({
+    stateDir: options.state,
+    log,
+    upgradeConfig: withSchemaDefaults,
+  });
   try {
     const initial = config ?? (await engine.lastApplied());
     const admin = options.admin ?? initial?.organization.spec.admin.listen ?? DEFAULT_ADMIN;

@@ -13,6 +13,7 @@ import { checkDocument, schemaValidators } from './schema.js';
 import { parseManifestFile, type ManifestDocument } from './yaml-documents.js';
 
 export { formatDiagnostics };
+export { withSchemaDefaults } from './schema.js';
 
 export interface LoadResult {
   config: RuntimeConfig | undefined;

@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { Ajv, type AnySchemaObject, type ValidateFunction } from 'ajv';
-import { API_VERSION, KINDS, type Diagnostic, type Kind } from '../model.js';
+import { API_VERSION, KINDS, type Diagnostic, type Kind, type RuntimeConfig } from '../model.js';
 import { parseHostPort } from '../units.js';
 import { error } from './diagnostics.js';
 import { label, type ManifestObject } from './manifest-objects.js';
@@ -151,3 +151,19 @@ const FORMATS = {
     return /^[0-9]+$/.test(prefix) && bits <= (family === 4 ? 32 : 128);
   },
 };
+
+/**
+ * A configuration an older domsec applied (kept in a state directory or its history), with the
+ * schema defaults of fields added since filled in, as loading its manifests today would: the
+ * engine runs it without knowing which version wrote it. Only the kinds whose compiled spec is
+ * the manifest's spec are filled; nothing already there changes.
+ */
+export async function withSchemaDefaults(config: RuntimeConfig): Promise<RuntimeConfig> {
+  const { specs } = await schemaValidators();
+  const filled = structuredClone(config);
+  specs.Organization(filled.organization.spec);
+  for (const { spec } of filled.partners) specs.PartnerDomain(spec);
+  for (const { spec } of filled.sendConnectors) specs.SendConnector(spec);
+  for (const { spec } of filled.receiveConnectors) specs.ReceiveConnector(spec);
+  return filled;
+}

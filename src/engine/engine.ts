@@ -46,6 +46,12 @@ export interface EngineOptions {
   log: EngineLog;
   /** Awaited inside the apply lock before anything is built: lets tests hold the lock. */
   applyGate?: () => Promise<void>;
+  /**
+   * Brings a configuration read back from the state directory or the history up to date (the
+   * defaults of fields added since it was applied); serve passes the config layer's. Identity
+   * by default.
+   */
+  upgradeConfig?: (config: RuntimeConfig) => Promise<RuntimeConfig>;
 }
 
 const APPLIED_FILE = 'applied-config.json';
@@ -142,13 +148,19 @@ export class Engine {
   /** The configuration applied before the last stop, if any (serve --state brings it back). */
   async lastApplied(): Promise<RuntimeConfig | undefined> {
     try {
-      return JSON.parse(
-        await readFile(join(this.options.stateDir, APPLIED_FILE), 'utf8'),
-      ) as RuntimeConfig;
+      return await this.upgrade(
+        JSON.parse(
+          await readFile(join(this.options.stateDir, APPLIED_FILE), 'utf8'),
+        ) as RuntimeConfig,
+      );
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;
     }
+  }
+
+  private upgrade(config: RuntimeConfig): Promise<RuntimeConfig> {
+    return this.options.upgradeConfig?.(config) ?? Promise.resolve(config);
   }
 
   get currentGeneration(): number {
@@ -179,7 +191,8 @@ export class Engine {
 
   /** Re-applies a kept generation's configuration as a new generation. */
   async rollback(generation: number, baseGeneration?: number): Promise<ApplyResult> {
-    const config = await this.generations.config(generation);
+    const kept = await this.generations.config(generation);
+    const config = kept === undefined ? undefined : await this.upgrade(kept);
     if (config === undefined) {
       const kept = this.generations.entries().map((e) => e.generation);
       throw new UnknownGenerationError(

@@ -6,6 +6,7 @@ import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ControlClient } from '../../src/control/client.js';
+import type { RuntimeConfig } from '../../src/model.js';
 import { issueCertificate } from '../../src/pki/lab.js';
 import { RunningCli } from '../support/cli.js';
 import { ADATUM, TREY, writeLab, writeManifests } from '../support/manifests.js';
@@ -67,6 +68,48 @@ describe('domsec serve', () => {
         state.objects.some((o) => o.kind === 'PartnerDomain' && o.spec.domain === TREY.domain),
       );
       assert.ok(state.listeners.length === 2 && state.listeners.every((l) => l.listening));
+    } finally {
+      await second.stop();
+    }
+  });
+
+  it('restarts from a state directory an older domsec wrote, filling in the fields added since', async () => {
+    const stateDir = join(lab.path, 'state-old');
+    const env = { DOMSEC_TOKEN: '' };
+    const first = new RunningCli(['serve', '-f', manifests, '--state', stateDir], env);
+    try {
+      await first.waitForOutput(/domsec engine ready: generation 1/);
+    } finally {
+      assert.equal(await first.stop(), 0);
+    }
+    // What a configuration applied before this version's receive limits and delay notice holds.
+    const file = join(stateDir, 'applied-config.json');
+    const applied = JSON.parse(await readFile(file, 'utf8')) as RuntimeConfig;
+    const added = [
+      'maxInboundConnection',
+      'maxInboundConnectionPerSource',
+      'connectionInactivityTimeout',
+      'connectionTimeout',
+      'maxRecipientsPerMessage',
+      'maxHeaderSize',
+    ];
+    applied.receiveConnectors = applied.receiveConnectors.map(({ name, spec }) => ({
+      name,
+      spec: Object.fromEntries(
+        Object.entries(spec).filter(([field]) => !added.includes(field)),
+      ) as unknown as typeof spec,
+    }));
+    delete (applied.organization.spec.queue as unknown as Record<string, unknown>).delayNotice;
+    await writeFile(file, JSON.stringify(applied), { mode: 0o600 });
+
+    const second = new RunningCli(['serve', '--state', stateDir], env);
+    try {
+      await second.waitForOutput(/domsec engine ready: generation 1/);
+      const token = (await readFile(join(stateDir, 'admin.token'), 'utf8')).trim();
+      const state = await new ControlClient(`http://${admin}`, token).state();
+      const connector = state.objects.find((o) => o.kind === 'ReceiveConnector');
+      assert.equal(connector?.spec.connectionTimeout, '10m', 'the schema default, filled in');
+      assert.ok(state.listeners.every((l) => l.listening));
     } finally {
       await second.stop();
     }
