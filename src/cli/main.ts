@@ -74,6 +74,7 @@ program
     '--resync <duration>',
     'with --watch, also reconcile at this interval, correcting drift (e.g. 5m)',
   )
+  .option('--approve-weakening', 'with --watch, also apply changes that weaken domain security')
   .option('--log-format <format>', 'json or pretty (default: pretty on a terminal, else json)')
   .option('--log-level <level>', 'debug, info, warn or error', 'info')
   .action(
@@ -84,12 +85,13 @@ program
         admin?: string;
         watch?: boolean;
         resync?: string;
+        approveWeakening?: boolean;
         logFormat?: string;
         logLevel?: string;
       }) =>
         // Loaded here: the engine's modules would slow every other command's start.
         (await import('./serve.js')).serveCommand(
-          { ...o, watch: o.watch === true },
+          { ...o, watch: o.watch === true, approveWeakening: o.approveWeakening === true },
           out,
           shutdownSignal(),
         ),

@@ -31,6 +31,8 @@ export interface ServeOptions {
   watch: boolean;
   /** With --watch: also reconcile at this interval, correcting drift. */
   resync?: string;
+  /** With --watch: also apply changes that weaken domain security. */
+  approveWeakening?: boolean;
   /** json (default when standard error is not a terminal) or pretty. */
   logFormat?: string;
   /** debug, info (default), warn or error. */
@@ -103,6 +105,7 @@ export async function serveCommand(
         client: new ControlClient(control.url, token.value),
         signal,
         print: (text) => out.stdout(text),
+        approveWeakening: options.approveWeakening === true,
         ...(resyncMs === undefined ? {} : { resyncMs }),
       });
     } else {

@@ -13,6 +13,8 @@ export interface WatchCommandOptions extends TargetOptions {
   file: string[];
   /** A duration ("5m", "30s"): reconcile this often even without a change. */
   resync?: string;
+  /** Apply changes that weaken domain security too (otherwise refused and reported). */
+  approveWeakening: boolean;
 }
 
 export async function watchCommand(
@@ -29,6 +31,7 @@ export async function watchCommand(
     client,
     signal,
     print: (text) => out.stdout(text),
+    approveWeakening: options.approveWeakening,
     ...(resyncMs === undefined ? {} : { resyncMs }),
   });
   return 0;
@@ -58,10 +61,21 @@ export function register(program: Command, out: Output = processOutput()): void 
       .addOption(fileOption()),
   )
     .option('--resync <duration>', 'also reconcile at this interval, correcting drift (e.g. 5m)')
+    .option('--approve-weakening', 'also apply changes that weaken domain security')
     .action(
       commandAction(
-        async (o: { file?: string[]; server?: string; tokenFile?: string; resync?: string }) =>
-          watchCommand({ ...o, file: manifestPaths(o.file) }, out, shutdownSignal()),
+        async (o: {
+          file?: string[];
+          server?: string;
+          tokenFile?: string;
+          resync?: string;
+          approveWeakening?: boolean;
+        }) =>
+          watchCommand(
+            { ...o, file: manifestPaths(o.file), approveWeakening: o.approveWeakening === true },
+            out,
+            shutdownSignal(),
+          ),
       ),
     );
 }

@@ -19,6 +19,11 @@ export interface WatchOptions {
   resyncMs?: number;
   /** Named in the status reported to the engine after each attempt. */
   reconciler?: string;
+  /**
+   * Apply changes that weaken domain security too (DESIGN: watch applies them only when started
+   * with --approve-weakening); without it they are refused, printed and reported.
+   */
+  approveWeakening?: boolean;
   /** Called after each reconciliation, for tests and progress displays. */
   onReconciled?: (outcome: WatchOutcome) => void;
 }
@@ -115,6 +120,13 @@ async function reconcileOnce(
     }
     if (reconciliation.plan.changes.length === 0) return { status: 'unchanged' };
     options.print(renderPlanText(reconciliation.plan));
+    const weakening = reconciliation.plan.changes.filter((c) => c.security === 'weakens');
+    if (weakening.length > 0 && options.approveWeakening !== true) {
+      const names = weakening.map((c) => `${c.kind}/${c.name}`).join(', ');
+      const message = `changes that weaken domain security need --approve-weakening: ${names}`;
+      options.print(`Refused: ${message}; the engine keeps its current configuration.\n`);
+      return { status: 'failed', message };
+    }
     const result = await applyReconciliation(reconciliation, options.client);
     options.print(`Applied: the engine runs generation ${result.generation}.\n`);
     return { status: 'applied', generation: result.generation };

@@ -119,7 +119,8 @@ describe('plan, apply and watch', () => {
   });
 
   it('watch applies a saved edit, refuses a broken one and keeps the last good configuration', async () => {
-    const watch = new RunningCli(['watch', '-f', manifests], env);
+    // The edit turns domain security off for receiving: weakening, so approved up front.
+    const watch = new RunningCli(['watch', '-f', manifests, '--approve-weakening'], env);
     try {
       await watch.waitForOutput(/Watching/);
       const file = join(manifests, 'partners', `${TREY.name}.yaml`);

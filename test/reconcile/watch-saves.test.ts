@@ -103,4 +103,56 @@ describe('watch and saves in progress', () => {
       JSON.stringify(outcomes),
     );
   });
+
+  it('refuses a weakening edit unless started with --approve-weakening, keeping the running generation', async () => {
+    const original = await readFile(partnerFile, 'utf8');
+    const weakened = original.replace(
+      'domainSecure: {send: true, receive: true}',
+      'domainSecure: {send: true, receive: false}',
+    );
+    assert.notEqual(weakened, original);
+    const run = async (approveWeakening: boolean) => {
+      const controller = new AbortController();
+      const outcomes: WatchOutcome[] = [];
+      const printed: string[] = [];
+      const done = watchManifests({
+        paths: [manifests],
+        client: running.client,
+        signal: controller.signal,
+        print: (text) => printed.push(text),
+        onReconciled: (outcome) => outcomes.push(outcome),
+        approveWeakening,
+      });
+      try {
+        await eventually('the first reconcile', async () =>
+          outcomes.length > 0 ? true : undefined,
+        );
+        await writeFile(`${partnerFile}.tmp`, weakened);
+        await rename(`${partnerFile}.tmp`, partnerFile);
+        return await eventually('the edit to be reconciled', async () => {
+          const last = outcomes.at(-1);
+          return outcomes.length > 1 && last !== undefined && last.status !== 'unchanged'
+            ? { last, printed: printed.join('') }
+            : undefined;
+        });
+      } finally {
+        controller.abort();
+        await done;
+        await writeFile(partnerFile, original);
+      }
+    };
+    const before = (await running.client.state()).generation;
+    const refused = await run(false);
+    assert.equal(refused.last.status, 'failed');
+    assert.match(
+      refused.printed,
+      /Refused: changes that weaken domain security need --approve-weakening: PartnerDomain\/treyresearch/,
+    );
+    assert.equal((await running.client.state()).generation, before, 'nothing applied');
+    assert.match(String((await running.client.status()).lastAttemptError), /--approve-weakening/);
+
+    const applied = await run(true);
+    assert.equal(applied.last.status, 'applied');
+    assert.equal((await running.client.state()).generation, before + 1);
+  });
 });
