@@ -16,12 +16,7 @@ import {
 } from 'yaml';
 import type { Diagnostic } from '../model.js';
 import { error, warning } from './diagnostics.js';
-import {
-  pathKey,
-  plainPositions,
-  readPlainDocuments,
-  type PlainDocument,
-} from './plain-yaml.js';
+import { pathKey, plainPositions, readPlainDocuments, type PlainDocument } from './plain-yaml.js';
 
 /** Keys and sequence indexes from the document root, e.g. ['spec', 'routing', 'smartHosts']. */
 export type FieldPath = readonly (string | number)[];
