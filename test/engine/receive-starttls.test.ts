@@ -5,23 +5,12 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { connect } from 'node:net';
 import { describe, it, type TestContext } from 'node:test';
 import { buildGeneration, type Generation } from '../../src/engine/generation.js';
-import { memoryLog } from '../../src/engine/log.js';
-import type { IncomingMessage, MessageSink } from '../../src/engine/message-sink.js';
-import { ProtocolLog } from '../../src/engine/protocol-log.js';
-import { ReceiveListener } from '../../src/engine/receive.js';
-import { parseBinding } from '../../src/engine/addresses.js';
 import { lab } from '../support/lab.js';
 import { LineClient } from '../support/line-client.js';
+import { receiving } from '../support/receiving.js';
 import { receiveConnector, runtimeConfig } from '../support/runtime-config.js';
 
 /** Keeps what it is given. */
-class MemorySink implements MessageSink {
-  readonly messages: IncomingMessage[] = [];
-  accept(message: IncomingMessage): Promise<string[]> {
-    this.messages.push(message);
-    return Promise.resolve([`Q${this.messages.length}`]);
-  }
-}
 
 /**
  * One binding, two connectors: `partners` (tls, domain security) for 127.0.0.2, `internal`
@@ -45,28 +34,9 @@ function sharedBinding(): Generation {
   );
 }
 
-async function start(
-  t: TestContext,
-  generation: Generation,
-): Promise<{ port: number; sink: MemorySink }> {
-  const sink = new MemorySink();
-  const protocolLog = new ProtocolLog(null);
-  const listener = new ReceiveListener({
-    binding: parseBinding('127.0.0.1:0'),
-    generation: () => generation,
-    sink,
-    log: memoryLog(),
-    protocolLog,
-    closeTimeout: 1_000,
-  });
-  await listener.listen();
-  t.after(async () => {
-    await listener.close();
-    await protocolLog.close();
-  });
-  const port = listener.address()?.port;
-  assert.ok(port !== undefined && port > 0);
-  return { port, sink };
+async function start(t: TestContext, generation: Generation) {
+  const { port, messages } = await receiving(t, generation);
+  return { port, sink: { messages } };
 }
 
 async function opened(t: TestContext, port: number, from: string): Promise<LineClient> {

@@ -6,23 +6,11 @@ import { connect, type Socket } from 'node:net';
 import { describe, it, type TestContext } from 'node:test';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { buildGeneration } from '../../src/engine/generation.js';
-import { memoryLog } from '../../src/engine/log.js';
-import type { IncomingMessage, MessageSink } from '../../src/engine/message-sink.js';
-import { ProtocolLog } from '../../src/engine/protocol-log.js';
-import { ReceiveListener } from '../../src/engine/receive.js';
-import { parseBinding } from '../../src/engine/addresses.js';
 import { lab } from '../support/lab.js';
+import { receiving } from '../support/receiving.js';
 import { runtimeConfig } from '../support/runtime-config.js';
 
 const WAIT_MS = 5_000;
-
-class MemorySink implements MessageSink {
-  readonly messages: IncomingMessage[] = [];
-  accept(message: IncomingMessage): Promise<string[]> {
-    this.messages.push(message);
-    return Promise.resolve([`Q${this.messages.length}`]);
-  }
-}
 
 /** Reads SMTP replies from a plain or TLS socket, each wait bounded. */
 class Replies {
@@ -51,25 +39,7 @@ class Replies {
 }
 
 async function startListener(t: TestContext) {
-  const log = memoryLog();
-  const protocolLog = new ProtocolLog(null);
-  const generation = buildGeneration(runtimeConfig(), 1);
-  const listener = new ReceiveListener({
-    binding: parseBinding('127.0.0.1:0'),
-    generation: () => generation,
-    sink: new MemorySink(),
-    log,
-    protocolLog,
-    closeTimeout: 1_000,
-  });
-  await listener.listen();
-  t.after(async () => {
-    await listener.close();
-    await protocolLog.close();
-  });
-  const port = listener.address()?.port;
-  assert.ok(port !== undefined && port > 0);
-  return { port, log };
+  return receiving(t, buildGeneration(runtimeConfig(), 1));
 }
 
 /** EHLO, STARTTLS and a TLS 1.2 handshake with adatum's certificate; EHLO again inside TLS. */
