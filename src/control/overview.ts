@@ -9,6 +9,7 @@ export function overview(engine: Engine, now = new Date()): OverviewResponse {
   const generation = engine.running();
   const state = engine.state();
   const sessions = new Map(engine.receiveSessions().map((s) => [s.connector, s.sessions]));
+  const sending = new Map(engine.sendSessions().map((s) => [s.connector, s.sessions]));
   const listening = new Map(state.listeners.map((l) => [l.binding, l.listening]));
   const config = generation?.config;
   const certificate = generation?.certificate;
@@ -73,6 +74,7 @@ export function overview(engine: Engine, now = new Date()): OverviewResponse {
           : 'DNS MX',
       domainSecure: connector.spec.domainSecure,
       requireTls: connector.spec.requireTls,
+      sessions: sending.get(connector.name) ?? 0,
     })),
     queues: state.queues,
     reconcile: {

@@ -120,6 +120,8 @@ export interface OverviewResponse {
     routing: string;
     domainSecure: boolean;
     requireTls: boolean;
+    /** Sessions open now to next hops, kept idle ones included. */
+    sessions: number;
   }[];
   queues: EngineState['queues'];
   reconcile: {

@@ -56,7 +56,7 @@ export const STATUS_HTML = `<!doctype html>
       <tbody></tbody>
     </table>
     <table id="send-connectors">
-      <thead><tr><th>Send connector</th><th>Address spaces</th><th>Routing</th><th>Domain security</th></tr></thead>
+      <thead><tr><th>Send connector</th><th>Address spaces</th><th>Routing</th><th>Domain security</th><th>Sessions</th></tr></thead>
       <tbody></tbody>
     </table>
   </section>
@@ -176,7 +176,13 @@ export const STATUS_SCRIPT = `'use strict';
       return tr;
     }));
     fill($('send-connectors').tBodies[0], data.sendConnectors.map((c) => {
-      const tr = row([c.name, c.addressSpaces.join(', '), c.routing, c.domainSecure ? 'enabled' : 'off']);
+      const tr = row([
+        c.name,
+        c.addressSpaces.join(', '),
+        c.routing,
+        c.domainSecure ? 'enabled' : 'off',
+        String(c.sessions),
+      ]);
       tr.dataset.connector = c.name;
       return tr;
     }));

@@ -106,6 +106,7 @@ export class Engine {
       queuedMessages: () => current.engine?.queuedMessages() ?? [],
       suspendedQueues: () => current.engine?.suspendedQueues() ?? [],
       receiveSessions: () => current.engine?.receiveSessions() ?? [],
+      sendSessions: () => current.engine?.sendSessions() ?? [],
       partners,
     });
     // Every event the engine logs also feeds the partners' health and the metrics.
@@ -413,6 +414,14 @@ export class Engine {
         (sum, b) => sum + (this.listeners.get(bindingKey(b.host, b.port))?.sessionCount ?? 0),
         0,
       ),
+    }));
+  }
+
+  /** Sessions open now to next hops through each send connector, kept idle ones included. */
+  sendSessions(): { connector: string; sessions: number }[] {
+    return (this.generation?.sendConnectors ?? []).map((connector) => ({
+      connector: connector.name,
+      sessions: this.delivery.sendSessions.count(connector.name),
     }));
   }
 

@@ -16,6 +16,8 @@ export interface MetricsSource {
   suspendedQueues?(): string[];
   /** Sessions open on each receive connector now. */
   receiveSessions(): { connector: string; sessions: number }[];
+  /** Sessions open to next hops through each send connector now. */
+  sendSessions?(): { connector: string; sessions: number }[];
   partners: PartnerHealth;
 }
 
@@ -191,6 +193,17 @@ export class EngineMetrics {
       collect() {
         this.reset();
         for (const { connector, sessions } of source.receiveSessions())
+          this.set({ connector }, sessions);
+      },
+    });
+    new Gauge({
+      name: 'domsec_send_sessions',
+      help: 'SMTP sessions open now to next hops (in use or kept for reuse), by send connector.',
+      labelNames: ['connector'],
+      registers,
+      collect() {
+        this.reset();
+        for (const { connector, sessions } of source.sendSessions?.() ?? [])
           this.set({ connector }, sessions);
       },
     });

@@ -205,6 +205,35 @@ describe('/metrics', () => {
     }
   });
 
+  it('shows the sessions open now to next hops on each send connector, a kept one included', async () => {
+    const { control, token } = scenario.running;
+    const before = scenario.partner.messages.length;
+    assert.equal((await scenario.sendTo('carol@adatum.com')).code, 250);
+    await eventually('delivery to the partner', () =>
+      scenario.partner.messages.length > before ? true : undefined,
+    );
+    // The connection is kept for the next round (2 s, as Postfix's connection cache): still open.
+    const text = await scrape();
+    assert.equal(sample(text, 'domsec_send_sessions', { connector: 'to-partners' }), 1);
+    const response = await fetch(`${control.url}/v1/overview`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    const view = (await response.json()) as OverviewResponse;
+    assert.deepEqual(
+      view.sendConnectors.map((c) => [c.name, c.sessions]),
+      [['to-partners', 1]],
+    );
+    // Once it is closed, idle past the cache's limit, it is no longer counted.
+    await eventually(
+      'the kept connection to close',
+      async () =>
+        sample(await scrape(), 'domsec_send_sessions', { connector: 'to-partners' }) === 0
+          ? true
+          : undefined,
+      10_000,
+    );
+  });
+
   it('names few reasons: the refusal texts become stable labels', () => {
     assert.equal(refusalReason('no client certificate'), 'no-certificate');
     assert.equal(refusalReason('not under TLS'), 'no-tls');

@@ -11,7 +11,7 @@ import { MessageQueue } from '../queue/queue.js';
 import { DEFAULT_CONNECTION_CACHE_MS } from '../send/connection-cache.js';
 import { createRemoteDelivery } from '../send/deliver.js';
 import { chooseSendConnector } from '../send/route.js';
-import type { SendTimeouts } from '../send/session.js';
+import { OpenSessions, type SendTimeouts } from '../send/session.js';
 import type { DeliverLocal } from '../queue/dispatcher.js';
 import { createLocalDelivery } from './maildir.js';
 import { createRelayDelivery, type RelayDeliverLocal } from './relay.js';
@@ -34,6 +34,8 @@ export class EngineDelivery {
     private readonly dispatcher: Dispatcher,
     private readonly relaying: AbortController,
     private readonly relay: RelayDeliverLocal,
+    /** Sessions open to next hops now, per send connector (status page, metrics). */
+    readonly sendSessions: OpenSessions,
   ) {}
 
   static async open(options: EngineDeliveryOptions): Promise<EngineDelivery> {
@@ -48,6 +50,7 @@ export class EngineDelivery {
       signal: relaying.signal,
       ...(options.timeouts === undefined ? {} : { timeouts: options.timeouts }),
     });
+    const sendSessions = new OpenSessions();
     const dispatcher = new Dispatcher({
       queue,
       generation: options.generation,
@@ -55,6 +58,7 @@ export class EngineDelivery {
       deliverRemote: createRemoteDelivery({
         log: options.log,
         connectionCacheMs: DEFAULT_CONNECTION_CACHE_MS,
+        openSessions: sendSessions,
         ...(options.protocolLog === undefined ? {} : { protocolLog: options.protocolLog }),
         ...(options.timeouts === undefined ? {} : { timeouts: options.timeouts }),
         ...(options.dns === undefined ? {} : { dns: options.dns }),
@@ -62,7 +66,7 @@ export class EngineDelivery {
       log: options.log,
     });
     dispatcher.start();
-    return new EngineDelivery(queue, dispatcher, relaying, relay);
+    return new EngineDelivery(queue, dispatcher, relaying, relay, sendSessions);
   }
 
   /** Retries now every queued entry, or those of one next-hop domain; returns how many. */

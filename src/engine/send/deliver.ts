@@ -19,6 +19,7 @@ import { HopFailure } from './remote-replies.js';
 import { ConnectionCache } from './connection-cache.js';
 import {
   DEFAULT_SEND_TIMEOUTS,
+  type OpenSessions,
   type SendTimeouts,
   type SessionSettings,
   type SmtpClientSession,
@@ -34,6 +35,8 @@ export interface RemoteDeliveryOptions {
    * engine uses DEFAULT_CONNECTION_CACHE_MS). 0, the default, closes each session after its batch.
    */
   connectionCacheMs?: number;
+  /** Counts the sessions open now per send connector, kept idle ones included. */
+  openSessions?: OpenSessions;
 }
 
 /** Exchange's form for a batch no hop took (the demo and admins look for these words). */
@@ -117,6 +120,7 @@ async function deliverRemote(
       protocolLogging: connector.spec.protocolLogging === 'verbose',
       timeouts: options.timeouts,
       signal,
+      openSessions: options.openSessions,
     };
     const key = ConnectionCache.key(settings);
     let keep = false;

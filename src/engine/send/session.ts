@@ -45,6 +45,25 @@ export function tlsMandatory(policy: SessionTlsPolicy): boolean {
   return policy.kind === 'domain-secure' || policy.kind === 'required';
 }
 
+/** SMTP client sessions open now (connected and not yet ended), by what they serve. */
+export class OpenSessions {
+  private readonly counts = new Map<string, number>();
+
+  add(connector: string): void {
+    this.counts.set(connector, (this.counts.get(connector) ?? 0) + 1);
+  }
+
+  remove(connector: string): void {
+    const left = (this.counts.get(connector) ?? 0) - 1;
+    if (left > 0) this.counts.set(connector, left);
+    else this.counts.delete(connector);
+  }
+
+  count(connector: string): number {
+    return this.counts.get(connector) ?? 0;
+  }
+}
+
 export interface SessionSettings {
   hop: NextHop;
   /** Our EHLO (LHLO) name. */
@@ -60,6 +79,8 @@ export interface SessionSettings {
   protocolLogging: boolean;
   timeouts: SendTimeouts;
   signal: AbortSignal;
+  /** Counts this session from its first connection attempt until it ends (status, metrics). */
+  openSessions?: OpenSessions | undefined;
 }
 
 /** Without our certificate: a client certificate is for partners only (SPEC §4.4). Built once. */
@@ -77,6 +98,7 @@ export class SmtpClientSession {
     private readonly settings: SessionSettings,
   ) {
     this.endpoints = { local: '', remote: endpoint(settings.hop.address, settings.hop.port) };
+    settings.openSessions?.add(settings.connector);
   }
 
   /** Connects, negotiates TLS by the policy and verifies a partner; throws HopFailure. */
@@ -299,6 +321,8 @@ export class SmtpClientSession {
   }
 
   private onEnd(): void {
+    if (this.ended) return;
+    this.settings.openSessions?.remove(this.settings.connector);
     this.ended = true;
     this.write('-', 'disconnected');
     for (const waiter of [...this.endWaiters]) waiter();
