@@ -79,10 +79,22 @@ export async function serveCommand(
 
     // From the state directory the engine comes back under the generation it had; manifests
     // given with -f are a new generation.
-    const result =
-      config === undefined
-        ? await engine.resume()
-        : await engine.apply(await withRevision(config, options.file ?? []));
+    let result;
+    try {
+      result =
+        config === undefined
+          ? await engine.resume()
+          : await engine.apply(await withRevision(config, options.file ?? []));
+    } catch (error) {
+      // At start there is no previous configuration to keep: say what stops the engine.
+      const reason = (error as Error).message.replace(
+        /; the previous configuration keeps running$/,
+        '',
+      );
+      throw new CliError(
+        `cannot start the engine from ${config === undefined ? `${options.state} (the configuration applied last)` : 'the manifests'}: ${reason}`,
+      );
+    }
     if (result !== undefined) {
       log.log('info', 'serve.started', {
         generation: result.generation,

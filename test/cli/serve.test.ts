@@ -3,12 +3,13 @@
 import assert from 'node:assert/strict';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ControlClient } from '../../src/control/client.js';
 import type { RuntimeConfig } from '../../src/model.js';
 import { issueCertificate } from '../../src/pki/lab.js';
-import { RunningCli } from '../support/cli.js';
+import { domsec, RunningCli } from '../support/cli.js';
 import { ADATUM, TREY, writeLab, writeManifests } from '../support/manifests.js';
 import { freePort } from '../support/ports.js';
 import { tempDir } from '../support/tmp.js';
@@ -112,6 +113,39 @@ describe('domsec serve', () => {
       assert.ok(state.listeners.every((l) => l.listening));
     } finally {
       await second.stop();
+    }
+  });
+
+  it('refuses to start with one clear line when a binding is taken: exit 1, no stack trace', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as AddressInfo).port;
+    const root = join(lab.path, 'taken');
+    try {
+      await writeLab(root);
+      const dir = await writeManifests({
+        root,
+        org: ADATUM,
+        partner: TREY,
+        partnerBinding: `127.0.0.1:${port}`,
+        internalBinding: `127.0.0.1:${await freePort()}`,
+        adminListen: `127.0.0.1:${await freePort()}`,
+        partnerRoute: { host: '127.0.0.1', port: 9 },
+        trust: 'root',
+      });
+      const result = await domsec(['serve', '-f', dir, '--state', join(root, 'state')], {
+        DOMSEC_TOKEN: '',
+      });
+      assert.equal(result.code, 1);
+      assert.match(
+        result.stderr,
+        new RegExp(
+          `domsec: cannot start the engine from the manifests: cannot bind 127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\)\\n`,
+        ),
+      );
+      assert.doesNotMatch(result.stderr, /previous configuration|\n\s+at /);
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
     }
   });
 
