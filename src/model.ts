@@ -302,6 +302,8 @@ export interface ReconcileReport {
   error: string | null;
   /** Who reconciles, e.g. "watch examples/adatum". */
   reconciler: string;
+  /** How long the attempt took, reading the manifests included (ms); older reconcilers omit it. */
+  durationMs?: number;
 }
 
 export interface ReconcileStatus {

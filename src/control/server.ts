@@ -142,7 +142,8 @@ export async function startControlServer(options: ControlServerOptions): Promise
             'bad-request',
             'expected {"outcome": "applied|unchanged|invalid|failed", ...}',
           );
-        engine.metrics.reconciled(body.outcome);
+        const durationMs = typeof body.durationMs === 'number' ? body.durationMs : undefined;
+        engine.metrics.reconciled(body.outcome, durationMs);
         return send(
           response,
           200,

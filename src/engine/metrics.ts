@@ -30,6 +30,7 @@ export class EngineMetrics {
   private readonly verificationFailures: Counter<'direction' | 'reason'>;
   private readonly reconciles: Counter<'outcome'>;
   private readonly applyDuration: Histogram<'result'>;
+  private readonly reconcileDuration: Histogram<'outcome'>;
 
   constructor(
     private readonly source: MetricsSource,
@@ -58,6 +59,13 @@ export class EngineMetrics {
       name: 'domsec_reconcile_total',
       help: 'Reconcile attempts reported by a reconciler, by outcome.',
       labelNames: ['outcome'],
+      registers,
+    });
+    this.reconcileDuration = new Histogram({
+      name: 'domsec_reconcile_duration_seconds',
+      help: 'Time a reconciler took for one attempt (read, validate, plan, apply), by outcome.',
+      labelNames: ['outcome'],
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
     this.applyDuration = new Histogram({
@@ -104,8 +112,10 @@ export class EngineMetrics {
   }
 
   /** One reconcile report (POST /v1/status). */
-  reconciled(outcome: string): void {
+  reconciled(outcome: string, durationMs?: number): void {
     this.reconciles.inc({ outcome });
+    if (durationMs !== undefined && Number.isFinite(durationMs) && durationMs >= 0)
+      this.reconcileDuration.observe({ outcome }, durationMs / 1000);
   }
 
   /** Times one apply; the result label says how it ended. */

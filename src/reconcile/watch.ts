@@ -49,6 +49,7 @@ export async function watchManifests(options: WatchOptions): Promise<void> {
 
   let settleAttempts = 0;
   const reconcile = async (): Promise<void> => {
+    const started = performance.now();
     const outcome = await reconcileOnce(options, settleAttempts < MAX_SETTLE_ATTEMPTS);
     if (outcome === 'settling') {
       // Read again shortly: what was read may be a file between its truncation and its write.
@@ -57,7 +58,7 @@ export async function watchManifests(options: WatchOptions): Promise<void> {
       return;
     }
     settleAttempts = 0;
-    await reportOutcome(options, outcome);
+    await reportOutcome(options, outcome, performance.now() - started);
     options.onReconciled?.(outcome);
   };
   const schedule = () => {
@@ -160,7 +161,11 @@ async function savesInProgress(roots: string[], files: string[]): Promise<boolea
 }
 
 /** Tells the engine how the attempt went (`domsec status`); a failure to tell is printed, not fatal. */
-async function reportOutcome(options: WatchOptions, outcome: WatchOutcome): Promise<void> {
+async function reportOutcome(
+  options: WatchOptions,
+  outcome: WatchOutcome,
+  durationMs: number,
+): Promise<void> {
   try {
     const generation =
       outcome.status === 'applied' ? outcome.generation : (await options.client.state()).generation;
@@ -174,6 +179,7 @@ async function reportOutcome(options: WatchOptions, outcome: WatchOutcome): Prom
             ? `${outcome.errors} error(s) in the manifests`
             : null,
       reconciler: options.reconciler ?? `watch ${options.paths.join(', ')}`,
+      durationMs: Math.round(durationMs),
     });
   } catch (error) {
     options.print(`Could not report the reconcile status: ${(error as Error).message}\n`);

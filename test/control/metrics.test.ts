@@ -161,20 +161,33 @@ describe('/metrics', () => {
     assert.equal(sample(text, 'domsec_queue_depth', { next_hop_domain: 'adatum.com' }), undefined);
   });
 
-  it('counts reconcile reports by outcome and times applies', async () => {
+  it('counts reconcile reports by outcome and times reconcilers and applies', async () => {
     const { client, control, token, engine } = scenario.running;
-    const report = (outcome: string, error: string | null) =>
+    const report = (outcome: string, error: string | null, durationMs?: number) =>
       fetch(`${control.url}/v1/status`, {
         method: 'POST',
         headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ outcome, generation: 1, error, reconciler: 'test' }),
+        body: JSON.stringify({ outcome, generation: 1, error, reconciler: 'test', durationMs }),
       });
-    assert.equal((await report('applied', null)).status, 200);
+    assert.equal((await report('applied', null, 1_250)).status, 200);
     assert.equal((await report('invalid', 'manifests/x.yaml:1:1 DS001')).status, 200);
     await assert.rejects(client.rollback(99));
     const text = await scrape();
     assert.equal(sample(text, 'domsec_reconcile_total', { outcome: 'applied' }), 1);
     assert.equal(sample(text, 'domsec_reconcile_total', { outcome: 'invalid' }), 1);
+    // The reconciler's own time: read, validate, plan and apply, as watch reports it.
+    assert.equal(
+      sample(text, 'domsec_reconcile_duration_seconds_count', { outcome: 'applied' }),
+      1,
+    );
+    assert.equal(
+      sample(text, 'domsec_reconcile_duration_seconds_sum', { outcome: 'applied' }),
+      1.25,
+    );
+    assert.equal(
+      sample(text, 'domsec_reconcile_duration_seconds_count', { outcome: 'invalid' }),
+      undefined,
+    );
     assert.equal(sample(text, 'domsec_apply_duration_seconds_count', { result: 'applied' }), 1);
     assert.equal(sample(text, 'domsec_apply_duration_seconds_count', { result: 'failed' }), 1);
     assert.equal(engine.currentGeneration, 1);

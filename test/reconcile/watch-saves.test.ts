@@ -154,5 +154,12 @@ describe('watch and saves in progress', () => {
     const applied = await run(true);
     assert.equal(applied.last.status, 'applied');
     assert.equal((await running.client.state()).generation, before + 1);
+    // Each attempt was reported with its duration: the engine's metrics time the reconciler.
+    const metrics = await fetch(`${running.control.url}/metrics`, {
+      headers: { authorization: `Bearer ${running.token}` },
+    });
+    const text = await metrics.text();
+    assert.match(text, /^domsec_reconcile_duration_seconds_count\{outcome="applied"\} [1-9]/m);
+    assert.match(text, /^domsec_reconcile_duration_seconds_count\{outcome="failed"\} [1-9]/m);
   });
 });
