@@ -9,12 +9,17 @@ import { before, describe, it, type TestContext } from 'node:test';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { buildGeneration, type Generation } from '../../src/engine/generation.js';
 import { memoryLog } from '../../src/engine/log.js';
-import type { IncomingMessage, MessageSink } from '../../src/engine/message-sink.js';
 import { ProtocolLog } from '../../src/engine/protocol-log.js';
 import { ReceiveListener } from '../../src/engine/receive.js';
 import { parseBinding } from '../../src/engine/addresses.js';
 import { issueCertificate, type IssuedCertificate } from '../../src/pki/lab.js';
 import { lab } from '../support/lab.js';
+import { MemorySink, receiving, type Receiving } from '../support/receiving.js';
+import {
+  submit as submitMessage,
+  type SubmitClient,
+  type SubmitOutcome,
+} from '../support/smtp-submit.js';
 import {
   partnerDomain,
   receiveConnector,
@@ -27,65 +32,21 @@ import { tempDir } from '../support/tmp.js';
 const ADATUM_NAMES = { commonName: 'mail.adatum.com', dnsNames: ['mail.adatum.com', 'adatum.com'] };
 
 /** Keeps what it is given; fails the way it is told to. */
-class MemorySink implements MessageSink {
-  readonly messages: IncomingMessage[] = [];
-  failure: Error | undefined;
-  async accept(message: IncomingMessage): Promise<string[]> {
-    if (this.failure !== undefined) throw this.failure;
-    this.messages.push(message);
-    return [`Q${this.messages.length}`];
-  }
-}
-
-interface Started {
-  listener: ReceiveListener;
-  port: number;
-  sink: MemorySink;
-  log: ReturnType<typeof memoryLog>;
-}
-
-async function start(
+/** A listener serving one generation, its protocol log written to a directory when given. */
+function start(
   t: TestContext,
   generation: Generation,
   protocolDirectory: string | null = null,
-): Promise<Started> {
-  const sink = new MemorySink();
-  const log = memoryLog();
-  const protocolLog = new ProtocolLog(protocolDirectory);
-  const listener = new ReceiveListener({
-    binding: parseBinding('127.0.0.1:0'),
-    generation: () => generation,
-    sink,
-    log,
-    protocolLog,
-    closeTimeout: 1_000,
-  });
-  await listener.listen();
-  t.after(async () => {
-    await listener.close();
-    await protocolLog.close();
-  });
-  const port = listener.address()?.port;
-  assert.ok(port !== undefined && port > 0);
-  return { listener, port, sink, log };
+): Promise<Receiving> {
+  return receiving(t, generation, { protocolDirectory, closeTimeout: 1_000 });
 }
 
 function generation(overrides: RuntimeConfigOverrides = {}, number = 1): Generation {
   return buildGeneration(runtimeConfig(overrides), number);
 }
 
-interface ClientOptions {
-  /** A client certificate to present; none when undefined. */
-  certificate?: IssuedCertificate;
-  /** Plaintext: never STARTTLS. */
-  plaintext?: boolean;
-  name?: string;
-}
-
-interface Outcome {
-  code: number;
-  response: string;
-}
+type ClientOptions = Omit<SubmitClient, 'serverCa'>;
+type Outcome = SubmitOutcome;
 
 const MESSAGE = [
   'From: Someone <someone@adatum.com>',
@@ -100,54 +61,14 @@ const MESSAGE = [
   '',
 ].join('\r\n');
 
-/** One SMTP transaction with nodemailer's client; the final reply, whatever stage gave it. */
-async function submit(
+/** One SMTP transaction (test/support/smtp-submit.ts) trusting treyresearch's server certificate. */
+function submit(
   port: number,
   envelope: { from: string; to: string[]; size?: number },
   client: ClientOptions = {},
   message: string = MESSAGE,
 ): Promise<Outcome> {
-  const { treyRoot } = lab();
-  const connection = new SMTPConnection({
-    host: '127.0.0.1',
-    port,
-    name: client.name ?? 'mail.adatum.com',
-    servername: 'mail.treyresearch.net',
-    ignoreTLS: client.plaintext === true,
-    requireTLS: client.plaintext !== true,
-    connectionTimeout: 5_000,
-    greetingTimeout: 5_000,
-    socketTimeout: 5_000,
-    tls: {
-      ca: [treyRoot.certPem],
-      ...(client.certificate === undefined
-        ? {}
-        : { key: client.certificate.keyPem, cert: client.certificate.certPem }),
-    },
-  });
-  // A refused greeting is only reported as an 'error' event; later errors reach the callbacks.
-  const failed = new Promise<never>((_, reject) => connection.on('error', reject));
-  failed.catch(() => undefined);
-  try {
-    await Promise.race([
-      failed,
-      new Promise<void>((resolve, reject) =>
-        connection.connect((error) => (error ? reject(error) : resolve())),
-      ),
-    ]);
-    const info = await new Promise<{ response: string }>((resolve, reject) =>
-      // A copy: nodemailer writes its results into the envelope it is given.
-      connection.send({ ...envelope, to: [...envelope.to] }, message, (error, result) =>
-        error || result === undefined ? reject(error) : resolve(result),
-      ),
-    );
-    return { code: Number(info.response.slice(0, 3)), response: info.response };
-  } catch (error) {
-    const failure = error as { responseCode?: number; response?: string; message: string };
-    return { code: failure.responseCode ?? 0, response: failure.response ?? failure.message };
-  } finally {
-    connection.close();
-  }
+  return submitMessage(port, envelope, { ...client, serverCa: lab().treyRoot.certPem }, message);
 }
 
 function assertReply(outcome: Outcome, code: number, enhanced: string): void {

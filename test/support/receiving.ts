@@ -1,5 +1,5 @@
 // A ReceiveListener for one test on 127.0.0.1:0, serving one generation, with a sink that keeps
-// what it is handed and a log that keeps its entries; closed when the test ends.
+// what it is handed (or fails as told) and a log that keeps its entries; closed when the test ends.
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
 import { parseBinding } from '../../src/engine/addresses.js';
@@ -9,29 +9,48 @@ import type { IncomingMessage, MessageSink } from '../../src/engine/message-sink
 import { ProtocolLog } from '../../src/engine/protocol-log.js';
 import { ReceiveListener } from '../../src/engine/receive.js';
 
+/** Keeps every message it accepts; set `failure` to have it refuse as a full disk would. */
+export class MemorySink implements MessageSink {
+  readonly messages: IncomingMessage[] = [];
+  failure: Error | undefined;
+
+  accept(message: IncomingMessage): Promise<string[]> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    this.messages.push(message);
+    return Promise.resolve([`Q${this.messages.length}`]);
+  }
+}
+
 export interface Receiving {
+  listener: ReceiveListener;
   port: number;
+  sink: MemorySink;
+  /** The sink's messages. */
   messages: IncomingMessage[];
   log: ReturnType<typeof memoryLog>;
 }
 
-export async function receiving(t: TestContext, generation: Generation): Promise<Receiving> {
-  const messages: IncomingMessage[] = [];
-  const sink: MessageSink = {
-    accept: (message) => {
-      messages.push(message);
-      return Promise.resolve([`Q${messages.length}`]);
-    },
-  };
+export interface ReceivingOptions {
+  /** Where the protocol log is written; none by default. */
+  protocolDirectory?: string | null;
+  closeTimeout?: number;
+}
+
+export async function receiving(
+  t: TestContext,
+  generation: Generation,
+  options: ReceivingOptions = {},
+): Promise<Receiving> {
+  const sink = new MemorySink();
   const log = memoryLog();
-  const protocolLog = new ProtocolLog(null);
+  const protocolLog = new ProtocolLog(options.protocolDirectory ?? null);
   const listener = new ReceiveListener({
     binding: parseBinding('127.0.0.1:0'),
     generation: () => generation,
     sink,
     log,
     protocolLog,
-    closeTimeout: 500,
+    closeTimeout: options.closeTimeout ?? 500,
   });
   await listener.listen();
   t.after(async () => {
@@ -39,8 +58,8 @@ export async function receiving(t: TestContext, generation: Generation): Promise
     await protocolLog.close();
   });
   const port = listener.address()?.port;
-  assert.ok(port !== undefined);
-  return { port, messages, log };
+  assert.ok(port !== undefined && port > 0);
+  return { listener, port, sink, messages: sink.messages, log };
 }
 
 /** The reason of the first partner refusal the log kept. */

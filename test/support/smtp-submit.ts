@@ -19,7 +19,8 @@ export interface SubmitOutcome {
 
 export async function submit(
   port: number,
-  envelope: { from: string; to: string[] },
+  /** size: the SIZE the client announces with MAIL FROM. */
+  envelope: { from: string; to: string[]; size?: number },
   client: SubmitClient,
   message: string,
 ): Promise<SubmitOutcome> {
