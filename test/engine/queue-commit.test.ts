@@ -1,7 +1,7 @@
-// The commit protocol of an accept: body and control records are written and fsync'ed together,
-// the records renamed into place only after both. A kill -9 in the middle of many concurrent
-// accepts loses none that resolved and leaves no record without its body; a failed write leaves
-// nothing behind.
+// The commit protocol of an accept: the message is appended to the journal and synced (one sync
+// for all that arrived meanwhile) before accept resolves; reopening moves it to the file store.
+// A kill -9 in the middle of many concurrent accepts loses none that resolved and leaves no record
+// without its body; a failed write leaves nothing behind, and a failed move loses nothing.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readdir, rm, writeFile } from 'node:fs/promises';
@@ -85,25 +85,55 @@ describe('MessageQueue commit', () => {
     await queue.close();
   });
 
-  it('leaves neither body nor record when a control record cannot be written', async () => {
+  it('acknowledges nothing and leaves nothing when the journal cannot be written', async () => {
     const queueDir = join(dir.path, 'queue');
     const queue = await MessageQueue.open(queueDir, memoryLog());
-    // control/ becomes a file: staging the record fails while the body is being written.
-    await rm(join(queueDir, 'control'), { recursive: true });
-    await writeFile(join(queueDir, 'control'), 'not a directory');
-    await assert.rejects(
-      queue.accept({
-        from: 'a@adatum.com',
-        recipients: ['b@fabrikam.com'],
-        body: Buffer.from('Subject: x\r\n\r\nx\r\n'),
-        receivedAt: new Date(),
-        connector: 'c',
-        remoteAddress: '127.0.0.1',
-      }),
-      { code: 'ENOTDIR' },
-    );
+    // journal/ becomes a file: creating the first segment fails.
+    await rm(join(queueDir, 'journal'), { recursive: true });
+    await writeFile(join(queueDir, 'journal'), 'not a directory');
+    await assert.rejects(queue.accept(message()), { code: 'ENOTDIR' });
     assert.deepEqual(await readdir(join(queueDir, 'data')), []);
     assert.deepEqual(queue.messages(), []);
     await queue.close();
   });
+
+  it('keeps a message in the journal when moving it to the file store fails', async () => {
+    const queueDir = join(dir.path, 'queue');
+    const queue = await MessageQueue.open(queueDir, memoryLog());
+    const [id = ''] = await queue.accept(message());
+    // control/ becomes a file: the deferral's move cannot stage the record.
+    await rm(join(queueDir, 'control'), { recursive: true });
+    await writeFile(join(queueDir, 'control'), 'not a directory');
+    queue.claim([id]);
+    const deferral = {
+      delivered: [],
+      failures: [
+        { recipient: 'b@fabrikam.com', reply: '421 4.2.1 Unable to connect', permanent: false },
+      ],
+    };
+    const policy = { hostname: 'mail.adatum.com', retrySchedule: [60_000], expireAfter: 3_600_000 };
+    await assert.rejects(queue.settle(id, deferral, policy), { code: 'ENOTDIR' });
+    assert.deepEqual(await readdir(join(queueDir, 'data')), [], 'the half-made move is taken back');
+    await queue.close();
+
+    await rm(join(queueDir, 'control'));
+    const reopened = await MessageQueue.open(queueDir, memoryLog());
+    assert.deepEqual(
+      reopened.messages().map((m) => [m.id, m.attempts]),
+      [[id, 0]],
+    );
+    assert.equal((await reopened.claim([id])[0]?.body())?.toString(), 'Subject: x\r\n\r\nx\r\n');
+    await reopened.close();
+  });
 });
+
+function message() {
+  return {
+    from: 'a@adatum.com',
+    recipients: ['b@fabrikam.com'],
+    body: Buffer.from('Subject: x\r\n\r\nx\r\n'),
+    receivedAt: new Date(),
+    connector: 'c',
+    remoteAddress: '127.0.0.1',
+  };
+}

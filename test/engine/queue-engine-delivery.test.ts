@@ -60,7 +60,8 @@ describe('EngineDelivery', () => {
       connector: 'internal',
       remoteAddress: '127.0.0.1',
     });
-    assert.equal((await readdir(join(state.path, 'queue', 'control'))).length, 1);
+    assert.equal(delivery.queue.messages().length, 1);
+    assert.equal((await readdir(join(state.path, 'queue', 'journal'))).length, 1);
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal(impostor.connections, 0, 'nothing is sent before the first apply');
 

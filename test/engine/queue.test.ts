@@ -47,13 +47,21 @@ describe('MessageQueue', () => {
   });
   after(() => dir.remove());
 
-  it('writes the body once and one control record per next-hop domain before accept resolves', async () => {
-    const queue = await open();
-    const ids = await queue.accept(
+  it('journals the message before accept resolves, and moves it to one body and one control record per next-hop domain when reopened', async () => {
+    const first = await open();
+    const ids = await first.accept(
       incoming(['bob@treyresearch.net', 'Carol@TreyResearch.NET', 'dave@fabrikam.com']),
     );
     assert.equal(ids.length, 2);
     const [message] = ids[0]?.split('.') ?? [];
+    // Durable in the journal alone; the process dies without a close.
+    const segments = await readdir(join(dir.path, 'queue', 'journal'));
+    assert.equal(segments.length, 1);
+    const segment = await readFile(join(dir.path, 'queue', 'journal', segments[0] ?? ''));
+    assert.ok(segment.includes(Buffer.from(`"message":"${message}"`)));
+    assert.deepEqual(await readdir(join(dir.path, 'queue', 'data')), []);
+    const queue = await open();
+    assert.deepEqual(await readdir(join(dir.path, 'queue', 'journal')), []);
     assert.deepEqual(await readdir(join(dir.path, 'queue', 'data')), [`${message}.eml`]);
     assert.deepEqual(
       (await readdir(join(dir.path, 'queue', 'control'))).sort(),
@@ -73,6 +81,7 @@ describe('MessageQueue', () => {
       ],
     );
     await queue.close();
+    await first.close();
   });
 
   it('recovers every entry after a restart, attempts and last error included', async () => {

@@ -1,14 +1,17 @@
 // A queue entry as the queue holds it in memory (its control record, when it is next due, whether
 // the dispatcher holds it), and what the queue shows of its entries: per-domain summaries, messages.
 import type { QueuedMessageSummary, QueueStatus, QueueSummary } from '../../model.js';
+import type { JournalLocation } from './journal.js';
 import type { ControlRecord } from './store.js';
 
 export interface Entry {
   record: ControlRecord;
   dueAt: number; // ms; retry() moves it without rewriting the file
   active: boolean;
-  /** The body as accepted, until the first attempt is settled; undefined: read data/ instead. */
+  /** The body as accepted, until the first attempt is settled; undefined: read it from disk. */
   body?: Buffer;
+  /** Where the body is while the message is in the journal; undefined: in the file store. */
+  journal?: JournalLocation;
 }
 
 export function summarize(entries: Iterable<Entry>, now: number): QueueSummary[] {

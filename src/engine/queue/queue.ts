@@ -14,6 +14,7 @@
 // repeat a delivery but never lose an acknowledged message. An operator may suspend a next-hop
 // domain (Exchange's Suspend-Queue): its entries stay queued, are never handed out, and still
 // expire; the suspended set is operational state kept in suspended.json, not in any manifest.
+import { join } from 'node:path';
 import type { QueuedMessageSummary, QueueSummary } from '../../model.js';
 import type { EngineLog } from '../log.js';
 import type { IncomingMessage, MessageSink } from '../message-sink.js';
@@ -22,8 +23,27 @@ import { buildNonDeliveryReport, headerSection, statusOf, type BouncedRecipient 
 import type { DeliveryOutcome, OutboundMessage } from './outcome.js';
 import { listMessages, summarize, type Entry } from './entry.js';
 import { groupByDomain } from './recipients.js';
+import { Journal } from './journal.js';
 import { newMessageId, QueueStore, type ControlRecord } from './store.js';
 import { nextHopDomainOf, SuspendedDomains } from './suspended.js';
+
+/**
+ * Replays the journal into the file store: each message it still holds is committed there (what a
+ * move cut short is discarded first), then the segments go. Damaged ones move to corrupt/.
+ */
+async function replayJournal(store: QueueStore, log: EngineLog): Promise<Journal> {
+  const { journal, replayed } = await Journal.replay(join(store.directory, 'journal'), log);
+  for (const held of replayed.live) {
+    const ids = held.records.map((record) => record.id);
+    await store.discard(held.message, ids);
+    await store.commit(held.message, await journal.read(held.body), held.records);
+  }
+  for (const segment of replayed.damaged) await journal.quarantine(segment, store.corruptDir);
+  await journal.clear(replayed.segments.filter((segment) => !replayed.damaged.includes(segment)));
+  if (replayed.live.length > 0)
+    log.log('info', 'queue.journal_replayed', { messages: replayed.live.length });
+  return journal;
+}
 
 /** What settling an attempt needs from the running configuration (a Generation has all three). */
 export interface SettlePolicy {
@@ -47,6 +67,10 @@ const BODY_CACHE_BYTES = 32 * 1024 * 1024;
 
 export class MessageQueue implements MessageSink {
   private readonly entries = new Map<string, Entry>();
+  /** Message id -> its entries still queued (the body goes with the last). */
+  private readonly byMessage = new Map<string, Set<Entry>>();
+  /** Messages being moved from the journal to the file store. */
+  private readonly moving = new Map<string, Promise<void>>();
   private readonly listeners = new Set<() => void>();
   private readonly pending = new Set<Promise<unknown>>();
   private cachedBytes = 0;
@@ -54,6 +78,7 @@ export class MessageQueue implements MessageSink {
 
   private constructor(
     private readonly store: QueueStore,
+    private readonly journal: Journal,
     private readonly log: EngineLog,
     private readonly suspended: SuspendedDomains,
     readonly clock: () => number,
@@ -67,13 +92,17 @@ export class MessageQueue implements MessageSink {
   ): Promise<MessageQueue> {
     const store = new QueueStore(directory);
     await store.prepare();
-    const queue = new MessageQueue(store, log, await SuspendedDomains.load(directory, log), clock);
+    const journal = await replayJournal(store, log);
+    const queue = new MessageQueue(
+      store,
+      journal,
+      log,
+      await SuspendedDomains.load(directory, log),
+      clock,
+    );
+    journal.onRotate = (segment) => queue.moveIdle(segment);
     for (const record of await store.recover(log)) {
-      queue.entries.set(record.id, {
-        record,
-        dueAt: Date.parse(record.nextAttemptAt),
-        active: false,
-      });
+      queue.add({ record, dueAt: Date.parse(record.nextAttemptAt), active: false });
     }
     log.log('info', 'queue.opened', {
       directory,
@@ -110,16 +139,16 @@ export class MessageQueue implements MessageSink {
       lastAttemptAt: null,
       nextAttemptAt: new Date(now).toISOString(),
     }));
-    await this.store.commit(id, message.body, records);
+    const location = await this.journal.accept(id, records, message.body);
     // Kept in memory for the first attempt (bounded), so delivery does not read the file back.
     const cached = this.cachedBytes + message.body.length <= BODY_CACHE_BYTES;
     for (const record of records) {
-      const entry: Entry = { record, dueAt: now, active: false };
+      const entry: Entry = { record, dueAt: now, active: false, journal: location };
       if (cached) {
         entry.body = message.body;
         this.cachedBytes += message.body.length;
       }
-      this.entries.set(record.id, entry);
+      this.add(entry);
     }
     this.log.log('info', 'queue.accepted', {
       message: id,
@@ -230,15 +259,14 @@ export class MessageQueue implements MessageSink {
       const entry = this.entries.get(id);
       if (entry === undefined || entry.active) continue;
       entry.active = true;
-      const { record, body } = entry;
+      const { record } = entry;
       claimed.push({
         id: record.id,
         from: record.from,
         recipients: [...record.recipients],
         size: record.size,
         receivedAt: new Date(record.receivedAt),
-        body: () =>
-          body === undefined ? this.store.readBody(record.message) : Promise.resolve(body),
+        body: () => this.bodyOf(entry),
       });
     }
     return claimed;
@@ -381,10 +409,15 @@ export class MessageQueue implements MessageSink {
       });
     }
     if (remaining.length === 0) {
-      await this.store.removeControl(record.id);
-      this.entries.delete(record.id);
-      const shared = [...this.entries.values()].some((e) => e.record.message === record.message);
-      if (!shared) await this.store.removeBody(record.message);
+      await this.afterMoving(record.message);
+      if (entry.journal !== undefined) {
+        this.journal.done(record.id, entry.journal.segment);
+        entry.journal = undefined;
+        this.remove(entry);
+      } else {
+        await this.store.removeControl(record.id);
+        if (this.remove(entry)) await this.store.removeBody(record.message);
+      }
       this.log.log('info', 'queue.done', { id: record.id });
       return;
     }
@@ -404,6 +437,9 @@ export class MessageQueue implements MessageSink {
       await this.bounce(entry, delayed, policy, now, new Date(expiresAt));
       delayNotifiedAt = new Date(now).toISOString();
     }
+    // A record that changes lives in the file store: the message moves there first.
+    await this.afterMoving(record.message);
+    if (entry.journal !== undefined) await this.move(record.message);
     const updated: ControlRecord = {
       ...record,
       delayNotifiedAt,
@@ -426,13 +462,14 @@ export class MessageQueue implements MessageSink {
   }
 
   private async bounce(
-    { record, body }: Entry,
+    entry: Entry,
     recipients: BouncedRecipient[],
     policy: SettlePolicy,
     now: number,
     /** Given: a delay notice (the message stays queued until then), not a non-delivery report. */
     willRetryUntil?: Date,
   ): Promise<void> {
+    const { record } = entry;
     const fields = { id: record.id, recipients: recipients.map((r) => r.recipient) };
     if (record.from === '') {
       // RFC 3464 §2: a report about a report would loop; Postfix and Exchange drop it too.
@@ -447,7 +484,7 @@ export class MessageQueue implements MessageSink {
       });
       return;
     }
-    const original = body ?? (await this.store.readBody(record.message));
+    const original = await this.bodyOf(entry);
     const report = buildNonDeliveryReport({
       reportingMta: policy.hostname,
       to: record.from,
@@ -470,11 +507,93 @@ export class MessageQueue implements MessageSink {
     this.log.log('warn', event, { ...fields, report: ids[0], to: record.from });
   }
 
+  private add(entry: Entry): void {
+    this.entries.set(entry.record.id, entry);
+    const message = entry.record.message;
+    const entries = this.byMessage.get(message);
+    if (entries === undefined) this.byMessage.set(message, new Set([entry]));
+    else entries.add(entry);
+  }
+
+  /** Forgets a settled entry; true when it was the last to name its body. */
+  private remove(entry: Entry): boolean {
+    this.entries.delete(entry.record.id);
+    const message = entry.record.message;
+    const entries = this.byMessage.get(message);
+    entries?.delete(entry);
+    if (entries !== undefined && entries.size > 0) return false;
+    this.byMessage.delete(message);
+    return true;
+  }
+
   /** Resolves once every write in flight ended; accept() refuses from now on. */
   async close(): Promise<void> {
     this.closed = true;
     this.listeners.clear();
     await Promise.allSettled([...this.pending]);
+    await this.journal.close();
+  }
+
+  private bodyOf(entry: Entry): Promise<Buffer> {
+    if (entry.body !== undefined) return Promise.resolve(entry.body);
+    if (entry.journal !== undefined) return this.journal.read(entry.journal);
+    return this.store.readBody(entry.record.message);
+  }
+
+  /** Waits until no move of this message is running (a settle decides on a stable state). */
+  private async afterMoving(message: string): Promise<void> {
+    for (let running = this.moving.get(message); running !== undefined;) {
+      await running.catch(() => undefined);
+      running = this.moving.get(message);
+    }
+  }
+
+  /**
+   * Moves a message's entries still in the journal to the file store: body and control records
+   * committed there, then the journal's M record synced. Only then may its files change.
+   */
+  private move(message: string): Promise<void> {
+    const running = this.moving.get(message);
+    if (running !== undefined) return running;
+    const held = [...(this.byMessage.get(message) ?? [])].filter((e) => e.journal !== undefined);
+    const first = held[0];
+    if (first?.journal === undefined) return Promise.resolve();
+    const segment = first.journal.segment;
+    const work = (async () => {
+      const body = await this.bodyOf(first);
+      await this.store.commit(
+        message,
+        body,
+        held.map((e) => e.record),
+      );
+      try {
+        await this.journal.moved(message, segment, held.length);
+      } catch (error) {
+        await this.store.discard(
+          message,
+          held.map((e) => e.record.id),
+        );
+        throw error;
+      }
+      for (const entry of held) entry.journal = undefined;
+    })().finally(() => this.moving.delete(message));
+    this.moving.set(message, work);
+    return work;
+  }
+
+  /** A segment was rotated out: its idle messages move to the file store, so it can go. */
+  private moveIdle(segment: number): void {
+    const messages = new Set<string>();
+    for (const entry of this.entries.values()) {
+      if (!entry.active && entry.journal?.segment === segment) messages.add(entry.record.message);
+    }
+    for (const message of messages) {
+      void this.track(
+        this.move(message).catch((error: Error) =>
+          this.log.log('warn', 'queue.move_failed', { message, error: error.message }),
+        ),
+      );
+    }
   }
 
   private track<T>(work: Promise<T>): Promise<T> {

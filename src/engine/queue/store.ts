@@ -111,6 +111,20 @@ export class QueueStore {
     }
   }
 
+  /**
+   * Removes what a move from the journal left half-done (a crash before the journal's M record):
+   * the journal still has the message, and commits it again.
+   */
+  async discard(message: string, ids: readonly string[]): Promise<void> {
+    let removed = false;
+    for (const id of ids) {
+      removed = (await removeFile(this.controlPath(id))) || removed;
+      removed = (await removeFile(this.temporaryPath(id))) || removed;
+    }
+    removed = (await removeFile(this.bodyPath(message))) || removed;
+    if (removed) await Promise.all([syncDirectory(this.controlDir), syncDirectory(this.dataDir)]);
+  }
+
   readBody(message: string): Promise<Buffer> {
     return readFile(this.bodyPath(message));
   }
@@ -238,6 +252,11 @@ export function parseControlRecord(text: string, expectedId: string): ControlRec
   } catch (error) {
     return `not JSON: ${(error as Error).message}`;
   }
+  return checkControlRecord(value, expectedId);
+}
+
+/** The same checks on a value already parsed (the journal's records). */
+export function checkControlRecord(value: unknown, expectedId: string): ControlRecord | string {
   if (typeof value !== 'object' || value === null) return 'not an object';
   const record = value as Record<string, unknown>;
   const strings = [
@@ -290,11 +309,13 @@ export function parseControlRecord(text: string, expectedId: string): ControlRec
 }
 
 /** unlink, where a file already gone is no error (rm's force costs an lstat per call). */
-async function removeFile(path: string): Promise<void> {
+async function removeFile(path: string): Promise<boolean> {
   try {
     await unlink(path);
+    return true;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    return false;
   }
 }
 
