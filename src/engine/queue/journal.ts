@@ -135,6 +135,7 @@ export class Journal {
       const path = join(directory, name);
       const data = await readFile(path);
       let offset = 0;
+      let skipped = 0;
       while (offset + HEADER_BYTES <= data.length) {
         const header = data.subarray(offset, offset + HEADER_BYTES);
         if (!header.subarray(0, 4).equals(MAGIC)) break;
@@ -142,10 +143,18 @@ export class Journal {
         const end = offset + HEADER_BYTES + length;
         if (end > data.length) break;
         const payload = data.subarray(offset + HEADER_BYTES, end);
-        if (crc32(payload, crc32(header.subarray(4, 12))) !== header.readUInt32BE(12)) break;
-        const type = String.fromCharCode(header[4] ?? 0);
-        const parsed = parseRecord(type, payload);
-        if (parsed === undefined) break;
+        const checks = crc32(payload, crc32(header.subarray(4, 12))) === header.readUInt32BE(12);
+        const parsed = checks
+          ? parseRecord(String.fromCharCode(header[4] ?? 0), payload)
+          : undefined;
+        if (parsed === undefined) {
+          // The last thing written: a write cut short. Otherwise damage: skip the one record.
+          if (!data.subarray(end).some((byte) => byte !== 0)) break;
+          log.log('error', 'queue.corrupt_journal', { segment: name, at: offset, bytes: length });
+          skipped += 1;
+          offset = end;
+          continue;
+        }
         if (parsed.type === 'A') {
           const jsonEnd = 4 + parsed.jsonLength;
           accepted.set(parsed.message, {
@@ -162,17 +171,15 @@ export class Journal {
         offset = end;
       }
       if (offset < data.length && data.subarray(offset).some((byte) => byte !== 0)) {
-        const framed =
-          offset + HEADER_BYTES <= data.length && data.subarray(offset, offset + 4).equals(MAGIC);
-        const rest = data.length - offset;
-        if (framed && rest > HEADER_BYTES + data.readUInt32BE(offset + 8)) {
-          // Not a tail cut short: a record in the middle does not check. Kept for investigation.
-          log.log('error', 'queue.corrupt_journal', { segment: name, at: offset, bytes: rest });
-          damaged.push(number);
-        } else {
-          log.log('info', 'queue.journal_torn_tail', { segment: name, at: offset, bytes: rest });
-        }
+        // Unframed bytes at the end: a tail cut short (never acknowledged), or damage.
+        log.log('info', 'queue.journal_torn_tail', {
+          segment: name,
+          at: offset,
+          bytes: data.length - offset,
+        });
       }
+      // Kept for investigation rather than removed.
+      if (skipped > 0) damaged.push(number);
     }
     const live: JournalMessage[] = [];
     for (const entry of accepted.values()) {
@@ -182,6 +189,11 @@ export class Journal {
     }
     const journal = new Journal(directory, log, (numbers.at(-1) ?? 0) + 1);
     return { journal, replayed: { live, segments: numbers, damaged } };
+  }
+
+  /** Whether a segment has been rotated out (what is live in it should move to the file store). */
+  rotatedOut(segment: number): boolean {
+    return this.active?.number !== segment;
   }
 
   /** Reads a body back from a segment (one replayed, or one in use). */
@@ -376,7 +388,8 @@ export class Journal {
     this.active = undefined;
     this.size = 0;
     if (old.live <= 0) void this.retire(old);
-    else this.onRotate?.(old.number);
+    // After the accepts just acknowledged have their entries (their callers resume first).
+    else setImmediate(() => this.onRotate?.(old.number));
   }
 }
 

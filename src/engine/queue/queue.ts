@@ -275,7 +275,11 @@ export class MessageQueue implements MessageSink {
   /** Gives an entry back unchanged (its attempt could not be made). */
   release(id: string): void {
     const entry = this.entries.get(id);
-    if (entry !== undefined) entry.active = false;
+    if (entry === undefined) return;
+    entry.active = false;
+    // Missed by its segment's rotation while it was out: it moves now.
+    if (entry.journal !== undefined && this.journal.rotatedOut(entry.journal.segment))
+      this.moveIdle(entry.journal.segment);
   }
 
   /** Makes idle entries (of one next-hop domain, or all) due now; returns how many. Not suspended ones. */
