@@ -55,6 +55,9 @@ export class EngineDelivery {
       queue,
       generation: options.generation,
       deliverLocal: mailboxDelivery(createLocalDelivery({ stateDir: options.stateDir }), relay),
+      // Maildir copies go several at once; relayed ones one after another over one kept session.
+      localConcurrency: (generation) =>
+        generation.config.organization.spec.delivery.relay === undefined ? 16 : 1,
       deliverRemote: createRemoteDelivery({
         log: options.log,
         connectionCacheMs: DEFAULT_CONNECTION_CACHE_MS,

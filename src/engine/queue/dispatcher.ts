@@ -42,6 +42,8 @@ export interface DispatcherOptions {
   now?: () => number;
   /** Next-hop domains delivered at once (default 8). */
   concurrency?: number;
+  /** Local deliveries of one batch under way at once (default 1). */
+  localConcurrency?: (generation: Generation) => number;
   /** Messages per domain per round, i.e. per connection (default 100). */
   batchSize?: number;
 }
@@ -55,8 +57,11 @@ const MAX_SLEEP_MS = 60_000;
  */
 const ACCEPT_ROUND_SPACING = 20;
 const ACCEPT_ROUND_MAX_MS = 200;
-/** Local deliveries of one batch under way at once. */
-const LOCAL_CONCURRENCY = 16;
+/**
+ * While accepts come closer together than this, rounds wait this long, so that a round's batch
+ * of deliveries shares the fsyncs of new/ and of the file system's journal.
+ */
+const GATHER_MS = 20;
 
 export class Dispatcher {
   private readonly inFlight = new Map<string, Promise<void>>();
@@ -68,6 +73,7 @@ export class Dispatcher {
   private unsubscribe: (() => void) | undefined;
   private lastGeneration: Generation | undefined;
   private acceptTimer: NodeJS.Timeout | undefined;
+  private lastAcceptAt = -Infinity;
   /** How long the last round took (ms). */
   private lastRoundMs = 0;
 
@@ -104,8 +110,18 @@ export class Dispatcher {
 
   /** An accept's kick: at once when nothing is in flight, otherwise spaced by the rounds' cost. */
   private kickAfterAccept(): void {
-    const delay = Math.min(this.lastRoundMs * ACCEPT_ROUND_SPACING, ACCEPT_ROUND_MAX_MS);
-    if (this.inFlight.size === 0 || delay < 1) return this.kick();
+    const now = performance.now();
+    const busy = now - this.lastAcceptAt < GATHER_MS;
+    this.lastAcceptAt = now;
+    this.kickGathered(busy);
+  }
+
+  private kickGathered(busy: boolean): void {
+    const delay = Math.max(
+      busy ? GATHER_MS : 0,
+      Math.min(this.lastRoundMs * ACCEPT_ROUND_SPACING, ACCEPT_ROUND_MAX_MS),
+    );
+    if ((this.inFlight.size === 0 && !busy) || delay < 1) return this.kick();
     if (this.kickPending || this.acceptTimer !== undefined) return;
     this.acceptTimer = setTimeout(() => {
       this.acceptTimer = undefined;
@@ -155,7 +171,7 @@ export class Dispatcher {
         const work = this.dispatch(domain, ids, generation).finally(() => {
           this.inFlight.delete(domain);
           // Messages may have arrived for this domain meanwhile, or a slot freed up for another.
-          this.kick();
+          this.kickGathered(performance.now() - this.lastAcceptAt < GATHER_MS);
         });
         this.inFlight.set(domain, work);
         started.push(work);
@@ -211,7 +227,7 @@ export class Dispatcher {
   }
 
   /**
-   * LOCAL_CONCURRENCY copies at a time, each settled as soon as it is in its mailbox: a crash
+   * localConcurrency copies at a time, each settled as soon as it is in its mailbox: a crash
    * delivers again at most the messages in hand, not the batch. Several at once share the fsyncs
    * of new/ and the journal's writes; one at a time, a mailbox took about 1.4 ms per message.
    */
@@ -234,7 +250,8 @@ export class Dispatcher {
         settling.push(this.settle(message, outcome, generation));
       }
     };
-    const workers = Math.min(LOCAL_CONCURRENCY, messages.length);
+    const concurrency = this.options.localConcurrency?.(generation) ?? 1;
+    const workers = Math.max(1, Math.min(concurrency, messages.length));
     await Promise.all(Array.from({ length: workers }, worker));
     await Promise.all(settling);
   }
