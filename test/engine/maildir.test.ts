@@ -1,10 +1,17 @@
 // Local delivery: Maildir files appear in new/ whole (written in tmp/, renamed), one unique file
 // per delivery, under <root>/<domain>/<localpart>, with no way out of the root.
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createLocalDelivery, mailboxName, Maildir } from '../../src/engine/delivery/maildir.js';
+import {
+  createLocalDelivery,
+  mailboxName,
+  Maildir,
+  sweepTemporaryFiles,
+} from '../../src/engine/delivery/maildir.js';
 import { buildGeneration } from '../../src/engine/generation.js';
 import { runtimeConfig } from '../support/runtime-config.js';
 import { tempDir } from '../support/tmp.js';
@@ -25,6 +32,30 @@ describe('Maildir delivery', () => {
     assert.deepEqual(await readFile(path), body);
     assert.deepEqual(await readdir(join(mailbox, 'tmp')), []);
     assert.deepEqual(await readdir(join(mailbox, 'cur')), []);
+  });
+
+  it('sweeps from tmp/ what an engine that is gone left, and nothing else', async () => {
+    const root = join(dir.path, 'swept');
+    const tmp = join(root, 'treyresearch.net', 'bob', 'tmp');
+    await mkdir(tmp, { recursive: true });
+    const host = hostname().replace(/\//g, '\\057').replace(/:/g, '\\072');
+    const gonePid = spawnSync(process.execPath, [
+      '-e',
+      'process.stdout.write(String(process.pid))',
+    ]).stdout.toString();
+    const name = (pid: number | string, on = host) =>
+      `1764000000.M123456P${pid}Q7R0a1b2c3d.${on},S=42`;
+    const left = name(gonePid);
+    const kept = [
+      name(process.pid), // ours, being written
+      name(process.ppid), // another engine, still running
+      name(gonePid, 'another.host'), // written by another host sharing the Maildirs
+      'written-by-a-mail-reader',
+    ];
+    for (const file of [left, ...kept]) await writeFile(join(tmp, file), 'part of a message');
+    assert.equal(await sweepTemporaryFiles(root), 1);
+    assert.deepEqual((await readdir(tmp)).sort(), kept.sort());
+    assert.equal(await sweepTemporaryFiles(join(dir.path, 'no-such-root')), 0);
   });
 
   it('gives every delivery its own file name', async () => {

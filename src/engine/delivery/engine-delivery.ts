@@ -13,7 +13,7 @@ import { createRemoteDelivery } from '../send/deliver.js';
 import { chooseSendConnector } from '../send/route.js';
 import { OpenSessions, type SendTimeouts } from '../send/session.js';
 import type { DeliverLocal } from '../queue/dispatcher.js';
-import { createLocalDelivery } from './maildir.js';
+import { createLocalDelivery, maildirRoot, sweepTemporaryFiles } from './maildir.js';
 import { createRelayDelivery, type RelayDeliverLocal } from './relay.js';
 
 export interface EngineDeliveryOptions {
@@ -28,6 +28,12 @@ export interface EngineDeliveryOptions {
   dns?: ResolveOptions;
 }
 
+/**
+ * Maildir copies of one batch written at once: they share the fsyncs of new/ and of the file
+ * system's journal. One at a time, a copy took about 1.4 ms; a kill can repeat those in flight.
+ */
+export const MAILDIR_CONCURRENCY = 16;
+
 export class EngineDelivery {
   private constructor(
     readonly queue: MessageQueue,
@@ -36,6 +42,8 @@ export class EngineDelivery {
     private readonly relay: RelayDeliverLocal,
     /** Sessions open to next hops now, per send connector (status page, metrics). */
     readonly sendSessions: OpenSessions,
+    private readonly stateDir: string,
+    private readonly log: EngineLog,
   ) {}
 
   static async open(options: EngineDeliveryOptions): Promise<EngineDelivery> {
@@ -57,7 +65,7 @@ export class EngineDelivery {
       deliverLocal: mailboxDelivery(createLocalDelivery({ stateDir: options.stateDir }), relay),
       // Maildir copies go several at once; relayed ones one after another over one kept session.
       localConcurrency: (generation) =>
-        generation.config.organization.spec.delivery.relay === undefined ? 16 : 1,
+        generation.config.organization.spec.delivery.relay === undefined ? MAILDIR_CONCURRENCY : 1,
       deliverRemote: createRemoteDelivery({
         log: options.log,
         connectionCacheMs: DEFAULT_CONNECTION_CACHE_MS,
@@ -69,7 +77,15 @@ export class EngineDelivery {
       log: options.log,
     });
     dispatcher.start();
-    return new EngineDelivery(queue, dispatcher, relaying, relay, sendSessions);
+    return new EngineDelivery(
+      queue,
+      dispatcher,
+      relaying,
+      relay,
+      sendSessions,
+      options.stateDir,
+      options.log,
+    );
   }
 
   /** Retries now every queued entry, or those of one next-hop domain; returns how many. */
@@ -79,6 +95,7 @@ export class EngineDelivery {
 
   /** Call after a generation is committed: the first one starts delivery, later ones retry what they affect. */
   afterApply(previous: Generation | undefined, next: Generation): void {
+    this.sweepOnce(next);
     if (previous === undefined) {
       this.dispatcher.kick();
       return;
@@ -88,6 +105,24 @@ export class EngineDelivery {
         this.dispatcher.retry(nextHopDomain);
       }
     }
+  }
+
+  /** Maildir roots whose leftovers from earlier processes were swept (once per root). */
+  private readonly swept = new Set<string>();
+
+  private sweepOnce(generation: Generation): void {
+    const configured = generation.config.organization.spec.delivery.maildir;
+    if (configured === undefined) return;
+    const root = maildirRoot(configured, this.stateDir);
+    if (this.swept.has(root)) return;
+    this.swept.add(root);
+    void sweepTemporaryFiles(root).then(
+      (removed) => {
+        if (removed > 0) this.log.log('info', 'delivery.maildir_swept', { root, removed });
+      },
+      (error: Error) =>
+        this.log.log('warn', 'delivery.maildir_sweep_failed', { root, error: error.message }),
+    );
   }
 
   /** Stops dispatching (connections in flight are closed, their outcomes recorded), then the queue. */

@@ -2,7 +2,7 @@
 // to tmp/, fsync'ed, renamed into new/ under a unique name and new/ fsync'ed, so a reader never
 // sees half a message and a delivered one survives a crash (https://cr.yp.to/proto/maildir.html).
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { DeliverLocal } from '../queue/dispatcher.js';
@@ -99,6 +99,48 @@ export class Maildir {
     await syncDirectory(join(mailbox, 'new'));
     return target;
   }
+}
+
+/** Our unique names: the writer's pid, and the host it ran on. */
+const OUR_NAME = /^\d+\.M\d+P(\d+)Q\d+R[0-9a-f]+\.(.+),S=\d+$/;
+
+/** Whether a process is still there (kill with signal 0 only asks). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+/**
+ * Removes the tmp/ files an engine killed in mid-delivery left: only names this host's engines
+ * give, and only of a process that is gone (another engine on the same Maildirs keeps its own).
+ * Their messages are still queued and delivered again; Maildir readers would remove such files
+ * after 36 hours anyway. Resolves with how many it removed.
+ */
+export async function sweepTemporaryFiles(root: string): Promise<number> {
+  const host = hostname().replace(/\//g, '\\057').replace(/:/g, '\\072');
+  const gone = new Map<number, boolean>();
+  let removed = 0;
+  const list = (path: string) => readdir(path).catch(() => [] as string[]);
+  for (const domain of await list(root)) {
+    for (const mailbox of await list(join(root, domain))) {
+      const temporary = join(root, domain, mailbox, 'tmp');
+      for (const name of await list(temporary)) {
+        const match = OUR_NAME.exec(name);
+        if (match === null || match[2] !== host) continue;
+        const pid = Number(match[1]);
+        if (pid === process.pid) continue;
+        if (!gone.has(pid)) gone.set(pid, !alive(pid));
+        if (gone.get(pid) !== true) continue;
+        await rm(join(temporary, name), { force: true });
+        removed += 1;
+      }
+    }
+  }
+  return removed;
 }
 
 export interface LocalDeliveryOptions {
