@@ -148,6 +148,42 @@ describe('Dispatcher', () => {
     assert.equal(remoteCalls.length, 2);
   });
 
+  it('writes the local copies of a batch side by side, up to localConcurrency at once', async () => {
+    for (const [concurrency, expected] of [
+      [4, 4],
+      [1, 1],
+    ] as const) {
+      let inFlight = 0;
+      let most = 0;
+      const settledAt: number[] = [];
+      const slowLocal: DeliverLocal = async (message) => {
+        inFlight += 1;
+        most = Math.max(most, inFlight);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        inFlight -= 1;
+        settledAt.push(Date.now());
+        return delivered(message);
+      };
+      const running = new Dispatcher({
+        queue,
+        generation: () => generation,
+        deliverLocal: slowLocal,
+        deliverRemote,
+        localConcurrency: () => concurrency,
+        log: memoryLog(),
+      });
+      running.start();
+      // Twelve accepts in a burst: the copies of each round's batch are written side by side.
+      await Promise.all(
+        Array.from({ length: 12 }, () => queue.accept(incoming(['bob@treyresearch.net']))),
+      );
+      await waitFor('twelve deliveries', () => (settledAt.length === 12 ? true : undefined));
+      await running.close();
+      assert.equal(most, expected, `at most ${concurrency} at once, and that many were`);
+      settledAt.length = 0;
+    }
+  });
+
   it('close() aborts deliveries in flight and waits for their outcome', async () => {
     let aborted = false;
     dispatcher = new Dispatcher({
