@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { memoryLog } from '../../src/engine/log.js';
 import type { IncomingMessage } from '../../src/engine/message-sink.js';
 import { MessageQueue, type SettlePolicy } from '../../src/engine/queue/queue.js';
+import { newMessageId } from '../../src/engine/queue/store.js';
 import { tempDir } from '../support/tmp.js';
 
 const MINUTE = 60_000;
@@ -82,6 +83,18 @@ describe('MessageQueue', () => {
     );
     await queue.close();
     await first.close();
+  });
+
+  it('gives message ids that sort by arrival, within one millisecond and when the clock steps back', () => {
+    const at = Date.now() + 60_000;
+    const ids = [
+      ...Array.from({ length: 500 }, () => newMessageId(at)),
+      newMessageId(at - 5_000), // the clock stepped back
+      newMessageId(at + 1),
+    ];
+    assert.deepEqual([...ids].sort(), ids);
+    assert.equal(new Set(ids).size, ids.length);
+    for (const id of ids) assert.match(id, /^[0-9A-Z]+$/);
   });
 
   it('recovers every entry after a restart, attempts and last error included', async () => {

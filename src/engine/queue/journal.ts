@@ -1,24 +1,5 @@
-// The queue's journal: where an accepted message first becomes durable. Creating, renaming and
-// fsync'ing files and directories for each message made the commit before `250` cost two rounds of
-// fsyncs and a dozen file system operations; an append to one open file, with one fdatasync shared
-// by every message that arrived meanwhile (group commit), costs a write and a fraction of a sync.
-//
-// The journal is a sequence of segment files, journal/<16 hex digits>.log, each a sequence of
-// records: a 16-byte header ("DQJ1", the type, three zero bytes, the payload's length and a CRC-32
-// of type, length and payload), then the payload. Types:
-//   A  a message accepted: a JSON header (its control records) and its body; synced before 250.
-//   D  one entry settled for good (delivered or bounced); not synced, so a crash can repeat a
-//      delivery, never lose one.
-//   M  a message moved to the file store (control/ and data/): from then on the files say what
-//      becomes of it; synced before its files change again.
-// A message that needs no more than one attempt never leaves the journal: it is delivered, its D
-// written, and the segment is removed once none of its entries is live. One that must wait (a
-// deferral, a delay notice) is moved to the file store first, and so is every idle one still in
-// a segment ten seconds after that segment was rotated out. Opening the queue replays the journal, moves what is still
-// live to the file store and removes the segments, so a restart starts with an empty journal.
-//
-// Writes go one batch at a time, in order: a failed write (ENOSPC) rejects its batch, the segment
-// is truncated back and left for a new one, so no later record ever follows a torn one.
+// The queue's journal: segment files of appended, checksummed records, where an accepted message
+// first becomes durable with one fdatasync shared by every message that arrived meanwhile.
 import { crc32 } from 'node:zlib';
 import { mkdir, open, readdir, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -98,6 +79,29 @@ export interface ReplayResult {
   damaged: number[];
 }
 
+/**
+ * Creating, renaming and fsync'ing files and directories for each message made the commit before
+ * `250` cost two rounds of fsyncs and a dozen file system operations; an append to one open file,
+ * with one fdatasync shared by every message that arrived meanwhile (group commit), costs a write
+ * and a fraction of a sync.
+ *
+ * Segments are journal/<16 hex digits>.log, each a sequence of records: a 16-byte header ("DQJ1",
+ * the type, three zero bytes, the payload's length, a CRC-32 of type, length and payload), then
+ * the payload. Types:
+ *   A  a message accepted: a JSON header (its control records) and its body; synced before 250.
+ *   D  one entry settled for good (delivered or bounced); not synced, so a crash can repeat a
+ *      delivery, never lose one.
+ *   M  a message moved to the file store (control/ and data/): from then on the files say what
+ *      becomes of it; synced before its files change again.
+ * A message that needs no more than one attempt never leaves the journal: it is delivered, its D
+ * written, and the segment is removed once none of its entries is live. One that must wait (a
+ * deferral, a delay notice) is moved to the file store first, and so is every idle one still in
+ * a segment ten seconds after that segment was rotated out. Opening the queue replays the journal,
+ * moves what is still live to the file store and removes the segments.
+ *
+ * Writes go one batch at a time, in order: a failed write (ENOSPC) rejects its batch, the segment
+ * is truncated back and left for a new one, so no later record ever follows a torn one.
+ */
 export class Journal {
   private readonly segments = new Map<number, Segment>();
   private active: Segment | undefined;

@@ -1,20 +1,18 @@
-// The durable message queue, in one paragraph. A message is accepted by writing its body once to
-// data/<id>.eml and then one control record per next-hop domain (recipient domain, lower-cased)
-// to control/<id>.<n>.json: envelope, attempts, last error, next attempt time. The body and the
-// records (under temporary names) are written and fsync'ed at the same time, with data/; only when
-// all are durable are the records renamed into place (the commit point) and control/ fsync'ed, and
-// accept() resolves (the client gets 250) only after that. After each delivery attempt the record
-// is rewritten (temporary name, fsync, rename, directory fsync: delivered recipients gone, attempts
-// + 1, next attempt from the retry schedule) or deleted when nothing is left, the body going with
-// the last record that names it. Opening the queue replays the directories: temporary files and bodies
-// no record names are crash leftovers and are removed, a record that does not parse moves to
-// corrupt/. An entry is ready when its next attempt is due, active while the dispatcher holds it,
-// retry otherwise. A permanent (5xx) failure, or one still temporary after expireAfter, ends the
-// recipient with a non-delivery report to the sender, queued here like any message. So a crash can
-// repeat a delivery but never lose an acknowledged message. An operator may suspend a next-hop
-// domain (Exchange's Suspend-Queue): its entries stay queued, are never handed out, and still
-// expire; the suspended set is operational state kept in suspended.json, not in any manifest.
-import { join } from 'node:path';
+// The durable message queue, in one paragraph. A message is accepted once it is durable in the
+// queue's journal, one append and one sync shared with the messages that arrived meanwhile
+// (message-files.ts, journal.ts); accept() resolves (the client gets 250) only after that. It has
+// one entry per next-hop domain (recipient domain, lower-cased): envelope, attempts, last error,
+// next attempt time. An entry delivered at its first attempt is only marked done in the journal;
+// one that must wait moves, with its message, to the file store: its body in data/<id>.eml, a
+// control record per entry in control/<id>.<n>.json, rewritten after each attempt (temporary name,
+// fsync, rename, directory fsync) and deleted when nothing is left, the body going with the last
+// record that names it. Opening the queue replays the journal into the file store and recovers
+// that (store.ts). An entry is ready when its next attempt is due, active while the dispatcher
+// holds it, retry otherwise. A permanent (5xx) failure, or one still temporary after expireAfter,
+// ends the recipient with a non-delivery report to the sender, queued here like any message. So a
+// crash can repeat a delivery but never lose an acknowledged message. An operator may suspend a
+// next-hop domain (Exchange's Suspend-Queue): its entries stay queued, are never handed out, and
+// still expire; the suspended set is operational state kept in suspended.json, not in any manifest.
 import type { QueuedMessageSummary, QueueSummary } from '../../model.js';
 import type { EngineLog } from '../log.js';
 import type { IncomingMessage, MessageSink } from '../message-sink.js';
@@ -23,27 +21,9 @@ import { buildNonDeliveryReport, headerSection, statusOf, type BouncedRecipient 
 import type { DeliveryOutcome, OutboundMessage } from './outcome.js';
 import { listMessages, summarize, type Entry } from './entry.js';
 import { groupByDomain } from './recipients.js';
-import { Journal } from './journal.js';
-import { newMessageId, QueueStore, type ControlRecord } from './store.js';
+import { MessageFiles, type MessageFilesOptions } from './message-files.js';
+import { newMessageId, type ControlRecord } from './store.js';
 import { nextHopDomainOf, SuspendedDomains } from './suspended.js';
-
-/**
- * Replays the journal into the file store: each message it still holds is committed there (what a
- * move cut short is discarded first), then the segments go. Damaged ones move to corrupt/.
- */
-async function replayJournal(store: QueueStore, log: EngineLog): Promise<Journal> {
-  const { journal, replayed } = await Journal.replay(join(store.directory, 'journal'), log);
-  for (const held of replayed.live) {
-    const ids = held.records.map((record) => record.id);
-    await store.discard(held.message, ids);
-    await store.commit(held.message, await journal.read(held.body), held.records);
-  }
-  for (const segment of replayed.damaged) await journal.quarantine(segment, store.corruptDir);
-  await journal.clear(replayed.segments.filter((segment) => !replayed.damaged.includes(segment)));
-  if (replayed.live.length > 0)
-    log.log('info', 'queue.journal_replayed', { messages: replayed.live.length });
-  return journal;
-}
 
 /** What settling an attempt needs from the running configuration (a Generation has all three). */
 export interface SettlePolicy {
@@ -57,10 +37,7 @@ export interface SettlePolicy {
   delayNoticeAfter?: number;
 }
 
-export interface QueueOptions {
-  /** How long idle messages may stay in a rotated-out journal segment (tests shorten it). */
-  rotatedGraceMs?: number;
-}
+export type QueueOptions = MessageFilesOptions;
 
 export const DELAY_NOTICE_AFTER_MS = 4 * 3_600_000;
 
@@ -74,16 +51,13 @@ export class MessageQueue implements MessageSink {
   private readonly entries = new Map<string, Entry>();
   /** Message id -> its entries still queued (the body goes with the last). */
   private readonly byMessage = new Map<string, Set<Entry>>();
-  /** Messages being moved from the journal to the file store. */
-  private readonly moving = new Map<string, Promise<void>>();
   private readonly listeners = new Set<() => void>();
   private readonly pending = new Set<Promise<unknown>>();
   private cachedBytes = 0;
   private closed = false;
 
   private constructor(
-    private readonly store: QueueStore,
-    private readonly journal: Journal,
+    private readonly files: MessageFiles,
     private readonly log: EngineLog,
     private readonly suspended: SuspendedDomains,
     readonly clock: () => number,
@@ -96,19 +70,10 @@ export class MessageQueue implements MessageSink {
     clock: () => number = Date.now,
     options: QueueOptions = {},
   ): Promise<MessageQueue> {
-    const store = new QueueStore(directory);
-    await store.prepare();
-    const journal = await replayJournal(store, log);
-    if (options.rotatedGraceMs !== undefined) journal.rotatedGraceMs = options.rotatedGraceMs;
-    const queue = new MessageQueue(
-      store,
-      journal,
-      log,
-      await SuspendedDomains.load(directory, log),
-      clock,
-    );
-    journal.onRotate = (segment) => queue.moveIdle(segment);
-    for (const record of await store.recover(log)) {
+    const { files, records } = await MessageFiles.open(directory, log, options);
+    const queue = new MessageQueue(files, log, await SuspendedDomains.load(directory, log), clock);
+    files.onRotate = (segment) => queue.moveIdle(segment);
+    for (const record of records) {
       queue.add({ record, dueAt: Date.parse(record.nextAttemptAt), active: false });
     }
     log.log('info', 'queue.opened', {
@@ -146,7 +111,7 @@ export class MessageQueue implements MessageSink {
       lastAttemptAt: null,
       nextAttemptAt: new Date(now).toISOString(),
     }));
-    const location = await this.journal.accept(id, records, message.body);
+    const location = await this.files.accept(id, records, message.body);
     // Kept in memory for the first attempt (bounded), so delivery does not read the file back.
     const cached = this.cachedBytes + message.body.length <= BODY_CACHE_BYTES;
     for (const record of records) {
@@ -273,7 +238,7 @@ export class MessageQueue implements MessageSink {
         recipients: [...record.recipients],
         size: record.size,
         receivedAt: new Date(record.receivedAt),
-        body: () => this.bodyOf(entry),
+        body: () => this.files.body(entry),
       });
     }
     return claimed;
@@ -285,7 +250,7 @@ export class MessageQueue implements MessageSink {
     if (entry === undefined) return;
     entry.active = false;
     // Missed by its segment's rotation while it was out: it moves now.
-    if (entry.journal !== undefined && this.journal.rotatedOut(entry.journal.segment))
+    if (entry.journal !== undefined && this.files.rotatedOut(entry.journal.segment))
       this.moveIdle(entry.journal.segment);
   }
 
@@ -420,15 +385,7 @@ export class MessageQueue implements MessageSink {
       });
     }
     if (remaining.length === 0) {
-      await this.afterMoving(record.message);
-      if (entry.journal !== undefined) {
-        this.journal.done(record.id, entry.journal.segment);
-        entry.journal = undefined;
-        this.remove(entry);
-      } else {
-        await this.store.removeControl(record.id);
-        if (this.remove(entry)) await this.store.removeBody(record.message);
-      }
+      await this.files.finish(entry, () => this.remove(entry));
       this.log.log('info', 'queue.done', { id: record.id });
       return;
     }
@@ -448,9 +405,6 @@ export class MessageQueue implements MessageSink {
       await this.bounce(entry, delayed, policy, now, new Date(expiresAt));
       delayNotifiedAt = new Date(now).toISOString();
     }
-    // A record that changes lives in the file store: the message moves there first.
-    await this.afterMoving(record.message);
-    if (entry.journal !== undefined) await this.move(record.message);
     const updated: ControlRecord = {
       ...record,
       delayNotifiedAt,
@@ -460,7 +414,8 @@ export class MessageQueue implements MessageSink {
       lastAttemptAt: new Date(now).toISOString(),
       nextAttemptAt: new Date(dueAt).toISOString(),
     };
-    await this.store.writeControl(updated);
+    // A record that changes lives in the file store: the message moves there first.
+    await this.files.update(entry, updated, () => this.entriesOf(record.message));
     entry.record = updated;
     entry.dueAt = dueAt;
     this.log.log('warn', 'queue.deferred', {
@@ -495,7 +450,7 @@ export class MessageQueue implements MessageSink {
       });
       return;
     }
-    const original = await this.bodyOf(entry);
+    const original = await this.files.body(entry);
     const report = buildNonDeliveryReport({
       reportingMta: policy.hostname,
       to: record.from,
@@ -542,54 +497,11 @@ export class MessageQueue implements MessageSink {
     this.closed = true;
     this.listeners.clear();
     await Promise.allSettled([...this.pending]);
-    await this.journal.close();
+    await this.files.close();
   }
 
-  private bodyOf(entry: Entry): Promise<Buffer> {
-    if (entry.body !== undefined) return Promise.resolve(entry.body);
-    if (entry.journal !== undefined) return this.journal.read(entry.journal);
-    return this.store.readBody(entry.record.message);
-  }
-
-  /** Waits until no move of this message is running (a settle decides on a stable state). */
-  private async afterMoving(message: string): Promise<void> {
-    for (let running = this.moving.get(message); running !== undefined;) {
-      await running.catch(() => undefined);
-      running = this.moving.get(message);
-    }
-  }
-
-  /**
-   * Moves a message's entries still in the journal to the file store: body and control records
-   * committed there, then the journal's M record synced. Only then may its files change.
-   */
-  private move(message: string): Promise<void> {
-    const running = this.moving.get(message);
-    if (running !== undefined) return running;
-    const held = [...(this.byMessage.get(message) ?? [])].filter((e) => e.journal !== undefined);
-    const first = held[0];
-    if (first?.journal === undefined) return Promise.resolve();
-    const segment = first.journal.segment;
-    const work = (async () => {
-      const body = await this.bodyOf(first);
-      await this.store.commit(
-        message,
-        body,
-        held.map((e) => e.record),
-      );
-      try {
-        await this.journal.moved(message, segment, held.length);
-      } catch (error) {
-        await this.store.discard(
-          message,
-          held.map((e) => e.record.id),
-        );
-        throw error;
-      }
-      for (const entry of held) entry.journal = undefined;
-    })().finally(() => this.moving.delete(message));
-    this.moving.set(message, work);
-    return work;
+  private entriesOf(message: string): Entry[] {
+    return [...(this.byMessage.get(message) ?? [])];
   }
 
   /** A segment was rotated out: its idle messages move to the file store, so it can go. */
@@ -600,9 +512,11 @@ export class MessageQueue implements MessageSink {
     }
     for (const message of messages) {
       void this.track(
-        this.move(message).catch((error: Error) =>
-          this.log.log('warn', 'queue.move_failed', { message, error: error.message }),
-        ),
+        this.files
+          .move(message, this.entriesOf(message))
+          .catch((error: Error) =>
+            this.log.log('warn', 'queue.move_failed', { message, error: error.message }),
+          ),
       );
     }
   }

@@ -31,9 +31,22 @@ export interface ControlRecord {
 const TEMPORARY = '.tmp';
 const ENTRY_ID = /^[0-9A-Z]+\.\d+$/;
 
-/** Postfix-like long queue ids: time first (they sort by arrival), then randomness. */
+let lastIdTime = 0;
+let idSequence = 0;
+
+/**
+ * Postfix-like long queue ids: time, then a sequence within the millisecond (so ids sort by arrival
+ * even when several arrive in one, or the clock steps back), then randomness.
+ */
 export function newMessageId(now: number): string {
-  return `${now.toString(36)}${randomBytes(6).toString('hex')}`.toUpperCase();
+  if (now > lastIdTime) {
+    lastIdTime = now;
+    idSequence = 0;
+  } else {
+    idSequence += 1;
+  }
+  const sequence = idSequence.toString(36).padStart(3, '0');
+  return `${lastIdTime.toString(36)}${sequence}${randomBytes(5).toString('hex')}`.toUpperCase();
 }
 
 export class QueueStore {

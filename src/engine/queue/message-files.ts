@@ -1,0 +1,152 @@
+// Where a queued message's bytes are: in the journal from its acceptance, and in the file store
+// (data/, control/) once it must wait for a retry; the move between them, and the replay at open.
+import { join } from 'node:path';
+import type { EngineLog } from '../log.js';
+import type { Entry } from './entry.js';
+import { Journal, type JournalLocation } from './journal.js';
+import { QueueStore, type ControlRecord } from './store.js';
+
+export interface MessageFilesOptions {
+  /** How long idle messages may stay in a rotated-out journal segment (tests shorten it). */
+  rotatedGraceMs?: number;
+}
+
+export class MessageFiles {
+  /** Messages being moved from the journal to the file store. */
+  private readonly moving = new Map<string, Promise<void>>();
+
+  private constructor(
+    private readonly store: QueueStore,
+    private readonly journal: Journal,
+  ) {}
+
+  /**
+   * Opens (creating) the queue directory: the journal is replayed into the file store, then the
+   * file store is recovered. Resolves with every entry's record.
+   */
+  static async open(
+    directory: string,
+    log: EngineLog,
+    options: MessageFilesOptions = {},
+  ): Promise<{ files: MessageFiles; records: ControlRecord[] }> {
+    const store = new QueueStore(directory);
+    await store.prepare();
+    const journal = await replayJournal(store, log);
+    if (options.rotatedGraceMs !== undefined) journal.rotatedGraceMs = options.rotatedGraceMs;
+    const records = await store.recover(log);
+    return { files: new MessageFiles(store, journal), records };
+  }
+
+  /** Called with a segment rotated out: what is still idle in it should move() to the files. */
+  set onRotate(listener: (segment: number) => void) {
+    this.journal.onRotate = listener;
+  }
+
+  rotatedOut(segment: number): boolean {
+    return this.journal.rotatedOut(segment);
+  }
+
+  /** Makes a new message durable (the commit before 250); resolves with where its body is. */
+  accept(
+    message: string,
+    records: readonly ControlRecord[],
+    body: Buffer,
+  ): Promise<JournalLocation> {
+    return this.journal.accept(message, records, body);
+  }
+
+  body(entry: Entry): Promise<Buffer> {
+    if (entry.body !== undefined) return Promise.resolve(entry.body);
+    if (entry.journal !== undefined) return this.journal.read(entry.journal);
+    return this.store.readBody(entry.record.message);
+  }
+
+  /**
+   * An entry is settled for good; forget() drops it from the queue's memory and says whether it
+   * was the last to name its body. A move of the message may be running: this waits for it, so
+   * that the files the move writes are removed too.
+   */
+  async finish(entry: Entry, forget: () => boolean): Promise<void> {
+    await this.settled(entry.record.message);
+    if (entry.journal !== undefined) {
+      this.journal.done(entry.record.id, entry.journal.segment);
+      entry.journal = undefined;
+      forget();
+      return;
+    }
+    await this.store.removeControl(entry.record.id);
+    if (forget()) await this.store.removeBody(entry.record.message);
+  }
+
+  /**
+   * Replaces an entry's record (an attempt deferred it): the message moves to the file store
+   * first if it is still in the journal, with the message's other entries in the journal (held).
+   */
+  async update(entry: Entry, updated: ControlRecord, held: () => Entry[]): Promise<void> {
+    await this.settled(entry.record.message);
+    if (entry.journal !== undefined) await this.move(entry.record.message, held());
+    await this.store.writeControl(updated);
+  }
+
+  /**
+   * Moves a message's entries still in the journal to the file store: body and control records
+   * committed there, then the journal's M record synced. Only then may its files change.
+   */
+  move(message: string, entries: readonly Entry[]): Promise<void> {
+    const running = this.moving.get(message);
+    if (running !== undefined) return running;
+    const held = entries.filter((entry) => entry.journal !== undefined);
+    const first = held[0];
+    if (first?.journal === undefined) return Promise.resolve();
+    const segment = first.journal.segment;
+    const ids = held.map((entry) => entry.record.id);
+    const work = (async () => {
+      const body = await this.body(first);
+      await this.store.commit(
+        message,
+        body,
+        held.map((entry) => entry.record),
+      );
+      try {
+        await this.journal.moved(message, segment, held.length);
+      } catch (error) {
+        await this.store.discard(message, ids);
+        throw error;
+      }
+      for (const entry of held) entry.journal = undefined;
+    })().finally(() => this.moving.delete(message));
+    this.moving.set(message, work);
+    return work;
+  }
+
+  /** Waits for writes in flight, then closes the journal (it is replayed at the next open). */
+  close(): Promise<void> {
+    return this.journal.close();
+  }
+
+  /** Waits until no move of this message is running (a settle decides on a stable state). */
+  private async settled(message: string): Promise<void> {
+    for (let running = this.moving.get(message); running !== undefined;) {
+      await running.catch(() => undefined);
+      running = this.moving.get(message);
+    }
+  }
+}
+
+/**
+ * Replays the journal into the file store: each message it still holds is committed there (what a
+ * move cut short is discarded first), then the segments go. Damaged ones move to corrupt/.
+ */
+async function replayJournal(store: QueueStore, log: EngineLog): Promise<Journal> {
+  const { journal, replayed } = await Journal.replay(join(store.directory, 'journal'), log);
+  for (const held of replayed.live) {
+    const ids = held.records.map((record) => record.id);
+    await store.discard(held.message, ids);
+    await store.commit(held.message, await journal.read(held.body), held.records);
+  }
+  for (const segment of replayed.damaged) await journal.quarantine(segment, store.corruptDir);
+  await journal.clear(replayed.segments.filter((segment) => !replayed.damaged.includes(segment)));
+  if (replayed.live.length > 0)
+    log.log('info', 'queue.journal_replayed', { messages: replayed.live.length });
+  return journal;
+}
