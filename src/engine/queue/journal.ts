@@ -311,7 +311,7 @@ export class Journal {
       // The done records about its messages are in newer segments: synced first, so that a power
       // loss that undoes the unlink finds them too and delivers nothing twice.
       await Promise.all(
-        // One retired meanwhile was synced by its own retirement.
+        // One retired meanwhile is closed: skipped (at worst a power loss repeats a delivery).
         [...this.segments.values()].map((newer) => newer.handle.datasync().catch(() => undefined)),
       );
       await segment.handle.close();
