@@ -1,7 +1,7 @@
 // The load generator of bench/smtp.ts: clients sending 4 KB messages over STARTTLS with a client
 // certificate, on a new connection each time or one kept, in this process or split over several.
 import { fork } from 'node:child_process';
-import { createSecureContext, type SecureContext } from 'node:tls';
+import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { MESSAGE, type Identity, type Mode, type Server } from './smtp-servers.js';
@@ -26,7 +26,19 @@ function clientContext(identity: Identity, ca: string): SecureContext {
   return context;
 }
 
-function connection(port: number, identity: Identity, ca: string): SMTPConnection {
+/**
+ * --mode resume: a new connection per message that resumes the TLS session of an earlier one (as
+ * Postfix's smtp client does with its session cache): the last ticket each client received.
+ */
+function connection(
+  port: number,
+  identity: Identity,
+  ca: string,
+  session?: Buffer,
+): SMTPConnection {
+  const tls = SHARED_CONTEXTS
+    ? { secureContext: clientContext(identity, ca) }
+    : { ca: [ca], key: identity.keyPem, cert: identity.certPem };
   return new SMTPConnection({
     host: '127.0.0.1',
     port,
@@ -36,9 +48,7 @@ function connection(port: number, identity: Identity, ca: string): SMTPConnectio
     connectionTimeout: 10_000,
     greetingTimeout: 10_000,
     socketTimeout: 30_000,
-    tls: SHARED_CONTEXTS
-      ? { secureContext: clientContext(identity, ca) }
-      : { ca: [ca], key: identity.keyPem, cert: identity.certPem },
+    tls: session === undefined ? tls : { ...tls, session },
   });
 }
 
@@ -47,12 +57,35 @@ const call = <T>(run: (done: (error: Error | null | undefined, value?: T) => voi
     run((error, value) => (error ? reject(error) : resolve(value))),
   );
 
-async function open(port: number, identity: Identity, ca: string): Promise<SMTPConnection> {
-  const client = connection(port, identity, ca);
+/** A client's last TLS session, and how many of its connections resumed one. */
+interface Tickets {
+  last?: Buffer;
+  resumed?: number;
+}
+
+/** The TLS socket under a connection (nodemailer keeps it as _socket after STARTTLS). */
+function tlsSocketOf(client: SMTPConnection): TLSSocket | undefined {
+  const socket = (client as unknown as { _socket?: unknown })._socket;
+  return socket instanceof TLSSocket ? socket : undefined;
+}
+
+async function open(
+  port: number,
+  identity: Identity,
+  ca: string,
+  tickets?: Tickets,
+): Promise<SMTPConnection> {
+  const client = connection(port, identity, ca, tickets?.last);
   // A failed handshake is only reported as an 'error' event, never to connect()'s callback.
   const failed = new Promise<never>((_, reject) => client.on('error', reject));
   failed.catch(() => undefined);
   await Promise.race([failed, call<undefined>((done) => client.connect(done))]);
+  if (tickets !== undefined) {
+    // By now (EHLO answered over TLS) the server's TLS 1.3 tickets have arrived.
+    const socket = tlsSocketOf(client);
+    tickets.last = socket?.getSession() ?? tickets.last;
+    tickets.resumed = (tickets.resumed ?? 0) + (socket?.isSessionReused() === true ? 1 : 0);
+  }
   return client;
 }
 
@@ -81,10 +114,16 @@ async function generate(
   const latencies: number[] = [];
   const worker = async () => {
     let reused: SMTPConnection | undefined;
+    const tickets: Tickets = {};
     while (Date.now() < deadline) {
       const begin = performance.now();
-      if (mode === 'new') {
-        const client = await open(target.port, target.client, target.serverCa);
+      if (mode === 'new' || mode === 'resume') {
+        const client = await open(
+          target.port,
+          target.client,
+          target.serverCa,
+          mode === 'resume' ? tickets : undefined,
+        );
         await sendOne(client);
         client.quit();
       } else {

@@ -20,7 +20,7 @@ import { certificate, runtimeConfig, trustAnchor } from '../test/support/runtime
 
 export type ServerKind = 'engine' | 'baseline' | 'postfix';
 export const KINDS: readonly ServerKind[] = ['baseline', 'engine', 'postfix'];
-export type Mode = 'new' | 'reuse';
+export type Mode = 'new' | 'reuse' | 'resume';
 export interface Identity {
   certPem: string;
   keyPem: string;
