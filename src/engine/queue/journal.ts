@@ -12,7 +12,7 @@ const SEGMENT_NAME = /^[0-9a-f]{16}\.log$/;
 /** A segment is rotated out after this many bytes. */
 export const SEGMENT_BYTES = 16 * 1024 * 1024;
 /** How long what is live in a rotated-out segment may stay there before it moves to files. */
-export const ROTATED_GRACE_MS = 10_000;
+const ROTATED_GRACE_MS = 10_000;
 
 type RecordType = 'A' | 'D' | 'M';
 
@@ -24,7 +24,7 @@ export interface JournalLocation {
 }
 
 /** A message the journal holds: its live control records and where its body is. */
-export interface JournalMessage {
+interface JournalMessage {
   message: string;
   records: ControlRecord[];
   body: JournalLocation;
@@ -71,7 +71,7 @@ function acceptPayload(message: string, records: readonly ControlRecord[], body:
   return [length, json, body];
 }
 
-export interface ReplayResult {
+interface ReplayResult {
   live: JournalMessage[];
   /** Segments read (removed by clear() once their messages are safe elsewhere). */
   segments: number[];
@@ -110,7 +110,6 @@ export class Journal {
   private writing: Promise<void> | undefined;
   private closed = false;
   private readonly timers = new Set<NodeJS.Timeout>();
-  rotatedGraceMs = ROTATED_GRACE_MS;
   /** Called with the number of a segment rotated out (its idle messages should move to files). */
   onRotate: ((segment: number) => void) | undefined;
 
@@ -118,6 +117,8 @@ export class Journal {
     readonly directory: string,
     private readonly log: EngineLog,
     private nextNumber: number,
+    /** How long what is live in a rotated-out segment may stay before onRotate hears of it. */
+    private readonly rotatedGraceMs: number,
   ) {}
 
   /**
@@ -129,6 +130,7 @@ export class Journal {
   static async replay(
     directory: string,
     log: EngineLog,
+    rotatedGraceMs = ROTATED_GRACE_MS,
   ): Promise<{ journal: Journal; replayed: ReplayResult }> {
     await mkdir(directory, { recursive: true, mode: 0o700 });
     const names = (await readdir(directory)).filter((name) => SEGMENT_NAME.test(name)).sort();
@@ -195,7 +197,7 @@ export class Journal {
       const records = entry.records.filter((record) => !done.has(record.id));
       if (records.length > 0) live.push({ ...entry, records });
     }
-    const journal = new Journal(directory, log, (numbers.at(-1) ?? 0) + 1);
+    const journal = new Journal(directory, log, (numbers.at(-1) ?? 0) + 1, rotatedGraceMs);
     return { journal, replayed: { live, segments: numbers, damaged } };
   }
 
@@ -204,24 +206,18 @@ export class Journal {
     return this.active?.number !== segment;
   }
 
-  /** Reads a body back from a segment (one replayed, or one in use). */
+  /** Reads a body back from a segment (one in use, or one replayed and not open). */
   async read(location: JournalLocation): Promise<Buffer> {
-    const segment = this.segments.get(location.segment);
-    const buffer = Buffer.alloc(location.length);
-    if (segment !== undefined) {
-      const { bytesRead } = await segment.handle.read(buffer, 0, location.length, location.offset);
-      if (bytesRead !== location.length)
-        throw new Error(`journal segment ${location.segment} is short`);
-      return buffer;
-    }
-    const handle = await open(join(this.directory, segmentName(location.segment)), 'r');
+    const kept = this.segments.get(location.segment)?.handle;
+    const handle = kept ?? (await open(join(this.directory, segmentName(location.segment)), 'r'));
     try {
+      const buffer = Buffer.alloc(location.length);
       const { bytesRead } = await handle.read(buffer, 0, location.length, location.offset);
       if (bytesRead !== location.length)
         throw new Error(`journal segment ${location.segment} is short`);
       return buffer;
     } finally {
-      await handle.close();
+      if (kept === undefined) await handle.close();
     }
   }
 
