@@ -64,8 +64,7 @@ export class EngineDelivery {
       generation: options.generation,
       deliverLocal: mailboxDelivery(createLocalDelivery({ stateDir: options.stateDir }), relay),
       // Maildir copies go several at once; relayed ones one after another over one kept session.
-      localConcurrency: (generation) =>
-        generation.config.organization.spec.delivery.relay === undefined ? MAILDIR_CONCURRENCY : 1,
+      localConcurrency: (generation) => (relays(generation) ? 1 : MAILDIR_CONCURRENCY),
       deliverRemote: createRemoteDelivery({
         log: options.log,
         connectionCacheMs: DEFAULT_CONNECTION_CACHE_MS,
@@ -137,9 +136,12 @@ export class EngineDelivery {
 /** Maildir or relay, as the generation of each attempt says (an apply redirects queued mail). */
 function mailboxDelivery(maildir: DeliverLocal, relay: DeliverLocal): DeliverLocal {
   return (message, generation) =>
-    generation.config.organization.spec.delivery.relay === undefined
-      ? maildir(message, generation)
-      : relay(message, generation);
+    relays(generation) ? relay(message, generation) : maildir(message, generation);
+}
+
+/** Whether local mail goes to an internal mailbox server (delivery.relay) rather than Maildirs. */
+function relays(generation: Generation): boolean {
+  return generation.config.organization.spec.delivery.relay !== undefined;
 }
 
 /** What delivery to a domain depends on in a generation, as one comparable string. */

@@ -23,15 +23,16 @@ async function createMailbox(mailbox: string): Promise<void> {
   createdMailboxes.add(mailbox);
 }
 
+/** The host part of our unique names: "/" and ":" cannot appear there (the spec's \057, \072). */
+const HOST = hostname().replace(/\//g, '\\057').replace(/:/g, '\\072');
+
 /** Maildir's unique name: time, microseconds, pid, a counter and randomness, then the host. */
 function uniqueName(size: number): string {
   const now = process.hrtime.bigint();
   const seconds = Math.floor(Date.now() / 1000);
   const micro = Number((now / 1000n) % 1_000_000n);
   deliveries += 1;
-  // "/" and ":" cannot appear in the host part (the spec's \057 and \072).
-  const host = hostname().replace(/\//g, '\\057').replace(/:/g, '\\072');
-  return `${seconds}.M${micro}P${process.pid}Q${deliveries}R${randomBytes(4).toString('hex')}.${host},S=${size}`;
+  return `${seconds}.M${micro}P${process.pid}Q${deliveries}R${randomBytes(4).toString('hex')}.${HOST},S=${size}`;
 }
 
 /**
@@ -121,7 +122,6 @@ function alive(pid: number): boolean {
  * after 36 hours anyway. Resolves with how many it removed.
  */
 export async function sweepTemporaryFiles(root: string): Promise<number> {
-  const host = hostname().replace(/\//g, '\\057').replace(/:/g, '\\072');
   const gone = new Map<number, boolean>();
   let removed = 0;
   const list = (path: string) => readdir(path).catch(() => [] as string[]);
@@ -130,7 +130,7 @@ export async function sweepTemporaryFiles(root: string): Promise<number> {
       const temporary = join(root, domain, mailbox, 'tmp');
       for (const name of await list(temporary)) {
         const match = OUR_NAME.exec(name);
-        if (match === null || match[2] !== host) continue;
+        if (match === null || match[2] !== HOST) continue;
         const pid = Number(match[1]);
         if (pid === process.pid) continue;
         if (!gone.has(pid)) gone.set(pid, !alive(pid));
