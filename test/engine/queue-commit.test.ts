@@ -3,13 +3,13 @@
 // A kill -9 in the middle of many concurrent accepts loses none that resolved and leaves no record
 // without its body; a failed write leaves nothing behind, and a failed move loses nothing.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, beforeEach, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { memoryLog } from '../../src/engine/log.js';
 import { MessageQueue } from '../../src/engine/queue/queue.js';
+import { runUntilKilled } from '../support/killed-script.js';
 import { tempDir } from '../support/tmp.js';
 
 describe('MessageQueue commit', () => {
@@ -38,19 +38,7 @@ describe('MessageQueue commit', () => {
             process.stdout.write(ids.join(',') + '\\n', () => { if (last) process.kill(process.pid, 'SIGKILL'); });
           });
       }`;
-    const output = await new Promise<string>((resolve, reject) => {
-      const child = spawn(
-        process.execPath,
-        ['--import', 'tsx', '--input-type=module', '-e', script],
-        { timeout: 20_000 },
-      );
-      let out = '';
-      child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-      child.once('error', reject);
-      child.once('close', (_code, signal) =>
-        signal === 'SIGKILL' ? resolve(out) : reject(new Error(`exited without SIGKILL: ${out}`)),
-      );
-    });
+    const output = await runUntilKilled(script);
     const acknowledged = output.split('\n').flatMap((line) => (line === '' ? [] : line.split(',')));
     assert.ok(acknowledged.length >= 32, `at least 16 accepts answered: ${output}`);
 

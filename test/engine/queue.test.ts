@@ -1,7 +1,6 @@
 // The durable queue on real files: what accept writes, what a restart (or kill -9) recovers, what
 // it cleans up or quarantines, the retry schedule on an injected clock, and non-delivery reports.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, beforeEach, describe, it } from 'node:test';
@@ -10,6 +9,7 @@ import { memoryLog } from '../../src/engine/log.js';
 import type { IncomingMessage } from '../../src/engine/message-sink.js';
 import { MessageQueue, type SettlePolicy } from '../../src/engine/queue/queue.js';
 import { newMessageId } from '../../src/engine/queue/store.js';
+import { runUntilKilled } from '../support/killed-script.js';
 import { tempDir } from '../support/tmp.js';
 
 const MINUTE = 60_000;
@@ -139,19 +139,7 @@ describe('MessageQueue', () => {
       const ids = await queue.accept({ from: 'a@adatum.com', recipients: ['b@fabrikam.com'], body: Buffer.from('x'),
         receivedAt: new Date(), connector: 'c', remoteAddress: '127.0.0.1' });
       process.stdout.write(ids.join(','), () => process.kill(process.pid, 'SIGKILL'));`;
-    const output = await new Promise<string>((resolve, reject) => {
-      const child = spawn(
-        process.execPath,
-        ['--import', 'tsx', '--input-type=module', '-e', script],
-        { timeout: 20_000 },
-      );
-      let out = '';
-      child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-      child.once('error', reject);
-      child.once('close', (_code, signal) =>
-        signal === 'SIGKILL' ? resolve(out) : reject(new Error(`exited without SIGKILL: ${out}`)),
-      );
-    });
+    const output = await runUntilKilled(script);
     const queue = await open();
     assert.deepEqual(
       queue.messages().map((m) => m.id),
