@@ -8,7 +8,7 @@ import { register as registerQueue } from '../../src/cli/queue.js';
 import { domsecInProcess } from '../support/cli.js';
 import { eventually, startEngine, type RunningEngine } from '../support/engine.js';
 import { lab } from '../support/lab.js';
-import { receiveConnector, runtimeConfig, sendConnector } from '../support/runtime-config.js';
+import { internalConnector, runtimeConfig, sendConnector } from '../support/runtime-config.js';
 import { startSmtpPeer, type SmtpPeer } from '../support/smtp-peer.js';
 import { submit } from '../support/smtp-submit.js';
 import { tempDir, type TempDir } from '../support/tmp.js';
@@ -36,16 +36,7 @@ describe('domsec queue suspend and resume', () => {
           },
         },
         sendConnectors: [sendConnector('to-partners', { addressSpaces: ['adatum.com'] })],
-        receiveConnectors: [
-          receiveConnector('internal', {
-            bindings: [INTERNAL],
-            remoteIPRanges: ['127.0.0.1/32'],
-            authMechanisms: [],
-            domainSecure: false,
-            requireTls: false,
-            permitRelay: true,
-          }),
-        ],
+        receiveConnectors: [internalConnector(INTERNAL)],
       }),
     );
     target = ['--server', running.control.url];

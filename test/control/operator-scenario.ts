@@ -7,6 +7,7 @@ import { lab } from '../support/lab.js';
 import { eventually, startEngine, type RunningEngine } from '../support/engine.js';
 import { freePort } from '../support/ports.js';
 import {
+  internalConnector,
   partnerDomain,
   receiveConnector,
   runtimeConfig,
@@ -63,14 +64,7 @@ export async function startScenario(): Promise<OperatorScenario> {
       ],
       receiveConnectors: [
         receiveConnector('from-partners', { bindings: [`127.0.0.1:${partnerPort}`] }),
-        receiveConnector('internal', {
-          bindings: [`127.0.0.1:${internalPort}`],
-          remoteIPRanges: ['127.0.0.1/32'],
-          authMechanisms: [],
-          domainSecure: false,
-          requireTls: false,
-          permitRelay: true,
-        }),
+        internalConnector(`127.0.0.1:${internalPort}`),
       ],
     }),
   );

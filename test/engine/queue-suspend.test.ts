@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import type { RuntimeConfig } from '../../src/model.js';
 import { eventually, startEngine, type RunningEngine } from '../support/engine.js';
 import { lab } from '../support/lab.js';
-import { receiveConnector, runtimeConfig, sendConnector } from '../support/runtime-config.js';
+import { internalConnector, runtimeConfig, sendConnector } from '../support/runtime-config.js';
 import { startSmtpPeer, type SmtpPeer } from '../support/smtp-peer.js';
 import { submit } from '../support/smtp-submit.js';
 import { tempDir, type TempDir } from '../support/tmp.js';
@@ -26,16 +26,7 @@ function config(partner: SmtpPeer, expireAfter = '2d'): RuntimeConfig {
       },
     },
     sendConnectors: [sendConnector('to-partners', { addressSpaces: ['adatum.com'] })],
-    receiveConnectors: [
-      receiveConnector('internal', {
-        bindings: [INTERNAL],
-        remoteIPRanges: ['127.0.0.1/32'],
-        authMechanisms: [],
-        domainSecure: false,
-        requireTls: false,
-        permitRelay: true,
-      }),
-    ],
+    receiveConnectors: [internalConnector(INTERNAL)],
   });
 }
 

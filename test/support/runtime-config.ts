@@ -133,6 +133,21 @@ export function receiveConnector(
   };
 }
 
+/**
+ * The organization's own servers submitting over plaintext from 127.0.0.1 (Exchange's internal
+ * relay connector): no STARTTLS, no domain security, relay permitted.
+ */
+export function internalConnector(binding: string): Named<ReceiveConnectorSpec> {
+  return receiveConnector('internal', {
+    bindings: [binding],
+    remoteIPRanges: ['127.0.0.1/32'],
+    authMechanisms: [],
+    domainSecure: false,
+    requireTls: false,
+    permitRelay: true,
+  });
+}
+
 export function sendConnector(
   name: string,
   spec: Partial<SendConnectorSpec> = {},
