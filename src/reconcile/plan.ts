@@ -59,6 +59,7 @@ export function computePlan(
       changes.push(change(object.kind, object.name, 'delete', object.spec, null, []));
   }
 
+  judgeRenamedOrganization(changes);
   changes.sort(
     (a, b) =>
       KINDS.indexOf(a.kind) - KINDS.indexOf(b.kind) ||
@@ -145,8 +146,28 @@ function change(
   after: JsonObject | null,
   fields: FieldChange[],
 ): Change {
-  const { impact, reasons } = securityImpact(kind, action, before, after);
+  const { impact, reasons } = securityImpact({ kind, action, before, after, fields });
   return { kind, name, action, before, after, fields, security: impact, reasons };
+}
+
+/**
+ * There is one Organization: a new name with the old one gone is the same organization renamed,
+ * so the created one is judged field by field against the deleted one (admin.listen moved
+ * beyond loopback by a rename is still weakening).
+ */
+function judgeRenamedOrganization(changes: Change[]): void {
+  const created = changes.find((c) => c.kind === 'Organization' && c.action === 'create');
+  const deleted = changes.find((c) => c.kind === 'Organization' && c.action === 'delete');
+  if (created?.after == null || deleted?.before == null) return;
+  const { impact, reasons } = securityImpact({
+    kind: 'Organization',
+    action: 'update',
+    before: deleted.before,
+    after: created.after,
+    fields: diffFields(deleted.before, created.after),
+  });
+  created.security = impact;
+  created.reasons = reasons;
 }
 
 function indexObjects(objects: ObjectState[]): Map<string, ObjectState> {

@@ -1,90 +1,61 @@
-// Security impact of one change (DESIGN.md "Security impact is part of the plan"): whether it
-// weakens or strengthens domain security, with the reasons a reviewer reads in the plan.
-import type { Change, JsonObject, JsonValue, Kind, SecurityImpact } from '../model.js';
+// Security impact of one change (weakens, strengthens or none, with the reasons a reviewer reads
+// in the plan), judged field by field by the typed comparisons of security-fields.ts. A changed
+// field that no rule classifies counts as weakening: an unknown change is never waved through.
+import type { Change, FieldChange, JsonObject, JsonValue, Kind, SecurityImpact } from '../model.js';
+import type { Verdict } from './security-comparisons.js';
+import { ruleFor, SECURITY_FIELDS } from './security-fields.js';
 
-interface Impact {
+export interface Impact {
   impact: SecurityImpact;
   reasons: string[];
 }
 
-export function securityImpact(
-  kind: Kind,
-  action: Change['action'],
-  before: JsonObject | null,
-  after: JsonObject | null,
-): Impact {
-  const weakens: string[] = [];
-  const strengthens: string[] = [];
-  const was = (path: string) => (before === null ? undefined : get(before, path));
-  const will = (path: string) => (after === null ? undefined : get(after, path));
-  const turnedOff = (path: string, what: string) => {
-    if (was(path) === true && will(path) !== true) weakens.push(`${what} turned off`);
-    if (was(path) !== true && will(path) === true) strengthens.push(`${what} turned on`);
-  };
+export interface ChangeToJudge {
+  kind: Kind;
+  action: Change['action'];
+  before: JsonObject | null;
+  after: JsonObject | null;
+  /** The changed leaves, as plan.ts's diffFields reports them (for update and replace). */
+  fields: FieldChange[];
+}
 
-  switch (kind) {
-    case 'PartnerDomain': {
-      turnedOff('domainSecure.send', 'domain security for sending');
-      turnedOff('domainSecure.receive', 'domain security for receiving');
-      if (action === 'update' || action === 'replace') {
-        const added = difference(will('trustAnchors'), was('trustAnchors'));
-        if (added.length > 0) weakens.push(`trust anchors added: ${added.join(', ')}`);
-        if (
-          was('certificateNameMatch') === 'domain' &&
-          will('certificateNameMatch') === 'subdomain'
-        ) {
-          weakens.push('certificate name match loosened to subdomain');
-        }
-        const ranges = difference(was('remoteIPRanges'), will('remoteIPRanges'));
-        if (ranges.length > 0 && asList(will('remoteIPRanges')).length === 0)
-          weakens.push('remote IP restriction removed');
-      }
-      break;
-    }
-    case 'SendConnector':
-    case 'ReceiveConnector': {
-      turnedOff('domainSecure', 'domain security');
-      turnedOff('requireTls', 'required TLS');
-      if (kind === 'ReceiveConnector') {
-        // Relay is the reverse: turning it on is what weakens.
-        if (was('permitRelay') !== true && will('permitRelay') === true)
-          weakens.push('relay permitted');
-        if (was('permitRelay') === true && will('permitRelay') !== true)
-          strengthens.push('relay withdrawn');
-        const widened = difference(will('remoteIPRanges'), was('remoteIPRanges'));
-        if ((action === 'update' || action === 'replace') && widened.length > 0)
-          weakens.push(`remote ranges widened: ${widened.join(', ')}`);
-      }
-      break;
-    }
-    case 'Organization': {
-      // The hop to the internal mailbox server: required > opportunistic > none.
-      const rank = (value: JsonValue | undefined) =>
-        value === 'required' ? 2 : value === 'opportunistic' ? 1 : value === 'none' ? 0 : undefined;
-      const from = rank(was('delivery.relay.tls'));
-      const to = rank(will('delivery.relay.tls'));
-      if (from !== undefined && to !== undefined && to < from)
-        weakens.push(`TLS to the mailbox server lowered to ${String(will('delivery.relay.tls'))}`);
-      if (from !== undefined && to !== undefined && to > from)
-        strengthens.push(
-          `TLS to the mailbox server raised to ${String(will('delivery.relay.tls'))}`,
-        );
-      break;
-    }
-    case 'TrustAnchor':
-      if (
-        was('crl') !== undefined &&
-        was('crl') !== null &&
-        (will('crl') === null || action === 'delete')
-      ) {
-        weakens.push('certificate revocation list removed');
-      }
-      break;
-    default:
-      break;
+export function securityImpact(change: ChangeToJudge): Impact {
+  return summarize(verdicts(change));
+}
+
+function verdicts({ kind, action, before, after, fields }: ChangeToJudge): Verdict[] {
+  const rules = SECURITY_FIELDS[kind];
+  if (before === null && after === null) return [];
+  if (before === null) return after === null ? [] : rules.created.judge(after);
+  if (after === null) return rules.deleted.judge(before);
+  // A partner replaced is its old domain losing what it had, and the new one gaining its own.
+  if (kind === 'PartnerDomain' && action === 'replace')
+    return [...rules.deleted.judge(before), ...rules.created.judge(after)];
+
+  const found: Verdict[] = [];
+  for (const rule of rules.fields) {
+    const was = get(before, rule.path);
+    const will = get(after, rule.path);
+    if (sameJson(was, will)) continue;
+    found.push(...rule.compare(was, will, { before, after }));
   }
-  if (weakens.length > 0) return { impact: 'weakens', reasons: weakens };
-  if (strengthens.length > 0) return { impact: 'strengthens', reasons: strengthens };
+  for (const field of fields) {
+    if (ruleFor(kind, field.path) !== undefined) continue;
+    found.push({
+      impact: 'weakens',
+      reason: `${field.path} changed, and its security impact is not classified: treated as weakening`,
+    });
+  }
+  return found;
+}
+
+function summarize(found: Verdict[]): Impact {
+  const reasons = (impact: SecurityImpact) =>
+    found.filter((v) => v.impact === impact).map((v) => v.reason);
+  const weakening = reasons('weakens');
+  if (weakening.length > 0) return { impact: 'weakens', reasons: weakening };
+  const strengthening = reasons('strengthens');
+  if (strengthening.length > 0) return { impact: 'strengthens', reasons: strengthening };
   return { impact: 'none', reasons: [] };
 }
 
@@ -97,11 +68,6 @@ function get(object: JsonObject, path: string): JsonValue | undefined {
   return value;
 }
 
-function asList(value: JsonValue | undefined): string[] {
-  return Array.isArray(value) ? value.map(String) : [];
-}
-
-function difference(left: JsonValue | undefined, right: JsonValue | undefined): string[] {
-  const other = new Set(asList(right));
-  return asList(left).filter((item) => !other.has(item));
+function sameJson(a: JsonValue | undefined, b: JsonValue | undefined): boolean {
+  return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
 }
