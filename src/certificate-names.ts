@@ -2,7 +2,8 @@
 // and whether they name a partner domain. Pure functions shared by validate (DS005) and the
 // engine (receive, send), so both read a certificate the same way.
 import type { X509Certificate } from 'node:crypto';
-import { domainToASCII, domainToUnicode } from 'node:url';
+import { domainToUnicode } from 'node:url';
+import { domainName } from './domain-name.js';
 import type { CertificateNameMatch } from './model.js';
 
 /** SAN dNSName entries, or the subject CN only when the certificate has no SAN dNSName. */
@@ -23,14 +24,16 @@ export function certificateDnsNames(cert: X509Certificate): string[] {
   return cn;
 }
 
-/** Lower case, one trailing dot dropped, IDNs as A-labels; "" when it is not a domain name. */
+/**
+ * A name or a one-label wildcard ("*.example.com") in canonical form (see domain-name.ts); ""
+ * when it is not one.
+ */
 export function canonicalName(name: string): string {
-  const trimmed = name.endsWith('.') ? name.slice(0, -1) : name;
-  if (trimmed.startsWith('*.')) {
-    const rest = domainToASCII(trimmed.slice(2).toLowerCase());
-    return rest === '' ? '' : `*.${rest}`;
+  if (name.startsWith('*.')) {
+    const rest = domainName(name.slice(2));
+    return rest === undefined ? '' : `*.${rest}`;
   }
-  return domainToASCII(trimmed.toLowerCase());
+  return domainName(name) ?? '';
 }
 
 /**

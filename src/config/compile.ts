@@ -12,6 +12,7 @@ import type {
   SendConnectorSpec,
   TrustAnchorSpec,
 } from '../model.js';
+import { canonicalConfig, describeDomainProblems } from '../canonical-config.js';
 import type { ManifestObject, ManifestSet } from './manifest-objects.js';
 import type { Material } from './material.js';
 
@@ -27,7 +28,8 @@ export function compileConfiguration(
 ): RuntimeConfig {
   const [organization] = objects.organizations;
   if (organization === undefined) throw new CompileError('no Organization to compile');
-  return {
+  // Every name in the one form the engine keys on; the schemas' formats refused what does not map.
+  const { config, problems } = canonicalConfig({
     organization: { name: organization.name, spec: compileOrganization(organization) },
     certificates: sorted(
       objects.certificates.map((object) => named(object, compileCertificate(object, material))),
@@ -53,7 +55,9 @@ export function compileConfiguration(
       ),
     ),
     source,
-  };
+  });
+  if (problems.length > 0) throw new CompileError(describeDomainProblems(problems));
+  return config;
 }
 
 function compileOrganization({

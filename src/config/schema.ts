@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { Ajv, type AnySchemaObject, type ValidateFunction } from 'ajv';
 import { API_VERSION, KINDS, type Diagnostic, type Kind, type RuntimeConfig } from '../model.js';
+import { domainName } from '../domain-name.js';
 import { parseHostPort } from '../units.js';
 import { error } from './diagnostics.js';
 import { label, type ManifestObject } from './manifest-objects.js';
@@ -125,7 +126,11 @@ export function checkDocument(document: ManifestDocument, validators: Validators
 // editors ignore them and still have the patterns.
 const looksIPv4 = (text: string) => /^[0-9.]+$/.test(text);
 const validHost = (host: string) =>
-  host.includes(':') ? isIP(host) === 6 : looksIPv4(host) ? isIP(host) === 4 : true;
+  host.includes(':')
+    ? isIP(host) === 6
+    : looksIPv4(host)
+      ? isIP(host) === 4
+      : domainName(host) !== undefined;
 const validHostPort = (text: string) => {
   const parsed = parseHostPort(text);
   return parsed !== undefined && validHost(parsed.host);
@@ -135,7 +140,14 @@ const validIpPort = (text: string) => {
   return parsed !== undefined && isIP(parsed.host) !== 0;
 };
 
+/** A name or a one-label wildcard, each as domain-name.ts reads it (the engine reads the same). */
+const wildcardOrName = (text: string) =>
+  domainName(text.startsWith('*.') ? text.slice(2) : text) !== undefined;
+
 const FORMATS = {
+  'domain-name': (text: string) => domainName(text) !== undefined,
+  'address-space': (text: string) => text === '*' || wildcardOrName(text),
+  'certificate-name': wildcardOrName,
   host: validHost,
   'host-port': validHostPort,
   'host-optional-port': (text: string) =>

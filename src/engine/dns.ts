@@ -5,6 +5,7 @@ import { promises as dns } from 'node:dns';
 import { isIP } from 'node:net';
 import type { OrganizationSpec, StaticRoute } from '../model.js';
 import { formatReply, REPLIES } from './replies.js';
+import { domainName, parseDomainName, type DomainName } from '../domain-name.js';
 
 export interface NextHop {
   /** The name we connect for: the MX exchange, the static route's host, or the domain itself. */
@@ -36,12 +37,11 @@ export class NextHopError extends Error {
 const MAX_HOPS = 20;
 
 export async function resolveNextHops(
-  domain: string,
+  name: DomainName,
   resolver: ResolverSettings,
   port: number,
   options: ResolveOptions = {},
 ): Promise<NextHop[]> {
-  const name = domain.toLowerCase().replace(/\.$/, '');
   const routes = staticRoutes(resolver, name);
   if (routes !== undefined)
     return resolveRoutes(`static route for ${name}`, routes, resolver, port, options);
@@ -80,7 +80,13 @@ export async function resolveNextHops(
   const hops: NextHop[] = [];
   const problems: string[] = [];
   for (const mx of ordered) {
-    const host = mx.exchange.replace(/\.$/, '').toLowerCase();
+    // A DNS answer is a boundary too: the exchange's name is made canonical, or skipped.
+    const parsed = parseDomainName(mx.exchange);
+    if (!parsed.ok) {
+      problems.push(`MX ${JSON.stringify(mx.exchange)} is not a host name: ${parsed.reason}`);
+      continue;
+    }
+    const host = parsed.name;
     try {
       for (const address of await addressesOf(lookup, host)) {
         hops.push({ host, address, port, preference: mx.priority });
@@ -131,11 +137,11 @@ function createResolver(settings: ResolverSettings, options: ResolveOptions): dn
   return resolver;
 }
 
-function staticRoutes(settings: ResolverSettings, domain: string) {
-  for (const [key, routes] of Object.entries(settings.static)) {
-    if (key.toLowerCase().replace(/\.$/, '') === domain) return routes;
-  }
-  return undefined;
+/** The resolver's override for the domain, its keys compared in canonical form. */
+function staticRoutes(settings: ResolverSettings, domain: DomainName) {
+  if (Object.hasOwn(settings.static, domain)) return settings.static[domain];
+  // A generation's keys are canonical already (canonical-config.ts); other callers' may not be.
+  return Object.entries(settings.static).find(([key]) => domainName(key) === domain)?.[1];
 }
 
 /** IPv4 first (loopback labs and many hosts have no IPv6 route), then IPv6; empty when none. */

@@ -303,7 +303,7 @@ export class Engine {
     // Save what a restart comes back to before committing: a state directory that refuses the
     // write refuses the apply, rather than leaving a running generation nobody could restore.
     try {
-      await this.persist(config);
+      await this.persist(next.config);
     } catch (error) {
       await Promise.all(started.map(([, listener]) => listener.close()));
       throw new Error(
@@ -334,7 +334,7 @@ export class Engine {
       partners: next.partnersByDomain.size,
       listeners: this.listeners.size,
     });
-    if (options.record !== false) await this.remember(next, config, options.rollbackOf);
+    if (options.record !== false) await this.remember(next, next.config, options.rollbackOf);
     this.delivery.afterApply(previous, next);
     return { generation: next.number, appliedAt: next.appliedAt.toISOString() };
   }

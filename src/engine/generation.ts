@@ -11,6 +11,8 @@ import type {
   RuntimeConfig,
   SendConnectorSpec,
 } from '../model.js';
+import { canonicalConfig, describeDomainProblems } from '../canonical-config.js';
+import type { DomainName } from '../domain-name.js';
 import { requireDuration, requireSize } from '../units.js';
 import { parseBinding, parseRange, type Binding, type IpRange } from './addresses.js';
 import { CrlError, readRevocationList, type RevocationList } from './tls/crl.js';
@@ -25,7 +27,7 @@ export interface LoadedCertificate {
 export interface LoadedPartner {
   name: string;
   spec: PartnerDomainSpec;
-  domain: string; // lower case
+  domain: DomainName;
   /** The partner's anchors: the only roots its certificates may chain to. */
   anchors: X509Certificate[];
   anchorPems: string[];
@@ -56,15 +58,16 @@ export interface LoadedSendConnector {
 export interface Generation {
   readonly number: number;
   readonly appliedAt: Date;
+  /** As applied, every name in canonical form (canonical-config.ts). */
   readonly config: RuntimeConfig;
-  readonly hostname: string;
-  readonly acceptedDomains: ReadonlySet<string>; // lower case
+  readonly hostname: DomainName;
+  readonly acceptedDomains: ReadonlySet<DomainName>;
   readonly certificate: LoadedCertificate; // the organization's
   /** Server side: our certificate, and as CA list the anchors of every receive-secure partner. */
   readonly serverTls: { key: string; cert: string; ca: string[] };
   /** Client side for non-partners: our certificate, the platform CA store. */
   readonly opportunisticContext: SecureContext;
-  readonly partnersByDomain: ReadonlyMap<string, LoadedPartner>;
+  readonly partnersByDomain: ReadonlyMap<DomainName, LoadedPartner>;
   readonly receiveConnectors: readonly LoadedReceiveConnector[];
   readonly sendConnectors: readonly LoadedSendConnector[];
   readonly retrySchedule: readonly number[]; // ms
@@ -78,10 +81,14 @@ export class ConfigurationError extends Error {
 }
 
 export function buildGeneration(
-  config: RuntimeConfig,
+  given: RuntimeConfig,
   number: number,
   appliedAt = new Date(),
 ): Generation {
+  // The admin API is a boundary: a configuration from anywhere gets its names made canonical, and
+  // one that holds a name that is not a domain is refused whole.
+  const { config, problems } = canonicalConfig(given);
+  if (problems.length > 0) throw new ConfigurationError(describeDomainProblems(problems));
   const org = config.organization.spec;
   const certificates = new Map(config.certificates.map((c) => [c.name, loadCertificate(c)]));
   const certificate = certificates.get(org.certificate);
@@ -100,7 +107,7 @@ export function buildGeneration(
 
   const key = certificate.spec.keyPem;
   const cert = [certificate.spec.certPem, ...certificate.spec.chainPem].join('\n');
-  const partnersByDomain = new Map<string, LoadedPartner>();
+  const partnersByDomain = new Map<DomainName, LoadedPartner>();
   // Partners that share anchors share the parsed anchors and the send context: building a
   // SecureContext per partner made 10,000 partners take seconds to apply (bench/reconcile.ts).
   const shared = new Map<string, SharedTrust>();
@@ -120,10 +127,11 @@ export function buildGeneration(
       trust = loadTrust(partner.name, pems, key, cert);
       shared.set(trustKey, trust);
     }
-    partnersByDomain.set(
-      partner.spec.domain.toLowerCase(),
-      loadPartner(partner, trust, revocations),
-    );
+    const loaded = loadPartner(partner, trust, revocations);
+    if (partnersByDomain.has(loaded.domain)) {
+      throw new ConfigurationError(`two partners for the domain ${loaded.domain}`);
+    }
+    partnersByDomain.set(loaded.domain, loaded);
   }
 
   const receiveCa = new Set<string>();
@@ -135,8 +143,8 @@ export function buildGeneration(
     number,
     appliedAt,
     config,
-    hostname: org.hostname,
-    acceptedDomains: new Set(org.acceptedDomains.map((d) => d.toLowerCase())),
+    hostname: org.hostname as DomainName,
+    acceptedDomains: new Set(org.acceptedDomains as DomainName[]),
     certificate,
     serverTls: { key, cert, ca: [...receiveCa] },
     opportunisticContext: tryContext('our certificate', () => createSecureContext({ key, cert })),
@@ -228,7 +236,7 @@ function loadPartner(
   return {
     name,
     spec,
-    domain: spec.domain.toLowerCase(),
+    domain: spec.domain as DomainName, // canonical: buildGeneration made it so
     anchors: trust.anchors,
     anchorPems: trust.anchorPems,
     revocations,

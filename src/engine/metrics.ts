@@ -7,6 +7,7 @@ import type { Generation } from './generation.js';
 import type { LogLevel } from './log.js';
 import type { PartnerHealth } from './partner-health.js';
 import { chooseSendConnector, sendSecurePartner } from './send/route.js';
+import { domainName } from '../domain-name.js';
 
 /** What the gauges read at scrape time. */
 export interface MetricsSource {
@@ -136,9 +137,11 @@ export class EngineMetrics {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 
-  private route(domain: string): { connector: string; domainSecured: boolean } {
+  private route(spelled: string): { connector: string; domainSecured: boolean } {
     const generation = this.source.generation();
-    if (generation === undefined) return { connector: 'none', domainSecured: false };
+    const domain = domainName(spelled);
+    if (generation === undefined || domain === undefined)
+      return { connector: 'none', domainSecured: false };
     if (generation.acceptedDomains.has(domain)) return { connector: 'local', domainSecured: false };
     const connector = chooseSendConnector(generation.sendConnectors, domain);
     return {

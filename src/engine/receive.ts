@@ -47,6 +47,7 @@ import {
 } from './receive/limits.js';
 import { REPLIES, SmtpReplyError } from './replies.js';
 import { verifyPeer, type PeerVerdict } from './tls/verify.js';
+import { parseAddress } from '../domain-name.js';
 
 export interface ReceiveListenerOptions {
   binding: Binding;
@@ -287,6 +288,11 @@ export class ReceiveListener {
     const state = this.sessions.get(session.id);
     if (state === undefined) return new SmtpReplyError(REPLIES.localError);
     state.domainSecured = undefined;
+    const canonical = canonicalEnvelopeAddress(address);
+    if (canonical !== undefined) {
+      this.trace(state, '*', `refused: sender ${JSON.stringify(address.address)}: ${canonical}`);
+      return new SmtpReplyError(REPLIES.badSenderDomain, canonical);
+    }
     const size = address.args === false ? undefined : address.args.SIZE;
     const decision = decideSender({
       generation: state.generation,
@@ -345,6 +351,11 @@ export class ReceiveListener {
     if (state === undefined) return new SmtpReplyError(REPLIES.localError);
     const overLimit = recipientLimitReply(session, connectorLimits(state.connector.spec));
     if (overLimit !== undefined) return new SmtpReplyError(overLimit);
+    const canonical = canonicalEnvelopeAddress(address);
+    if (canonical !== undefined) {
+      this.trace(state, '*', `refused: recipient ${JSON.stringify(address.address)}: ${canonical}`);
+      return new SmtpReplyError(REPLIES.badRecipientDomain, canonical);
+    }
     const refusal = decideRecipient(state.generation, state.connector, address.address);
     return refusal === undefined ? undefined : new SmtpReplyError(refusal);
   }
@@ -443,4 +454,17 @@ export class ReceiveListener {
       verbose,
     );
   }
+}
+
+/**
+ * The envelope boundary: an address's domain is rewritten to its canonical form in place
+ * (smtp-server keeps this object in session.envelope, and hands recipient domains over as
+ * U-labels), so the queue, routing and marking only ever see one spelling. Returns why the domain
+ * is not a domain name, or undefined when the address is now canonical (or has no domain).
+ */
+function canonicalEnvelopeAddress(address: SMTPServerAddress): string | undefined {
+  const parsed = parseAddress(address.address);
+  if (!parsed.ok) return parsed.reason;
+  if (parsed.address !== undefined) address.address = parsed.address.address;
+  return undefined;
 }

@@ -46,6 +46,10 @@ export const REPLIES = {
   starttlsFirst: { code: 530, enhanced: '5.7.0', text: 'Must issue a STARTTLS command first' },
   certificateValidation: { code: 454, enhanced: '4.7.5', text: 'Certificate validation failure' },
   unableToRelay: { code: 550, enhanced: '5.7.1', text: 'Unable to relay' },
+  // A domain that does not map to IDNA A-labels (domain-name.ts): RFC 3463 X.1.7 for the sender,
+  // X.1.3 for a recipient, as Postfix and Exchange answer.
+  badSenderDomain: { code: 501, enhanced: '5.1.7', text: 'Bad sender address syntax' },
+  badRecipientDomain: { code: 501, enhanced: '5.1.3', text: 'Bad recipient address syntax' },
   messageTooBig: {
     code: 552,
     enhanced: '5.3.4',
@@ -56,6 +60,9 @@ export const REPLIES = {
     enhanced: '5.3.4',
     text: 'Header size exceeds fixed maximum size',
   },
+  // A message readers after us could split into other lines or fields than we judged
+  // (message-reading.ts); the detail says what.
+  malformedHeader: { code: 550, enhanced: '5.6.0', text: 'Message header is malformed' },
   storageFull: { code: 452, enhanced: '4.3.1', text: 'Insufficient system storage' },
   localError: { code: 451, enhanced: '4.3.0', text: 'Local error in processing' },
   starttlsRequiredToSend: {
@@ -64,6 +71,12 @@ export const REPLIES = {
     text: 'STARTTLS is required to send mail',
   },
   noRoute: { code: 451, enhanced: '4.4.0', text: 'No send connector covers the recipient domain' },
+  // A domain-secure send connector whose recipient domain is no send-secure partner (route.ts).
+  noSecurePartner: {
+    code: 451,
+    enhanced: '4.7.0',
+    text: 'Domain security is required and no partner matches the recipient domain',
+  },
   dnsFailure: { code: 451, enhanced: '4.4.0', text: 'DNS query failed' },
   unreachable: { code: 451, enhanced: '4.4.0', text: 'Primary target IP address responded with' },
   // Sending (SPEC §4): what a hop or a DNS answer gives when the remote said nothing itself.

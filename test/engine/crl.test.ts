@@ -28,6 +28,7 @@ import { startSmtpPeer, type SmtpPeer } from '../support/smtp-peer.js';
 import { receiving } from '../support/receiving.js';
 import { submit } from '../support/smtp-submit.js';
 import { tempDir, type TempDir } from '../support/tmp.js';
+import { requireDomainName } from '../../src/domain-name.js';
 
 const run = promisify(execFile);
 const DAY = 86_400_000;
@@ -200,7 +201,7 @@ describe('revocation: sending', () => {
       body: () => Promise.resolve(body),
     };
     const [outcome] = await deliver(
-      'adatum.com',
+      requireDomainName('adatum.com'),
       [message],
       generation,
       new AbortController().signal,

@@ -1,5 +1,6 @@
 // Gaps of the negative matrix, both directions over real sockets: certificates not yet valid,
 // one partner's valid certificate used for another partner's domain, and forged marking headers.
+import { requireDomainName } from '../../src/domain-name.js';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { buildGeneration } from '../../src/engine/generation.js';
@@ -171,7 +172,12 @@ describe('negative matrix: sending', () => {
       receivedAt: new Date(),
       body: () => Promise.resolve(body),
     };
-    const [outcome] = await deliver(domain, [message], generation, new AbortController().signal);
+    const [outcome] = await deliver(
+      requireDomainName(domain),
+      [message],
+      generation,
+      new AbortController().signal,
+    );
     return { outcome, peer };
   }
 

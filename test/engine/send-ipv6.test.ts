@@ -13,6 +13,7 @@ import { lab } from '../support/lab.js';
 import { runtimeConfig } from '../support/runtime-config.js';
 import { startSmtpPeer, type SmtpPeer } from '../support/smtp-peer.js';
 import { tempDir } from '../support/tmp.js';
+import { requireDomainName } from '../../src/domain-name.js';
 
 describe('sending over IPv6', () => {
   const cleanups: (() => Promise<void>)[] = [];
@@ -51,7 +52,7 @@ describe('sending over IPv6', () => {
       body: () => Promise.resolve(body),
     };
     const [outcome] = await deliver(
-      'adatum.com',
+      requireDomainName('adatum.com'),
       [message],
       generation,
       new AbortController().signal,

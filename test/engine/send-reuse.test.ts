@@ -18,6 +18,7 @@ import { lab } from '../support/lab.js';
 import { runtimeConfig, trustAnchor } from '../support/runtime-config.js';
 import { startSmtpPeer, type SmtpPeer } from '../support/smtp-peer.js';
 import { tempDir } from '../support/tmp.js';
+import { requireDomainName } from '../../src/domain-name.js';
 
 const TIMEOUTS = { connectMs: 5_000, greetingMs: 5_000, socketMs: 10_000 };
 let sequence = 0;
@@ -115,8 +116,18 @@ describe('connection reuse across rounds', () => {
     const generation = generationFor(peer, 1);
     const signal = new AbortController().signal;
 
-    const [first] = await deliver('adatum.com', [message('one')], generation, signal);
-    const [second] = await deliver('adatum.com', [message('two')], generation, signal);
+    const [first] = await deliver(
+      requireDomainName('adatum.com'),
+      [message('one')],
+      generation,
+      signal,
+    );
+    const [second] = await deliver(
+      requireDomainName('adatum.com'),
+      [message('two')],
+      generation,
+      signal,
+    );
     assert.deepEqual(first?.delivered, ['bob@adatum.com']);
     assert.deepEqual(second?.delivered, ['bob@adatum.com']);
     assert.equal(peer.connections, 1);
@@ -146,9 +157,14 @@ describe('connection reuse across rounds', () => {
     closers.push(() => deliver.close?.() ?? Promise.resolve());
     const signal = new AbortController().signal;
 
-    await deliver('adatum.com', [message('before')], generationFor(peer, 1), signal);
+    await deliver(
+      requireDomainName('adatum.com'),
+      [message('before')],
+      generationFor(peer, 1),
+      signal,
+    );
     const [outcome] = await deliver(
-      'adatum.com',
+      requireDomainName('adatum.com'),
       [message('after')],
       generationFor(peer, 2, true),
       signal,
@@ -169,9 +185,9 @@ describe('connection reuse across rounds', () => {
     const generation = generationFor(peer, 1);
     const signal = new AbortController().signal;
 
-    await deliver('adatum.com', [message('one')], generation, signal);
+    await deliver(requireDomainName('adatum.com'), [message('one')], generation, signal);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
-    await deliver('adatum.com', [message('two')], generation, signal);
+    await deliver(requireDomainName('adatum.com'), [message('two')], generation, signal);
     assert.equal(peer.connections, 2);
     assert.equal(peer.messages.length, 2);
   });
@@ -260,9 +276,14 @@ describe('connection reuse across rounds', () => {
     const generation = generationFor({ host: '127.0.0.1', port }, 1);
     const signal = new AbortController().signal;
 
-    await deliver('adatum.com', [message('one')], generation, signal);
+    await deliver(requireDomainName('adatum.com'), [message('one')], generation, signal);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
-    const [second] = await deliver('adatum.com', [message('two')], generation, signal);
+    const [second] = await deliver(
+      requireDomainName('adatum.com'),
+      [message('two')],
+      generation,
+      signal,
+    );
     assert.deepEqual(second?.delivered, ['bob@adatum.com']);
     assert.equal(sessions.size, 2);
     assert.equal(received.length, 2);
@@ -278,8 +299,8 @@ describe('connection reuse across rounds', () => {
     const deliver = createRemoteDelivery({ log: memoryLog(), timeouts: TIMEOUTS });
     const generation = generationFor(peer, 1);
     const signal = new AbortController().signal;
-    await deliver('adatum.com', [message('one')], generation, signal);
-    await deliver('adatum.com', [message('two')], generation, signal);
+    await deliver(requireDomainName('adatum.com'), [message('one')], generation, signal);
+    await deliver(requireDomainName('adatum.com'), [message('two')], generation, signal);
     assert.equal(peer.connections, 2);
     peers.splice(peers.indexOf(peer), 1);
     assert.equal(await settlesWithin(peer.close(), 3_000), true);

@@ -1,5 +1,6 @@
 // Sending to real SMTP servers on loopback: treyresearch.net (our side, test/support/runtime-config)
 // sends to its partner adatum.com over mutual TLS, and to other domains opportunistically.
+import { requireDomainName } from '../../src/domain-name.js';
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -54,7 +55,7 @@ function sender(options: Partial<RemoteDeliveryOptions> = {}) {
   return {
     log,
     deliver: (domain: string, messages: OutboundMessage[], generation: Generation) =>
-      deliver(domain, messages, generation, new AbortController().signal),
+      deliver(requireDomainName(domain), messages, generation, new AbortController().signal),
   };
 }
 

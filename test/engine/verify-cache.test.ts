@@ -1,6 +1,7 @@
 // The caches of tls/verify.ts: a chain is judged once per partner (per generation) and role, but
 // its validity window is checked against the clock on every call, and parsed certificates are
 // shared between handshakes that present the same chain.
+import { requireDomainName } from '../../src/domain-name.js';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -28,7 +29,7 @@ function adatum(anchors: Named<TrustAnchorSpec>[]): LoadedPartner {
       partnerDomain('adatum', { domain: 'adatum.com', trustAnchors: anchors.map((a) => a.name) }),
     ],
   });
-  const partner = buildGeneration(config, 1).partnersByDomain.get('adatum.com');
+  const partner = buildGeneration(config, 1).partnersByDomain.get(requireDomainName('adatum.com'));
   assert.ok(partner);
   return partner;
 }

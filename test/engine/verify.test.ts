@@ -1,4 +1,5 @@
 // verifyPeer: per-partner path building, validity, purpose and names, with lab certificates.
+import { requireDomainName } from '../../src/domain-name.js';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -41,7 +42,7 @@ function adatum(
       }),
     ],
   });
-  const partner = buildGeneration(config, 1).partnersByDomain.get('adatum.com');
+  const partner = buildGeneration(config, 1).partnersByDomain.get(requireDomainName('adatum.com'));
   assert.ok(partner);
   return partner;
 }

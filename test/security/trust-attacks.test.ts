@@ -1,6 +1,7 @@
 // Trust attacks in both directions over real sockets: a client presenting a hostile certificate
 // to our receive connector, and our send side facing a server presenting it. Every attack must be
 // refused with 454 4.7.5 (receive) or Exchange's 451 4.4.0 last error (send), nothing delivered.
+import { requireDomainName } from '../../src/domain-name.js';
 import assert from 'node:assert/strict';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -314,7 +315,12 @@ async function sendThrough(
     receivedAt: new Date(),
     body: () => Promise.resolve(body),
   };
-  const [outcome] = await deliver('adatum.com', [message], generation, AbortSignal.timeout(30_000));
+  const [outcome] = await deliver(
+    requireDomainName('adatum.com'),
+    [message],
+    generation,
+    AbortSignal.timeout(30_000),
+  );
   assert.ok(outcome !== undefined);
   return { outcome, server, log };
 }

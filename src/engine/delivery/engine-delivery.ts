@@ -15,6 +15,7 @@ import { OpenSessions, type SendTimeouts } from '../send/session.js';
 import type { DeliverLocal } from '../queue/dispatcher.js';
 import { createLocalDelivery, maildirRoot, sweepTemporaryFiles } from './maildir.js';
 import { createRelayDelivery, type RelayDeliverLocal } from './relay.js';
+import type { DomainName } from '../../domain-name.js';
 
 export interface EngineDeliveryOptions {
   /** The queue lives in <stateDir>/queue; a relative Maildir root is taken from here. */
@@ -145,7 +146,7 @@ function relays(generation: Generation): boolean {
 }
 
 /** What delivery to a domain depends on in a generation, as one comparable string. */
-function dependencies(generation: Generation, domain: string): string {
+function dependencies(generation: Generation, domain: DomainName): string {
   const connector = chooseSendConnector(generation.sendConnectors, domain);
   const partner = generation.partnersByDomain.get(domain);
   const org = generation.config.organization.spec;

@@ -9,6 +9,7 @@ import type { DeliverLocal } from '../queue/dispatcher.js';
 import { failAll, type DeliveryOutcome, type RecipientFailure } from '../queue/outcome.js';
 import { formatReply, REPLIES } from '../replies.js';
 import { syncDirectory } from '../queue/store.js';
+import { parseAddress } from '../../domain-name.js';
 
 let deliveries = 0;
 
@@ -57,12 +58,12 @@ export class Maildir {
 
   /** The Maildir of one address; created on first delivery (a catch-all store for now). */
   pathFor(address: string): string {
-    const at = address.lastIndexOf('@');
-    const domain = address.slice(at + 1).toLowerCase();
-    if (at <= 0 || domain === '' || domain.includes('/') || domain.startsWith('.')) {
+    // The canonical domain is letters, digits, '-' and inner dots: no path can come of it.
+    const parsed = parseAddress(address);
+    if (!parsed.ok || parsed.address === undefined || parsed.address.localPart === '') {
       throw new RangeError(`not a deliverable address: ${JSON.stringify(address)}`);
     }
-    return join(this.root, domain, mailboxName(address.slice(0, at)));
+    return join(this.root, parsed.address.domain, mailboxName(parsed.address.localPart));
   }
 
   /** Delivers one copy; resolves with the file's path in new/ once it is durable. */

@@ -7,6 +7,7 @@ import type { EngineLog } from '../log.js';
 import { formatReply, REPLIES } from '../replies.js';
 import { failAll, type DeliveryOutcome, type OutboundMessage } from './outcome.js';
 import type { MessageQueue } from './queue.js';
+import type { DomainName } from '../../domain-name.js';
 
 /** Delivers one message into local mailboxes. */
 export type DeliverLocal = (
@@ -22,7 +23,7 @@ export type DeliverLocal = (
  */
 export interface DeliverRemote {
   (
-    domain: string,
+    domain: DomainName,
     messages: OutboundMessage[],
     generation: Generation,
     signal: AbortSignal,
@@ -64,7 +65,7 @@ const ACCEPT_ROUND_MAX_MS = 200;
 const GATHER_MS = 20;
 
 export class Dispatcher {
-  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly inFlight = new Map<DomainName, Promise<void>>();
   private readonly abort = new AbortController();
   private timer: NodeJS.Timeout | undefined;
   private kickPending = false;
@@ -157,10 +158,10 @@ export class Dispatcher {
     if (generation !== undefined) {
       const concurrency = this.options.concurrency ?? 8;
       const batchSize = this.options.batchSize ?? 100;
-      const byDomain = new Map<string, string[]>();
+      const byDomain = new Map<DomainName, string[]>();
       // Domains in flight are filtered before the sort: an accept kicks a round, and while the
       // domain it queued for is being delivered that round must cost next to nothing.
-      const idle = (domain: string) => this.dispatchable(domain);
+      const idle = (domain: DomainName) => this.dispatchable(domain);
       for (const { id, nextHopDomain } of this.options.queue.due(this.now, idle)) {
         const ids = byDomain.get(nextHopDomain) ?? [];
         if (ids.length < batchSize) ids.push(id);
@@ -183,7 +184,7 @@ export class Dispatcher {
   }
 
   /** Not in flight and not suspended: a round may start a delivery for it. */
-  private dispatchable(domain: string): boolean {
+  private dispatchable(domain: DomainName): boolean {
     return !this.inFlight.has(domain) && !this.options.queue.isSuspended(domain);
   }
 
@@ -196,7 +197,7 @@ export class Dispatcher {
     }
   }
 
-  private async dispatch(domain: string, ids: string[], generation: Generation): Promise<void> {
+  private async dispatch(domain: DomainName, ids: string[], generation: Generation): Promise<void> {
     const { queue, log } = this.options;
     const messages = queue.claim(ids);
     if (messages.length === 0) return;

@@ -3,6 +3,7 @@
 import type { QueuedMessageSummary, QueueStatus, QueueSummary } from '../../model.js';
 import type { JournalLocation } from './journal.js';
 import type { ControlRecord } from './store.js';
+import type { DomainName } from '../../domain-name.js';
 
 export interface Entry {
   record: ControlRecord;
@@ -14,8 +15,11 @@ export interface Entry {
   journal?: JournalLocation;
 }
 
-export function summarize(entries: Iterable<Entry>, now: number): QueueSummary[] {
-  const byDomain = new Map<string, Entry[]>();
+/** A queue's summary as the engine keys it: by canonical next-hop domain. */
+export type NextHopSummary = QueueSummary & { nextHopDomain: DomainName };
+
+export function summarize(entries: Iterable<Entry>, now: number): NextHopSummary[] {
+  const byDomain = new Map<DomainName, Entry[]>();
   for (const entry of entries) {
     const list = byDomain.get(entry.record.nextHopDomain) ?? [];
     list.push(entry);

@@ -13,17 +13,18 @@
 // crash can repeat a delivery but never lose an acknowledged message. An operator may suspend a
 // next-hop domain (Exchange's Suspend-Queue): its entries stay queued, are never handed out, and
 // still expire; the suspended set is operational state kept in suspended.json, not in any manifest.
-import type { QueuedMessageSummary, QueueSummary } from '../../model.js';
+import type { QueuedMessageSummary } from '../../model.js';
 import type { EngineLog } from '../log.js';
 import type { IncomingMessage, MessageSink } from '../message-sink.js';
 import { formatReply, REPLIES } from '../replies.js';
 import { buildNonDeliveryReport, headerSection, statusOf, type BouncedRecipient } from './dsn.js';
 import type { DeliveryOutcome, OutboundMessage } from './outcome.js';
-import { listMessages, summarize, type Entry } from './entry.js';
+import { listMessages, summarize, type Entry, type NextHopSummary } from './entry.js';
 import { groupByDomain } from './recipients.js';
 import { MessageFiles, type MessageFilesOptions } from './message-files.js';
 import { newMessageId, type ControlRecord } from './store.js';
 import { nextHopDomainOf, SuspendedDomains } from './suspended.js';
+import type { DomainName } from '../../domain-name.js';
 
 /** What settling an attempt needs from the running configuration (a Generation has all three). */
 export interface SettlePolicy {
@@ -147,7 +148,7 @@ export class MessageQueue implements MessageSink {
    * the suspension finishes), has no next retry, and is listed with no mail too, so that the hold
    * an operator placed stays visible until it is lifted.
    */
-  summaries(): QueueSummary[] {
+  summaries(): NextHopSummary[] {
     const summaries = summarize(this.entries.values(), this.clock());
     if (this.suspended.size === 0) return summaries;
     const listed = new Set(summaries.map((s) => s.nextHopDomain));
@@ -170,8 +171,8 @@ export class MessageQueue implements MessageSink {
       .sort((a, b) => a.nextHopDomain.localeCompare(b.nextHopDomain));
   }
 
-  isSuspended(domain: string): boolean {
-    return this.suspended.has(domain.toLowerCase());
+  isSuspended(domain: DomainName): boolean {
+    return this.suspended.has(domain);
   }
 
   /** The suspended next-hop domains, sorted. */
@@ -206,8 +207,8 @@ export class MessageQueue implements MessageSink {
   /** Idle entries (of domains the filter admits) due now, by due time: [entry id, next-hop domain]. */
   due(
     now = this.clock(),
-    admit: (domain: string) => boolean = () => true,
-  ): { id: string; nextHopDomain: string }[] {
+    admit: (domain: DomainName) => boolean = () => true,
+  ): { id: string; nextHopDomain: DomainName }[] {
     return [...this.entries.values()]
       .filter((e) => !e.active && e.dueAt <= now && admit(e.record.nextHopDomain))
       .sort((a, b) => a.dueAt - b.dueAt || a.record.id.localeCompare(b.record.id))
@@ -215,7 +216,7 @@ export class MessageQueue implements MessageSink {
   }
 
   /** When the earliest idle entry (of a domain the filter admits) falls due (ms); undefined: none. */
-  nextDueAt(admit: (domain: string) => boolean = () => true): number | undefined {
+  nextDueAt(admit: (domain: DomainName) => boolean = () => true): number | undefined {
     let earliest: number | undefined;
     for (const entry of this.entries.values()) {
       if (entry.active || !admit(entry.record.nextHopDomain)) continue;

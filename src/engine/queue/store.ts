@@ -6,13 +6,14 @@ import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/pr
 import { join } from 'node:path';
 import type { EngineLog } from '../log.js';
 import type { DomainSecuredBy } from '../message-sink.js';
+import { domainName, type DomainName } from '../../domain-name.js';
 
 /** One queue entry: a message's envelope for one next-hop domain. The file is the commit point. */
 export interface ControlRecord {
   version: 1;
   id: string; // "<message>.<n>", also the file name
   message: string; // the body is data/<message>.eml
-  nextHopDomain: string;
+  nextHopDomain: DomainName;
   from: string; // "" for the null sender
   recipients: string[]; // still to deliver
   size: number;
@@ -286,6 +287,10 @@ export function checkControlRecord(value: unknown, expectedId: string): ControlR
     if (typeof record[field] !== 'string') return `${field} is not a string`;
   }
   if (record.version !== 1) return `unknown version ${String(record.version)}`;
+  // Records of engines that keyed queues on a lower-cased spelling come back canonical.
+  const domain = domainName(record.nextHopDomain as string);
+  if (domain === undefined) return 'nextHopDomain is not a domain name';
+  record.nextHopDomain = domain;
   if (record.id !== expectedId || !ENTRY_ID.test(expectedId))
     return 'id does not match the file name';
   if (!(record.id as string).startsWith(`${record.message as string}.`))

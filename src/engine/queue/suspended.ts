@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { writeFileDurably } from '../../durable-file.js';
 import type { EngineLog } from '../log.js';
 import { syncDirectory } from './store.js';
+import { parseDomainName, type DomainName } from '../../domain-name.js';
 
 export const SUSPENDED_FILE = 'suspended.json';
 
@@ -13,12 +14,15 @@ interface SuspendedFile {
   domains: string[];
 }
 
-/** A next-hop domain as the queue keys it (lower case); RangeError when it cannot be one. */
-export function nextHopDomainOf(domain: unknown): string {
-  const wanted = typeof domain === 'string' ? domain.trim().toLowerCase() : '';
-  if (!/^[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?$/.test(wanted) || wanted.length > 253)
-    throw new RangeError(`not a domain name: ${JSON.stringify(domain)}`);
-  return wanted.replace(/\.$/, '');
+/**
+ * A next-hop domain as the queue keys it (canonical, domain-name.ts), from an operator's spelling;
+ * RangeError when it is not a domain name.
+ */
+export function nextHopDomainOf(domain: unknown): DomainName {
+  const parsed = parseDomainName(typeof domain === 'string' ? domain.trim() : '');
+  if (!parsed.ok)
+    throw new RangeError(`not a domain name: ${JSON.stringify(domain)} (${parsed.reason})`);
+  return parsed.name;
 }
 
 export class SuspendedDomains {
@@ -27,7 +31,7 @@ export class SuspendedDomains {
 
   private constructor(
     private readonly directory: string,
-    private readonly domains: Set<string>,
+    private readonly domains: Set<DomainName>,
   ) {}
 
   /** The domains saved by an earlier run; none when there is no file. */
@@ -57,18 +61,17 @@ export class SuspendedDomains {
     return this.domains.size;
   }
 
-  /** domain: lower case, as the queue keys next hops. */
-  has(domain: string): boolean {
+  has(domain: DomainName): boolean {
     return this.domains.has(domain);
   }
 
   /** Sorted. */
-  list(): string[] {
+  list(): DomainName[] {
     return [...this.domains].sort();
   }
 
   /** False when it already was; resolves once the file is durable (a failed write undoes it). */
-  async add(domain: string): Promise<boolean> {
+  async add(domain: DomainName): Promise<boolean> {
     if (this.domains.has(domain)) return false;
     this.domains.add(domain);
     await this.save(() => this.domains.delete(domain));
@@ -76,7 +79,7 @@ export class SuspendedDomains {
   }
 
   /** False when it was not suspended; otherwise as add(). */
-  async remove(domain: string): Promise<boolean> {
+  async remove(domain: DomainName): Promise<boolean> {
     if (!this.domains.delete(domain)) return false;
     await this.save(() => this.domains.add(domain));
     return true;

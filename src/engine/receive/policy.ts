@@ -5,7 +5,7 @@ import { matchRange, type Binding } from '../addresses.js';
 import type { Generation, LoadedPartner, LoadedReceiveConnector } from '../generation.js';
 import type { DomainSecuredBy } from '../message-sink.js';
 import { REPLIES } from '../replies.js';
-import { canonicalName } from '../../certificate-names.js';
+import { addressDomain, type DomainName } from '../../domain-name.js';
 import type { PeerVerdict } from '../tls/verify.js';
 import type { TlsFacts } from './server-tls.js';
 
@@ -40,45 +40,13 @@ export function largestMessageSize(generation: Generation, binding: Binding): nu
   return Math.max(0, ...connectorsOnBinding(generation, binding).map((c) => c.maxMessageSize));
 }
 
-/** The domain of an address in canonical form (SPEC §5), "" for the null sender or a literal. */
-export function addressDomain(address: string): string {
-  const at = address.lastIndexOf('@');
-  if (at < 0) return '';
-  const domain = address.slice(at + 1);
-  return domain.startsWith('[') ? '' : canonicalName(domain);
-}
-
-interface CanonicalIndex {
-  partners: ReadonlyMap<string, LoadedPartner>;
-  acceptedDomains: ReadonlySet<string>;
-}
-
-const indexes = new WeakMap<Generation, CanonicalIndex>();
-
-/**
- * The generation's partners and accepted domains keyed by canonical name, so that "ADATUM.com.",
- * or an IDN in the other form than the manifest's, is still recognised as the partner.
- */
-function canonicalIndex(generation: Generation): CanonicalIndex {
-  let index = indexes.get(generation);
-  if (index === undefined) {
-    index = {
-      partners: new Map(
-        [...generation.partnersByDomain.values()].map((p) => [canonicalName(p.domain), p]),
-      ),
-      acceptedDomains: new Set([...generation.acceptedDomains].map(canonicalName)),
-    };
-    indexes.set(generation, index);
-  }
-  return index;
-}
-
+/** A receive-secure partner for a canonical sender domain; undefined for none (or no domain). */
 export function receiveSecurePartner(
   generation: Generation,
-  domain: string,
+  domain: DomainName | undefined,
 ): LoadedPartner | undefined {
-  if (domain === '') return undefined;
-  const partner = canonicalIndex(generation).partners.get(domain);
+  if (domain === undefined) return undefined;
+  const partner = generation.partnersByDomain.get(domain);
   return partner?.spec.domainSecure.receive === true ? partner : undefined;
 }
 
@@ -149,6 +117,6 @@ export function decideRecipient(
   recipient: string,
 ): SmtpReply | undefined {
   const domain = addressDomain(recipient);
-  if (domain !== '' && canonicalIndex(generation).acceptedDomains.has(domain)) return undefined;
+  if (domain !== undefined && generation.acceptedDomains.has(domain)) return undefined;
   return connector.spec.permitRelay ? undefined : REPLIES.unableToRelay;
 }

@@ -24,6 +24,7 @@ import {
   type SessionSettings,
   type SmtpClientSession,
 } from './session.js';
+import type { DomainName } from '../../domain-name.js';
 
 export interface RemoteDeliveryOptions {
   log: EngineLog;
@@ -63,7 +64,7 @@ export function createRemoteDelivery(options: RemoteDeliveryOptions): DeliverRem
 }
 
 async function deliverRemote(
-  domain: string,
+  domain: DomainName,
   messages: OutboundMessage[],
   generation: Generation,
   signal: AbortSignal,
@@ -87,7 +88,16 @@ async function deliverRemote(
   if (pending.length === 0) return finish();
 
   const partner = sendSecurePartner(generation, domain);
-  const policy = tlsPolicyFor(connector, partner);
+  const policy = tlsPolicyFor(connector, partner, domain);
+  if (policy.kind === 'refused') {
+    log.log('warn', 'send.no_partner', {
+      domain,
+      connector: connector.name,
+      reason: policy.reason,
+    });
+    for (const m of pending) results.set(m, failAllWith(m, REPLIES.noSecurePartner, policy.reason));
+    return finish();
+  }
   if (partner !== undefined && !connector.spec.domainSecure) {
     // validate (DS003) refuses this connector; the partner is still sent only over verified MTLS.
     log.log('warn', 'send.partner_on_connector_without_domain_security', {

@@ -9,6 +9,7 @@ import { formatReply, REPLIES } from '../replies.js';
 import { peerChain, verifyPeer } from '../tls/verify.js';
 import { chooseSendConnector, nextHopsFor, sendSecurePartner } from './route.js';
 import { authorizationCode } from './session.js';
+import { parseDomainName } from '../../domain-name.js';
 
 export interface ProbeStep {
   step: string;
@@ -31,12 +32,26 @@ export interface ProbeOptions {
 /** Runs the checklist; never throws for a failure of the partner or the network. */
 export async function probeDomain(
   generation: Generation,
-  domain: string,
+  spelled: string,
   options: ProbeOptions = {},
 ): Promise<ProbeReport> {
   const steps: ProbeStep[] = [];
-  const report = (): ProbeReport => ({ domain, ok: steps.every((s) => s.ok), steps });
+  const parsed = parseDomainName(spelled);
+  const report = (): ProbeReport => ({
+    domain: parsed.ok ? parsed.name : spelled,
+    ok: steps.every((s) => s.ok),
+    steps,
+  });
   const timeoutMs = options.timeoutMs ?? 10_000;
+  if (!parsed.ok) {
+    steps.push({
+      step: 'partner',
+      ok: false,
+      detail: `${spelled} is not a domain name: ${parsed.reason}`,
+    });
+    return report();
+  }
+  const domain = parsed.name;
 
   const partner = sendSecurePartner(generation, domain);
   if (partner === undefined) {

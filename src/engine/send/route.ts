@@ -5,6 +5,7 @@ import type { StaticRoute } from '../../model.js';
 import { resolveNextHops, resolveRoutes, type NextHop, type ResolveOptions } from '../dns.js';
 import type { Generation, LoadedPartner, LoadedSendConnector } from '../generation.js';
 import { parseHostPort } from '../../units.js';
+import type { DomainName } from '../../domain-name.js';
 
 export type TlsPolicy =
   /** Mutual TLS: STARTTLS mandatory, our certificate, the partner's anchors and names checked. */
@@ -19,27 +20,44 @@ export { addressSpaceMatch, chooseSendConnector } from '../../address-spaces.js'
 /** The partner to enforce for a next-hop domain, when it is send-secure. */
 export function sendSecurePartner(
   generation: Generation,
-  domain: string,
+  domain: DomainName,
 ): LoadedPartner | undefined {
-  const partner = generation.partnersByDomain.get(domain.toLowerCase());
+  const partner = generation.partnersByDomain.get(domain);
   return partner?.spec.domainSecure.send === true ? partner : undefined;
 }
 
-/** Domain security needs both sides of Exchange's switch: the partner listed, the connector enabled. */
+/** Why a message may not leave at all: a security decision whose look-up missed. */
+export interface NoTlsPolicy {
+  kind: 'refused';
+  reason: string;
+}
+
+/**
+ * The TLS policy for mail to a domain, failing closed both ways: a send-secure partner gets
+ * verified mutual TLS whatever the connector says (validate refuses such a connector, DS003; the
+ * engine does not rely on that), and a domain-secure connector sends only to a send-secure
+ * partner: when the look-up finds none, the message waits with a last error that says so, never
+ * with required or opportunistic TLS to whoever answers.
+ */
 export function tlsPolicyFor(
   connector: LoadedSendConnector,
   partner: LoadedPartner | undefined,
-): TlsPolicy {
-  // Fail closed: a send-secure partner gets verified mutual TLS whatever the connector says.
-  // validate refuses such a connector (DS003); the engine does not rely on that.
+  domain: DomainName,
+): TlsPolicy | NoTlsPolicy {
   if (partner !== undefined) return { kind: 'domain-secure', partner };
+  if (connector.spec.domainSecure) {
+    return {
+      kind: 'refused',
+      reason: `send connector ${connector.name} has domainSecure: true and no PartnerDomain with domainSecure.send matches ${domain}`,
+    };
+  }
   return connector.spec.requireTls ? { kind: 'required' } : { kind: 'opportunistic' };
 }
 
 /** Smart hosts ("host", "host:port", "[v6]:port") or DNS for the domain, in the order to try. */
 export async function nextHopsFor(
   connector: LoadedSendConnector,
-  domain: string,
+  domain: DomainName,
   generation: Generation,
   options: ResolveOptions = {},
 ): Promise<NextHop[]> {
