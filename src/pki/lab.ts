@@ -13,6 +13,28 @@ import forge from 'node-forge';
 import { derChildren, derElement, derEncode, derEncodeOid, derEncodeTime } from '../der.js';
 
 export type ExtendedKeyUsage = 'serverAuth' | 'clientAuth';
+/** An Extended Key Usage by name, or any other by dotted OID: for CAs and hostile certificates. */
+export type KeyPurpose =
+  | ExtendedKeyUsage
+  | 'emailProtection'
+  | 'codeSigning'
+  | 'anyExtendedKeyUsage'
+  | `${number}.${number}.${string}`;
+/** The keyUsage bits (RFC 5280 §4.2.1.3) by their names. */
+export type KeyUsageBit =
+  | 'digitalSignature'
+  | 'nonRepudiation'
+  | 'keyEncipherment'
+  | 'dataEncipherment'
+  | 'keyAgreement'
+  | 'keyCertSign'
+  | 'cRLSign';
+/** Any extension, as its OID, criticality and the DER its extnValue OCTET STRING holds. */
+export interface CertificateExtension {
+  oid: string;
+  critical: boolean;
+  value: Uint8Array;
+}
 /** 'ecdsa-p256': smaller and several times cheaper per handshake than RSA (SPEC §9). */
 export type KeyType = 'rsa' | 'ecdsa-p256';
 
@@ -40,6 +62,12 @@ export interface AuthorityOptions extends Validity {
   keyBits?: number;
   hash?: 'sha256' | 'sha1';
   keyType?: KeyType;
+  /** An Extended Key Usage on the CA itself (none by default), as some CAs constrain theirs. */
+  extendedKeyUsage?: KeyPurpose[];
+  /** Default keyCertSign and cRLSign; null leaves the extension out. */
+  keyUsage?: KeyUsageBit[] | null;
+  /** Appended after the usual ones. */
+  extensions?: CertificateExtension[];
 }
 
 export interface LeafOptions extends Validity {
@@ -48,12 +76,21 @@ export interface LeafOptions extends Validity {
   /** SAN dNSName entries; none gives a certificate named by its subject CN only. */
   dnsNames?: string[];
   /** null leaves the extension out (a certificate usable for any purpose). */
-  extendedKeyUsage?: ExtendedKeyUsage[] | null;
+  extendedKeyUsage?: KeyPurpose[] | null;
   /** Mark it a CA (an intermediate); by default a leaf. */
   isCa?: boolean;
+  /** basicConstraints pathLenConstraint of a CA (isCa); none by default. */
+  pathLength?: number;
   keyBits?: number;
   hash?: 'sha256' | 'sha1';
   keyType?: KeyType;
+  /**
+   * Default: keyCertSign and cRLSign for a CA, digitalSignature (and keyEncipherment for RSA)
+   * for a leaf; null leaves the extension out.
+   */
+  keyUsage?: KeyUsageBit[] | null;
+  /** Appended after the usual ones. */
+  extensions?: CertificateExtension[];
 }
 
 const DAY = 86_400_000;
@@ -65,11 +102,7 @@ export function createCertificateAuthority(options: AuthorityOptions): Certifica
     const subject = distinguishedName(options.commonName, options.organization);
     cert.setSubject(subject);
     cert.setIssuer(subject);
-    cert.setExtensions([
-      { name: 'basicConstraints', cA: true, critical: true, ...pathLength(options.pathLength) },
-      { name: 'keyUsage', critical: true, keyCertSign: true, cRLSign: true },
-      keyIdentifierExtension(key.keyIdentifier),
-    ]);
+    cert.setExtensions(authorityExtensions(options, keyIdentifierExtension(key.keyIdentifier)));
     const certPem = signWithCrypto(cert, key, { keyPem: key.keyPem });
     return { commonName: options.commonName, ...finishPem(certPem, key.keyPem) };
   }
@@ -78,16 +111,7 @@ export function createCertificateAuthority(options: AuthorityOptions): Certifica
   const subject = distinguishedName(options.commonName, options.organization);
   cert.setSubject(subject);
   cert.setIssuer(subject);
-  cert.setExtensions([
-    {
-      name: 'basicConstraints',
-      cA: true,
-      critical: true,
-      ...(options.pathLength === undefined ? {} : { pathLenConstraint: options.pathLength }),
-    },
-    { name: 'keyUsage', critical: true, keyCertSign: true, cRLSign: true },
-    { name: 'subjectKeyIdentifier' },
-  ]);
+  cert.setExtensions(authorityExtensions(options, { name: 'subjectKeyIdentifier' }));
   cert.sign(keys.privateKey, digest(options.hash));
   return { commonName: options.commonName, ...finish(cert, keys.keyPem) };
 }
@@ -103,17 +127,24 @@ export function issueCertificate(
   cert.setSubject(distinguishedName(options.commonName, options.organization));
   // forge parses RSA certificates only: the issuer's name is spliced in as DER when signing.
   if (!ecdsa) cert.setIssuer(forge.pki.certificateFromPem(authority.certPem).subject.attributes);
-  const eku =
+  const eku: KeyPurpose[] | null =
     options.extendedKeyUsage === undefined
       ? ['serverAuth', 'clientAuth']
       : options.extendedKeyUsage;
-  const extensions: object[] = [
-    { name: 'basicConstraints', cA: options.isCa === true, critical: true },
+  const defaultKeyUsage: KeyUsageBit[] =
     options.isCa === true
-      ? { name: 'keyUsage', critical: true, keyCertSign: true, cRLSign: true }
+      ? ['keyCertSign', 'cRLSign']
       : ecKey === undefined
-        ? { name: 'keyUsage', critical: true, digitalSignature: true, keyEncipherment: true }
-        : { name: 'keyUsage', critical: true, digitalSignature: true }, // no RSA key transport
+        ? ['digitalSignature', 'keyEncipherment']
+        : ['digitalSignature']; // no RSA key transport
+  const extensions: object[] = [
+    {
+      name: 'basicConstraints',
+      cA: options.isCa === true,
+      critical: true,
+      ...(options.isCa === true ? pathLength(options.pathLength) : {}),
+    },
+    ...keyUsageExtension(options.keyUsage === undefined ? defaultKeyUsage : options.keyUsage),
     ecKey === undefined
       ? { name: 'subjectKeyIdentifier' }
       : keyIdentifierExtension(ecKey.keyIdentifier),
@@ -122,18 +153,14 @@ export function issueCertificate(
       keyIdentifier: forge.util.hexToBytes(keyIdentifier(authority.certPem)),
     },
   ];
-  if (eku !== null) {
-    extensions.push({
-      name: 'extKeyUsage',
-      ...Object.fromEntries(eku.map((usage) => [usage, true])),
-    });
-  }
+  if (eku !== null) extensions.push(extendedKeyUsageExtension(eku));
   if (options.dnsNames !== undefined && options.dnsNames.length > 0) {
     extensions.push({
       name: 'subjectAltName',
       altNames: options.dnsNames.map((value) => ({ type: 2, value })),
     });
   }
+  extensions.push(...(options.extensions ?? []).map(forgeExtension));
   cert.setExtensions(extensions);
   if (ecdsa) {
     const subjectKey = ecKey ?? { spkiDer: publicKeyDer(keys?.keyPem ?? '') };
@@ -143,6 +170,46 @@ export function issueCertificate(
   cert.sign(forge.pki.privateKeyFromPem(authority.keyPem), digest(options.hash));
   return finish(cert, keys?.keyPem ?? '');
 }
+
+function authorityExtensions(options: AuthorityOptions, keyIdentifier: object): object[] {
+  return [
+    { name: 'basicConstraints', cA: true, critical: true, ...pathLength(options.pathLength) },
+    ...keyUsageExtension(
+      options.keyUsage === undefined ? ['keyCertSign', 'cRLSign'] : options.keyUsage,
+    ),
+    keyIdentifier,
+    ...(options.extendedKeyUsage === undefined
+      ? []
+      : [extendedKeyUsageExtension(options.extendedKeyUsage)]),
+    ...(options.extensions ?? []).map(forgeExtension),
+  ];
+}
+
+function keyUsageExtension(bits: KeyUsageBit[] | null): object[] {
+  if (bits === null) return [];
+  return [
+    { name: 'keyUsage', critical: true, ...Object.fromEntries(bits.map((bit) => [bit, true])) },
+  ];
+}
+
+/** forge knows the usual purposes by name; anyExtendedKeyUsage only by its OID. */
+function extendedKeyUsageExtension(purposes: KeyPurpose[]): object {
+  const keys = purposes.map((purpose) =>
+    purpose === 'anyExtendedKeyUsage' ? ANY_EXTENDED_KEY_USAGE : purpose,
+  );
+  return { name: 'extKeyUsage', ...Object.fromEntries(keys.map((key) => [key, true])) };
+}
+
+/** forge takes a string value as the extnValue's DER, in its binary-string form. */
+function forgeExtension(extension: CertificateExtension): object {
+  return {
+    id: extension.oid,
+    critical: extension.critical,
+    value: Buffer.from(extension.value).toString('binary'),
+  };
+}
+
+const ANY_EXTENDED_KEY_USAGE = '2.5.29.37.0';
 
 function newKeyPair(bits: number): {
   publicKey: forge.pki.PublicKey;
