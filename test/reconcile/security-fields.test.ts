@@ -98,10 +98,9 @@ describe('security classification of every field', () => {
 
   it('classifies every field the engine reports for a running configuration', () => {
     const config = runtimeConfig();
-    config.trustAnchors[0] = {
-      name: 'with-crl',
-      spec: { ...config.trustAnchors[0]!.spec, crlPem: '-----BEGIN X509 CRL-----' },
-    };
+    const [anchor] = config.trustAnchors;
+    assert.ok(anchor !== undefined);
+    anchor.spec.crlPem = '-----BEGIN X509 CRL-----';
     config.organization.spec.delivery = {
       relay: { host: 'mbx.treyresearch.net', protocol: 'lmtp', tls: 'required' },
     };
