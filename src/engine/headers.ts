@@ -1,7 +1,16 @@
-// The header firewall and marking of received mail (SPEC §3.6): headers only domsec may set are
-// removed from every message, then domain-secured mail is marked as such. Pure, bytes in and out.
-import type { DomainSecuredBy } from './message-sink.js';
+// The header firewall and marking of received mail: on the one reading of the message
+// (message-reading.ts), headers only domsec may set are removed from every message, then
+// domain-secured mail is marked as such. Pure, bytes in and out.
 import { canonicalName } from '../certificate-names.js';
+import { headerFromDomain } from './header-from.js';
+import type { DomainSecuredBy } from './message-sink.js';
+import {
+  readMessage,
+  withoutComments,
+  type HeaderField,
+  type MalformedMessage,
+} from './message-reading.js';
+import { REPLIES, SmtpReplyError } from './replies.js';
 
 /** What the Received: trace field says about the session (RFC 5321 §4.4). */
 export interface ReceivedTrace {
@@ -26,118 +35,95 @@ export interface HeaderMarking {
 }
 
 /**
- * The message with every incoming X-Domsec-* field and every Authentication-Results field whose
- * authserv-id is our hostname removed (folded lines included), and our marking prepended. The
- * body and all other fields are left byte for byte as they came.
+ * The message read one way (message-reading.ts) with every incoming X-Domsec-* field and every
+ * (ARC-)Authentication-Results field carrying our authserv-id removed, and our marking prepended;
+ * or why it is refused. What it returns is the only form of the message stored and relayed.
  */
+export function prepareMessage(raw: Buffer, marking: HeaderMarking): Buffer | MalformedMessage {
+  const reading = readMessage(raw);
+  if ('malformed' in reading) return reading;
+  const kept = firewall(reading.fields, marking.hostname);
+  if ('malformed' in kept) return kept;
+  const added = markingFields(marking, headerFromDomain(kept)).map(
+    (lines) => lines.join('\r\n\t') + '\r\n',
+  );
+  // latin1 maps bytes 1:1 to code units, so 8-bit headers survive the round trip.
+  const header = Buffer.from(added.join('') + kept.map((field) => field.text).join(''), 'latin1');
+  return reading.rest.length === 0 ? header : Buffer.concat([header, reading.rest]);
+}
+
+/** prepareMessage for a message known to be well formed: throws the 550 5.6.0 refusal otherwise. */
 export function prepareHeaders(raw: Buffer, marking: HeaderMarking): Buffer {
-  // latin1 maps bytes 1:1 to code units, so 8-bit headers survive the round trip. Only the header
-  // section (up to and including its empty line) is decoded: the body is copied as bytes.
-  const text = raw.subarray(0, headerSectionLength(raw)).toString('latin1');
-  const { fields, bodyStart } = splitHeader(text);
-  const newline = text.slice(0, bodyStart).includes('\r\n') || bodyStart === 0 ? '\r\n' : '\n';
-  const ours = normalizeHost(marking.hostname);
-  const kept = fields.filter((field) => !isForged(field, ours));
-  const added = markingFields(marking).map((lines) => lines.join(`${newline}\t`) + newline);
-  return Buffer.concat([
-    Buffer.from(added.join('') + kept.join(''), 'latin1'),
-    raw.subarray(bodyStart),
-  ]);
+  const prepared = prepareMessage(raw, marking);
+  if (Buffer.isBuffer(prepared)) return prepared;
+  throw new SmtpReplyError(REPLIES.malformedHeader, prepared.malformed);
 }
 
 /**
- * How many bytes hold the header section and the empty line that ends it (the whole message when
- * there is none): the first line, from the start or after an LF, that is CRLF or LF alone.
+ * The fields kept: all but those only domsec may set. A field with white space before its colon
+ * is removed when it is one of those, and refuses the message otherwise (message-reading.ts).
  */
-function headerSectionLength(raw: Buffer): number {
-  if (raw[0] === 0x0a) return 1;
-  if (raw[0] === 0x0d && raw[1] === 0x0a) return 2;
-  const crlf = raw.indexOf('\n\r\n');
-  // An LF-only empty line can only come first if it is before the CRLF one: search no further.
-  const lf = raw.subarray(0, crlf === -1 ? raw.length : crlf + 3).indexOf('\n\n');
-  if (lf !== -1) return lf + 2;
-  return crlf === -1 ? raw.length : crlf + 3;
-}
-
-/**
- * The header fields (each with its continuation lines and line ends) and the offset where the
- * body begins, at the first empty line. A line that is not a field does not end the header
- * section here: a lenient reader downstream might still take the fields below it as headers.
- */
-export function splitHeader(text: string): { fields: string[]; bodyStart: number } {
-  const fields: string[] = [];
-  let position = 0;
-  while (position < text.length) {
-    const newline = text.indexOf('\n', position);
-    const end = newline === -1 ? text.length : newline + 1;
-    const line = text.slice(position, end);
-    if (line === '\r\n' || line === '\n') return { fields, bodyStart: position };
-    const continues = (line.startsWith(' ') || line.startsWith('\t')) && fields.length > 0;
-    if (continues) fields[fields.length - 1] += line;
-    else fields.push(line);
-    position = end;
-  }
-  return { fields, bodyStart: text.length };
-}
-
-const FIELD_NAME = /^([\x21-\x39\x3b-\x7e]+)[ \t]*:/;
-
-function isForged(field: string, ourHost: string): boolean {
-  // Unfolded first: "X-Domsec-AuthAs\r\n : Partner" is that field to a lenient reader.
-  const unfolded = field.replace(/\r?\n(?=[ \t])/g, '');
-  const match = FIELD_NAME.exec(unfolded);
-  if (match === null) return false;
-  const name = (match[1] ?? '').toLowerCase();
-  if (name.startsWith('x-domsec-')) return true;
-  if (name !== 'authentication-results') return false;
-  return authservId(unfolded.slice(match[0].length)) === ourHost;
-}
-
-/** RFC 8601 §2.2: the authserv-id is the first token of the value, before the first ";". */
-function authservId(value: string): string {
-  const unfolded = stripComments(value.replace(/\r?\n/g, ''));
-  const first =
-    unfolded
-      .split(';')[0]
-      ?.trim()
-      .split(/[ \t]+/)[0] ?? '';
-  const unquoted = /^"(.*)"$/.exec(first)?.[1]?.replace(/\\(.)/g, '$1') ?? first;
-  return normalizeHost(unquoted);
-}
-
-/** Removes RFC 5322 comments (nested, with quoted-pairs) outside quoted strings. */
-function stripComments(value: string): string {
-  let out = '';
-  let depth = 0;
-  let quoted = false;
-  for (let i = 0; i < value.length; i += 1) {
-    const char = value[i] ?? '';
-    if (char === '\\') {
-      if (depth === 0) out += value.slice(i, i + 2);
-      i += 1;
-    } else if (quoted) {
-      out += char;
-      if (char === '"') quoted = false;
-    } else if (char === '(') {
-      depth += 1;
-      if (depth === 1) out += ' '; // a comment separates tokens like white space
-    } else if (depth > 0) {
-      if (char === ')') depth -= 1;
-    } else {
-      if (char === '"') quoted = true;
-      out += char;
+export function firewall(
+  fields: readonly HeaderField[],
+  ourHost: string,
+): HeaderField[] | MalformedMessage {
+  const kept: HeaderField[] = [];
+  for (const field of fields) {
+    if (field.spaced && !isOwnedName(field.name)) {
+      return {
+        malformed: `line ${field.line} of the header section has white space before the colon`,
+      };
     }
+    if (!field.spaced && !isForged(field, ourHost)) kept.push(field);
   }
-  return out;
+  return kept;
 }
 
-function normalizeHost(name: string): string {
-  const lower = name.trim().toLowerCase();
-  return lower.endsWith('.') ? lower.slice(0, -1) : lower;
+/** Names of fields that domsec sets or may have to remove. */
+function isOwnedName(written: string): boolean {
+  const name = written.toLowerCase();
+  return (
+    name === 'x-domsec' ||
+    name.startsWith('x-domsec-') ||
+    name === 'authentication-results' ||
+    name === 'arc-authentication-results'
+  );
+}
+
+/** The fields only domsec may set: X-Domsec-*, and results that claim to be ours. */
+export function isForged(field: HeaderField, ourHost: string): boolean {
+  if (!isOwnedName(field.name)) return false;
+  const name = field.name.toLowerCase();
+  if (name === 'x-domsec' || name.startsWith('x-domsec-')) return true;
+  const value = withoutComments(field.text.slice(field.name.length + 1).replace(/\r\n/g, ''));
+  // Results whose authserv-id cannot be read go too: a lenient reader may still see ours in them.
+  if (value === undefined) return true;
+  const id = authservId(value);
+  return id === undefined || sameHost(id, ourHost);
+}
+
+/**
+ * RFC 8601 §2.2: the authserv-id is the first item of the value, before the first ";"; in
+ * ARC-Authentication-Results it follows the instance tag "i=N;" (RFC 8617 §4.1.1). A tag is
+ * skipped in either field: a reader that confuses the two must not find ours behind it.
+ * undefined when there is no item at all. Comments are already removed.
+ */
+function authservId(value: string): string | undefined {
+  const untagged = value.replace(/^[ \t]*i[ \t]*=[ \t]*[0-9]+[ \t]*;/i, '');
+  const item = /^[ \t]*(?:"((?:[^"\\]|\\.)*)"|([^ \t;"]+))/.exec(untagged);
+  if (item === null) return undefined;
+  return item[1] === undefined ? (item[2] ?? '') : item[1].replace(/\\(.)/g, '$1').trim();
+}
+
+/** Host names compared in canonical form: lower case, one trailing dot dropped, A-labels. */
+function sameHost(written: string, ourHost: string): boolean {
+  // 8-bit bytes are UTF-8 read as latin1: a U-label of our name is our name.
+  const name = canonicalName(Buffer.from(written, 'latin1').toString('utf8'));
+  return name !== '' && name === canonicalName(ourHost);
 }
 
 /** Our fields, top first, each as the lines it is folded into. */
-function markingFields(marking: HeaderMarking): string[][] {
+function markingFields(marking: HeaderMarking, headerFrom: string | undefined): string[][] {
   const fields: string[][] = [];
   const host = safeToken(marking.hostname);
   const secured = marking.domainSecured;
@@ -147,6 +133,8 @@ function markingFields(marking: HeaderMarking): string[][] {
     fields.push([
       `Authentication-Results: ${host};`,
       `x-domsec=pass (mutual TLS) smtp.mailfrom=${partner}`,
+      // RFC 8601 ptype header, property from: the author's domain, when it has exactly one.
+      ...(headerFrom === undefined ? [] : [`header.from=${safeToken(headerFrom)}`]),
       `x-domsec.subject=${quote(secured.certificateSubject)}`,
       `x-domsec.fingerprint=${quote(secured.certificateFingerprint)}`,
     ]);

@@ -1,7 +1,7 @@
 // The header firewall and marking (SPEC §3.6): forged fields removed, body untouched, marks added.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { prepareHeaders, splitHeader } from '../../src/engine/headers.js';
+import { prepareHeaders, prepareMessage } from '../../src/engine/headers.js';
 
 const HOST = 'mail.treyresearch.net';
 const SECURED = {
@@ -14,13 +14,16 @@ function message(headerLines: string[], body = 'Hello.\r\n', newline = '\r\n'): 
   return Buffer.from(headerLines.map((line) => line + newline).join('') + newline + body, 'latin1');
 }
 
+/** The header section, its last line end included (every line ends in CRLF now). */
 function headerOf(result: Buffer): string {
   const text = result.toString('latin1');
-  return text.slice(0, splitHeader(text).bodyStart);
+  const end = text.indexOf('\r\n\r\n');
+  return end === -1 ? text : text.slice(0, end + 2);
 }
 
 function bodyOf(result: Buffer): Buffer {
-  return result.subarray(splitHeader(result.toString('latin1')).bodyStart);
+  const end = result.indexOf('\r\n\r\n');
+  return end === -1 ? Buffer.alloc(0) : result.subarray(end + 2);
 }
 
 describe('prepareHeaders', () => {
@@ -86,6 +89,7 @@ describe('prepareHeaders', () => {
         'X-Domsec-Partner: adatum.com\r\n' +
         'Authentication-Results: mail.treyresearch.net;\r\n' +
         '\tx-domsec=pass (mutual TLS) smtp.mailfrom=adatum.com\r\n' +
+        '\theader.from=adatum.com\r\n' +
         '\tx-domsec.subject="CN=mail.adatum.com, O=Adatum"\r\n' +
         '\tx-domsec.fingerprint="AB:CD:EF"\r\n' +
         'From: someone@adatum.com\r\n',
@@ -141,12 +145,12 @@ describe('prepareHeaders', () => {
     );
   });
 
-  it('keeps bare-LF messages in their own line ending', () => {
-    const raw = message(['X-Domsec-Partner: forged', 'Subject: x'], 'body\n', '\n');
+  it('turns bare-LF line ends into CRLF, in the header section and the body', () => {
+    const raw = message(['X-Domsec-Partner: forged', 'Subject: x'], 'body\nmore\n', '\n');
     const result = prepareHeaders(raw, { hostname: HOST, tls: true });
     assert.equal(
       result.toString('latin1'),
-      'Authentication-Results: mail.treyresearch.net; x-domsec=none\nSubject: x\n\nbody\n',
+      'Authentication-Results: mail.treyresearch.net; x-domsec=none\r\nSubject: x\r\n\r\nbody\r\nmore\r\n',
     );
   });
 
@@ -163,11 +167,14 @@ describe('prepareHeaders', () => {
     );
   });
 
-  it('does not end the header section at a malformed line, so fields below it are checked too', () => {
+  it('refuses a header section with a line that is not a field, rather than guess where it ends', () => {
     const raw = message(['Subject: x', 'not a field', 'X-Domsec-AuthAs: Partner']);
-    assert.equal(
-      headerOf(prepareHeaders(raw, { hostname: HOST, tls: false })),
-      'Subject: x\r\nnot a field\r\n',
+    assert.deepEqual(prepareMessage(raw, { hostname: HOST, tls: false }), {
+      malformed: 'line 2 of the header section is not a header field',
+    });
+    assert.throws(
+      () => prepareHeaders(raw, { hostname: HOST, tls: false }),
+      /^SmtpReplyError: 5\.6\.0 Message header is malformed: line 2/,
     );
   });
 });

@@ -1,7 +1,8 @@
-// Hands one received message to the queue: marking headers first (SPEC §3.6), then the sink,
-// which resolves only once the message is fsync'ed; a failure becomes the reply the client gets.
+// Hands one received message to the queue: its one reading and marking first (headers.ts), then
+// the sink, which resolves only once the message is fsync'ed; a refusal or failure becomes the
+// reply the client gets.
 import type { SMTPServerSession } from 'smtp-server';
-import { prepareHeaders } from '../headers.js';
+import { prepareMessage } from '../headers.js';
 import type { EngineLog } from '../log.js';
 import type { DomainSecuredBy, MessageSink } from '../message-sink.js';
 import { STORAGE_FAILURE_CODES, type StorageGuard } from '../queue/storage-guard.js';
@@ -19,10 +20,12 @@ export interface ReceivedMessage {
 }
 
 /**
- * Resolves with the queue ids; rejects with the SmtpReplyError to answer. The queue cannot keep
- * mail (a full disk or quota, a state directory that became read-only or unwritable, see
- * STORAGE_FAILURE_CODES): 452 4.3.1 (RFC 3463: mail system full), the client retries later, and
- * `storage` refuses the next transactions at MAIL FROM until space is back. Otherwise 451 4.3.0.
+ * Resolves with the queue ids; rejects with the SmtpReplyError to answer. A message that cannot be
+ * read one way only (message-reading.ts) is refused with 550 5.6.0 and nothing is stored. The
+ * queue cannot keep mail (a full disk or quota, a state directory that became read-only or
+ * unwritable, see STORAGE_FAILURE_CODES): 452 4.3.1 (RFC 3463: mail system full), the client
+ * retries later, and `storage` refuses the next transactions at MAIL FROM until space is back.
+ * Otherwise 451 4.3.0.
  */
 export async function queueMessage(
   message: ReceivedMessage,
@@ -33,20 +36,29 @@ export async function queueMessage(
 ): Promise<string[]> {
   const receivedAt = new Date();
   const { tls, domainSecured } = message;
-  try {
-    const body = prepareHeaders(message.body, {
-      hostname: message.hostname,
-      domainSecured,
-      tls: tls !== null,
-      received: {
-        heloName: session.hostNameAppearsAs || '',
-        remoteAddress: message.remoteAddress,
-        protocol: session.transmissionType || (tls === null ? 'ESMTP' : 'ESMTPS'),
-        id: message.sessionId,
-        tls: tls === null ? null : { version: tls.protocol ?? '', cipher: tls.cipher ?? '' },
-        date: receivedAt,
-      },
+  const body = prepareMessage(message.body, {
+    hostname: message.hostname,
+    domainSecured,
+    tls: tls !== null,
+    received: {
+      heloName: session.hostNameAppearsAs || '',
+      remoteAddress: message.remoteAddress,
+      protocol: session.transmissionType || (tls === null ? 'ESMTP' : 'ESMTPS'),
+      id: message.sessionId,
+      tls: tls === null ? null : { version: tls.protocol ?? '', cipher: tls.cipher ?? '' },
+      date: receivedAt,
+    },
+  });
+  if (!Buffer.isBuffer(body)) {
+    log.log('info', 'receive.message_refused', {
+      session: message.sessionId,
+      connector: message.connector,
+      reason: body.malformed,
+      reply: `${REPLIES.malformedHeader.code} ${REPLIES.malformedHeader.enhanced}`,
     });
+    throw new SmtpReplyError(REPLIES.malformedHeader, body.malformed);
+  }
+  try {
     const envelope = session.envelope;
     return await sink.accept({
       from: envelope.mailFrom === false ? '' : envelope.mailFrom.address,
