@@ -435,7 +435,7 @@ export class Engine {
   }
 
   retry(domain?: string): number {
-    return this.delivery.retry(domain);
+    return this.delivery.retry(domain === undefined ? undefined : nextHopDomainOf(domain));
   }
 
   /** The next-hop domains an operator suspended (retry skips them), sorted. */

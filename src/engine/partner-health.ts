@@ -2,6 +2,7 @@
 // certificate (subject, fingerprint, expiry) and the last refusal. Fed by the engine's events
 // (an observer of the EngineLog), read by the status page and by /metrics.
 import type { LogLevel } from './log.js';
+import { domainName } from '../domain-name.js';
 
 export type PartnerDirection = 'send' | 'receive';
 
@@ -64,7 +65,7 @@ export class PartnerHealth {
 
   /** The health of one partner in one direction; undefined before any session with it. */
   get(partner: string, direction: PartnerDirection): PartnerDirectionHealth | undefined {
-    return this.seen.get(`${direction} ${partner.toLowerCase()}`);
+    return this.seen.get(healthKey(direction, partner));
   }
 
   /** Every partner seen, for the certificate expiry gauges. */
@@ -89,7 +90,7 @@ export class PartnerHealth {
   ): void {
     if (typeof partner !== 'string') return;
     const previous = this.get(partner, direction);
-    this.seen.set(`${direction} ${partner.toLowerCase()}`, {
+    this.seen.set(healthKey(direction, partner), {
       result: 'secured',
       lastVerified: {
         subject: text(certificate.subject) ?? '',
@@ -108,7 +109,7 @@ export class PartnerHealth {
   ): void {
     if (typeof partner !== 'string') return;
     const previous = this.get(partner, direction);
-    this.seen.set(`${direction} ${partner.toLowerCase()}`, {
+    this.seen.set(healthKey(direction, partner), {
       result: 'failing',
       lastVerified: previous?.lastVerified ?? null,
       lastRefusal: {
@@ -130,4 +131,9 @@ function isoTime(value: unknown): string | null {
   if (typeof value !== 'string') return null;
   const time = Date.parse(value);
   return Number.isNaN(time) ? null : new Date(time).toISOString();
+}
+
+/** Partners by canonical domain (a log field may carry any spelling; the engine logs canonical). */
+function healthKey(direction: PartnerDirection, partner: string): `${PartnerDirection} ${string}` {
+  return `${direction} ${domainName(partner) ?? partner}`;
 }

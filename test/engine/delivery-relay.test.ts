@@ -1,6 +1,7 @@
 // Relay delivery of accepted-domain mail to an internal mailbox server, over real SMTP and LMTP
 // servers on loopback: delivered with the marking headers, 4xx kept queued and retried, 5xx
 // bounced to the sender, LMTP's per-recipient replies after the data kept apart.
+import { requireDomainName } from '../../src/domain-name.js';
 import assert from 'node:assert/strict';
 import { createServer, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
@@ -243,7 +244,7 @@ describe('relay delivery to an internal mailbox server', () => {
     assert.equal(server.messages.length, 0);
 
     refusing = false;
-    assert.equal(delivery.retry('treyresearch.net'), 1);
+    assert.equal(delivery.retry(requireDomainName('treyresearch.net')), 1);
     await waitFor('the retry to deliver', () => server.messages.length === 1);
     await waitFor('the queue to empty', () => delivery.queue.messages().length === 0);
   });

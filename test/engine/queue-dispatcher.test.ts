@@ -1,5 +1,6 @@
 // The dispatcher over a real queue: nothing before a configuration, a kick on accept, one batch
 // per next-hop domain, retry now; then the whole path to a real partner server and a Maildir.
+import { requireDomainName } from '../../src/domain-name.js';
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -141,9 +142,9 @@ describe('Dispatcher', () => {
       queue.summaries()[0]?.status === 'retry' ? true : undefined,
     );
     assert.equal(remoteCalls.length, 1);
-    assert.equal(running.retry('fabrikam.com'), 0);
+    assert.equal(running.retry(requireDomainName('fabrikam.com')), 0);
     remoteOutcome = delivered;
-    assert.equal(running.retry('adatum.com'), 1);
+    assert.equal(running.retry(requireDomainName('adatum.com')), 1);
     await waitFor('the retry', () => (queue.messages().length === 0 ? true : undefined), 1_000);
     assert.equal(remoteCalls.length, 2);
   });
@@ -278,7 +279,7 @@ describe('queue to partner and mailbox', () => {
       );
 
       generation = buildGeneration(config(trusted), 2);
-      assert.equal(dispatcher.retry('adatum.com'), 1);
+      assert.equal(dispatcher.retry(requireDomainName('adatum.com')), 1);
       await waitFor('an empty queue', () => (queue.messages().length === 0 ? true : undefined));
       assert.deepEqual(
         trusted.messages.map((m) => m.recipients),

@@ -1,5 +1,6 @@
 // The durable queue on real files: what accept writes, what a restart (or kill -9) recovers, what
 // it cleans up or quarantines, the retry schedule on an injected clock, and non-delivery reports.
+import { requireDomainName } from '../../src/domain-name.js';
 import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -215,7 +216,7 @@ describe('MessageQueue', () => {
     }
     assert.deepEqual(waits, [1 * MINUTE, 5 * MINUTE, 15 * MINUTE, 15 * MINUTE]);
     assert.equal(queue.messages()[0]?.attempts, 4);
-    assert.equal(queue.retryNow('FABRIKAM.com'), 1);
+    assert.equal(queue.retryNow(requireDomainName('FABRIKAM.com')), 1);
     await queue.close();
   });
 

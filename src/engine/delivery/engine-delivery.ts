@@ -89,7 +89,7 @@ export class EngineDelivery {
   }
 
   /** Retries now every queued entry, or those of one next-hop domain; returns how many. */
-  retry(domain?: string): number {
+  retry(domain?: DomainName): number {
     return this.dispatcher.retry(domain);
   }
 

@@ -92,7 +92,7 @@ export class Dispatcher {
   }
 
   /** Retries now every idle entry (or those of one next-hop domain); returns how many. */
-  retry(domain?: string): number {
+  retry(domain?: DomainName): number {
     const count = this.options.queue.retryNow(domain);
     this.options.log.log('info', 'queue.retry', { domain: domain ?? null, entries: count });
     this.kick();

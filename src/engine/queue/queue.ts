@@ -256,8 +256,7 @@ export class MessageQueue implements MessageSink {
   }
 
   /** Makes idle entries (of one next-hop domain, or all) due now; returns how many. Not suspended ones. */
-  retryNow(domain?: string): number {
-    const wanted = domain?.toLowerCase();
+  retryNow(wanted?: DomainName): number {
     const now = this.clock();
     let count = 0;
     for (const entry of this.entries.values()) {
