@@ -36,6 +36,12 @@ export interface HostileLab {
   attacks: Presented[];
   /** Attacks that only a partner with certificateNameMatch: subdomain could fall for. */
   subdomainAttacks: Presented[];
+  /**
+   * Chains under adatumIssuingRoot that OpenSSL refuses for both TLS purposes, while the code it
+   * reports for a client is INVALID_PURPOSE (or one hidden behind it): a CA whose EKU excludes
+   * TLS, a leaf keyUsage without digitalSignature, an unknown critical extension.
+   */
+  purposeAttacks: Presented[];
 }
 
 let cached: HostileLab | undefined;
@@ -179,7 +185,63 @@ export function hostileLab(): HostileLab {
       dnsNames: ['mail*.adatum.com'],
     }),
   ];
+  const ecdsa = { keyType: 'ecdsa-p256' } as const;
+  const emailCa = intermediate(adatumIssuingRoot, 'Adatum Mail Signing CA', 'sha256', {
+    ...ecdsa,
+    extendedKeyUsage: ['emailProtection'],
+  });
+  const codeSigningCa = intermediate(adatumIssuingRoot, 'Adatum Code Signing CA', 'sha256', {
+    ...ecdsa,
+    extendedKeyUsage: ['codeSigning'],
+  });
+  const criticalCa = intermediate(adatumIssuingRoot, 'Adatum Extended CA', 'sha256', {
+    ...ecdsa,
+    extensions: [UNKNOWN_CRITICAL],
+  });
+  const purposeAttacks: Presented[] = [
+    withChain(
+      adatum('a chain through a sub-CA whose EKU is emailProtection only', ecdsa, emailCa),
+      emailCa,
+    ),
+    withChain(
+      adatum(
+        'a serverAuth-only certificate through a sub-CA whose EKU is codeSigning only',
+        { ...ecdsa, extendedKeyUsage: ['serverAuth'] },
+        codeSigningCa,
+      ),
+      codeSigningCa,
+    ),
+    adatum(
+      'a certificate whose keyUsage is keyCertSign only',
+      {
+        ...ecdsa,
+        keyUsage: ['keyCertSign'],
+      },
+      adatumIssuingRoot,
+    ),
+    adatum(
+      'an ECDSA certificate whose keyUsage is keyEncipherment and dataEncipherment',
+      {
+        ...ecdsa,
+        keyUsage: ['keyEncipherment', 'dataEncipherment'],
+      },
+      adatumIssuingRoot,
+    ),
+    adatum(
+      'a certificate with an unknown critical extension',
+      {
+        ...ecdsa,
+        extensions: [UNKNOWN_CRITICAL],
+      },
+      adatumIssuingRoot,
+    ),
+    withChain(
+      adatum('a chain through a sub-CA with an unknown critical extension', ecdsa, criticalCa),
+      criticalCa,
+    ),
+  ];
   cached = {
+    purposeAttacks,
     adatumRootCrl: createRevocationList(adatumRoot, { revoked: [revoked.certPem] }),
     clientOnly: adatum('a certificate for TLS clients only', { extendedKeyUsage: ['clientAuth'] }),
     fabrikamRoot,
@@ -207,10 +269,14 @@ function presented(attack: string, issued: IssuedCertificate): Presented {
   return { attack, ...issued };
 }
 
+/** An extension no verifier knows, marked critical: its value is a DER NULL. */
+const UNKNOWN_CRITICAL = { oid: '1.2.3.4', critical: true, value: Buffer.from([0x05, 0x00]) };
+
 function intermediate(
   issuer: CertificateAuthority,
   commonName: string,
   hash: 'sha256' | 'sha1' = 'sha256',
+  options: Partial<LeafOptions> = {},
 ): CertificateAuthority {
   const issued = issueCertificate(issuer, {
     commonName,
@@ -218,6 +284,7 @@ function intermediate(
     isCa: true,
     extendedKeyUsage: null,
     hash,
+    ...options,
   });
   return asAuthority(issued, commonName);
 }

@@ -1,12 +1,14 @@
 // Verifies a peer's certificate chain against ONE partner (SPEC §3, §4, §9): the path must end at
-// that partner's own anchors, every certificate on it be valid now, the leaf fit its purpose and
-// name the partner. OpenSSL's single verdict over the union CA list is only an extra input.
+// that partner's own anchors, every certificate on it be valid now, the path fit the peer's role
+// (chain-purpose.ts) and the leaf name the partner. OpenSSL's single verdict over the union CA
+// list is only an extra input.
 // What does not depend on the clock is cached per partner and chain; validity is checked per call.
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket, DetailedPeerCertificate } from 'node:tls';
 import type { LoadedPartner } from '../generation.js';
 import { certificateDnsNames, namesPartner } from '../../certificate-names.js';
 import { keyWeakness, signatureWeakness } from '../../certificate-strength.js';
+import { chainPurposeProblem } from './chain-purpose.js';
 import { normalSerial } from './crl.js';
 
 export type PeerVerdict =
@@ -24,8 +26,6 @@ export interface VerifyPeerInput {
   opensslError?: string | null;
 }
 
-const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
-const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 /** Certificates above the leaf that a path may climb through before it must reach an anchor. */
 const MAX_PATH_DEPTH = 8;
 /** Chains remembered per partner (least recently used first out): a partner uses one or two. */
@@ -158,7 +158,7 @@ function computeChainFacts(
     ...certificate,
     path: validity,
     issuer,
-    refusal: revoked ?? timelessRefusal(path, leaf, certificate.names, partner, role, openssl),
+    refusal: revoked ?? timelessRefusal(path, certificate.names, partner, role, openssl),
     ...(list === undefined ? {} : { revocation: { issuer, nextUpdate: list.nextUpdate } }),
   };
 }
@@ -166,7 +166,6 @@ function computeChainFacts(
 /** The checks after validity, in order; none of them depends on the clock. */
 function timelessRefusal(
   path: readonly X509Certificate[],
-  leaf: X509Certificate,
   names: string[],
   partner: LoadedPartner,
   role: 'client' | 'server',
@@ -181,7 +180,13 @@ function timelessRefusal(
     return `${which} has ${weakness}`;
   }
 
-  const purpose = purposeProblem(leaf, role, partner);
+  // Extensions, CA flags, path lengths, usages and name constraints of the whole path: what
+  // OpenSSL's INVALID_PURPOSE may hide, checked whatever OpenSSL said.
+  const labels = path.map((cert, index) =>
+    index === 0 ? 'certificate' : `issuer ${distinguishedName(cert.subject)}`,
+  );
+  const strict = role === 'client' && partner.spec.clientCertificatePurpose === 'strict';
+  const purpose = chainPurposeProblem(path, labels, names, { role, strict });
   if (purpose !== undefined) return purpose;
 
   const naming = {
@@ -195,7 +200,8 @@ function timelessRefusal(
   }
 
   // OpenSSL reports one code only. INVALID_PURPOSE for a client is the "SSL client" purpose
-  // check that SPEC §3 replaces with its own; anything else is a failure our checks missed.
+  // check, replaced by chain-purpose.ts (which also checks all that the code can hide);
+  // anything else is a failure our checks missed.
   if (openssl !== '' && !(role === 'client' && openssl === 'INVALID_PURPOSE')) {
     return `TLS verification failed: ${openssl}`;
   }
@@ -259,34 +265,6 @@ function validityProblem({ notBefore, notAfter }: PathValidity, now: number): st
   if (now < notBefore) return `is not valid before ${new Date(notBefore).toISOString()}`;
   if (now > notAfter) return `expired on ${new Date(notAfter).toISOString()}`;
   return undefined;
-}
-
-/** SPEC §3: serverAuth or clientAuth (or no EKU) from a client; strict partners demand clientAuth. */
-function purposeProblem(
-  leaf: X509Certificate,
-  role: 'client' | 'server',
-  partner: LoadedPartner,
-): string | undefined {
-  const usages = leaf.keyUsage as string[] | undefined; // undefined when the extension is absent
-  const strict = role === 'client' && partner.spec.clientCertificatePurpose === 'strict';
-  if (usages === undefined) {
-    return strict
-      ? 'certificate has no Extended Key Usage, clientAuth is required (clientCertificatePurpose: strict)'
-      : undefined;
-  }
-  if (strict) {
-    return usages.includes(CLIENT_AUTH)
-      ? undefined
-      : 'certificate Extended Key Usage lacks clientAuth (clientCertificatePurpose: strict)';
-  }
-  if (role === 'server') {
-    return usages.includes(SERVER_AUTH)
-      ? undefined
-      : 'certificate Extended Key Usage lacks serverAuth';
-  }
-  return usages.includes(SERVER_AUTH) || usages.includes(CLIENT_AUTH)
-    ? undefined
-    : 'certificate Extended Key Usage has neither serverAuth nor clientAuth';
 }
 
 function expectedNames(partner: LoadedPartner): string[] {
