@@ -11,6 +11,7 @@ import {
   type ErrorCode,
   type ErrorResponse,
   type HistoryResponse,
+  type KeptGenerationResponse,
   type QueueResponse,
   type ResumeResponse,
   type RetryResponse,
@@ -44,6 +45,11 @@ export class ControlClient {
 
   history(): Promise<HistoryResponse> {
     return this.request<HistoryResponse>('GET', '/history');
+  }
+
+  /** A kept generation's objects, so a rollback can be planned and judged before it is made. */
+  keptGeneration(generation: number): Promise<KeptGenerationResponse> {
+    return this.request<KeptGenerationResponse>('GET', `/history/${generation}`);
   }
 
   rollback(generation: number, baseGeneration?: number): Promise<ApplyResult> {

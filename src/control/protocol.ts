@@ -4,6 +4,7 @@ import type {
   ApplyResult,
   EngineState,
   HistoryEntry,
+  ObjectState,
   QueuedMessageSummary,
   ReconcileReport,
   ReconcileStatus,
@@ -24,6 +25,13 @@ export interface HistoryResponse {
   formatVersion: 1;
   generation: number; // the one running now
   entries: HistoryEntry[]; // newest first
+}
+
+/** GET /v1/history/GEN: a kept generation as GET /v1/state reports objects (secrets replaced). */
+export interface KeptGenerationResponse {
+  formatVersion: 1;
+  generation: number;
+  objects: ObjectState[];
 }
 
 export interface RollbackRequest {

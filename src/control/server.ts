@@ -7,7 +7,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Engine } from '../engine/engine.js';
 import { EngineBusyError, StaleGenerationError, UnknownGenerationError } from '../engine/engine.js';
-import type { ApplyResult } from '../model.js';
+import type { ApplyResult, RuntimeConfig } from '../model.js';
+import { describeConfig } from '../objects.js';
 import { nextHopDomainOf } from '../engine/queue/suspended.js';
 import type { EngineLog } from '../engine/log.js';
 import { overview } from './overview.js';
@@ -26,6 +27,7 @@ import {
   type ErrorCode,
   type ErrorResponse,
   type HistoryResponse,
+  type KeptGenerationResponse,
   type OverviewResponse,
   type QueueHoldRequest,
   type QueueResponse,
@@ -45,6 +47,11 @@ export interface ControlServerOptions {
   port: number;
   token: string;
   log: EngineLog;
+  /**
+   * A kept generation's configuration (GET /v1/history/GEN, which rollback plans from); without
+   * it that route answers 404 and rollback refuses.
+   */
+  keptConfig?: (generation: number) => Promise<RuntimeConfig | undefined>;
 }
 
 export interface ControlServer {
@@ -92,6 +99,18 @@ export async function startControlServer(options: ControlServerOptions): Promise
     const path = new URL(request.url ?? '/', 'http://admin').pathname;
     const route = `${request.method ?? 'GET'} ${path}`;
     const engine = options.engine;
+    const kept = new RegExp(`^GET ${API_PREFIX}/history/(\\d{1,15})$`).exec(route);
+    if (kept !== null && options.keptConfig !== undefined) {
+      const generation = Number(kept[1]);
+      const config = await options.keptConfig(generation);
+      if (config === undefined)
+        throw new HttpError(404, 'not-found', `generation ${generation} is not kept`);
+      return send(response, 200, {
+        formatVersion: 1,
+        generation,
+        objects: describeConfig(config),
+      } satisfies KeptGenerationResponse);
+    }
     switch (route) {
       case 'GET /metrics': {
         const metrics = await engine.metrics.text();

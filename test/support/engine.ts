@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ControlClient } from '../../src/control/client.js';
+import { keptConfigReader } from '../../src/control/kept-generations.js';
 import { startControlServer, type ControlServer } from '../../src/control/server.js';
 import { Engine, type EngineOptions } from '../../src/engine/engine.js';
 import { memoryLog } from '../../src/engine/log.js';
@@ -24,7 +25,14 @@ export async function startEngine(
   const engine = await Engine.open({ stateDir: join(stateDir), log, ...options });
   const token = randomBytes(24).toString('base64url');
   recordToken(token);
-  const control = await startControlServer({ engine, host: '127.0.0.1', port: 0, token, log });
+  const control = await startControlServer({
+    engine,
+    host: '127.0.0.1',
+    port: 0,
+    token,
+    log,
+    keptConfig: keptConfigReader(stateDir),
+  });
   return {
     engine,
     control,
