@@ -2,12 +2,13 @@
 // saved plan (apply FILE) exactly, refused when the engine moved since it was made. Weakening
 // changes need --approve-weakening as well when nobody is at a terminal to confirm them.
 import type { Command } from 'commander';
-import { createInterface } from 'node:readline/promises';
 import { ControlError, type ControlClient } from '../control/client.js';
 import type { ApplyResult, Plan } from '../model.js';
 import { applyReconciliation, planLoaded } from '../reconcile/reconcile.js';
-import { renderPlanText } from '../reconcile/render/text.js';
+import { judgePlan, passGate } from '../reconcile/gate.js';
+import { describeConfig } from '../objects.js';
 import { readSavedPlan, SavedPlanError } from '../reconcile/saved-plan.js';
+import { approvalFor, refusedError } from './approval.js';
 import { CliError, commandAction, EXIT } from './errors.js';
 import { fileOption, loadOrFail, manifestPaths } from './manifests.js';
 import { processOutput, type Output } from './output.js';
@@ -41,9 +42,9 @@ export async function applyCommand(options: ApplyOptions, out: Output): Promise<
   );
   const plan = reconciliation.plan;
   if (plan === undefined) throw new CliError('the manifests have errors; nothing was planned');
-  out.stdout(renderPlanText(plan, { color: out.color }));
-  if (plan.changes.length === 0) return EXIT.ok;
-  await approve(plan, options, out);
+  const outcome = await judgePlan(plan, gateOptions(options, out));
+  if (outcome.status === 'unchanged') return EXIT.ok;
+  if (outcome.status === 'refused') throw refusedError(outcome, 'apply');
   return reportApplied(
     await refusals(
       step(`Applying ${plan.changes.length} change(s)`, () =>
@@ -54,6 +55,10 @@ export async function applyCommand(options: ApplyOptions, out: Output): Promise<
   );
 }
 
+/**
+ * A saved plan applies exactly its configuration, but is judged again here against what the
+ * engine runs: a plan file edited by hand cannot carry a weakening change marked harmless.
+ */
 async function applySavedPlan(file: string, options: ApplyOptions, out: Output): Promise<number> {
   let saved;
   try {
@@ -63,17 +68,19 @@ async function applySavedPlan(file: string, options: ApplyOptions, out: Output):
     throw error;
   }
   const client: ControlClient = await connectEngine(options, saved.config);
-  out.stdout(renderPlanText(saved.plan, { color: out.color }));
-  if (saved.plan.changes.length === 0) {
-    // Nothing to change, but only if the engine is still where the plan found it.
-    const { generation } = await client.state();
-    if (generation !== saved.plan.baseGeneration) throw staleError(saved.plan, generation);
-    return EXIT.ok;
-  }
-  await approve(saved.plan, options, out);
+  const actual = await client.state();
+  if (actual.generation !== saved.plan.baseGeneration)
+    throw staleError(saved.plan, actual.generation);
+  const outcome = await passGate({
+    desired: describeConfig(saved.config),
+    actual,
+    ...gateOptions(options, out),
+  });
+  if (outcome.status === 'unchanged') return EXIT.ok;
+  if (outcome.status === 'refused') throw refusedError(outcome, 'apply');
   return reportApplied(
     await refusals(
-      progressStep()(`Applying ${saved.plan.changes.length} change(s)`, () =>
+      progressStep()(`Applying ${outcome.plan.changes.length} change(s)`, () =>
         client.apply(saved.config, saved.plan.baseGeneration),
       ),
       file,
@@ -82,22 +89,12 @@ async function applySavedPlan(file: string, options: ApplyOptions, out: Output):
   );
 }
 
-async function approve(plan: Plan, options: ApplyOptions, out: Output): Promise<void> {
-  const weakening = plan.changes.filter((c) => c.security === 'weakens');
-  if (!options.autoApprove) {
-    if (!out.interactive) {
-      throw new CliError(
-        'refusing to apply without confirmation: no terminal; pass --auto-approve to apply unattended',
-      );
-    }
-    if (!(await confirm('Apply these changes? Only "yes" is accepted: ')))
-      throw new CliError('Apply cancelled.');
-  } else if (weakening.length > 0 && !options.approveWeakening) {
-    const names = weakening.map((c) => `${c.kind}/${c.name} (${c.reasons.join('; ')})`).join(', ');
-    throw new CliError(
-      `refusing to apply changes that weaken domain security without --approve-weakening: ${names}`,
-    );
-  }
+function gateOptions(options: ApplyOptions, out: Output) {
+  return {
+    approval: approvalFor(options, out, 'apply', 'Apply these changes?'),
+    print: (text: string) => out.stdout(text),
+    color: out.color,
+  };
 }
 
 /** The engine's refusals in the words a user acts on. */
@@ -128,15 +125,6 @@ function staleError(plan: Plan, generation: number): CliError {
 function reportApplied(result: ApplyResult, out: Output): number {
   out.stdout(`Apply complete: the engine runs generation ${result.generation}.\n`);
   return EXIT.ok;
-}
-
-async function confirm(question: string): Promise<boolean> {
-  const prompt = createInterface({ input: process.stdin, output: process.stdout });
-  try {
-    return (await prompt.question(question)).trim() === 'yes';
-  } finally {
-    prompt.close();
-  }
 }
 
 export function register(program: Command, out: Output = processOutput()): void {

@@ -7,7 +7,7 @@ import { basename, dirname } from 'node:path';
 import { formatDiagnostics } from '../config/index.js';
 import type { ControlClient } from '../control/client.js';
 import { applyReconciliation, planFromManifests } from './reconcile.js';
-import { renderPlanText } from './render/text.js';
+import { judgePlan } from './gate.js';
 
 export interface WatchOptions {
   paths: string[];
@@ -119,14 +119,15 @@ async function reconcileOnce(
       );
       return { status: 'invalid', errors: errors.length };
     }
+    // Quiet while nothing changes: a resync finding nothing prints nothing.
     if (reconciliation.plan.changes.length === 0) return { status: 'unchanged' };
-    options.print(renderPlanText(reconciliation.plan));
-    const weakening = reconciliation.plan.changes.filter((c) => c.security === 'weakens');
-    if (weakening.length > 0 && options.approveWeakening !== true) {
-      const names = weakening.map((c) => `${c.kind}/${c.name}`).join(', ');
-      const message = `changes that weaken domain security need --approve-weakening: ${names}`;
-      options.print(`Refused: ${message}; the engine keeps its current configuration.\n`);
-      return { status: 'failed', message };
+    const outcome = await judgePlan(reconciliation.plan, {
+      approval: { kind: 'unattended', approveWeakening: options.approveWeakening === true },
+      print: options.print,
+    });
+    if (outcome.status === 'refused') {
+      options.print(`Refused: ${outcome.message}; the engine keeps its current configuration.\n`);
+      return { status: 'failed', message: outcome.message };
     }
     const result = await applyReconciliation(reconciliation, options.client);
     options.print(`Applied: the engine runs generation ${result.generation}.\n`);
