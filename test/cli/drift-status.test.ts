@@ -161,7 +161,7 @@ describe('drift, watch --resync and status', () => {
     assert.match(history.stdout, new RegExp(`^\\*${current} `, 'm'));
     assert.match(history.stdout, /^ 1 /m);
 
-    const rolled = await cli('rollback', '1');
+    const rolled = await cli('rollback', '1', '--auto-approve');
     assert.equal(rolled.code, 0, rolled.stderr);
     assert.match(
       rolled.stdout,
@@ -169,7 +169,7 @@ describe('drift, watch --resync and status', () => {
     );
     // Generation 1 had the old certificate: the manifests now differ from the engine.
     assert.equal((await cli('plan', '-f', manifests, '--detailed-exitcode')).code, 2);
-    const missing = await cli('rollback', '99');
+    const missing = await cli('rollback', '99', '--auto-approve');
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /generation 99 is not kept/);
   });

@@ -182,7 +182,16 @@ describe('apply lock, history and rollback', () => {
     try {
       rollback = await domsecInProcess(
         [registerRollback],
-        ['rollback', String(kept.generation), '--server', running.control.url, '-f', 'none'],
+        [
+          'rollback',
+          String(kept.generation),
+          '--server',
+          running.control.url,
+          '-f',
+          'none',
+          '--auto-approve',
+          '--approve-weakening',
+        ],
       );
     } finally {
       delete process.env.DOMSEC_TOKEN;
