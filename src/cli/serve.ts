@@ -2,7 +2,6 @@
 // from the configuration applied before the last stop (kept in the state directory), or empty.
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
-import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { withSchemaDefaults } from '../config/index.js';
 import { startControlServer } from '../control/server.js';
@@ -16,7 +15,11 @@ import {
   type LogLevel,
 } from '../engine/log.js';
 import type { RuntimeConfig } from '../model.js';
+import { passGate, savedGenerationState } from '../reconcile/gate.js';
+import { isLoopback } from '../reconcile/loopback.js';
 import { withRevision } from '../reconcile/source.js';
+import { describeConfig } from '../objects.js';
+import { keptConfigReader } from '../control/kept-generations.js';
 import { watchManifests } from '../reconcile/watch.js';
 import { parseHostPort } from '../units.js';
 import { CliError } from './errors.js';
@@ -65,7 +68,13 @@ export async function serveCommand(
     upgradeConfig: withSchemaDefaults,
   });
   try {
-    const initial = config ?? (await engine.lastApplied());
+    // Manifests that weaken the saved generation are refused here, before the admin address and
+    // token are taken from them: the engine then comes up as it was.
+    const desired =
+      config === undefined ? undefined : await withRevision(config, options.file ?? []);
+    const refusal = desired === undefined ? undefined : await startGate(engine, desired, options);
+    const fromManifests = desired !== undefined && refusal === undefined;
+    const initial = fromManifests ? desired : await engine.lastApplied();
     const admin = options.admin ?? initial?.organization.spec.admin.listen ?? DEFAULT_ADMIN;
     const listen = parseHostPort(admin);
     if (listen === undefined) throw new CliError(`--admin ${admin} is not host:port`);
@@ -78,13 +87,10 @@ export async function serveCommand(
     const token = await adminToken(initial, options.state);
 
     // From the state directory the engine comes back under the generation it had; manifests
-    // given with -f are a new generation.
+    // given with -f are a new generation, once they pass the gate against that one.
     let result;
     try {
-      result =
-        config === undefined
-          ? await engine.resume()
-          : await engine.apply(await withRevision(config, options.file ?? []));
+      result = fromManifests ? await engine.apply(desired) : await engine.resume();
     } catch (error) {
       // At start there is no previous configuration to keep: say what stops the engine.
       const reason = (error as Error).message.replace(
@@ -92,13 +98,25 @@ export async function serveCommand(
         '',
       );
       throw new CliError(
-        `cannot start the engine from ${config === undefined ? `${options.state} (the configuration applied last)` : 'the manifests'}: ${reason}`,
+        `cannot start the engine from ${fromManifests ? 'the manifests' : `${options.state} (the configuration applied last)`}: ${reason}`,
       );
     }
     if (result !== undefined) {
       log.log('info', 'serve.started', {
         generation: result.generation,
-        from: config === undefined ? 'state' : 'manifests',
+        from: fromManifests ? 'manifests' : 'state',
+      });
+    }
+    if (refusal !== undefined) {
+      out.stdout(
+        `Refused the manifests: ${refusal}; the engine runs its saved generation ${engine.currentGeneration}.\n`,
+      );
+      // Ready=False with the reason, as `domsec status` shows it.
+      await engine.reportReconcile({
+        outcome: 'failed',
+        generation: engine.currentGeneration,
+        error: refusal,
+        reconciler: `serve -f ${(options.file ?? []).join(', ')}`,
       });
     }
     const control = await startControlServer({
@@ -107,6 +125,7 @@ export async function serveCommand(
       port: listen.port,
       token: token.value,
       log,
+      keptConfig: keptConfigReader(options.state, withSchemaDefaults),
     });
     out.stdout(
       `domsec engine ready: generation ${engine.currentGeneration}, admin API ${control.url} (token: ${token.where})\n`,
@@ -130,6 +149,29 @@ export async function serveCommand(
     await engine.close();
   }
   return 0;
+}
+
+/**
+ * Manifests given with -f on a state directory that has a saved generation go through the gate
+ * as any apply does; the refusal when they weaken it without --approve-weakening, else undefined.
+ * Without a saved generation the manifests are the first configuration, which nothing gates.
+ */
+async function startGate(
+  engine: Engine,
+  desired: RuntimeConfig,
+  options: ServeOptions,
+): Promise<string | undefined> {
+  const saved = await engine.lastApplied();
+  if (saved === undefined) return undefined;
+  // engine.resume() brings the saved configuration back under the last generation number.
+  const generation = Math.max(1, ...engine.history().map((entry) => entry.generation));
+  const outcome = await passGate({
+    desired: describeConfig(desired),
+    actual: savedGenerationState(saved, generation),
+    approval: { kind: 'unattended', approveWeakening: options.approveWeakening === true },
+    print: () => undefined, // serve prints the refusal, or the generation it starts on
+  });
+  return outcome.status === 'refused' ? outcome.message : undefined;
 }
 
 /** --log-format and --log-level, checked; pretty on a terminal unless told. */
@@ -163,10 +205,5 @@ async function adminToken(
   return { value, where: file };
 }
 
-/** An address on this machine only: `localhost`, ::1 or 127.0.0.0/8 (a name like 127.x.example is not). */
-export function isLoopback(host: string): boolean {
-  if (host === 'localhost') return true;
-  const address = host.replace(/^\[(.*)\]$/, '$1');
-  if (isIP(address) === 6) return address === '::1' || /^::ffff:127\./i.test(address);
-  return isIP(address) === 4 && address.startsWith('127.');
-}
+/** An address on this machine only: `localhost`, ::1 or 127.0.0.0/8. */
+export { isLoopback };
