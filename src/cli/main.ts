@@ -74,7 +74,10 @@ program
     '--resync <duration>',
     'with --watch, also reconcile at this interval, correcting drift (e.g. 5m)',
   )
-  .option('--approve-weakening', 'with --watch, also apply changes that weaken domain security')
+  .option(
+    '--approve-weakening',
+    'with -f, also apply manifests (at start and with --watch) that weaken the saved generation',
+  )
   .option('--log-format <format>', 'json or pretty (default: pretty on a terminal, else json)')
   .option('--log-level <level>', 'debug, info, warn or error', 'info')
   .action(
