@@ -34,7 +34,7 @@ export interface ServeOptions {
   watch: boolean;
   /** With --watch: also reconcile at this interval, correcting drift. */
   resync?: string;
-  /** With --watch: also apply changes that weaken domain security. */
+  /** With -f (at start, and with --watch): also apply manifests that weaken the saved generation. */
   approveWeakening?: boolean;
   /** json (default when standard error is not a terminal) or pretty. */
   logFormat?: string;
