@@ -44,9 +44,8 @@ export function prepareMessage(raw: Buffer, marking: HeaderMarking): Buffer | Ma
   if ('malformed' in reading) return reading;
   const kept = firewall(reading.fields, marking.hostname);
   if ('malformed' in kept) return kept;
-  const added = markingFields(marking, headerFromDomain(kept)).map(
-    (lines) => lines.join('\r\n\t') + '\r\n',
-  );
+  const headerFrom = marking.domainSecured === undefined ? undefined : headerFromDomain(kept);
+  const added = markingFields(marking, headerFrom).map((lines) => lines.join('\r\n\t') + '\r\n');
   // latin1 maps bytes 1:1 to code units, so 8-bit headers survive the round trip.
   const header = Buffer.from(added.join('') + kept.map((field) => field.text).join(''), 'latin1');
   return reading.rest.length === 0 ? header : Buffer.concat([header, reading.rest]);
@@ -119,7 +118,14 @@ function authservId(value: string): string | undefined {
 function sameHost(written: string, ourHost: string): boolean {
   // 8-bit bytes are UTF-8 read as latin1: a U-label of our name is our name.
   const name = canonicalName(Buffer.from(written, 'latin1').toString('utf8'));
-  return name !== '' && name === canonicalName(ourHost);
+  return name !== '' && name === canonicalHost(ourHost);
+}
+
+/** canonicalName of our hostname, kept for the next message: it changes only with a reload. */
+let lastHost = { written: '', canonical: '' };
+function canonicalHost(written: string): string {
+  if (lastHost.written !== written) lastHost = { written, canonical: canonicalName(written) };
+  return lastHost.canonical;
 }
 
 /** Our fields, top first, each as the lines it is folded into. */

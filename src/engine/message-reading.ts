@@ -124,46 +124,50 @@ function headerSectionLength(normal: Buffer): number {
 
 function readFields(header: string): HeaderField[] | MalformedMessage {
   const fields: HeaderField[] = [];
+  let start = -1; // where the field being read begins
+  let line = 0;
+  let startLine = 0;
   let position = 0;
-  let number = 0;
-  let field: (HeaderField & { unfolded: string }) | undefined;
-  const judge = (): MalformedMessage | undefined => {
-    if (field === undefined) return undefined;
-    const named = FIELD.exec(field.unfolded) ?? SPACED_FIELD.exec(field.unfolded);
-    if (named === null)
-      return { malformed: `line ${field.line} of the header section ${fault(field.unfolded)}` };
-    const name = /^[^ \t:]+/.exec(named[0])?.[0] ?? '';
-    fields.push({
-      name,
-      text: field.text,
-      line: field.line,
-      spaced: named[0].length > name.length + 1,
-    });
-    return undefined;
-  };
   while (position < header.length) {
     const lineEnd = header.indexOf('\r\n', position);
     const end = lineEnd === -1 ? header.length : lineEnd + 2;
-    const line = header.slice(position, end);
-    number += 1;
-    position = end;
-    const first = line.charCodeAt(0);
+    line += 1;
+    const first = header.charCodeAt(position);
     if (first === 0x20 || first === 0x09) {
-      if (field === undefined) {
+      if (start === -1)
         return { malformed: 'a continuation line at the top of the header section' };
+      if (/^[ \t]*\r\n$/.test(header.slice(position, end))) {
+        return { malformed: `line ${line} of the header section has only white space` };
       }
-      if (/^[ \t]*\r\n$/.test(line)) {
-        return { malformed: `line ${number} of the header section has only white space` };
+    } else {
+      if (start !== -1) {
+        const field = judged(header.slice(start, position), startLine);
+        if ('malformed' in field) return field;
+        fields.push(field);
       }
-      field.text += line;
-      field.unfolded += line.slice(0, -2);
-      continue;
+      start = position;
+      startLine = line;
     }
-    const refusal = judge();
-    if (refusal !== undefined) return refusal;
-    field = { name: '', text: line, line: number, spaced: false, unfolded: line.slice(0, -2) };
+    position = end;
   }
-  return judge() ?? fields;
+  if (start === -1) return fields;
+  const field = judged(header.slice(start), startLine);
+  if ('malformed' in field) return field;
+  fields.push(field);
+  return fields;
+}
+
+/** A field's lines as a field, or why they are not one. */
+function judged(text: string, line: number): HeaderField | MalformedMessage {
+  const name = FIELD.exec(text)?.[0];
+  if (name !== undefined) return { name: name.slice(0, -1), text, line, spaced: false };
+  // Folding may hide white space before the colon: "Name\r\n : value" is "Name : value".
+  const unfolded = text.replace(/\r\n/g, '');
+  const spaced = SPACED_FIELD.exec(unfolded)?.[0];
+  if (spaced !== undefined) {
+    return { name: /^[^ \t:]+/.exec(spaced)?.[0] ?? '', text, line, spaced: true };
+  }
+  return { malformed: `line ${line} of the header section ${fault(unfolded)}` };
 }
 
 /** What is wrong with a header line that is neither a field nor a continuation. */
