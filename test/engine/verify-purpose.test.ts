@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { buildGeneration, type LoadedPartner } from '../../src/engine/generation.js';
+import { certificateExtensions } from '../../src/engine/tls/certificate-extensions.js';
 import { verifyPeer, type PeerVerdict } from '../../src/engine/tls/verify.js';
 import { derEncode } from '../../src/der.js';
 import type { PartnerDomainSpec } from '../../src/model.js';
@@ -465,6 +466,49 @@ describe('verifyPeer and openssl verify on chains OpenSSL’s purpose check judg
       }),
       { numRuns: 40 },
     );
+  });
+});
+
+describe('extensions that cannot be read', () => {
+  // OpenSSL already refuses to build a path through most such certificates ("not issued by a
+  // trust anchor"); the reader must still say why, and never throw, for the ones it reaches.
+  it('reads a keyUsage or name constraint value of random bytes as a problem, never a throw', () => {
+    const { adatumRoot } = lab();
+    const partner = partnerTrusting(adatumRoot);
+    fc.assert(
+      fc.property(
+        fc.constantFrom('2.5.29.15', '2.5.29.30'),
+        fc.uint8Array({ maxLength: 24 }),
+        (oid, value) => {
+          // No keyUsage of the lab's own: the random one is the only one.
+          const leaf = issueCertificate(adatumRoot, {
+            ...ADATUM_NAMES,
+            ...ECDSA,
+            keyUsage: null,
+            extensions: [{ oid, critical: false, value }],
+          });
+          const x509 = new X509Certificate(leaf.certPem);
+          const reading = certificateExtensions(x509);
+          if (value[0] !== (oid === '2.5.29.15' ? 0x03 : 0x30)) {
+            assert.deepEqual(reading, { problem: 'has extensions that cannot be read' });
+            assert.equal(verifyPeer({ chain: [x509], partner, role: 'server' }).ok, false);
+          }
+        },
+      ),
+      { numRuns: 30 },
+    );
+  });
+
+  it('refuses a certificate carrying one extension twice', () => {
+    const leaf = issueCertificate(lab().adatumRoot, {
+      ...ADATUM_NAMES,
+      ...ECDSA,
+      extensions: [{ oid: '2.5.29.19', critical: true, value: derEncode(0x30) }],
+    });
+    const x509 = new X509Certificate(leaf.certPem);
+    assert.deepEqual(certificateExtensions(x509), { problem: 'has extension 2.5.29.19 twice' });
+    const partner = partnerTrusting(lab().adatumRoot);
+    assert.equal(verifyPeer({ chain: [x509], partner, role: 'client' }).ok, false);
   });
 });
 
