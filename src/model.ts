@@ -98,6 +98,8 @@ export interface PartnerDomainSpec {
   certificateNameMatch: CertificateNameMatch;
   clientCertificatePurpose: ClientCertificatePurpose;
   remoteIPRanges: string[];
+  /** The marking also needs the header From: domain to be the partner's. */
+  requireHeaderFromDomain: boolean;
 }
 
 export type SendRouting = { dnsMx: Record<string, never> } | { smartHosts: string[] };
@@ -119,6 +121,8 @@ export interface ReceiveConnectorSpec {
   remoteIPRanges: string[];
   authMechanisms: string[];
   permitRelay: boolean;
+  /** MAIL FROM one of our accepted domains from clients that may not relay (Exchange's permission). */
+  acceptAuthoritativeDomainSenders: boolean;
   domainSecure: boolean;
   requireTls: boolean;
   maxMessageSize: string;

@@ -46,6 +46,12 @@ export const REPLIES = {
   starttlsFirst: { code: 530, enhanced: '5.7.0', text: 'Must issue a STARTTLS command first' },
   certificateValidation: { code: 454, enhanced: '4.7.5', text: 'Certificate validation failure' },
   unableToRelay: { code: 550, enhanced: '5.7.1', text: 'Unable to relay' },
+  // MAIL FROM one of our accepted domains from outside (Exchange's words for anonymous senders).
+  cannotSendAsSender: {
+    code: 550,
+    enhanced: '5.7.1',
+    text: 'Client does not have permissions to send as this sender',
+  },
   // A domain that does not map to IDNA A-labels (domain-name.ts): RFC 3463 X.1.7 for the sender,
   // X.1.3 for a recipient, as Postfix and Exchange answer.
   badSenderDomain: { code: 501, enhanced: '5.1.7', text: 'Bad sender address syntax' },

@@ -101,6 +101,7 @@ export function partnerDomain(
       certificateNameMatch: 'domain',
       clientCertificatePurpose: 'standard',
       remoteIPRanges: [],
+      requireHeaderFromDomain: false,
       ...spec,
     },
   };
@@ -118,6 +119,7 @@ export function receiveConnector(
       remoteIPRanges: ['0.0.0.0/0'],
       authMechanisms: ['tls'],
       permitRelay: false,
+      acceptAuthoritativeDomainSenders: false,
       domainSecure: true,
       requireTls: true,
       maxMessageSize: '10MB',

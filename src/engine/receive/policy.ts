@@ -71,8 +71,14 @@ export interface SenderCheck {
 /** MAIL FROM (SPEC §3.3): partners must be verified; others follow the connector's rules. */
 export function decideSender(check: SenderCheck): SenderDecision {
   const { connector, tls } = check;
-  const partner = receiveSecurePartner(check.generation, addressDomain(check.sender));
+  const domain = addressDomain(check.sender);
+  const partner = receiveSecurePartner(check.generation, domain);
   let domainSecured: DomainSecuredBy | undefined;
+  if (partner === undefined && claimsOurDomain(check.generation, connector, domain)) {
+    // Exchange's default: only sessions that may relay (internal ones) send as our own domains.
+    const reason = `sender domain ${domain ?? ''} is one of our accepted domains and the client may not relay`;
+    return { accepted: false, reply: REPLIES.cannotSendAsSender, reason };
+  }
   if (partner !== undefined) {
     if (tls === null) {
       return { accepted: false, reply: REPLIES.starttlsFirst, reason: 'not under TLS', partner };
@@ -108,6 +114,20 @@ export function decideSender(check: SenderCheck): SenderDecision {
     return { accepted: false, reply: REPLIES.messageTooBig, reason };
   }
   return partner === undefined ? { accepted: true } : { accepted: true, partner, domainSecured };
+}
+
+/**
+ * Whether MAIL FROM claims one of our accepted domains on a session that may not: a connector
+ * is internal when it permits relay (its remote ranges are the organization's own servers), or
+ * allows it explicitly with acceptAuthoritativeDomainSenders.
+ */
+function claimsOurDomain(
+  generation: Generation,
+  connector: LoadedReceiveConnector,
+  domain: DomainName | undefined,
+): boolean {
+  if (domain === undefined || !generation.acceptedDomains.has(domain)) return false;
+  return !connector.spec.permitRelay && !connector.spec.acceptAuthoritativeDomainSenders;
 }
 
 /** RCPT TO (SPEC §3.4): accepted domains only, unless the connector permits relay. */
