@@ -34,21 +34,44 @@ export interface HeaderMarking {
   received?: ReceivedTrace;
 }
 
+/** A message ready to store, and whether it left the marking step domain-secured. */
+export interface PreparedMessage {
+  body: Buffer;
+  /** The session's verdict, unless the partner's requireHeaderFromDomain withdrew it. */
+  domainSecured?: DomainSecuredBy;
+}
+
 /**
  * The message read one way (message-reading.ts) with every incoming X-Domsec-* field and every
  * (ARC-)Authentication-Results field carrying our authserv-id removed, and our marking prepended;
  * or why it is refused. What it returns is the only form of the message stored and relayed.
  */
-export function prepareMessage(raw: Buffer, marking: HeaderMarking): Buffer | MalformedMessage {
+export function prepareReceived(
+  raw: Buffer,
+  marking: HeaderMarking,
+): PreparedMessage | MalformedMessage {
   const reading = readMessage(raw);
   if ('malformed' in reading) return reading;
   const kept = firewall(reading.fields, marking.hostname);
   if ('malformed' in kept) return kept;
-  const headerFrom = marking.domainSecured === undefined ? undefined : headerFromDomain(kept);
-  const added = markingFields(marking, headerFrom).map((lines) => lines.join('\r\n\t') + '\r\n');
+  const secured = marking.domainSecured;
+  const headerFrom = secured === undefined ? undefined : headerFromDomain(kept);
+  // A partner that asks for it is credited only with mail whose author is in its own domain.
+  const authorMatches =
+    secured?.requireHeaderFromDomain !== true || headerFrom === canonicalName(secured.partner);
+  const added = markingFields(marking, headerFrom, authorMatches).map(
+    (lines) => lines.join('\r\n\t') + '\r\n',
+  );
   // latin1 maps bytes 1:1 to code units, so 8-bit headers survive the round trip.
   const header = Buffer.from(added.join('') + kept.map((field) => field.text).join(''), 'latin1');
-  return reading.rest.length === 0 ? header : Buffer.concat([header, reading.rest]);
+  const body = reading.rest.length === 0 ? header : Buffer.concat([header, reading.rest]);
+  return secured !== undefined && authorMatches ? { body, domainSecured: secured } : { body };
+}
+
+/** prepareReceived's message alone, or why it is refused. */
+export function prepareMessage(raw: Buffer, marking: HeaderMarking): Buffer | MalformedMessage {
+  const prepared = prepareReceived(raw, marking);
+  return 'malformed' in prepared ? prepared : prepared.body;
 }
 
 /** prepareMessage for a message known to be well formed: throws the 550 5.6.0 refusal otherwise. */
@@ -129,11 +152,22 @@ function canonicalHost(written: string): string {
 }
 
 /** Our fields, top first, each as the lines it is folded into. */
-function markingFields(marking: HeaderMarking, headerFrom: string | undefined): string[][] {
+function markingFields(
+  marking: HeaderMarking,
+  headerFrom: string | undefined,
+  authorMatches: boolean,
+): string[][] {
   const fields: string[][] = [];
   const host = safeToken(marking.hostname);
   const secured = marking.domainSecured;
-  if (secured !== undefined) {
+  if (secured !== undefined && !authorMatches) {
+    const partner = safeToken(canonicalName(secured.partner) || secured.partner);
+    fields.push([
+      `Authentication-Results: ${host};`,
+      `x-domsec=fail (header.from is not the partner's domain) smtp.mailfrom=${partner}`,
+      `header.from=${headerFrom === undefined ? 'unknown' : safeToken(headerFrom)}`,
+    ]);
+  } else if (secured !== undefined) {
     const partner = safeToken(canonicalName(secured.partner) || secured.partner);
     fields.push(['X-Domsec-AuthAs: Partner'], [`X-Domsec-Partner: ${partner}`]);
     fields.push([

@@ -6,6 +6,8 @@ export interface DomainSecuredBy {
   certificateSubject: string;
   certificateFingerprint: string;
   certificateNotAfter?: string; // the partner certificate's expiry, as X509Certificate.validTo
+  /** The partner's requireHeaderFromDomain: the marking also needs its domain in From:. */
+  requireHeaderFromDomain?: boolean;
 }
 
 export interface IncomingMessage {

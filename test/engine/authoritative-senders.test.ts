@@ -1,7 +1,8 @@
 // Our own domains cannot be claimed from outside: MAIL FROM one of our accepted domains, in any
 // spelling, is refused on a connector whose clients may not relay (Exchange's default for
 // ms-Exch-SMTP-Accept-Authoritative-Domain-Sender), with a stranger's TLS or a partner's valid
-// certificate alike; internal (relay-permitted) connectors and an explicit switch allow it.
+// certificate alike; internal (relay-permitted) connectors and an explicit switch allow it. A
+// partner with requireHeaderFromDomain is credited only with mail whose author is its own.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
@@ -80,6 +81,53 @@ describe('senders claiming our accepted domains', () => {
       );
       assert.equal(outcome.code, 250, `${connector.name}: ${outcome.response}`);
       assert.equal(messages[0]?.from, 'alice@treyresearch.net', 'the envelope is canonical');
+    }
+  });
+
+  it('credits a partner that sets requireHeaderFromDomain only with mail whose From: is in its domain, recording header.from either way', async (t) => {
+    const message = (from: string) => `From: ${from}\r\nSubject: author\r\n\r\nhello\r\n`;
+    const envelope = { from: 'someone@adatum.com', to: ['user@treyresearch.net'] };
+    for (const required of [true, false]) {
+      const generation = buildGeneration(
+        runtimeConfig({ adatum: { requireHeaderFromDomain: required } }),
+        1,
+      );
+      const { port, messages } = await receiving(t, generation);
+      for (const author of [
+        'Ann <ann@ADATUM.com>',
+        'mallory@fabrikam.com',
+        'a@adatum.com, b@adatum.com',
+      ]) {
+        const outcome = await submit(port, envelope, partner(), message(author));
+        assert.equal(outcome.code, 250, outcome.response);
+      }
+      const [own, other, several] = messages.map((m) => m.body.toString('latin1'));
+      assert.match(own ?? '', /^X-Domsec-AuthAs: Partner\r\n/);
+      assert.match(
+        own ?? '',
+        /x-domsec=pass \(mutual TLS\) smtp.mailfrom=adatum.com\r\n\theader.from=adatum.com\r\n/,
+      );
+      assert.equal(messages[0]?.domainSecured?.partner, 'adatum.com');
+      if (required) {
+        for (const [text, from] of [
+          [other, 'fabrikam.com'],
+          [several, 'unknown'],
+        ] as const) {
+          assert.doesNotMatch(text ?? '', /X-Domsec-AuthAs|x-domsec=pass/);
+          assert.match(
+            text ?? '',
+            new RegExp(
+              `x-domsec=fail \\(header.from is not the partner's domain\\) smtp.mailfrom=adatum.com\\r\\n\\theader.from=${from}\\r\\n`,
+            ),
+          );
+        }
+        assert.equal(messages[1]?.domainSecured, undefined, 'not counted as domain-secured');
+        assert.equal(messages[2]?.domainSecured, undefined);
+      } else {
+        assert.match(other ?? '', /x-domsec=pass .*\r\n\theader.from=fabrikam.com\r\n/);
+        assert.match(several ?? '', /x-domsec=pass/);
+        assert.doesNotMatch(several ?? '', /header.from=/);
+      }
     }
   });
 });

@@ -105,6 +105,7 @@ export function decideSender(check: SenderCheck): SenderDecision {
       certificateSubject: verdict.subject,
       certificateFingerprint: verdict.fingerprint,
       certificateNotAfter: tls.chain[0]?.validTo,
+      ...(partner.spec.requireHeaderFromDomain ? { requireHeaderFromDomain: true } : {}),
     };
   } else if (connector.spec.requireTls && tls === null) {
     return { accepted: false, reply: REPLIES.starttlsFirst, reason: 'the connector requires TLS' };

@@ -2,7 +2,7 @@
 // the sink, which resolves only once the message is fsync'ed; a refusal or failure becomes the
 // reply the client gets.
 import type { SMTPServerSession } from 'smtp-server';
-import { prepareMessage } from '../headers.js';
+import { prepareReceived } from '../headers.js';
 import type { EngineLog } from '../log.js';
 import type { DomainSecuredBy, MessageSink } from '../message-sink.js';
 import { STORAGE_FAILURE_CODES, type StorageGuard } from '../queue/storage-guard.js';
@@ -36,7 +36,7 @@ export async function queueMessage(
 ): Promise<string[]> {
   const receivedAt = new Date();
   const { tls, domainSecured } = message;
-  const body = prepareMessage(message.body, {
+  const prepared = prepareReceived(message.body, {
     hostname: message.hostname,
     domainSecured,
     tls: tls !== null,
@@ -49,14 +49,22 @@ export async function queueMessage(
       date: receivedAt,
     },
   });
-  if (!Buffer.isBuffer(body)) {
+  if ('malformed' in prepared) {
     log.log('info', 'receive.message_refused', {
       session: message.sessionId,
       connector: message.connector,
-      reason: body.malformed,
+      reason: prepared.malformed,
       reply: `${REPLIES.malformedHeader.code} ${REPLIES.malformedHeader.enhanced}`,
     });
-    throw new SmtpReplyError(REPLIES.malformedHeader, body.malformed);
+    throw new SmtpReplyError(REPLIES.malformedHeader, prepared.malformed);
+  }
+  const { body } = prepared;
+  if (domainSecured !== undefined && prepared.domainSecured === undefined) {
+    log.log('info', 'receive.partner_author_mismatch', {
+      session: message.sessionId,
+      connector: message.connector,
+      partner: domainSecured.partner,
+    });
   }
   try {
     const envelope = session.envelope;
@@ -67,7 +75,7 @@ export async function queueMessage(
       receivedAt,
       connector: message.connector,
       remoteAddress: message.remoteAddress,
-      ...(domainSecured === undefined ? {} : { domainSecured }),
+      ...(prepared.domainSecured === undefined ? {} : { domainSecured: prepared.domainSecured }),
     });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
