@@ -31,6 +31,23 @@ export default tseslint.config(
       ],
     },
   },
+  // One canonical form per domain, made by src/domain-name.ts at the boundary: a toLowerCase()
+  // anywhere else is how a second spelling of an identity creeps in. Text that is not a domain
+  // (a header field name, a local part, a file extension) says so in a disable comment.
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/domain-name.ts', 'src/pki/**'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "CallExpression[callee.property.name='toLowerCase']",
+          message:
+            'domains are made canonical once, by src/domain-name.ts (domainName, parseDomainName, parseAddress); for text that is not a domain, say why in an eslint-disable comment',
+        },
+      ],
+    },
+  },
   layer(['src/engine/**/*.ts'], ['config', 'reconcile', 'cli', 'control', 'demo']),
   layer(['src/config/**/*.ts'], ['engine', 'reconcile', 'cli', 'control', 'demo']),
   layer(['src/reconcile/**/*.ts'], ['engine', 'cli', 'demo']),

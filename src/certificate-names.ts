@@ -46,6 +46,7 @@ export function canonicalName(name: string): string {
 export function canonicalCertificateName(raw: string): string {
   const name = canonicalName(raw);
   if (name === '') return '';
+  // eslint-disable-next-line no-restricted-syntax -- the name as the certificate writes it, compared with its canonical form
   const written = (raw.endsWith('.') ? raw.slice(0, -1) : raw).toLowerCase().normalize('NFC');
   // eslint-disable-next-line no-control-regex -- the test is for ASCII, control characters included
   if (/^[\u0000-\u007f]*$/.test(written)) {

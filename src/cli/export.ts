@@ -93,6 +93,7 @@ function kubernetesPattern(node: SchemaNode): { pattern?: string; maxLength?: nu
 
 /** Lower-case plural, as resource names are: partnerdomains, trustanchors. */
 export function plural(kind: Kind): string {
+  // eslint-disable-next-line no-restricted-syntax -- a kind name, not a domain
   return `${kind.toLowerCase()}s`;
 }
 
@@ -115,6 +116,7 @@ export function customResourceDefinitions(): CustomResourceDefinition[] {
         kind,
         listKind: `${kind}List`,
         plural: plural(kind),
+        // eslint-disable-next-line no-restricted-syntax -- a kind name, not a domain
         singular: kind.toLowerCase(),
         categories: ['domsec'],
       },

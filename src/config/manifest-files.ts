@@ -63,6 +63,7 @@ export async function findManifestFiles(paths: readonly string[]): Promise<FileD
       const path = join(directory, name);
       const info = await stat(path).catch(() => undefined); // a dangling link is no manifest
       if (info?.isDirectory()) await walk(path);
+      // eslint-disable-next-line no-restricted-syntax -- a file extension
       else if (info?.isFile() && MANIFEST_EXTENSIONS.has(extname(name).toLowerCase())) add(path);
     }
   }

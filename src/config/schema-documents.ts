@@ -120,6 +120,7 @@ export function documentSchema(kind: Kind): SchemaNode {
 
 /** The kind whose name matches, ignoring case (so `partnerdomain` works as kubectl's does). */
 export function findKind(name: string): Kind | undefined {
+  // eslint-disable-next-line no-restricted-syntax -- kind names
   return KINDS.find((kind) => kind.toLowerCase() === name.toLowerCase());
 }
 

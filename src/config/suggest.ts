@@ -12,6 +12,7 @@ export function closestName(name: string, candidates: Iterable<string>): string 
   let bestDistance = Number.POSITIVE_INFINITY;
   for (const candidate of candidates) {
     if (candidate.length > MAX_TYPO_LENGTH) continue;
+    // eslint-disable-next-line no-restricted-syntax -- names of fields and objects for a suggestion
     const distance = editDistance(name.toLowerCase(), candidate.toLowerCase());
     if (distance < bestDistance) {
       best = candidate;

@@ -9,6 +9,7 @@ import { withoutComments, type HeaderField } from './message-reading.js';
  * an address literal, a domain that does not map), so that a caller comparing it fails closed.
  */
 export function headerFromDomain(fields: readonly HeaderField[]): string | undefined {
+  // eslint-disable-next-line no-restricted-syntax -- a header field name
   const from = fields.filter((field) => field.name.toLowerCase() === 'from');
   const only = from.length === 1 ? from[0] : undefined;
   if (only === undefined) return undefined;

@@ -103,6 +103,7 @@ export function firewall(
 
 /** Names of fields that domsec sets or may have to remove. */
 function isOwnedName(written: string): boolean {
+  // eslint-disable-next-line no-restricted-syntax -- a header field name
   const name = written.toLowerCase();
   return (
     name === 'x-domsec' ||
@@ -115,6 +116,7 @@ function isOwnedName(written: string): boolean {
 /** The fields only domsec may set: X-Domsec-*, and results that claim to be ours. */
 export function isForged(field: HeaderField, ourHost: string): boolean {
   if (!isOwnedName(field.name)) return false;
+  // eslint-disable-next-line no-restricted-syntax -- a header field name
   const name = field.name.toLowerCase();
   if (name === 'x-domsec' || name.startsWith('x-domsec-')) return true;
   const value = withoutComments(field.text.slice(field.name.length + 1).replace(/\r\n/g, ''));

@@ -14,6 +14,7 @@ import type {
 } from '../model.js';
 import { KINDS } from '../model.js';
 import { securityImpact } from './security.js';
+import { domainName } from '../domain-name.js';
 
 export interface PlanOptions {
   /** The time certificate expiry is judged against. */
@@ -122,9 +123,9 @@ function warnings(
   }
   for (const change of changes) {
     if (change.kind !== 'PartnerDomain' || change.action !== 'delete') continue;
-    const domain = String(change.before?.domain ?? '').toLowerCase();
+    const domain = domainName(String(change.before?.domain ?? ''));
     const queued = actual.queues
-      .filter((q) => q.nextHopDomain.toLowerCase() === domain)
+      .filter((q) => domain !== undefined && domainName(q.nextHopDomain) === domain)
       .reduce((sum, q) => sum + q.messageCount, 0);
     if (queued > 0) {
       found.push({

@@ -259,9 +259,9 @@ function partnerAccepts(spec: PartnerSpec, probe: PartnerProbe): boolean {
 
 const connectorSpec = fc
   .record({
-    bindings: fc.constant(['127.0.0.1:2525']),
+    bindings: fc.constant<string[]>(['127.0.0.1:2525']),
     remoteIPRanges: fc.uniqueArray(fc.constantFrom(...RANGES), { minLength: 1, maxLength: 3 }),
-    authMechanisms: fc.constantFrom(['tls'], ['none'], ['tls', 'none']),
+    authMechanisms: fc.constantFrom<string[]>(['tls'], ['none'], ['tls', 'none']),
     permitRelay: fc.boolean(),
     acceptAuthoritativeDomainSenders: fc.boolean(),
     domainSecure: fc.boolean(),

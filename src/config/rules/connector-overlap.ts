@@ -24,6 +24,7 @@ function receiveOverlaps(
   const seen = new Map<string, ManifestObject>();
   for (const connector of connectors) {
     const ranges = [...connector.spec.remoteIPRanges]
+      // eslint-disable-next-line no-restricted-syntax -- IP ranges (IPv6 hex digits)
       .map((r) => r.toLowerCase())
       .sort()
       .join(',');
@@ -31,6 +32,7 @@ function receiveOverlaps(
       const parsed = parseHostPort(binding);
       // Port 0 asks the system for a free port: two such bindings are two listeners.
       if (parsed === undefined || parsed.port === 0) return;
+      // eslint-disable-next-line no-restricted-syntax -- a binding: an IP address
       const key = `${parsed.host.toLowerCase()}|${parsed.port}|${ranges}`;
       const first = seen.get(key);
       // Two connectors with one name are DS008's to report, not an overlap.

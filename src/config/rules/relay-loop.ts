@@ -6,6 +6,7 @@ import { parseHostPort } from '../../units.js';
 import { error } from '../diagnostics.js';
 import { label, specAt } from '../manifest-objects.js';
 import { theOrganization, type RuleContext } from './context.js';
+import { domainName } from '../../domain-name.js';
 
 /** The ports RFC 5321 and RFC 2033 name, as the engine's relay delivery takes them. */
 const DEFAULT_PORTS = { smtp: 25, lmtp: 24 } as const;
@@ -54,6 +55,8 @@ function reaches(host: string, bound: string, ourNames: ReadonlySet<string>): bo
   return false;
 }
 
+/** A name in canonical form, an IP address as written (IPv6 compared without case). */
 function normalHost(host: string): string {
-  return host.toLowerCase().replace(/\.$/, '');
+  // eslint-disable-next-line no-restricted-syntax -- an IPv6 address's hex digits, not a name
+  return isIP(host) !== 0 ? host.toLowerCase() : (domainName(host) ?? host);
 }

@@ -42,6 +42,7 @@ function uniqueName(size: number): string {
  */
 export function mailboxName(localPart: string): string {
   let name = '';
+  // eslint-disable-next-line no-restricted-syntax -- a local part, for its mailbox folder
   for (const byte of Buffer.from(localPart.toLowerCase(), 'utf8')) {
     const ch = String.fromCharCode(byte);
     name +=

@@ -18,6 +18,7 @@ export function groupByDomain(recipients: readonly string[]): Map<DomainName, st
       throw new RangeError(`recipient ${JSON.stringify(recipient)} ${why}`);
     }
     const { localPart, domain, address } = parsed.address;
+    // eslint-disable-next-line no-restricted-syntax -- a local part, compared without case as smtp-server does
     const key = `${localPart.toLowerCase()}@${domain}`;
     if (seen.has(key)) continue;
     seen.add(key);

@@ -13,10 +13,13 @@ export function connectorsOnBinding(
   generation: Generation,
   binding: Binding,
 ): LoadedReceiveConnector[] {
+  // Binding hosts are IP addresses (IPv6 hex digits in any case), never names.
+  /* eslint-disable no-restricted-syntax */
   const host = binding.host.toLowerCase();
   return generation.receiveConnectors.filter((connector) =>
     connector.bindings.some((b) => b.port === binding.port && b.host.toLowerCase() === host),
   );
+  /* eslint-enable no-restricted-syntax */
 }
 
 /** The connector on this binding whose remote ranges contain the client most specifically. */
