@@ -2,6 +2,7 @@
 // (the schema's title for the value's form), what was written, and the closest valid name.
 import type { AnySchemaObject, ErrorObject } from 'ajv';
 import type { Diagnostic } from '../model.js';
+import { parseDomainName } from '../domain-name.js';
 import { error } from './diagnostics.js';
 import { closestName } from './suggest.js';
 import type { FieldPath, ManifestDocument } from './yaml-documents.js';
@@ -88,6 +89,7 @@ function describe(
     case 'format':
       return valueError(
         `\`${field}\` must be ${typeof parent.title === 'string' ? parent.title : 'of another form'}, not ${value}`,
+        nameHint(parent.format, problem.data),
       );
     case 'enum': {
       const allowed = (params.allowedValues as unknown[]).map(String);
@@ -217,4 +219,16 @@ function count(n: number, one: string, many: string): string {
 function firstSentence(text: string): string {
   const end = text.search(/\.(\s|$)/);
   return end === -1 ? text : text.slice(0, end + 1);
+}
+
+const NAME_FORMATS = new Set(['domain-name', 'address-space', 'certificate-name']);
+
+/** For a domain field: why the value is not a name, and that either IDN form is welcome. */
+function nameHint(format: unknown, data: unknown): string | undefined {
+  if (typeof format !== 'string' || !NAME_FORMATS.has(format) || typeof data !== 'string')
+    return undefined;
+  const name = format !== 'domain-name' && data.startsWith('*.') ? data.slice(2) : data;
+  const parsed = parseDomainName(name);
+  const why = parsed.ok ? '' : `${parsed.reason}; `;
+  return `${why}write the name with letters, digits and '-' in dot-separated labels; an internationalized name as its A-label (xn--...) or its U-label, which domsec normalises to the A-label`;
 }

@@ -300,19 +300,7 @@ export const SECURITY_FIELDS: Record<Kind, KindRules> = {
     },
     deleted: {
       rule: 'with domain security or required TLS weakens (its mail falls to another, maybe looser, connector); otherwise neutral',
-      judge: (spec) => [
-        ...(on(spec, 'domainSecure')
-          ? [
-              {
-                impact: 'weakens' as const,
-                reason: 'domain security turned off (connector deleted)',
-              },
-            ]
-          : []),
-        ...(on(spec, 'requireTls')
-          ? [{ impact: 'weakens' as const, reason: 'required TLS turned off (connector deleted)' }]
-          : []),
-      ],
+      judge: connectorDeleted,
     },
   },
   ReceiveConnector: {
@@ -362,19 +350,7 @@ export const SECURITY_FIELDS: Record<Kind, KindRules> = {
     },
     deleted: {
       rule: 'with domain security or required TLS weakens (its clients may reach a looser connector on the same binding); otherwise neutral (they are refused)',
-      judge: (spec) => [
-        ...(on(spec, 'domainSecure')
-          ? [
-              {
-                impact: 'weakens' as const,
-                reason: 'domain security turned off (connector deleted)',
-              },
-            ]
-          : []),
-        ...(on(spec, 'requireTls')
-          ? [{ impact: 'weakens' as const, reason: 'required TLS turned off (connector deleted)' }]
-          : []),
-      ],
+      judge: connectorDeleted,
     },
   },
 };
@@ -384,4 +360,16 @@ export function ruleFor(kind: Kind, path: string): FieldRule | undefined {
   return SECURITY_FIELDS[kind].fields.find(
     (rule) => rule.path === path || (rule.whole === true && path.startsWith(`${rule.path}.`)),
   );
+}
+
+/** A deleted connector's protections go with it: domain security and required TLS. */
+function connectorDeleted(spec: JsonObject): Verdict[] {
+  return [
+    ...(on(spec, 'domainSecure')
+      ? [{ impact: 'weakens' as const, reason: 'domain security turned off (connector deleted)' }]
+      : []),
+    ...(on(spec, 'requireTls')
+      ? [{ impact: 'weakens' as const, reason: 'required TLS turned off (connector deleted)' }]
+      : []),
+  ];
 }

@@ -145,6 +145,7 @@ describe('loading manifests', () => {
             certificateNameMatch: 'domain',
             clientCertificatePurpose: 'standard',
             remoteIPRanges: [],
+            requireHeaderFromDomain: false,
           },
         },
       ],
@@ -184,6 +185,7 @@ describe('loading manifests', () => {
             remoteIPRanges: ['0.0.0.0/0', '::/0'],
             authMechanisms: ['tls'],
             permitRelay: false,
+            acceptAuthoritativeDomainSenders: false,
             domainSecure: true,
             requireTls: true,
             maxMessageSize: '25MB',
@@ -378,6 +380,59 @@ describe('loading manifests', () => {
         ['to-partners', true],
       ],
     );
+  });
+
+  it('compiles every spelling of a domain to its canonical form, and refuses a name that does not map with a hint', async () => {
+    const spelled = MINIMAL.replace(
+      'acceptedDomains: [adatum.com]',
+      'acceptedDomains: [ADATUM.com.]',
+    )
+      .replace('domain: treyresearch.net', 'domain: ＴｒｅｙＲｅｓｅａｒｃｈ。net')
+      .replace('addressSpaces: [treyresearch.net]', "addressSpaces: ['TREYRESEARCH.NET.']");
+    const idn = `${ENVELOPE('PartnerDomain', 'buecher')}spec: {domain: BÜCHER.example, domainSecure: {send: true}, trustAnchors: [trey], certificateNames: ['*.Bücher.example']}\n---\n${ENVELOPE('SendConnector', 'idn')}spec: {addressSpaces: [xn--bcher-kva.example], domainSecure: true}\n`;
+    const loaded = await loadConfiguration([
+      await manifests({ 'all.yaml': `${spelled}---\n${idn}` }),
+    ]);
+    assert.deepEqual(
+      loaded.diagnostics.filter((d) => d.severity === 'error'),
+      [],
+    );
+    const config = loaded.config;
+    assert.ok(config !== undefined);
+    assert.deepEqual(config.organization.spec.acceptedDomains, ['adatum.com']);
+    assert.deepEqual(
+      config.partners.map((p) => [p.spec.domain, p.spec.certificateNames]),
+      [
+        ['xn--bcher-kva.example', ['*.xn--bcher-kva.example']],
+        ['treyresearch.net', []],
+      ],
+    );
+    assert.deepEqual(
+      config.sendConnectors.map((c) => c.spec.addressSpaces),
+      [['xn--bcher-kva.example'], ['*'], ['treyresearch.net']],
+    );
+
+    for (const bad of [
+      'trey_research.net',
+      '%74reyresearch.net',
+      'treyresearch.net/x',
+      'xn--zzzz.net',
+      '1.2.3.4',
+    ]) {
+      const refused = await loadConfiguration([
+        await manifests({
+          'all.yaml': MINIMAL.replace('domain: treyresearch.net', `domain: '${bad}'`),
+        }),
+      ]);
+      assert.equal(refused.config, undefined, bad);
+      const diagnostic = refused.diagnostics.find((d) => d.code === 'SCHEMA');
+      assert.match(
+        diagnostic?.message ?? '',
+        /`spec.domain` must be a domain name such as example.com/,
+        bad,
+      );
+      assert.match(diagnostic?.hint ?? '', /its A-label \(xn--...\) or its U-label/, bad);
+    }
   });
 
   it('writeLabPki writes keys readable by the owner only and exchanges the roots', async () => {
