@@ -9,7 +9,10 @@ declare const canonical: unique symbol;
 /** A domain (or host) name in canonical form; only parseDomainName() makes one. */
 export type DomainName = string & { readonly [canonical]: true };
 
-export type DomainNameResult = { ok: true; name: DomainName } | { ok: false; reason: string };
+/** Shared between callers (parseDomainName remembers recent names): never changed. */
+export type DomainNameResult =
+  | { readonly ok: true; readonly name: DomainName }
+  | { readonly ok: false; readonly reason: string };
 
 /** RFC 1035 §2.3.4 / RFC 5321 §4.5.3.1.2. */
 const MAX_NAME_LENGTH = 253;
