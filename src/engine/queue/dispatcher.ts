@@ -99,14 +99,18 @@ export class Dispatcher {
     return count;
   }
 
-  /** Runs one dispatch round soon (coalesced); what accept, retry and apply call. */
+  /**
+   * Runs one dispatch round soon (coalesced); what accept, retry and apply call. The immediate
+   * stays ref'd: libuv only polls without blocking for ref'd immediates, so an unref'd one waited
+   * for the next unrelated wake-up (seconds, in an idle engine) before the round ran.
+   */
   kick(): void {
     if (!this.started || this.closed || this.kickPending) return;
     this.kickPending = true;
     setImmediate(() => {
       this.kickPending = false;
       this.round();
-    }).unref();
+    });
   }
 
   /** An accept's kick: at once when nothing is in flight, otherwise spaced by the rounds' cost. */
