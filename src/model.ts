@@ -200,6 +200,11 @@ export interface QueuedMessageSummary {
 
 export interface EngineState {
   formatVersion: 1;
+  /**
+   * The engine identity of its state directory (made once, kept there): a plan is bound to it
+   * as well as to the generation. Absent only from engines older than the field.
+   */
+  engineId?: string;
   generation: number; // 0 before the first apply
   appliedAt: string | null;
   source: ConfigSource | null;

@@ -1,9 +1,9 @@
 // The transport engine: runs one Generation at a time. apply() is atomic (every listener bound
 // and every certificate loaded, or nothing changes); state() reports what really runs. The queue
-// is opened once and never touched by a reload.
-import { mkdir, readFile } from 'node:fs/promises';
+// is opened once, under the state directory's lock, and never touched by a reload.
+import { readFile } from 'node:fs/promises';
 import { writeFileDurably } from '../durable-file.js';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type {
   ApplyResult,
   EngineState,
@@ -27,6 +27,9 @@ import { ConnectionCounter } from './receive/limits.js';
 import { StorageGuard } from './queue/storage-guard.js';
 import { EngineDelivery } from './delivery/engine-delivery.js';
 import { nextHopDomainOf } from './queue/suspended.js';
+import { prepareStateDirectory } from './state-directory.js';
+import { engineIdentity } from './state-identity.js';
+import { StateLock, StateLockError } from './state-lock.js';
 
 export class EngineBusyError extends Error {
   override name = 'EngineBusyError';
@@ -57,6 +60,14 @@ export interface EngineOptions {
 const APPLIED_FILE = 'applied-config.json';
 const STATUS_FILE = 'reconcile-status.json';
 
+/** What close() waited for: the shutdown line reports it. */
+export interface DrainSummary {
+  /** Receive sessions open when the engine stopped listening. */
+  sessions: number;
+  /** Messages being delivered then (their outcomes were recorded before the queue closed). */
+  deliveries: number;
+}
+
 export class Engine {
   private generation: Generation | undefined;
   private readonly listeners = new Map<string, ReceiveListener>();
@@ -67,6 +78,9 @@ export class Engine {
   private readonly failedListeners: ListenerState[] = [];
   private applying = false;
   private readonly closing: Promise<void>[] = [];
+  private closed: Promise<DrainSummary> | undefined;
+  /** Aborted when the engine stops on its own (its state lock was lost), with the reason. */
+  private readonly halt = new AbortController();
   private status: Omit<ReconcileStatus, 'generation'> = {
     formatVersion: 1,
     ready: false,
@@ -79,6 +93,9 @@ export class Engine {
 
   private constructor(
     private readonly options: EngineOptions,
+    /** This state directory's engine identity: saved plans and applies are bound to it. */
+    readonly identity: string,
+    private readonly lock: StateLock,
     private readonly delivery: EngineDelivery,
     private readonly protocolLog: ProtocolLog,
     private readonly generations: GenerationHistory,
@@ -94,40 +111,78 @@ export class Engine {
     });
   }
 
+  /**
+   * Opens the state directory: checked (or made), locked before anything in it is read, then the
+   * identity, the queue and the history. A second engine on the same directory is refused here
+   * (StateLockedError, naming the holder), before it can touch the queue of the first.
+   */
   static async open(options: EngineOptions): Promise<Engine> {
-    const stateDir = resolve(options.stateDir);
-    await mkdir(stateDir, { recursive: true, mode: 0o700 });
-    const protocolLog = new ProtocolLog(join(stateDir, 'logs', 'protocol'));
+    const stateDir = await prepareStateDirectory(options.stateDir);
     // The delivery side reads the generation the engine runs; the engine exists only after it.
-    const current: { engine?: Engine } = {};
-    const partners = new PartnerHealth();
-    const metrics = new EngineMetrics({
-      generation: () => current.engine?.generation,
-      queuedMessages: () => current.engine?.queuedMessages() ?? [],
-      suspendedQueues: () => current.engine?.suspendedQueues() ?? [],
-      receiveSessions: () => current.engine?.receiveSessions() ?? [],
-      sendSessions: () => current.engine?.sendSessions() ?? [],
-      partners,
+    const current: { engine?: Engine; lost?: string } = {};
+    const lock = await StateLock.acquire(stateDir, {
+      onLost: (reason) => {
+        if (current.engine === undefined) current.lost = reason;
+        else current.engine.lockLost(reason);
+      },
     });
-    // Every event the engine logs also feeds the partners' health and the metrics.
-    const log = observedLog(options.log, [partners, metrics]);
-    const delivery = await EngineDelivery.open({
-      stateDir,
-      log,
-      protocolLog,
-      generation: () => current.engine?.generation,
+    let delivery: EngineDelivery | undefined;
+    try {
+      const identity = await engineIdentity(stateDir, options.log);
+      const protocolLog = new ProtocolLog(join(stateDir, 'logs', 'protocol'));
+      const partners = new PartnerHealth();
+      const metrics = new EngineMetrics({
+        generation: () => current.engine?.generation,
+        queuedMessages: () => current.engine?.queuedMessages() ?? [],
+        suspendedQueues: () => current.engine?.suspendedQueues() ?? [],
+        receiveSessions: () => current.engine?.receiveSessions() ?? [],
+        sendSessions: () => current.engine?.sendSessions() ?? [],
+        partners,
+      });
+      // Every event the engine logs also feeds the partners' health and the metrics.
+      const log = observedLog(options.log, [partners, metrics]);
+      delivery = await EngineDelivery.open({
+        stateDir,
+        log,
+        protocolLog,
+        generation: () => current.engine?.generation,
+      });
+      const history = await GenerationHistory.open(join(stateDir, 'history'));
+      if (current.lost !== undefined) throw new StateLockError(current.lost);
+      current.engine = new Engine(
+        { ...options, stateDir, log },
+        identity,
+        lock,
+        delivery,
+        protocolLog,
+        history,
+        partners,
+        metrics,
+      );
+      await current.engine.loadStatus();
+      return current.engine;
+    } catch (error) {
+      await delivery?.close().catch(() => undefined);
+      await lock.release();
+      throw error;
+    }
+  }
+
+  /**
+   * Aborted when the engine stopped by itself: it lost its state lock and, never running
+   * unlocked, stopped accepting and closed. serve waits on it as on SIGTERM.
+   */
+  get halted(): AbortSignal {
+    return this.halt.signal;
+  }
+
+  private lockLost(reason: string): void {
+    this.options.log.log('error', 'engine.lock-lost', {
+      reason,
+      hint: 'another engine may take the state directory: this one stops accepting mail and closes',
     });
-    const history = await GenerationHistory.open(join(stateDir, 'history'));
-    current.engine = new Engine(
-      { ...options, stateDir, log },
-      delivery,
-      protocolLog,
-      history,
-      partners,
-      metrics,
-    );
-    await current.engine.loadStatus();
-    return current.engine;
+    this.halt.abort(new StateLockError(reason));
+    void this.shutdown();
   }
 
   private async loadStatus(): Promise<void> {
@@ -396,6 +451,7 @@ export class Engine {
     listeners.push(...this.failedListeners);
     return {
       formatVersion: 1,
+      engineId: this.identity,
       generation: generation?.number ?? 0,
       appliedAt: generation?.appliedAt.toISOString() ?? null,
       source: generation?.config.source ?? null,
@@ -464,12 +520,33 @@ export class Engine {
     return this.listeners.get(bindingKey(parsed.host, parsed.port))?.address() ?? null;
   }
 
+  /** Stops listening, lets sessions and deliveries in flight end, closes the queue, unlocks. */
   async close(): Promise<void> {
+    await this.shutdown();
+  }
+
+  /** close(), saying what it waited for; called again, the same answer. */
+  shutdown(): Promise<DrainSummary> {
+    this.closed ??= this.drain();
+    return this.closed;
+  }
+
+  private async drain(): Promise<DrainSummary> {
     const listeners = [...this.listeners.values()];
+    const summary: DrainSummary = {
+      sessions: listeners.reduce((sum, l) => sum + l.sessionCount, 0),
+      deliveries: this.delivery.deliveriesInFlight,
+    };
     this.listeners.clear();
-    await Promise.all([...listeners.map((l) => l.close()), ...this.closing]);
-    await this.delivery.close();
-    await this.protocolLog.close();
+    try {
+      await Promise.all([...listeners.map((l) => l.close()), ...this.closing]);
+      await this.delivery.close();
+      await this.protocolLog.close();
+    } finally {
+      // Last: until the queue is closed no other engine may open it.
+      await this.lock.release();
+    }
+    return summary;
   }
 }
 

@@ -45,6 +45,7 @@ export class EngineDelivery {
     readonly sendSessions: OpenSessions,
     private readonly stateDir: string,
     private readonly log: EngineLog,
+    private readonly inFlight: InFlightCount,
   ) {}
 
   static async open(options: EngineDeliveryOptions): Promise<EngineDelivery> {
@@ -60,20 +61,27 @@ export class EngineDelivery {
       ...(options.timeouts === undefined ? {} : { timeouts: options.timeouts }),
     });
     const sendSessions = new OpenSessions();
+    const counting = new InFlightCount();
+    const local = mailboxDelivery(createLocalDelivery({ stateDir: options.stateDir }), relay);
+    const remote = createRemoteDelivery({
+      log: options.log,
+      connectionCacheMs: DEFAULT_CONNECTION_CACHE_MS,
+      openSessions: sendSessions,
+      ...(options.protocolLog === undefined ? {} : { protocolLog: options.protocolLog }),
+      ...(options.timeouts === undefined ? {} : { timeouts: options.timeouts }),
+      ...(options.dns === undefined ? {} : { dns: options.dns }),
+    });
     const dispatcher = new Dispatcher({
       queue,
       generation: options.generation,
-      deliverLocal: mailboxDelivery(createLocalDelivery({ stateDir: options.stateDir }), relay),
+      deliverLocal: (message, generation) => counting.during(1, () => local(message, generation)),
       // Maildir copies go several at once; relayed ones one after another over one kept session.
       localConcurrency: (generation) => (relays(generation) ? 1 : MAILDIR_CONCURRENCY),
-      deliverRemote: createRemoteDelivery({
-        log: options.log,
-        connectionCacheMs: DEFAULT_CONNECTION_CACHE_MS,
-        openSessions: sendSessions,
-        ...(options.protocolLog === undefined ? {} : { protocolLog: options.protocolLog }),
-        ...(options.timeouts === undefined ? {} : { timeouts: options.timeouts }),
-        ...(options.dns === undefined ? {} : { dns: options.dns }),
-      }),
+      deliverRemote: Object.assign(
+        (...args: Parameters<typeof remote>) =>
+          counting.during(args[1].length, () => remote(...args)),
+        { close: remote.close, generationChanged: remote.generationChanged },
+      ),
       log: options.log,
     });
     dispatcher.start();
@@ -85,7 +93,13 @@ export class EngineDelivery {
       sendSessions,
       options.stateDir,
       options.log,
+      counting,
     );
+  }
+
+  /** Messages being delivered now (locally or to a next hop). */
+  get deliveriesInFlight(): number {
+    return this.inFlight.messages;
   }
 
   /** Retries now every queued entry, or those of one next-hop domain; returns how many. */
@@ -131,6 +145,20 @@ export class EngineDelivery {
     await this.dispatcher.close();
     await this.relay.close();
     await this.queue.close();
+  }
+}
+
+/** Messages inside a delivery call now (the shutdown line reports what it waited for). */
+class InFlightCount {
+  messages = 0;
+
+  async during<T>(count: number, delivery: () => Promise<T>): Promise<T> {
+    this.messages += count;
+    try {
+      return await delivery();
+    } finally {
+      this.messages -= count;
+    }
   }
 }
 
