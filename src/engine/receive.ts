@@ -47,7 +47,7 @@ import {
 } from './receive/limits.js';
 import { REPLIES, SmtpReplyError } from './replies.js';
 import { verifyPeer, type PeerVerdict } from './tls/verify.js';
-import { parseAddress } from '../domain-name.js';
+import { addressDomain, parseAddress } from '../domain-name.js';
 
 export interface ReceiveListenerOptions {
   binding: Binding;
@@ -351,7 +351,8 @@ export class ReceiveListener {
     if (state === undefined) return new SmtpReplyError(REPLIES.localError);
     const overLimit = recipientLimitReply(session, connectorLimits(state.connector.spec));
     if (overLimit !== undefined) return new SmtpReplyError(overLimit);
-    const canonical = canonicalEnvelopeAddress(address);
+    const canonical =
+      canonicalEnvelopeAddress(address) ?? routableRecipient(address, state.generation);
     if (canonical !== undefined) {
       this.trace(state, '*', `refused: recipient ${JSON.stringify(address.address)}: ${canonical}`);
       return new SmtpReplyError(REPLIES.badRecipientDomain, canonical);
@@ -466,5 +467,24 @@ function canonicalEnvelopeAddress(address: SMTPServerAddress): string | undefine
   const parsed = parseAddress(address.address);
   if (!parsed.ok) return parsed.reason;
   if (parsed.address !== undefined) address.address = parsed.address.address;
+  return undefined;
+}
+
+/**
+ * A recipient the queue can route: `<postmaster>` without a domain (RFC 5321 §4.1.1.3: it must be
+ * accepted) becomes postmaster of our first accepted domain; an address literal or any other
+ * address without a domain name is refused, since no queue, partner or mailbox is keyed on one.
+ */
+function routableRecipient(address: SMTPServerAddress, generation: Generation): string | undefined {
+  if (!address.address.includes('@')) {
+    const ours = generation.acceptedDomains.values().next();
+    // eslint-disable-next-line no-restricted-syntax -- the local part "postmaster", any case
+    if (address.address.toLowerCase() !== 'postmaster' || ours.done === true)
+      return 'an address without a domain';
+    address.address = `postmaster@${ours.value}`;
+    return undefined;
+  }
+  if (parseAddress(address.address).ok && addressDomain(address.address) === undefined)
+    return 'an address literal is not routed';
   return undefined;
 }

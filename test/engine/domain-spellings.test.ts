@@ -4,6 +4,7 @@
 // canonical name, or are refused; never a weaker policy. Pure decisions first, then a real engine
 // with a hostile MX on loopback that must never see MAIL FROM for a partner in any spelling.
 import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { domainToASCII } from 'node:url';
 import { after, before, describe, it } from 'node:test';
@@ -491,6 +492,8 @@ describe('a hostile MX for a send-secure partner, reached in every spelling', ()
     assert.match(await relay('bob@ａ／ｂ.example'), /^501 5\.1\.3 /);
     assert.match(await relay('bob@xn--zzzz.example'), /^501/); // smtp-server's Punycode refuses it
     assert.match(await relay('bob@adatum..com'), /^501/);
+    // No queue is keyed on an address literal: refused at RCPT, not failed after DATA.
+    assert.match(await relay('bob@[127.0.0.1]'), /^501 5\.1\.3 .*address literal/);
     const client = await LineClient.open(internalPort);
     try {
       await client.reply();
@@ -502,5 +505,14 @@ describe('a hostile MX for a send-secure partner, reached in every spelling', ()
     } finally {
       client.close();
     }
+  });
+
+  it('takes <postmaster> without a domain as postmaster of our first accepted domain', async () => {
+    assert.match(await relay('postmaster'), /^250/);
+    const mailbox = join(state.path, 'engine', 'mail', 'treyresearch.net', 'postmaster', 'new');
+    await eventually("the message in postmaster's mailbox", async () => {
+      const files = await readdir(mailbox).catch(() => [] as string[]);
+      return files.length === 1 ? files : undefined;
+    });
   });
 });

@@ -143,7 +143,7 @@ export function internalConnector(binding: string): Named<ReceiveConnectorSpec> 
   return receiveConnector('internal', {
     bindings: [binding],
     remoteIPRanges: ['127.0.0.1/32'],
-    authMechanisms: [],
+    authMechanisms: ['none'],
     domainSecure: false,
     requireTls: false,
     permitRelay: true,
