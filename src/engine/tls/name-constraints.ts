@@ -2,6 +2,7 @@
 // dNSName subtrees are checked against the DNS names of every certificate below the CA; other
 // forms of constraint are refused whenever a certificate below has a name they would judge.
 import type { X509Certificate } from 'node:crypto';
+import { canonicalCertificateName } from '../../certificate-names.js';
 import {
   certificateExtensions,
   type GeneralNameForm,
@@ -41,12 +42,15 @@ export function nameConstraintsProblem(
       }
       const dnsPermitted = constraints.permitted.filter((s) => s.base.form === 'dNSName');
       const dnsExcluded = constraints.excluded.filter((s) => s.base.form === 'dNSName');
-      for (const name of names.get('dNSName') ?? []) {
-        if (dnsPermitted.length > 0 && !dnsPermitted.some((subtree) => within(name, subtree))) {
-          return `${which} name ${name} is outside the names ${label} permits`;
-        }
-        if (dnsExcluded.some((subtree) => within(name, subtree))) {
-          return `${which} name ${name} is among the names ${label} excludes`;
+      for (const written of names.get('dNSName') ?? []) {
+        for (const name of dnsForms(written)) {
+          const shown = name === written ? written : `${written} (${name})`;
+          if (dnsPermitted.length > 0 && !dnsPermitted.some((subtree) => within(name, subtree))) {
+            return `${which} name ${shown} is outside the names ${label} permits`;
+          }
+          if (dnsExcluded.some((subtree) => within(name, subtree))) {
+            return `${which} name ${shown} is among the names ${label} excludes`;
+          }
         }
       }
     }
@@ -73,6 +77,16 @@ function namesByForm(
     if (line.startsWith('emailAddress=')) add('rfc822Name', line.slice('emailAddress='.length));
   }
   return names;
+}
+
+/**
+ * A DNS name as written, and as name matching reads it (certificate-names.ts: case, one trailing
+ * dot, U-labels): "adatum.com." names adatum.com, so an exclusion of adatum.com must hold for it,
+ * although OpenSSL's byte comparison does not see adatum.com in it.
+ */
+function dnsForms(written: string): string[] {
+  const canonical = canonicalCertificateName(written);
+  return canonical === '' || canonical === written ? [written] : [written, canonical];
 }
 
 /**
