@@ -317,12 +317,31 @@ export interface ReconcileReport {
 
 export interface ReconcileStatus {
   formatVersion: 1;
-  /** True when the last attempt left the engine running the manifests (applied or unchanged). */
+  /**
+   * True when the last attempt, from any source (apply, a saved plan, watch, rollback, serve at
+   * start), left the engine running what it was asked to, and nothing drifted since (every
+   * listener listening). `reason` says why not.
+   */
   ready: boolean;
+  /** Why the engine is not Ready; null when it is. */
+  reason?: string | null;
+  /** The engine identity of the state directory (EngineState.engineId). */
+  engineId?: string;
   generation: number;
   lastAppliedGeneration: number | null;
+  lastAppliedAt?: string | null;
+  /** What made the last applied generation: "apply", "rollback of generation 3", "serve -f ...". */
+  lastAppliedBy?: string | null;
   lastAttemptAt: string | null;
   lastAttemptOutcome: ReconcileOutcome | null;
   lastAttemptError: string | null;
+  /** Who made the last attempt (a reconciler, apply, rollback, serve). */
+  lastAttemptBy?: string | null;
+  /** The reconciler reporting now: null once its reports stopped for longer than it promised. */
   reconciler: string | null;
+  /** The last reconciler that reported, active or not, and when; null when none ever did. */
+  lastReconciler?: string | null;
+  reconcilerReportedAt?: string | null;
+  /** When the reconciler's entry lapses unless it reports again. */
+  reconcilerExpiresAt?: string | null;
 }

@@ -14,6 +14,15 @@ import type {
   ReconcileStatus,
   RuntimeConfig,
 } from '../model.js';
+import {
+  EMPTY_STATUS,
+  readStatusRecord,
+  recordAttempt,
+  recordReport,
+  viewStatus,
+  type Attempt,
+  type StatusRecord,
+} from './state-status.js';
 import { describeConfig } from '../objects.js';
 import { parseBinding } from './addresses.js';
 import { buildGeneration, type Generation } from './generation.js';
@@ -41,6 +50,21 @@ export class StaleGenerationError extends Error {
 
 export class UnknownGenerationError extends Error {
   override name = 'UnknownGenerationError';
+}
+
+/** A plan made against another engine (another state directory): stale whatever its generation. */
+export class ForeignPlanError extends StaleGenerationError {
+  override name = 'ForeignPlanError';
+}
+
+/** Preconditions and provenance of one apply. */
+export interface ApplyOptions {
+  /** Refused unless the engine is at this generation (the plan's baseGeneration). */
+  baseGeneration?: number;
+  /** Refused unless this is the engine the plan was made against (EngineState.engineId). */
+  engineId?: string;
+  /** Who applies, as the status names it ("apply", "serve -f manifests"); "apply" by default. */
+  by?: string;
 }
 
 export interface EngineOptions {
@@ -81,15 +105,8 @@ export class Engine {
   private closed: Promise<DrainSummary> | undefined;
   /** Aborted when the engine stops on its own (its state lock was lost), with the reason. */
   private readonly halt = new AbortController();
-  private status: Omit<ReconcileStatus, 'generation'> = {
-    formatVersion: 1,
-    ready: false,
-    lastAppliedGeneration: null,
-    lastAttemptAt: null,
-    lastAttemptOutcome: null,
-    lastAttemptError: null,
-    reconciler: null,
-  };
+  /** The one record of Ready and what was applied, by whom (reconcile-status.json). */
+  private status: StatusRecord = EMPTY_STATUS;
 
   private constructor(
     private readonly options: EngineOptions,
@@ -187,10 +204,10 @@ export class Engine {
 
   private async loadStatus(): Promise<void> {
     try {
-      const saved = JSON.parse(
-        await readFile(join(this.options.stateDir, STATUS_FILE), 'utf8'),
-      ) as Omit<ReconcileStatus, 'generation'>;
-      if (saved.formatVersion === 1) this.status = saved;
+      const saved = readStatusRecord(
+        JSON.parse(await readFile(join(this.options.stateDir, STATUS_FILE), 'utf8')),
+      );
+      if (saved !== undefined) this.status = saved;
     } catch (error) {
       // None yet, or unreadable: the status starts empty, which is what it says anyway.
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
@@ -225,10 +242,15 @@ export class Engine {
 
   /**
    * Applies a configuration as the next generation (numbers keep rising across restarts). With
-   * baseGeneration, refused when the engine moved since the plan was made.
+   * baseGeneration (and engineId), refused when the engine moved since the plan was made (or is
+   * not the engine it was made against). Recorded in the status either way.
    */
-  async apply(config: RuntimeConfig, baseGeneration?: number): Promise<ApplyResult> {
-    return this.locked(baseGeneration, () =>
+  async apply(
+    config: RuntimeConfig,
+    baseGeneration?: number,
+    options: Omit<ApplyOptions, 'baseGeneration'> = {},
+  ): Promise<ApplyResult> {
+    return this.locked({ ...options, baseGeneration }, options.by ?? 'apply', () =>
       this.swap(config, Math.max(this.currentGeneration, this.generations.latest) + 1),
     );
   }
@@ -240,13 +262,20 @@ export class Engine {
   async resume(): Promise<ApplyResult | undefined> {
     const config = await this.lastApplied();
     if (config === undefined) return undefined;
-    return this.locked(undefined, () =>
+    // What the status said before the stop stands (a refused manifest is still refused); only a
+    // state directory that never recorded an attempt learns here what it runs.
+    const by = this.status.lastAttemptOutcome === null ? 'serve (resumed)' : undefined;
+    return this.locked({}, by, () =>
       this.swap(config, Math.max(this.generations.latest, 1), { record: false }),
     );
   }
 
   /** Re-applies a kept generation's configuration as a new generation. */
-  async rollback(generation: number, baseGeneration?: number): Promise<ApplyResult> {
+  async rollback(
+    generation: number,
+    baseGeneration?: number,
+    options: Omit<ApplyOptions, 'baseGeneration'> = {},
+  ): Promise<ApplyResult> {
     const kept = await this.generations.config(generation);
     const config = kept === undefined ? undefined : await this.upgrade(kept);
     if (config === undefined) {
@@ -255,10 +284,13 @@ export class Engine {
         `generation ${generation} is not kept (kept: ${kept.join(', ') || 'none'})`,
       );
     }
-    return this.locked(baseGeneration, () =>
-      this.swap(config, Math.max(this.currentGeneration, this.generations.latest) + 1, {
-        rollbackOf: generation,
-      }),
+    return this.locked(
+      { ...options, baseGeneration },
+      options.by ?? `rollback of generation ${generation}`,
+      () =>
+        this.swap(config, Math.max(this.currentGeneration, this.generations.latest) + 1, {
+          rollbackOf: generation,
+        }),
     );
   }
 
@@ -267,47 +299,85 @@ export class Engine {
     return this.generations.entries();
   }
 
-  /** A reconciler (watch) reports each attempt; `domsec status` reads it back. */
+  /** A reconciler (watch) reports each attempt; each report is also its heartbeat. */
   async reportReconcile(report: ReconcileReport): Promise<ReconcileStatus> {
-    const succeeded = report.outcome === 'applied' || report.outcome === 'unchanged';
-    this.status = {
-      formatVersion: 1,
-      ready: succeeded,
-      // Unchanged also means the manifests are what runs: that generation is the applied one.
-      lastAppliedGeneration: succeeded ? report.generation : this.status.lastAppliedGeneration,
-      lastAttemptAt: new Date().toISOString(),
-      lastAttemptOutcome: report.outcome,
-      lastAttemptError: succeeded ? null : report.error,
-      reconciler: report.reconciler,
-    };
-    // Kept across restarts: `domsec status` after a restart still says what the last attempt did.
-    await writeFileDurably(join(this.options.stateDir, STATUS_FILE), JSON.stringify(this.status));
+    await this.saveStatus(recordReport(this.status, report, new Date()));
     return this.reconcileStatus();
   }
 
-  reconcileStatus(): ReconcileStatus {
-    return { ...this.status, generation: this.currentGeneration };
+  /**
+   * An attempt made outside the admin API, recorded as the admin API's are (serve -f at start:
+   * manifests refused or invalid, the saved generation resumed).
+   */
+  async recordOutcome(attempt: Omit<Attempt, 'generation'>): Promise<ReconcileStatus> {
+    await this.saveStatus(
+      recordAttempt(this.status, { ...attempt, generation: this.currentGeneration }, new Date()),
+    );
+    return this.reconcileStatus();
   }
 
-  /** One apply at a time: a second one is refused (423 'locked' on the admin API), never queued. */
+  /** Ready (or why not), computed now from the record and what runs: a stopped listener is drift. */
+  reconcileStatus(): ReconcileStatus {
+    const drift = this.state()
+      .listeners.filter((listener) => !listener.listening)
+      .map(
+        (listener) =>
+          `listener ${listener.binding}${listener.connectors.length === 0 ? '' : ` (${listener.connectors.join(', ')})`} is not listening`,
+      );
+    return viewStatus(
+      this.status,
+      { generation: this.currentGeneration, engineId: this.identity, drift },
+      new Date(),
+    );
+  }
+
+  /** Kept across restarts: `domsec status` after a restart still says what the last attempt did. */
+  private async saveStatus(next: StatusRecord): Promise<void> {
+    this.status = next;
+    try {
+      await writeFileDurably(join(this.options.stateDir, STATUS_FILE), JSON.stringify(next));
+    } catch (error) {
+      // The status in memory is right; only a restart would forget it.
+      this.options.log.log('warn', 'engine.status-unsaved', { error: (error as Error).message });
+    }
+  }
+
+  /**
+   * One apply at a time: a second one is refused (423 'locked' on the admin API), never queued.
+   * by: who applies, recorded in the status with the outcome (undefined: not recorded).
+   */
   private async locked(
-    baseGeneration: number | undefined,
+    preconditions: Pick<ApplyOptions, 'baseGeneration' | 'engineId'>,
+    by: string | undefined,
     action: () => Promise<ApplyResult>,
   ): Promise<ApplyResult> {
     if (this.applying)
       throw new EngineBusyError('locked: another apply is in progress; try again when it ends');
+    const { baseGeneration, engineId } = preconditions;
+    if (engineId !== undefined && engineId !== this.identity) {
+      throw new ForeignPlanError(
+        `the plan was made against engine ${engineId}, this is engine ${this.identity} (another state directory), even if at the same generation: plan again`,
+      );
+    }
     if (baseGeneration !== undefined && baseGeneration !== this.currentGeneration) {
       throw new StaleGenerationError(
         `the plan was made against generation ${baseGeneration}, the engine is now at ${this.currentGeneration}: plan again`,
       );
     }
     this.applying = true;
+    let result: ApplyResult;
     try {
       await this.options.applyGate?.();
-      return await action();
+      result = await action();
+    } catch (error) {
+      if (by !== undefined)
+        await this.recordOutcome({ outcome: 'failed', error: (error as Error).message, by });
+      throw error;
     } finally {
       this.applying = false;
     }
+    if (by !== undefined) await this.recordOutcome({ outcome: 'applied', error: null, by });
+    return result;
   }
 
   private async swap(
