@@ -17,6 +17,7 @@ import {
   type RetryResponse,
   type SuspendResponse,
 } from './protocol.js';
+import { ENGINE_ID_HEADER } from './preconditions.js';
 
 export class ControlError extends Error {
   override name = 'ControlError';
@@ -39,8 +40,9 @@ export class ControlClient {
     return this.request<EngineState>('GET', '/state');
   }
 
-  apply(config: RuntimeConfig, baseGeneration?: number): Promise<ApplyResult> {
-    return this.request<ApplyResult>('POST', '/apply', { config, baseGeneration });
+  /** engineId: refused as a stale plan by any other engine (EngineState.engineId). */
+  apply(config: RuntimeConfig, baseGeneration?: number, engineId?: string): Promise<ApplyResult> {
+    return this.request<ApplyResult>('POST', '/apply', { config, baseGeneration }, engineId);
   }
 
   history(): Promise<HistoryResponse> {
@@ -52,8 +54,8 @@ export class ControlClient {
     return this.request<KeptGenerationResponse>('GET', `/history/${generation}`);
   }
 
-  rollback(generation: number, baseGeneration?: number): Promise<ApplyResult> {
-    return this.request<ApplyResult>('POST', '/rollback', { generation, baseGeneration });
+  rollback(generation: number, baseGeneration?: number, engineId?: string): Promise<ApplyResult> {
+    return this.request<ApplyResult>('POST', '/rollback', { generation, baseGeneration }, engineId);
   }
 
   status(): Promise<ReconcileStatus> {
@@ -86,7 +88,12 @@ export class ControlClient {
     return this.request<ResumeResponse>('POST', '/queues/resume', { domain });
   }
 
-  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  private async request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    engineId?: string,
+  ): Promise<T> {
     let response: Response;
     try {
       response = await fetch(`${this.url.replace(/\/$/, '')}${API_PREFIX}${path}`, {
@@ -94,6 +101,7 @@ export class ControlClient {
         headers: {
           authorization: `Bearer ${this.token}`,
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...(engineId === undefined ? {} : { [ENGINE_ID_HEADER]: engineId }),
         },
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(this.timeoutMs),

@@ -12,6 +12,7 @@ import { describeConfig } from '../objects.js';
 import { nextHopDomainOf } from '../engine/queue/suspended.js';
 import type { EngineLog } from '../engine/log.js';
 import { overview } from './overview.js';
+import { engineIdOf } from './preconditions.js';
 import {
   STATUS_CSP,
   STATUS_HTML,
@@ -129,7 +130,11 @@ export async function startControlServer(options: ControlServerOptions): Promise
           response,
           200,
           await applying(
-            engine.metrics.timeApply(() => engine.apply(body.config, body.baseGeneration)),
+            engine.metrics.timeApply(() =>
+              engine.apply(body.config, body.baseGeneration, {
+                engineId: engineIdOf(request.headers),
+              }),
+            ),
           ),
         );
       }
@@ -147,7 +152,11 @@ export async function startControlServer(options: ControlServerOptions): Promise
           response,
           200,
           await applying(
-            engine.metrics.timeApply(() => engine.rollback(body.generation, body.baseGeneration)),
+            engine.metrics.timeApply(() =>
+              engine.rollback(body.generation, body.baseGeneration, {
+                engineId: engineIdOf(request.headers),
+              }),
+            ),
           ),
         );
       }
