@@ -99,6 +99,71 @@ const sendAddressSpaces: Classification = {
   },
 };
 
+/**
+ * A domain no longer accepted is no longer ours: MAIL FROM in it, refused from clients that may
+ * not relay (Exchange's authoritative-domain sender check), is accepted from anyone.
+ */
+const acceptedDomains: Classification = {
+  rule: 'a removed domain weakens (senders claiming it, refused from outside before, are accepted); an added one strengthens (its senders are refused from outside)',
+  compare: (before, after) => {
+    const was = list(before);
+    const will = list(after);
+    const removed = was.filter((domain) => !will.includes(domain));
+    const added = will.filter((domain) => !was.includes(domain));
+    return [
+      ...(removed.length > 0
+        ? [
+            {
+              impact: 'weakens' as const,
+              reason: `senders in ${removed.join(', ')} accepted from outside (no longer accepted domains)`,
+            },
+          ]
+        : []),
+      ...(added.length > 0
+        ? [
+            {
+              impact: 'strengthens' as const,
+              reason: `senders in ${added.join(', ')} refused from outside (accepted domains)`,
+            },
+          ]
+        : []),
+    ];
+  },
+};
+
+/**
+ * The lowest cost wins among connectors of the same address space, whatever their TLS: a cheaper
+ * connector without required TLS, or a dearer one with it, may move a space's mail to a
+ * connector that sends it in the clear. Which connectors share a space is not judged here.
+ */
+const sendCost: Classification = {
+  rule: 'lowered on a connector without required TLS, or raised on one with it, weakens (mail for a space they share may move to a connector that does not require TLS); otherwise neutral',
+  compare: (before, after, specs) => {
+    const was = typeof before === 'number' ? before : undefined;
+    const will = typeof after === 'number' ? after : undefined;
+    if (was === will) return [];
+    if (was === undefined || will === undefined) {
+      const reason = `cost changed from ${String(before)} to ${String(after)}, not comparable: treated as weakening`;
+      return [{ impact: 'weakens', reason }];
+    }
+    if (will < was && specs.after.requireTls !== true)
+      return [
+        {
+          impact: 'weakens',
+          reason: `cost lowered to ${will} on a connector without required TLS: it may now carry mail another connector sent with required TLS`,
+        },
+      ];
+    if (will > was && specs.before.requireTls === true)
+      return [
+        {
+          impact: 'weakens',
+          reason: `cost raised to ${will} on a connector with required TLS: its mail may move to a connector without it`,
+        },
+      ];
+    return [];
+  },
+};
+
 const authMechanisms: Classification = {
   rule: 'losing `tls` weakens (no STARTTLS, no client certificate), gaining it strengthens',
   compare: (before, after) => {
@@ -123,11 +188,7 @@ export const SECURITY_FIELDS: Record<Kind, KindRules> = {
   Organization: {
     fields: [
       field('hostname', neutral('the name we give in EHLO; what we accept does not depend on it')),
-      field(
-        'acceptedDomains',
-        neutral('mail for an accepted domain is delivered here, not relayed'),
-        { whole: true },
-      ),
+      field('acceptedDomains', acceptedDomains, { whole: true }),
       field('certificate', neutral('which of our certificates we present')),
       field('delivery.maildir', neutral('where local mail is written')),
       field('delivery.relay.host', neutral('the internal mailbox server')),
@@ -269,10 +330,7 @@ export const SECURITY_FIELDS: Record<Kind, KindRules> = {
   SendConnector: {
     fields: [
       field('addressSpaces', sendAddressSpaces, { whole: true }),
-      field(
-        'cost',
-        neutral('which connector of the same space wins; each is judged by its own settings'),
-      ),
+      field('cost', sendCost),
       field(
         'routing',
         neutral(
