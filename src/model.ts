@@ -286,6 +286,11 @@ export interface SavedPlan {
   formatVersion: 1;
   kind: 'SavedPlan';
   createdAt: string; // ISO time
+  /**
+   * The engine the plan was made against (EngineState.engineId): any other engine refuses it as
+   * stale, even at the same generation. Absent only from plans saved before the field.
+   */
+  engineId?: string;
   plan: Plan;
   config: RuntimeConfig;
 }

@@ -69,6 +69,15 @@ async function applySavedPlan(file: string, options: ApplyOptions, out: Output):
   }
   const client: ControlClient = await connectEngine(options, saved.config);
   const actual = await client.state();
+  // Bound to the engine first: another one at the same generation number is no less stale.
+  if (saved.engineId === undefined && actual.engineId !== undefined)
+    throw new CliError(
+      `stale plan: ${file} names no engine (saved by an older domsec); make a new one with plan --out ${file}`,
+    );
+  if (saved.engineId !== actual.engineId)
+    throw new CliError(
+      `stale plan: ${file} was made against engine ${saved.engineId ?? '-'}, this is engine ${actual.engineId ?? '-'} (another state directory); make a new one with plan --out ${file}`,
+    );
   if (actual.generation !== saved.plan.baseGeneration)
     throw staleError(saved.plan, actual.generation);
   const outcome = await passGate({
@@ -81,7 +90,7 @@ async function applySavedPlan(file: string, options: ApplyOptions, out: Output):
   return reportApplied(
     await refusals(
       progressStep()(`Applying ${outcome.plan.changes.length} change(s)`, () =>
-        client.apply(saved.config, saved.plan.baseGeneration),
+        client.apply(saved.config, saved.plan.baseGeneration, saved.engineId),
       ),
       file,
     ),

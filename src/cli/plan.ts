@@ -41,7 +41,7 @@ export async function planCommand(options: PlanOptions, out: Output): Promise<nu
     options.output === 'json' ? renderPlanJson(plan) : renderPlanText(plan, { color: out.color }),
   );
   if (options.out !== undefined) {
-    await writeSavedPlan(options.out, savedPlan(plan, config));
+    await writeSavedPlan(options.out, savedPlan(plan, config, reconciliation.state?.engineId));
     out.stderr(
       `Saved the plan to ${options.out} (mode 0600: it contains the private key). ` +
         `Apply exactly this plan with: domsec apply ${options.out}\n`,

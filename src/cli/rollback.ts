@@ -35,7 +35,7 @@ export async function rollbackCommand(
     });
     if (outcome.status === 'refused') throw refusedError(outcome, 'roll back');
     // Refused by the engine if anything was applied since the plan was judged.
-    const result = await client.rollback(generation, outcome.plan.baseGeneration);
+    const result = await client.rollback(generation, outcome.plan.baseGeneration, actual.engineId);
     out.stdout(
       `Rolled back: the engine runs generation ${result.generation}, the configuration of generation ${generation}.\n`,
     );

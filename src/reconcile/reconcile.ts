@@ -39,7 +39,10 @@ export async function planLoaded(
   return { load, state, config, plan: computePlan(describeConfig(config), state) };
 }
 
-/** Applies a planned reconciliation, refused by the engine if its generation moved since the plan. */
+/**
+ * Applies a planned reconciliation, refused by the engine if its generation moved since the plan
+ * or if it is not the engine the plan was made against.
+ */
 export async function applyReconciliation(
   reconciliation: Reconciliation,
   client: ControlClient,
@@ -47,7 +50,7 @@ export async function applyReconciliation(
   const { config, plan } = reconciliation;
   if (config === undefined || plan === undefined)
     throw new Error('nothing to apply: the manifests have errors');
-  return client.apply(config, plan.baseGeneration);
+  return client.apply(config, plan.baseGeneration, reconciliation.state?.engineId);
 }
 
 export function hasErrors(load: LoadResult): boolean {

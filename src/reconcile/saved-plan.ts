@@ -1,6 +1,6 @@
-// Saved plans (`plan --out FILE`, `apply FILE`): the Plan and the exact configuration it applies,
-// so what was reviewed is what is applied. The configuration holds the private key: the file is
-// created 0600 and replaced atomically (docs/plan-format.md).
+// Saved plans (`plan --out FILE`, `apply FILE`): the Plan, the engine it was made against and the
+// exact configuration it applies, so what was reviewed is what is applied, there only. The
+// configuration holds the private key: the file is created 0600 and replaced atomically.
 import { readFile } from 'node:fs/promises';
 import { writeFileDurably } from '../durable-file.js';
 import type { Plan, RuntimeConfig, SavedPlan } from '../model.js';
@@ -9,8 +9,21 @@ export class SavedPlanError extends Error {
   override name = 'SavedPlanError';
 }
 
-export function savedPlan(plan: Plan, config: RuntimeConfig, now = new Date()): SavedPlan {
-  return { formatVersion: 1, kind: 'SavedPlan', createdAt: now.toISOString(), plan, config };
+/** engineId: the identity of the engine the plan was computed against (its EngineState). */
+export function savedPlan(
+  plan: Plan,
+  config: RuntimeConfig,
+  engineId: string | undefined,
+  now = new Date(),
+): SavedPlan {
+  return {
+    formatVersion: 1,
+    kind: 'SavedPlan',
+    createdAt: now.toISOString(),
+    ...(engineId === undefined ? {} : { engineId }),
+    plan,
+    config,
+  };
 }
 
 export async function writeSavedPlan(file: string, saved: SavedPlan): Promise<void> {
@@ -43,5 +56,7 @@ export async function readSavedPlan(file: string): Promise<SavedPlan> {
     );
   if (typeof parsed.config !== 'object' || parsed.config === null)
     throw new SavedPlanError(`${file}: the saved plan carries no configuration`);
+  if (parsed.engineId !== undefined && typeof parsed.engineId !== 'string')
+    throw new SavedPlanError(`${file}: the saved plan's engineId is not a string`);
   return parsed as SavedPlan;
 }
