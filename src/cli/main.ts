@@ -1,10 +1,9 @@
 #!/usr/bin/env node
 // The domsec command line: parses arguments, calls a layer, and chooses the exit code here only.
 import { Command, Option } from 'commander';
-import { ControlError } from '../control/client.js';
 import { register as registerApply } from './apply.js';
-import { CliError, EXIT } from './errors.js';
-import { processOutput } from './output.js';
+import { describeFailure, EXIT } from './errors.js';
+import { processOutput, quietOnBrokenPipe } from './output.js';
 import { register as registerPlan } from './plan.js';
 import { register as registerQueue } from './queue.js';
 import { validateCommand } from './validate.js';
@@ -15,6 +14,17 @@ import { register as registerStatus } from './status.js';
 import { register as registerExplain } from './explain.js';
 import { register as registerExport } from './export.js';
 import { register as registerProbe } from './probe.js';
+
+// Everything that can go wrong ends here as one line: a reader gone (`domsec plan | head -1`)
+// is no failure at all, and a failure nobody caught still prints one line, not a stack.
+quietOnBrokenPipe();
+const fail = (error: unknown) => {
+  const { text, exitCode } = describeFailure(error);
+  process.stderr.write(text);
+  process.exit(exitCode);
+};
+process.on('uncaughtException', fail);
+process.on('unhandledRejection', fail);
 
 const out = processOutput();
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
@@ -31,9 +41,19 @@ const run =
     exitCode = await action(...args);
   };
 
+/**
+ * SIGINT and SIGTERM abort with the signal's name as the reason (serve logs it and drains); a
+ * second one while draining exits at once (the queue is crash-safe, the lock the kernel's).
+ */
 function shutdownSignal(): AbortSignal {
   const controller = new AbortController();
-  for (const name of ['SIGINT', 'SIGTERM'] as const) process.once(name, () => controller.abort());
+  for (const name of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(name, () => {
+      if (!controller.signal.aborted) return controller.abort(name);
+      process.stderr.write(`domsec: ${name} again: exiting without waiting for the drain\n`);
+      process.exit(name === 'SIGINT' ? 130 : 143);
+    });
+  }
   return controller.signal;
 }
 
@@ -124,13 +144,9 @@ certs
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
-  if (error instanceof CliError || error instanceof ControlError) {
-    out.stderr(`domsec: ${error.message}\n`);
-    exitCode = error instanceof CliError ? error.exitCode : EXIT.error;
-  } else {
-    out.stderr(`domsec: unexpected failure: ${(error as Error).stack ?? String(error)}\n`);
-    exitCode = EXIT.error;
-  }
+  const failure = describeFailure(error);
+  out.stderr(failure.text);
+  exitCode = failure.exitCode;
 }
 // Registered commands set process.exitCode themselves; the others report through exitCode.
 process.exitCode ??= exitCode;

@@ -1,16 +1,25 @@
 // domsec serve: run the transport engine and its admin API. Starts from the manifests (-f), or
-// from the configuration applied before the last stop (kept in the state directory), or empty.
+// from the configuration applied before the last stop (kept in the state directory), or empty;
+// manifests that do not validate or weaken it leave it on that saved generation, Ready=False.
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { withSchemaDefaults } from '../config/index.js';
+import {
+  formatDiagnostics,
+  loadConfiguration,
+  withSchemaDefaults,
+  type LoadResult,
+} from '../config/index.js';
 import { startControlServer } from '../control/server.js';
 import { ControlClient } from '../control/client.js';
 import { Engine } from '../engine/engine.js';
+import { StateDirectoryError } from '../engine/state-directory.js';
+import { StateLockedError, StateLockError } from '../engine/state-lock.js';
 import {
   defaultLogFormat,
   LOG_LEVELS,
   pinoLog,
+  type EngineLog,
   type LogFormat,
   type LogLevel,
 } from '../engine/log.js';
@@ -23,7 +32,8 @@ import { keptConfigReader } from '../control/kept-generations.js';
 import { watchManifests } from '../reconcile/watch.js';
 import { parseHostPort } from '../units.js';
 import { CliError } from './errors.js';
-import { loadOrFail } from './manifests.js';
+import { WARNINGS_PER_CODE } from './manifests.js';
+import { progressStep } from './progress.js';
 import { parseResync } from './watch.js';
 import type { Output } from './output.js';
 
@@ -43,6 +53,8 @@ export interface ServeOptions {
 }
 
 const DEFAULT_ADMIN = '127.0.0.1:8025';
+/** Diagnostics named in the status's reason and the log line when manifests do not validate. */
+const DIAGNOSTICS_NAMED = 3;
 
 export async function serveCommand(
   options: ServeOptions,
@@ -54,25 +66,35 @@ export async function serveCommand(
     throw new CliError('--resync goes with --watch');
   if (options.watch && options.file === undefined)
     throw new CliError('--watch needs -f with the manifest directory');
-  const config =
-    options.file === undefined ? undefined : (await loadOrFail(options.file, out)).config;
+  // Manifests that do not validate are not fatal yet: the state may hold a generation to start on.
+  const load = options.file === undefined ? undefined : await readManifests(options.file, out);
   const log = pinoLog({
     write: (line) => out.stderr(line),
     ...logSettings(options),
     colorize: process.stderr.isTTY === true && (process.env.NO_COLOR ?? '') === '',
   });
-  // A configuration kept by an older domsec gets the defaults of fields added since.
-  const engine = await Engine.open({
-    stateDir: options.state,
-    log,
-    upgradeConfig: withSchemaDefaults,
-  });
+  const engine = await openEngine(options.state, log);
+  const by = `serve -f ${(options.file ?? []).join(', ')}`;
   try {
+    const invalid = load !== undefined && load.config === undefined ? load : undefined;
+    if (invalid !== undefined && (await engine.lastApplied()) === undefined)
+      throw new CliError(
+        `${errorCount(invalid)} error(s) in the manifests and no saved generation in ${options.state} to start on; nothing was started`,
+      );
     // Manifests that weaken the saved generation are refused here, before the admin address and
     // token are taken from them: the engine then comes up as it was.
     const desired =
-      config === undefined ? undefined : await withRevision(config, options.file ?? []);
-    const refusal = desired === undefined ? undefined : await startGate(engine, desired, options);
+      load?.config === undefined ? undefined : await withRevision(load.config, options.file ?? []);
+    const refusal =
+      invalid !== undefined
+        ? {
+            outcome: 'invalid' as const,
+            error: invalidReason(invalid),
+            said: `${errorCount(invalid)} error(s) in the manifests`,
+          }
+        : desired === undefined
+          ? undefined
+          : await startGate(engine, desired, options);
     const fromManifests = desired !== undefined && refusal === undefined;
     const initial = fromManifests ? desired : await engine.lastApplied();
     const admin = options.admin ?? initial?.organization.spec.admin.listen ?? DEFAULT_ADMIN;
@@ -90,7 +112,9 @@ export async function serveCommand(
     // given with -f are a new generation, once they pass the gate against that one.
     let result;
     try {
-      result = fromManifests ? await engine.apply(desired) : await engine.resume();
+      result = fromManifests
+        ? await engine.apply(desired, undefined, { by })
+        : await engine.resume();
     } catch (error) {
       // At start there is no previous configuration to keep: say what stops the engine.
       const reason = (error as Error).message.replace(
@@ -108,47 +132,119 @@ export async function serveCommand(
       });
     }
     if (refusal !== undefined) {
-      out.stdout(
-        `Refused the manifests: ${refusal}; the engine runs its saved generation ${engine.currentGeneration}.\n`,
-      );
-      // Ready=False with the reason, as `domsec status` shows it.
-      await engine.reportReconcile({
-        outcome: 'failed',
+      // Ready=False with the reason, as `domsec status` shows it, the metric and the log.
+      await engine.recordOutcome({ outcome: refusal.outcome, error: refusal.error, by });
+      engine.metrics.reconciled(refusal.outcome);
+      log.log('warn', 'serve.manifests-refused', {
+        outcome: refusal.outcome,
+        reason: refusal.error,
         generation: engine.currentGeneration,
-        error: refusal,
-        reconciler: `serve -f ${(options.file ?? []).join(', ')}`,
       });
+      out.stdout(
+        `Refused the manifests: ${refusal.said}; the engine runs its saved generation ${engine.currentGeneration}.\n`,
+      );
     }
-    const control = await startControlServer({
-      engine,
-      host: listen.host,
-      port: listen.port,
-      token: token.value,
-      log,
-      keptConfig: keptConfigReader(options.state, withSchemaDefaults),
-    });
+    let control;
+    try {
+      control = await startControlServer({
+        engine,
+        host: listen.host,
+        port: listen.port,
+        token: token.value,
+        log,
+        keptConfig: keptConfigReader(options.state, withSchemaDefaults),
+      });
+    } catch (error) {
+      throw new CliError(
+        `cannot listen on the admin address ${admin} (${codeOf(error)}): give another with --admin or the Organization's admin.listen`,
+      );
+    }
     out.stdout(
       `domsec engine ready: generation ${engine.currentGeneration}, admin API ${control.url} (token: ${token.where})\n`,
     );
+    // Until a signal, or until the engine stops by itself (its state lock was lost).
+    const running = AbortSignal.any([signal, engine.halted]);
     if (options.watch && options.file !== undefined) {
       await watchManifests({
         paths: options.file,
         client: new ControlClient(control.url, token.value),
-        signal,
+        signal: running,
         print: (text) => out.stdout(text),
         approveWeakening: options.approveWeakening === true,
         ...(resyncMs === undefined ? {} : { resyncMs }),
       });
-    } else {
+    } else if (!running.aborted) {
       await new Promise<void>((done) =>
-        signal.addEventListener('abort', () => done(), { once: true }),
+        running.addEventListener('abort', () => done(), { once: true }),
       );
     }
+    await stop(engine, log, signal);
     await control.close();
+    if (engine.halted.aborted)
+      throw new CliError(`the engine stopped: ${(engine.halted.reason as Error).message}`);
   } finally {
     await engine.close();
   }
   return 0;
+}
+
+/** Engine.open's refusals (the state in use, not a directory, no flock) as one line each. */
+async function openEngine(stateDir: string, log: EngineLog): Promise<Engine> {
+  try {
+    // A configuration kept by an older domsec gets the defaults of fields added since.
+    return await Engine.open({ stateDir, log, upgradeConfig: withSchemaDefaults });
+  } catch (error) {
+    if (
+      error instanceof StateLockedError ||
+      error instanceof StateLockError ||
+      error instanceof StateDirectoryError
+    )
+      throw new CliError(error.message);
+    throw error;
+  }
+}
+
+/** Drains the engine, saying why it stops and what it waited for. */
+async function stop(engine: Engine, log: EngineLog, signal: AbortSignal): Promise<void> {
+  const why = signal.aborted ? String(signal.reason ?? 'signal') : 'state lock lost';
+  log.log('info', 'serve.stopping', { signal: why, generation: engine.currentGeneration });
+  const started = performance.now();
+  const drained = await engine.shutdown();
+  log.log('info', 'serve.stopped', {
+    signal: why,
+    drainedSessions: drained.sessions,
+    drainedDeliveries: drained.deliveries,
+    ms: Math.round(performance.now() - started),
+  });
+}
+
+/** The manifests, their diagnostics printed; a result without config when they have errors. */
+async function readManifests(paths: string[], out: Output): Promise<LoadResult> {
+  const load = await progressStep()(`Reading manifests from ${paths.join(', ')}`, () =>
+    loadConfiguration(paths),
+  );
+  if (load.diagnostics.length > 0)
+    out.stderr(formatDiagnostics(load.diagnostics, { warningsPerCode: WARNINGS_PER_CODE }));
+  return load;
+}
+
+function errorCount(load: LoadResult): number {
+  return load.diagnostics.filter((d) => d.severity === 'error').length;
+}
+
+/** The first errors, each as code file:line:col message, for the status and the log. */
+function invalidReason(load: LoadResult): string {
+  const errors = load.diagnostics.filter((d) => d.severity === 'error');
+  const named = errors
+    .slice(0, DIAGNOSTICS_NAMED)
+    .map((d) => `${d.code} ${d.file}:${d.line}:${d.col} ${d.message}`);
+  const more =
+    errors.length > DIAGNOSTICS_NAMED ? `; and ${errors.length - DIAGNOSTICS_NAMED} more` : '';
+  return `${errors.length} error(s) in the manifests: ${named.join('; ')}${more}`;
+}
+
+function codeOf(error: unknown): string {
+  return (error as NodeJS.ErrnoException).code ?? (error as Error).message;
 }
 
 /**
@@ -160,7 +256,7 @@ async function startGate(
   engine: Engine,
   desired: RuntimeConfig,
   options: ServeOptions,
-): Promise<string | undefined> {
+): Promise<{ outcome: 'failed'; error: string; said: string } | undefined> {
   const saved = await engine.lastApplied();
   if (saved === undefined) return undefined;
   // engine.resume() brings the saved configuration back under the last generation number.
@@ -171,7 +267,9 @@ async function startGate(
     approval: { kind: 'unattended', approveWeakening: options.approveWeakening === true },
     print: () => undefined, // serve prints the refusal, or the generation it starts on
   });
-  return outcome.status === 'refused' ? outcome.message : undefined;
+  return outcome.status === 'refused'
+    ? { outcome: 'failed', error: outcome.message, said: outcome.message }
+    : undefined;
 }
 
 /** --log-format and --log-level, checked; pretty on a terminal unless told. */
@@ -198,10 +296,15 @@ async function adminToken(
     const value = (await readFile(file, 'utf8')).trim();
     if (value !== '') return { value, where: file };
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new CliError(`cannot read the admin token file ${file} (${codeOf(error)})`);
   }
   const value = randomBytes(32).toString('base64url');
-  await writeFile(file, `${value}\n`, { mode: 0o600, flag: 'w' });
+  try {
+    await writeFile(file, `${value}\n`, { mode: 0o600, flag: 'w' });
+  } catch (error) {
+    throw new CliError(`cannot write the admin token file ${file} (${codeOf(error)})`);
+  }
   return { value, where: file };
 }
 
