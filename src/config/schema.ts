@@ -1,28 +1,15 @@
 // The JSON Schemas of schemas/ at work: loaded once from disk, compiled with ajv, and applied to
 // each document (envelope, then the spec of its kind), filling in the schemas' defaults.
 import { readFile } from 'node:fs/promises';
-import { isIP } from 'node:net';
 import { Ajv, type AnySchemaObject, type ValidateFunction } from 'ajv';
 import { API_VERSION, KINDS, type Diagnostic, type Kind, type RuntimeConfig } from '../model.js';
-import { domainName } from '../domain-name.js';
-import { parseHostPort } from '../units.js';
+import { SCHEMA_DIRECTORY, SCHEMA_FILES, SCHEMA_FORMATS, SHARED_SCHEMA_FILES } from '../schemas.js';
 import { error } from './diagnostics.js';
 import { label, type ManifestObject } from './manifest-objects.js';
 import { describeSchemaErrors } from './schema-errors.js';
 import type { ManifestDocument } from './yaml-documents.js';
 
-/** schemas/ beside src/ and dist/: the same relative place from src/config and dist/config. */
-export const SCHEMA_DIRECTORY = new URL('../../schemas/', import.meta.url);
-
-export const SCHEMA_FILES: Record<Kind, string> = {
-  Organization: 'organization.schema.json',
-  Certificate: 'certificate.schema.json',
-  TrustAnchor: 'trust-anchor.schema.json',
-  PartnerDomain: 'partner-domain.schema.json',
-  SendConnector: 'send-connector.schema.json',
-  ReceiveConnector: 'receive-connector.schema.json',
-};
-const SHARED_FILES = ['definitions.schema.json', 'manifest.schema.json'];
+export { SCHEMA_DIRECTORY, SCHEMA_FILES } from '../schemas.js';
 
 export interface Validators {
   envelope: ValidateFunction;
@@ -48,9 +35,9 @@ async function compileSchemas(): Promise<Validators> {
     // oneOf branches (TrustAnchor) require fields that the parent schema defines.
     strictRequired: false,
     verbose: true, // errors carry their schema: titles and property names make the messages
-    formats: FORMATS,
+    formats: SCHEMA_FORMATS,
   });
-  for (const file of [...SHARED_FILES, ...Object.values(SCHEMA_FILES)]) {
+  for (const file of [...SHARED_SCHEMA_FILES, ...Object.values(SCHEMA_FILES)]) {
     const text = await readFile(new URL(file, SCHEMA_DIRECTORY), 'utf8');
     ajv.addSchema(JSON.parse(text) as AnySchemaObject);
   }
@@ -121,48 +108,6 @@ export function checkDocument(document: ManifestDocument, validators: Validators
     kind !== undefined && name !== undefined ? { kind, name, spec, document } : undefined;
   return { ...(object === undefined ? {} : { object }), valid, diagnostics };
 }
-
-// Formats finish what a pattern cannot say well (IPv6 syntax, which labels are an IPv4 address);
-// editors ignore them and still have the patterns.
-const looksIPv4 = (text: string) => /^[0-9.]+$/.test(text);
-const validHost = (host: string) =>
-  host.includes(':')
-    ? isIP(host) === 6
-    : looksIPv4(host)
-      ? isIP(host) === 4
-      : domainName(host) !== undefined;
-const validHostPort = (text: string) => {
-  const parsed = parseHostPort(text);
-  return parsed !== undefined && validHost(parsed.host);
-};
-const validIpPort = (text: string) => {
-  const parsed = parseHostPort(text);
-  return parsed !== undefined && isIP(parsed.host) !== 0;
-};
-
-/** A name or a one-label wildcard, each as domain-name.ts reads it (the engine reads the same). */
-const wildcardOrName = (text: string) =>
-  domainName(text.startsWith('*.') ? text.slice(2) : text) !== undefined;
-
-const FORMATS = {
-  'domain-name': (text: string) => domainName(text) !== undefined,
-  'address-space': (text: string) => text === '*' || wildcardOrName(text),
-  'certificate-name': wildcardOrName,
-  host: validHost,
-  'host-port': validHostPort,
-  'host-optional-port': (text: string) =>
-    text.startsWith('[') || /^[^:]*:[0-9]+$/.test(text) ? validHostPort(text) : validHost(text),
-  'ip-port': validIpPort,
-  'ip-optional-port': (text: string) => isIP(text) !== 0 || validIpPort(text),
-  'ip-range': (text: string) => {
-    const [address = '', prefix, extra] = text.split('/');
-    const family = isIP(address);
-    if (family === 0 || extra !== undefined) return false;
-    if (prefix === undefined) return true;
-    const bits = Number(prefix);
-    return /^[0-9]+$/.test(prefix) && bits <= (family === 4 ? 32 : 128);
-  },
-};
 
 /**
  * A configuration an older domsec applied (kept in a state directory or its history), with the

@@ -49,7 +49,8 @@ export interface QueueResponse {
 }
 
 export interface RetryRequest {
-  domain?: string;
+  /** Absent or null: every queue. */
+  domain?: string | null;
 }
 
 export interface RetryResponse {
@@ -147,11 +148,19 @@ export type ErrorCode =
   | 'not-found'
   | 'bad-request'
   | 'too-large'
+  | 'unsupported-media-type'
   | 'locked'
   | 'stale-plan'
   | 'apply-failed'
   | 'internal';
 
 export interface ErrorResponse {
-  error: { code: ErrorCode; message: string };
+  error: {
+    code: ErrorCode;
+    message: string;
+    /** For a body that does not decode: the JSON pointer of the wrong field ("" for the body). */
+    field?: string;
+    /** What the field's schema expected, in words. */
+    expected?: string;
+  };
 }

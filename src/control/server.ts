@@ -24,23 +24,24 @@ import {
 } from './status-page.js';
 import {
   API_PREFIX,
-  type ApplyRequest,
   type ErrorCode,
   type ErrorResponse,
   type HistoryResponse,
   type KeptGenerationResponse,
   type OverviewResponse,
-  type QueueHoldRequest,
   type QueueResponse,
   type ResumeResponse,
-  type RetryRequest,
   type RetryResponse,
   type SuspendResponse,
-  type RollbackRequest,
-  type StatusReport,
 } from './protocol.js';
-
-const MAX_BODY = 64 * 1024 * 1024; // a configuration with tens of thousands of partners fits
+import {
+  fieldProblem,
+  readBody,
+  validators,
+  type BodyProblem,
+  type BodyTypes,
+} from './request-body.js';
+import type { BodyRoute } from './request-schemas.js';
 
 export interface ControlServerOptions {
   engine: Engine;
@@ -65,27 +66,56 @@ class HttpError extends Error {
     readonly status: number,
     readonly code: ErrorCode,
     message: string,
+    /** For a body that does not decode: the wrong field's JSON pointer and what was expected. */
+    readonly field?: { pointer: string; expected: string },
   ) {
     super(message);
   }
+
+  static of(problem: BodyProblem): HttpError {
+    return new HttpError(
+      problem.status,
+      problem.code,
+      problem.message,
+      problem.field === undefined
+        ? undefined
+        : { pointer: problem.field, expected: problem.expected ?? '' },
+    );
+  }
+}
+
+/** The route's body, decoded against its schema; a 4xx before anything else happens. */
+async function body<R extends BodyRoute>(
+  route: R,
+  request: IncomingMessage,
+): Promise<BodyTypes[R]> {
+  const decoded = await readBody(route, request);
+  if (!decoded.ok) throw HttpError.of(decoded.problem);
+  return decoded.value;
 }
 
 export async function startControlServer(options: ControlServerOptions): Promise<ControlServer> {
   const expected = digest(options.token);
+  validators(); // schemas/ read and compiled now: a broken installation fails at start, not per call
   const server: Server = createServer((request, response) => {
     handle(request, response).catch((error: unknown) => {
+      // A bug's text (a TypeError's, a stack) is logged, never answered.
       const failure =
-        error instanceof HttpError
-          ? error
-          : new HttpError(500, 'internal', (error as Error).message);
-      if (failure.status === 500)
-        options.log.log('error', 'control.error', { error: failure.message });
+        error instanceof HttpError ? error : new HttpError(500, 'internal', 'internal error');
+      if (!(error instanceof HttpError))
+        options.log.log('error', 'control.error', { error: (error as Error).message });
       if (failure.status === 401) response.setHeader('www-authenticate', 'Bearer');
       // A refused request's body is not read (an unauthenticated or oversize upload costs
       // nothing): the connection ends with the answer.
       if (!request.complete) response.setHeader('connection', 'close');
       send(response, failure.status, {
-        error: { code: failure.code, message: failure.message },
+        error: {
+          code: failure.code,
+          message: failure.message,
+          ...(failure.field === undefined
+            ? {}
+            : { field: failure.field.pointer, expected: failure.field.expected }),
+        },
       } satisfies ErrorResponse);
     });
   });
@@ -122,18 +152,13 @@ export async function startControlServer(options: ControlServerOptions): Promise
       case `GET ${API_PREFIX}/state`:
         return send(response, 200, engine.state());
       case `POST ${API_PREFIX}/apply`: {
-        const body = (await readJson(request)) as ApplyRequest;
-        if (typeof body !== 'object' || body === null || typeof body.config !== 'object') {
-          throw new HttpError(400, 'bad-request', 'expected {"config": {...}}');
-        }
+        const { config, baseGeneration } = await body('apply', request);
         return send(
           response,
           200,
           await applying(
             engine.metrics.timeApply(() =>
-              engine.apply(body.config, body.baseGeneration, {
-                engineId: engineIdOf(request.headers),
-              }),
+              engine.apply(config, baseGeneration, { engineId: engineIdOf(request.headers) }),
             ),
           ),
         );
@@ -145,15 +170,13 @@ export async function startControlServer(options: ControlServerOptions): Promise
           entries: engine.history(),
         } satisfies HistoryResponse);
       case `POST ${API_PREFIX}/rollback`: {
-        const body = (await readJson(request)) as RollbackRequest;
-        if (!Number.isInteger(body.generation))
-          throw new HttpError(400, 'bad-request', 'expected {"generation": N}');
+        const { generation, baseGeneration } = await body('rollback', request);
         return send(
           response,
           200,
           await applying(
             engine.metrics.timeApply(() =>
-              engine.rollback(body.generation, body.baseGeneration, {
+              engine.rollback(generation, baseGeneration, {
                 engineId: engineIdOf(request.headers),
               }),
             ),
@@ -163,23 +186,16 @@ export async function startControlServer(options: ControlServerOptions): Promise
       case `GET ${API_PREFIX}/status`:
         return send(response, 200, engine.reconcileStatus());
       case `POST ${API_PREFIX}/status`: {
-        const body = (await readJson(request)) as StatusReport;
-        if (!['applied', 'unchanged', 'invalid', 'failed'].includes(body.outcome))
-          throw new HttpError(
-            400,
-            'bad-request',
-            'expected {"outcome": "applied|unchanged|invalid|failed", ...}',
-          );
-        const durationMs = typeof body.durationMs === 'number' ? body.durationMs : undefined;
-        engine.metrics.reconciled(body.outcome, durationMs);
+        const report = await body('status', request);
+        engine.metrics.reconciled(report.outcome, report.durationMs);
         return send(
           response,
           200,
           await engine.reportReconcile({
-            outcome: body.outcome,
-            generation: Number(body.generation),
-            error: typeof body.error === 'string' ? body.error : null,
-            reconciler: String(body.reconciler),
+            outcome: report.outcome,
+            generation: report.generation,
+            error: report.error,
+            reconciler: report.reconciler,
           }),
         );
       }
@@ -189,9 +205,8 @@ export async function startControlServer(options: ControlServerOptions): Promise
           messages: engine.queuedMessages(),
         } satisfies QueueResponse);
       case `POST ${API_PREFIX}/queues/retry`: {
-        const body = (await readJson(request)) as RetryRequest;
-        const domain =
-          body.domain === undefined || body.domain === null ? undefined : domainOf(body.domain);
+        const asked = (await body('retry', request)).domain;
+        const domain = asked === undefined || asked === null ? undefined : domainOf(asked);
         // Suspended queues are not retried: the answer names them, so the operator sees why.
         const suspended = engine
           .suspendedQueues()
@@ -202,7 +217,7 @@ export async function startControlServer(options: ControlServerOptions): Promise
         } satisfies RetryResponse);
       }
       case `POST ${API_PREFIX}/queues/suspend`: {
-        const domain = domainOf(((await readJson(request)) as QueueHoldRequest).domain);
+        const domain = domainOf((await body('suspend', request)).domain);
         const suspended = await engine.suspendQueue(domain);
         const queue = engine.state().queues.find((q) => q.nextHopDomain === domain);
         return send(response, 200, {
@@ -212,7 +227,7 @@ export async function startControlServer(options: ControlServerOptions): Promise
         } satisfies SuspendResponse);
       }
       case `POST ${API_PREFIX}/queues/resume`: {
-        const domain = domainOf(((await readJson(request)) as QueueHoldRequest).domain);
+        const domain = domainOf((await body('resume', request)).domain);
         return send(response, 200, {
           domain,
           ...(await engine.resumeQueue(domain)),
@@ -253,44 +268,30 @@ async function applying(result: Promise<ApplyResult>): Promise<ApplyResult> {
       throw new HttpError(409, 'stale-plan', error.message);
     if (error instanceof UnknownGenerationError)
       throw new HttpError(404, 'not-found', error.message);
+    // A bug, not a refusal: its text is logged (500), not shown as the reason an apply failed.
+    if (error instanceof TypeError || error instanceof ReferenceError) throw error;
     throw new HttpError(422, 'apply-failed', (error as Error).message);
   }
 }
 
-/** A request's next-hop domain, lower-cased; 400 when it is not a domain name. */
-function domainOf(domain: unknown): string {
+/** A request's next-hop domain in canonical form; 400 at /domain when it is not a domain name. */
+function domainOf(domain: string): string {
   try {
     return nextHopDomainOf(domain);
   } catch (error) {
-    throw new HttpError(
-      400,
-      'bad-request',
-      `expected {"domain": "example.com"}: ${(error as Error).message}`,
+    const expected = 'a domain name such as example.com';
+    throw HttpError.of(
+      fieldProblem(
+        '/domain',
+        `/domain: expected ${expected}: ${(error as Error).message}`,
+        expected,
+      ),
     );
   }
 }
 
 function digest(text: string): Buffer {
   return createHash('sha256').update(text).digest();
-}
-
-async function readJson(request: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  if (Number(request.headers['content-length']) > MAX_BODY)
-    throw new HttpError(413, 'too-large', `request body over ${MAX_BODY} bytes`);
-  for await (const chunk of request) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY)
-      throw new HttpError(413, 'too-large', `request body over ${MAX_BODY} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  if (size === 0) return {};
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new HttpError(400, 'bad-request', 'the body is not JSON');
-  }
 }
 
 /** The status page's shell, script and style: static, no data, so no token. True when served. */

@@ -226,7 +226,8 @@ describe('control plane: secrets are never echoed', () => {
   const authorized = (path: string, init: RequestInit = {}) =>
     fetch(`${running.control.url}${API_PREFIX}${path}`, {
       ...init,
-      headers: { authorization: `Bearer ${running.token}` },
+      // The API takes JSON bodies only (415 otherwise): say so, as the CLI's client does.
+      headers: { authorization: `Bearer ${running.token}`, 'content-type': 'application/json' },
     });
 
   it('keeps the key and the token out of every answer, refusals included', async () => {
