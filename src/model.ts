@@ -131,6 +131,8 @@ export interface ReceiveConnectorSpec {
   maxInboundConnection: number;
   maxInboundConnectionPerSource: number;
   connectionInactivityTimeout: string;
+  /** The inactivity timeout, and the time to EHLO/HELO, while the connector is under stress. */
+  stressInactivityTimeout: string;
   connectionTimeout: string;
   maxRecipientsPerMessage: number;
   maxHeaderSize: string;

@@ -39,11 +39,13 @@ import {
   ConnectionCounter,
   connectorLimits,
   DEFAULT_RECEIVE_LIMITS,
+  fromPartnerRange,
   greetWithoutDelay,
   headerExceeds,
   ReceiveLimiter,
   recipientLimitReply,
   type ReceiveLimits,
+  type StressChange,
 } from './receive/limits.js';
 import { REPLIES, SmtpReplyError } from './replies.js';
 import { verifyPeer, type PeerVerdict } from './tls/verify.js';
@@ -87,6 +89,7 @@ export class ReceiveListener {
   private closing: Promise<void> | undefined;
   private readonly counter: ConnectionCounter;
   private readonly limiter: ReceiveLimiter;
+  private readonly unwatchStress: () => void;
 
   constructor(private readonly options: ReceiveListenerOptions) {
     this.counter = options.counter ?? new ConnectionCounter();
@@ -137,6 +140,11 @@ export class ReceiveListener {
     };
     this.server = new SMTPServer(serverOptions);
     this.limiter = new ReceiveLimiter(this.server, limits);
+    // A connector under stress (counted across the engine's listeners) shortens the waits of its
+    // sessions on every listener, this one included.
+    this.unwatchStress = this.counter.watch((change) =>
+      this.limiter.stress(change.connector, change.stressed),
+    );
     greetWithoutDelay(this.server);
     this.server.on('error', (error: Error & { remoteAddress?: string }) => {
       if (!this.listening) return; // listen() reports its own failure
@@ -208,6 +216,7 @@ export class ReceiveListener {
 
   /** Stops accepting; resolves once every session has ended (at most the close timeout, plus a flush). */
   close(): Promise<void> {
+    this.unwatchStress();
     this.closing ??= this.shutdown();
     return this.closing;
   }
@@ -250,12 +259,22 @@ export class ReceiveListener {
     }
     // The connector's limits as this generation has them hold for the whole session.
     const limits = connectorLimits(connector.spec);
-    const overLimit = this.counter.admit(connector.name, session.remoteAddress, limits);
+    // A client inside a partner's remoteIPRanges may use the capacity strangers cannot.
+    const partnerRange = fromPartnerRange(generation, session.remoteAddress);
+    const admission = this.counter.admit(
+      connector.name,
+      session.remoteAddress,
+      limits,
+      partnerRange,
+    );
+    if (admission.stress !== undefined) this.logStress(admission.stress);
+    const overLimit = admission.refusal;
     if (overLimit !== undefined) {
       this.options.log.log('info', 'receive.connection_limit', {
         connector: connector.name,
         remote: session.remoteAddress,
         reply: `${overLimit.code} ${overLimit.enhanced}`,
+        ...(partnerRange ? { partnerRange } : {}),
       });
       return new SmtpReplyError(overLimit);
     }
@@ -264,7 +283,7 @@ export class ReceiveListener {
     if (!offersStartTls(connector.spec)) session.disabledCommands = ['AUTH', 'STARTTLS'];
     const state = newReceiveSession(session, generation, connector);
     this.sessions.set(session.id, state);
-    this.limiter.place(session.id, limits);
+    this.limiter.place(session.id, connector.name, limits, this.counter.stressed(connector.name));
     this.trace(state, '+', '', `generation ${generation.number}`);
     return undefined;
   }
@@ -402,8 +421,16 @@ export class ReceiveListener {
     const state = this.sessions.get(session.id);
     if (state === undefined) return;
     this.trace(state, '-', '');
-    this.counter.release(state.connector.name, state.remoteAddress);
+    const stress = this.counter.release(state.connector.name, state.remoteAddress);
     this.sessions.delete(session.id);
+    if (stress !== undefined) this.logStress(stress);
+  }
+
+  /** Once per start or end of a connector's stress, by the listener whose session caused it. */
+  private logStress(change: StressChange): void {
+    const { stressed, ...counts } = change;
+    if (stressed) this.options.log.log('warn', 'receive.stress_started', counts);
+    else this.options.log.log('info', 'receive.stress_ended', counts);
   }
 
   // ------------------------------------------------------------------------------------------

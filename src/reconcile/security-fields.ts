@@ -383,6 +383,7 @@ export const SECURITY_FIELDS: Record<Kind, KindRules> = {
       field('maxInboundConnection', neutral('a session limit')),
       field('maxInboundConnectionPerSource', neutral('a session limit')),
       field('connectionInactivityTimeout', neutral('a timeout')),
+      field('stressInactivityTimeout', neutral('a timeout')),
       field('connectionTimeout', neutral('a timeout')),
       field('maxRecipientsPerMessage', neutral('a recipient limit')),
       field('maxHeaderSize', neutral('a size limit')),

@@ -193,6 +193,7 @@ describe('loading manifests', () => {
             maxInboundConnection: 5000,
             maxInboundConnectionPerSource: 100,
             connectionInactivityTimeout: '5m',
+            stressInactivityTimeout: '10s',
             connectionTimeout: '10m',
             maxRecipientsPerMessage: 200,
             maxHeaderSize: '256KB',

@@ -1,8 +1,12 @@
 // Receive limits: connections per connector and per client, idle time, session time, recipients
 // and header size from the connector a session is placed on; line length and junk commands per
-// listener. Each refused with one standard reply (replies.ts), smtp-server's own wording rewritten.
+// listener; stress (a connector near its connection limit) shortens the waits. Each refused with
+// one standard reply (replies.ts), smtp-server's own wording rewritten.
+import type { Socket } from 'node:net';
 import type { SMTPServer, SMTPServerSession } from 'smtp-server';
 import type { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import { matchRange, type IpRange } from '../addresses.js';
+import type { Generation } from '../generation.js';
 import { REPLIES } from '../replies.js';
 import type { ReceiveConnectorSpec, SmtpReply } from '../../model.js';
 import { requireDuration, requireSize } from '../../units.js';
@@ -35,6 +39,8 @@ export interface ConnectorLimits {
   maxInboundConnectionPerSource: number;
   /** Silence allowed while we wait for the client. */
   inactivityTimeout: number;
+  /** Under stress: silence allowed, and the time from connect to EHLO/HELO. */
+  stressInactivityTimeout: number;
   /** The longest a session may last. */
   sessionTimeout: number;
   maxRecipientsPerMessage: number;
@@ -52,6 +58,7 @@ export function connectorLimits(spec: ReceiveConnectorSpec): ConnectorLimits {
       maxInboundConnection: spec.maxInboundConnection,
       maxInboundConnectionPerSource: spec.maxInboundConnectionPerSource,
       inactivityTimeout: requireDuration(spec.connectionInactivityTimeout),
+      stressInactivityTimeout: requireDuration(spec.stressInactivityTimeout),
       sessionTimeout: requireDuration(spec.connectionTimeout),
       maxRecipientsPerMessage: spec.maxRecipientsPerMessage,
       maxHeaderSize: requireSize(spec.maxHeaderSize),
@@ -62,29 +69,157 @@ export function connectorLimits(spec: ReceiveConnectorSpec): ConnectorLimits {
 }
 
 /**
+ * Where a connector's session count puts it. Stress (Postfix's STRESS_README: smtpd_timeout
+ * ${stress?10}${stress:300}s) starts at 80% of maxInboundConnection and ends at 60% or fewer, so
+ * that one session more or less does not flip it. The last 10% is kept for clients inside a
+ * receive-secure partner's remoteIPRanges: strangers are refused at 90%, partners at 100%.
+ */
+export interface ConnectorCapacity {
+  /** Sessions at which strangers are refused 421 4.3.2. */
+  strangers: number;
+  /** Sessions at which stress starts. */
+  stressStarts: number;
+  /** Sessions at or under which stress ends. */
+  stressEnds: number;
+}
+
+export function connectorCapacity(maxInboundConnection: number): ConnectorCapacity {
+  return {
+    strangers: maxInboundConnection - Math.floor(maxInboundConnection * 0.1),
+    stressStarts: Math.ceil(maxInboundConnection * 0.8),
+    stressEnds: Math.floor(maxInboundConnection * 0.6),
+  };
+}
+
+/** A connector entering or leaving stress, with the counts an operator reads. */
+export interface StressChange {
+  connector: string;
+  stressed: boolean;
+  /** Sessions on the connector once the change happened. */
+  sessions: number;
+  maxInboundConnection: number;
+  /** Sessions closed at its start because their shorter wait was already over (when it starts). */
+  closed?: number;
+  /** Connections refused on the connector while it was under stress (when it ends). */
+  refused?: number;
+  /** How long the stress lasted, ms (when it ends). */
+  durationMs?: number;
+}
+
+/** A connection's admission: the refusal if any, and the stress change it caused if any. */
+export interface Admission {
+  refusal?: SmtpReply;
+  stress?: StressChange;
+}
+
+interface ConnectorCount {
+  sessions: number;
+  /** The limits of the last admission: an apply moves the thresholds with the next session. */
+  maxInboundConnection: number;
+  /** Since when (clock ms) the connector is under stress; undefined: it is not. */
+  stressedSince?: number;
+  refusedUnderStress: number;
+}
+
+/**
  * Counts the sessions this listener holds per connector, and per remote address on a connector
- * (Exchange counts both per connector). Each admission is judged by the limits of the generation
- * the session starts in, so an apply changes them for new sessions only.
+ * (Exchange counts both per connector), and which connectors are under stress. Each admission is
+ * judged by the limits of the generation the session starts in, so an apply changes them for new
+ * sessions only. Listeners sharing a counter watch it to shorten their sessions' waits.
  */
 export class ConnectionCounter {
-  private readonly perConnector = new Map<string, number>();
+  private readonly perConnector = new Map<string, ConnectorCount>();
   private readonly perClient = new Map<string, number>();
+  private readonly watchers = new Set<(change: StressChange) => number>();
 
-  /** The refusal when one more session would exceed a limit; otherwise counts it in. */
-  admit(connector: string, client: string, limits: ConnectorLimits): SmtpReply | undefined {
-    const onConnector = this.perConnector.get(connector) ?? 0;
-    if (onConnector >= limits.maxInboundConnection) return REPLIES.tooManyConnections;
+  constructor(private readonly clock: () => number = Date.now) {}
+
+  /**
+   * Counts one more session in, or says why not. `partnerRange`: the client is inside a
+   * receive-secure partner's remoteIPRanges, and may use the capacity kept for partners.
+   */
+  admit(
+    connector: string,
+    client: string,
+    limits: ConnectorLimits,
+    partnerRange = false,
+  ): Admission {
+    const count = this.perConnector.get(connector) ?? {
+      sessions: 0,
+      maxInboundConnection: limits.maxInboundConnection,
+      refusedUnderStress: 0,
+    };
+    count.maxInboundConnection = limits.maxInboundConnection;
+    const capacity = connectorCapacity(limits.maxInboundConnection);
     const key = clientKey(connector, client);
     const fromClient = this.perClient.get(key) ?? 0;
-    if (fromClient >= limits.maxInboundConnectionPerSource) return REPLIES.tooManyFromClient;
-    this.perConnector.set(connector, onConnector + 1);
+    let refusal: SmtpReply | undefined;
+    if (count.sessions >= (partnerRange ? limits.maxInboundConnection : capacity.strangers))
+      refusal = REPLIES.tooManyConnections;
+    else if (fromClient >= limits.maxInboundConnectionPerSource)
+      refusal = REPLIES.tooManyFromClient;
+    if (refusal !== undefined) {
+      if (count.stressedSince !== undefined) count.refusedUnderStress += 1;
+      return { refusal };
+    }
+    count.sessions += 1;
+    this.perConnector.set(connector, count);
     this.perClient.set(key, fromClient + 1);
-    return undefined;
+    const stress = this.judgeStress(connector, count);
+    return stress === undefined ? {} : { stress };
   }
 
-  release(connector: string, client: string): void {
-    decrement(this.perConnector, connector);
+  /** Counts a session out; returns the end of a stress it caused. */
+  release(connector: string, client: string): StressChange | undefined {
     decrement(this.perClient, clientKey(connector, client));
+    const count = this.perConnector.get(connector);
+    if (count === undefined) return undefined;
+    count.sessions = Math.max(0, count.sessions - 1);
+    const stress = this.judgeStress(connector, count);
+    if (count.sessions === 0 && count.stressedSince === undefined)
+      this.perConnector.delete(connector);
+    return stress;
+  }
+
+  stressed(connector: string): boolean {
+    return this.perConnector.get(connector)?.stressedSince !== undefined;
+  }
+
+  /**
+   * Calls `onChange` at each start and end of a stress, which returns how many sessions it
+   * closed for it; returns the call that stops watching.
+   */
+  watch(onChange: (change: StressChange) => number): () => void {
+    this.watchers.add(onChange);
+    return () => this.watchers.delete(onChange);
+  }
+
+  private judgeStress(connector: string, count: ConnectorCount): StressChange | undefined {
+    const capacity = connectorCapacity(count.maxInboundConnection);
+    const stressed = count.stressedSince !== undefined;
+    let change: StressChange | undefined;
+    const counts = {
+      connector,
+      sessions: count.sessions,
+      maxInboundConnection: count.maxInboundConnection,
+    };
+    if (!stressed && count.sessions >= capacity.stressStarts) {
+      count.stressedSince = this.clock();
+      count.refusedUnderStress = 0;
+      change = { ...counts, stressed: true };
+    } else if (stressed && count.sessions <= capacity.stressEnds) {
+      change = {
+        ...counts,
+        stressed: false,
+        refused: count.refusedUnderStress,
+        durationMs: this.clock() - (count.stressedSince ?? 0),
+      };
+      count.stressedSince = undefined;
+    }
+    if (change === undefined) return undefined;
+    let closed = 0;
+    for (const watcher of this.watchers) closed += watcher(change);
+    return change.stressed ? { ...change, closed } : change;
   }
 }
 
@@ -96,6 +231,23 @@ function decrement(counts: Map<string, number>, key: string): void {
   const left = (counts.get(key) ?? 0) - 1;
   if (left > 0) counts.set(key, left);
   else counts.delete(key);
+}
+
+const partnerRanges = new WeakMap<Generation, IpRange[]>();
+
+/**
+ * Whether a client is inside the remoteIPRanges of a receive-secure partner of the generation:
+ * the only way to know a partner before TLS. A partner without remoteIPRanges is a stranger here.
+ */
+export function fromPartnerRange(generation: Generation, remoteAddress: string): boolean {
+  let ranges = partnerRanges.get(generation);
+  if (ranges === undefined) {
+    ranges = [...generation.partnersByDomain.values()]
+      .filter((partner) => partner.spec.domainSecure.receive)
+      .flatMap((partner) => partner.remoteRanges);
+    partnerRanges.set(generation, ranges);
+  }
+  return ranges.length > 0 && matchRange(ranges, remoteAddress) !== undefined;
 }
 
 /** RCPT beyond the connector's MaxRecipientsPerMessage: 452, the client sends the rest later (RFC 5321 §4.5.3.1.10). */
@@ -147,34 +299,156 @@ const SESSION_TIMEOUT_RECHECK_MS = 1_000;
 
 interface ConnectionLimits {
   connection: SMTPConnection;
-  /** The placed connector's inactivity timeout; undefined: the listener's until placed. */
-  idleTimeout?: number;
+  /** When the connection was accepted, and when the client last sent a byte (clock ms). */
+  connectedAt: number;
+  heardAt: number;
+  /** The connector the session is placed on, and its limits; undefined until placed. */
+  connector?: string;
+  limits?: ConnectorLimits;
+  /** The connector is under stress: the shorter waits apply. */
+  stressed: boolean;
+  /** The client has said EHLO or HELO (once is enough: STARTTLS asks for it again at once). */
+  greeted: boolean;
+  /** The idle timer is armed with what was left of a wait: the next byte arms it whole. */
+  partialWait: boolean;
   sessionTimer?: NodeJS.Timeout;
+  greetingTimer?: NodeJS.Timeout;
 }
 
 /**
  * Enforces the limits on every connection smtp-server creates. Its built-in limit replies get our
  * codes and texts; junk commands beyond `junkCommandsPerSession` are answered 421 and the session
  * closed (smtp-server has no per-command hook, so this wraps its dispatcher `_onCommand`); the
- * idle timer (`_armTimeout`) takes the placed connector's value, and a session timer ends a
- * session past the connector's connectionTimeout.
+ * idle timer (`_armTimeout`) takes the placed connector's value, shorter under stress, and a
+ * session timer ends a session past the connector's connectionTimeout.
  */
 export class ReceiveLimiter {
   private readonly connections = new Map<string, ConnectionLimits>();
+  /** Sockets whose 'timeout' and 'data' this limiter listens to (one listener each, ever). */
+  private readonly watchedSockets = new WeakSet<Socket>();
 
-  constructor(server: SMTPServer, limits: ReceiveLimits) {
-    adaptConnections(server, (connection) => this.adapt(connection, limits));
+  constructor(
+    server: SMTPServer,
+    private readonly limits: ReceiveLimits,
+    private readonly clock: () => number = Date.now,
+  ) {
+    adaptConnections(server, (connection) => this.adapt(connection));
   }
 
-  /** At session start: the connector's limits apply to this session from now to its end. */
-  place(sessionId: string, limits: ConnectorLimits): void {
+  /**
+   * At session start: the connector's limits apply to this session from now to its end;
+   * `stressed`: the connector is under stress now (see stress()).
+   */
+  place(sessionId: string, connector: string, limits: ConnectorLimits, stressed: boolean): void {
     const state = this.connections.get(sessionId);
     if (state === undefined) return;
-    state.idleTimeout = limits.inactivityTimeout;
-    state.connection._armTimeout();
+    state.connector = connector;
+    state.limits = limits;
     clearTimeout(state.sessionTimer);
     state.sessionTimer = setTimeout(() => this.endSession(state), limits.sessionTimeout);
     state.sessionTimer.unref();
+    if (stressed) this.stressOn(state);
+    else this.arm(state);
+  }
+
+  /**
+   * A connector entered or left stress. Entering, every session of it on this listener gets the
+   * shorter waits at once: one already silent longer, or not greeted within the wait since its
+   * connect, is closed now with 421 4.4.2, as Postfix under stress would have done. Leaving,
+   * they get their connector's own waits back. Returns how many sessions were closed.
+   */
+  stress(connector: string, stressed: boolean): number {
+    let closed = 0;
+    for (const state of this.connections.values()) {
+      if (state.connector !== connector || state.stressed === stressed) continue;
+      if (stressed) closed += this.stressOn(state) ? 1 : 0;
+      else this.stressOff(state);
+    }
+    return closed;
+  }
+
+  /** Sessions on the listener, placed or not (a connection smtp-server still holds). */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** Under stress from now: returns true when the session was ended for a wait already over. */
+  private stressOn(state: ConnectionLimits): boolean {
+    state.stressed = true;
+    const { connection } = state;
+    if (connection._closing || connection._closed) return false;
+    const wait = this.idleTimeout(state);
+    const now = this.clock();
+    if (!state.greeted) {
+      const left = state.connectedAt + wait - now;
+      if (left <= 0 && !owesReply(connection)) {
+        this.endIdle(state);
+        return true;
+      }
+      clearTimeout(state.greetingTimer);
+      state.greetingTimer = setTimeout(() => this.greetingOver(state), Math.max(left, 0));
+      state.greetingTimer.unref();
+    }
+    // A message arriving or a TLS handshake has no silence we can see: the wait starts now.
+    const reading =
+      connection._upgrading || (connection._parser !== false && connection._parser._dataMode);
+    const silent = reading ? 0 : now - state.heardAt;
+    if (silent >= wait && !owesReply(connection)) {
+      this.endIdle(state);
+      return true;
+    }
+    this.arm(state, connection._socket, Math.max(wait - silent, 1));
+    return false;
+  }
+
+  private stressOff(state: ConnectionLimits): void {
+    state.stressed = false;
+    clearTimeout(state.greetingTimer);
+    state.greetingTimer = undefined;
+    const { connection } = state;
+    if (!connection._closing && !connection._closed) this.arm(state);
+  }
+
+  private greetingOver(state: ConnectionLimits): void {
+    state.greetingTimer = undefined;
+    const { connection } = state;
+    if (!state.stressed || state.greeted || connection._closing || connection._closed) return;
+    if (owesReply(connection)) {
+      state.greetingTimer = setTimeout(() => this.greetingOver(state), SESSION_TIMEOUT_RECHECK_MS);
+      state.greetingTimer.unref();
+      return;
+    }
+    this.endIdle(state);
+  }
+
+  /** The wait for the client now: the connector's (the listener's until placed), shorter under stress. */
+  private idleTimeout(state: ConnectionLimits): number {
+    const wait = state.limits?.inactivityTimeout ?? this.limits.idleTimeout;
+    return state.stressed && state.limits !== undefined
+      ? Math.min(wait, state.limits.stressInactivityTimeout)
+      : wait;
+  }
+
+  /** smtp-server's idle timer, with one 'timeout' listener per socket (its own adds one per arming). */
+  private arm(
+    state: ConnectionLimits,
+    socket: Socket = state.connection._socket,
+    wait?: number,
+  ): void {
+    state.partialWait = wait !== undefined;
+    socket.setTimeout(wait ?? this.idleTimeout(state));
+    if (this.watchedSockets.has(socket)) return;
+    this.watchedSockets.add(socket);
+    socket.on('timeout', () => state.connection._onTimeout());
+    socket.on('data', () => {
+      state.heardAt = this.clock();
+      if (state.partialWait) this.arm(state, socket);
+    });
+  }
+
+  private endIdle(state: ConnectionLimits): void {
+    const reply = REPLIES.idleTimeout;
+    state.connection.send(reply.code, `${reply.enhanced} ${reply.text}`, false);
   }
 
   private endSession(state: ConnectionLimits): void {
@@ -182,11 +456,7 @@ export class ReceiveLimiter {
     if (connection._closing || connection._closed) return;
     // As smtp-server's idle timer: a reply we owe (a hook deciding, a message being queued)
     // is given first, so that a client is never told to retry a message we may still accept.
-    const parser = connection._parser;
-    const owed =
-      connection._handlerPending ||
-      (connection._dataStream && parser !== false && !parser._dataMode);
-    if (owed) {
+    if (owesReply(connection)) {
       state.sessionTimer = setTimeout(() => this.endSession(state), SESSION_TIMEOUT_RECHECK_MS);
       state.sessionTimer.unref();
       return;
@@ -195,18 +465,26 @@ export class ReceiveLimiter {
     connection.send(reply.code, `${reply.enhanced} ${reply.text}`, false);
   }
 
-  private adapt(connection: SMTPConnection, limits: ReceiveLimits): void {
-    const state: ConnectionLimits = { connection };
+  private adapt(connection: SMTPConnection): void {
+    const limits = this.limits;
+    const now = this.clock();
+    const state: ConnectionLimits = {
+      connection,
+      connectedAt: now,
+      heardAt: now,
+      stressed: false,
+      greeted: false,
+      partialWait: false,
+    };
     this.connections.set(connection.id, state);
     const onClose = connection._onClose.bind(connection);
     connection._onClose = () => {
       clearTimeout(state.sessionTimer);
+      clearTimeout(state.greetingTimer);
       this.connections.delete(connection.id);
       onClose();
     };
-    connection._armTimeout = (socket = connection._socket) => {
-      socket.setTimeout(state.idleTimeout ?? limits.idleTimeout, () => connection._onTimeout());
-    };
+    connection._armTimeout = (socket = connection._socket) => this.arm(state, socket);
     const send = connection.send.bind(connection);
     connection.send = (code, data, context) => {
       const text = typeof data === 'string' ? data : '';
@@ -221,6 +499,7 @@ export class ReceiveLimiter {
     connection._onCommand = (command, callback) => {
       const verb = command.subarray(0, 5).toString('latin1').trim().toUpperCase();
       if (JUNK_COMMANDS.has(verb)) commands += 1;
+      if (verb === 'EHLO' || verb === 'HELO') state.greeted = true;
       if (commands > limits.junkCommandsPerSession) {
         const reply = REPLIES.tooManyCommands;
         connection.send(reply.code, `${reply.enhanced} ${reply.text}`, false);
@@ -229,6 +508,18 @@ export class ReceiveLimiter {
       onCommand(command, callback);
     };
   }
+}
+
+/** A reply is ours to give: a hook is deciding, or the message is in and being queued. */
+function owesReply(connection: SMTPConnection): boolean {
+  const parser = connection._parser;
+  return (
+    connection._handlerPending ||
+    (connection._dataStream !== false &&
+      connection._dataStream !== null &&
+      parser !== false &&
+      !parser._dataMode)
+  );
 }
 
 /**
