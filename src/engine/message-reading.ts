@@ -1,6 +1,8 @@
 // One reading of a received message, made before the header firewall judges it: every line ends
 // in CRLF, and the header section is fields and their continuations only, or the message is
 // refused. The readers after us (relay, Maildir readers, mailbox servers) then split it as we do.
+// A message arriving in chunks is read the same way: its header section is found and read whole
+// (HeaderSectionScanner), its body's line ends are normalised as it streams (LineEndNormalizer).
 //
 // Decisions, each because some reader after us would read the bytes otherwise:
 // - Bare CR and bare LF become CRLF, in the header section and the body: nodemailer does it on
@@ -46,6 +48,7 @@ export interface MalformedMessage {
 
 const CR = 0x0d;
 const LF = 0x0a;
+const CRLF = Buffer.from('\r\n', 'latin1');
 // RFC 5322 §3.6.8: field-name = 1*ftext, printable US-ASCII except the colon.
 const FIELD = /^[\x21-\x39\x3b-\x7e]+:/;
 const SPACED_FIELD = /^[\x21-\x39\x3b-\x7e]+[ \t]+:/;
@@ -201,4 +204,128 @@ export function withoutComments(value: string): string | undefined {
     }
   }
   return depth === 0 ? out : undefined;
+}
+
+/** Where the header section of a message as received ends: the empty line after it. */
+export interface HeaderSectionEnd {
+  /** Bytes of the header section, up to the empty line (the size maxHeaderSize limits). */
+  size: number;
+  /** Bytes up to and including the empty line: what prepareReceived reads; the body follows. */
+  end: number;
+}
+
+/**
+ * Finds the end of the header section in a message arriving in chunks, reading line ends as
+ * normalizeLineEnds does (CRLF, then a bare CR or LF) so that the split falls where readMessage
+ * would put it; a CR at the end of a chunk waits for the next byte. Each byte is looked at once.
+ */
+export class HeaderSectionScanner {
+  /** Bytes seen so far. */
+  private seen = 0;
+  private lineStart = 0;
+  /** Where a CR whose next byte has not arrived yet is; -1: none. */
+  private pendingCr = -1;
+  private found: HeaderSectionEnd | undefined;
+
+  /** The end once a chunk brought it (then later chunks are not read), else undefined. */
+  push(chunk: Buffer): HeaderSectionEnd | undefined {
+    if (this.found !== undefined) return this.found;
+    const base = this.seen;
+    this.seen += chunk.length;
+    let position = 0;
+    if (this.pendingCr !== -1 && chunk.length > 0) {
+      const cr = this.pendingCr;
+      this.pendingCr = -1;
+      const crlf = chunk[0] === LF;
+      if (crlf) position = 1;
+      if (this.lineEnd(cr, base + position)) return this.found;
+    }
+    while (position < chunk.length) {
+      const lf = chunk.indexOf(LF, position);
+      const crAt = chunk.indexOf(CR, position);
+      const cr = crAt !== -1 && (lf === -1 || crAt < lf) ? crAt : -1;
+      if (cr === -1 && lf === -1) return undefined;
+      if (cr === -1) {
+        position = lf + 1;
+        if (this.lineEnd(base + lf, base + position)) return this.found;
+        continue;
+      }
+      if (cr + 1 === chunk.length) {
+        this.pendingCr = base + cr;
+        return undefined;
+      }
+      position = chunk[cr + 1] === LF ? cr + 2 : cr + 1;
+      if (this.lineEnd(base + cr, base + position)) return this.found;
+    }
+    return undefined;
+  }
+
+  /** At the end of the data: where the header section ends (all of it, when no empty line came). */
+  finish(): HeaderSectionEnd {
+    if (this.found === undefined && this.pendingCr !== -1) this.lineEnd(this.pendingCr, this.seen);
+    this.pendingCr = -1;
+    return this.found ?? { size: this.seen, end: this.seen };
+  }
+
+  /**
+   * A lower bound of the header section's size while its end has not been seen: a header section
+   * whose end is not within the bytes seen is at least this long.
+   */
+  get sizeAtLeast(): number {
+    return this.found?.size ?? Math.max(this.lineStart, this.seen - 1);
+  }
+
+  /** A line end from `start` to `end`: true when it ends the empty line that ends the section. */
+  private lineEnd(start: number, end: number): boolean {
+    if (start === this.lineStart) {
+      this.found = { size: start, end };
+      return true;
+    }
+    this.lineStart = end;
+    return false;
+  }
+}
+
+/**
+ * normalizeLineEnds for a body arriving in chunks (after the header section's empty line): bare
+ * CR and bare LF become CRLF, a CR at the end of a chunk is held until the next byte says which it
+ * is, and a body that does not end in a line end gets one. Chunks already in CRLF pass uncopied.
+ */
+export class LineEndNormalizer {
+  private heldCr = false;
+  private lastByte = -1;
+
+  push(chunk: Buffer): Buffer {
+    if (chunk.length === 0) return chunk;
+    let start = 0;
+    let prefix: Buffer | undefined;
+    if (this.heldCr) {
+      this.heldCr = false;
+      prefix = CRLF;
+      if (chunk[0] === LF) start = 1;
+    }
+    let end = chunk.length;
+    if (chunk[end - 1] === CR) {
+      this.heldCr = true;
+      end -= 1;
+    }
+    const middle = chunk.subarray(start, end);
+    const normal = endsEveryLineInCrlf(middle)
+      ? middle
+      : Buffer.from(middle.toString('latin1').replace(/\r\n|\r|\n/g, '\r\n'), 'latin1');
+    const out = prefix === undefined ? normal : Buffer.concat([prefix, normal]);
+    if (out.length > 0) this.lastByte = out[out.length - 1] ?? -1;
+    return out;
+  }
+
+  /** What completes the body: CRLF for a held CR or a last line without an end. */
+  finish(): Buffer {
+    const held = this.heldCr;
+    this.heldCr = false;
+    if (held || (this.lastByte !== -1 && this.lastByte !== LF)) {
+      this.lastByte = LF;
+      return CRLF;
+    }
+    return Buffer.alloc(0);
+  }
 }

@@ -18,7 +18,6 @@ import type { StorageGuard } from './queue/storage-guard.js';
 import { queueMessage } from './receive/queue-message.js';
 import { newReceiveSession, type ReceiveSession } from './receive/session.js';
 import type { ProtocolEvent, ProtocolLog } from './protocol-log.js';
-import { collectMessage } from './receive/message.js';
 import {
   decideRecipient,
   decideSender,
@@ -41,7 +40,6 @@ import {
   DEFAULT_RECEIVE_LIMITS,
   fromPartnerRange,
   greetWithoutDelay,
-  headerExceeds,
   ReceiveLimiter,
   recipientLimitReply,
   type ReceiveLimits,
@@ -384,36 +382,25 @@ export class ReceiveListener {
   private async onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
     const state = this.sessions.get(session.id);
     if (state === undefined) throw new SmtpReplyError(REPLIES.localError);
-    const collected = await collectMessage(stream, state.connector.maxMessageSize);
-    if (collected.oversized) {
-      this.trace(
-        state,
-        '*',
-        `message of ${collected.size} bytes over the limit of ${state.connector.maxMessageSize}`,
-      );
-      throw new SmtpReplyError(REPLIES.messageTooBig);
-    }
-    const { maxHeaderSize } = connectorLimits(state.connector.spec);
-    if (headerExceeds(collected.body, maxHeaderSize)) {
-      this.trace(state, '*', `header section over the limit of ${maxHeaderSize} bytes`);
-      throw new SmtpReplyError(REPLIES.headerTooBig);
-    }
-    const ids = await queueMessage(
+    const { ids, size } = await queueMessage(
+      stream,
       {
-        body: collected.body,
         hostname: state.generation.hostname,
         sessionId: state.id,
         connector: state.connector.name,
         remoteAddress: state.remoteAddress,
         tls: state.tls,
         domainSecured: state.domainSecured,
+        maxMessageSize: state.connector.maxMessageSize,
+        maxHeaderSize: connectorLimits(state.connector.spec).maxHeaderSize,
+        trace: (line) => this.trace(state, '*', line),
       },
       session,
       this.options.sink,
       this.options.log,
       this.options.storage,
     );
-    this.trace(state, '*', `message of ${collected.size} bytes queued as ${ids.join(' ')}`);
+    this.trace(state, '*', `message of ${size} bytes queued as ${ids.join(' ')}`);
     return `2.6.0 Ok: queued as ${ids.join(' ')}`;
   }
 
