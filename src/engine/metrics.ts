@@ -32,6 +32,7 @@ export class EngineMetrics {
   private readonly reconciles: Counter<'outcome'>;
   private readonly applyDuration: Histogram<'result'>;
   private readonly reconcileDuration: Histogram<'outcome'>;
+  private readonly stress: Gauge<'connector'>;
 
   constructor(
     private readonly source: MetricsSource,
@@ -76,6 +77,12 @@ export class EngineMetrics {
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     });
+    this.stress = new Gauge({
+      name: 'domsec_receive_stress',
+      help: 'Receive connectors under stress (1: near maxInboundConnection, the shorter waits of stressInactivityTimeout apply), by connector.',
+      labelNames: ['connector'],
+      registers,
+    });
     this.defineGauges(registers);
   }
 
@@ -100,6 +107,14 @@ export class EngineMetrics {
           direction: 'receive',
           reason: refusalReason(String(fields.reason)),
         });
+        return;
+      case 'receive.stress_started':
+      case 'receive.stress_ended':
+        if (typeof fields.connector !== 'string') return;
+        this.stress.set(
+          { connector: fields.connector },
+          event === 'receive.stress_started' ? 1 : 0,
+        );
         return;
       case 'send.partner_refused':
         this.verificationFailures.inc({

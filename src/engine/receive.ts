@@ -34,16 +34,14 @@ import {
   type TlsFacts,
 } from './receive/server-tls.js';
 import { smtpServerLogger } from './receive/protocol-trace.js';
+import { ConnectionCounter, fromPartnerRange, type StressChange } from './receive/capacity.js';
 import {
-  ConnectionCounter,
   connectorLimits,
   DEFAULT_RECEIVE_LIMITS,
-  fromPartnerRange,
   greetWithoutDelay,
   ReceiveLimiter,
   recipientLimitReply,
   type ReceiveLimits,
-  type StressChange,
 } from './receive/limits.js';
 import { REPLIES, SmtpReplyError } from './replies.js';
 import { verifyPeer, type PeerVerdict } from './tls/verify.js';
