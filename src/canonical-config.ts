@@ -55,7 +55,9 @@ export function canonicalConfig(config: RuntimeConfig): CanonicalConfig {
             host: inOrg.name(`spec.resolver.static.${domain}[${index}].host`, route.host),
           },
     );
-    staticRoutes[key] = [...(staticRoutes[key] ?? []), ...hosts];
+    // A domain may be `constructor`: only the map's own entries count, never Object.prototype's.
+    const earlier = Object.hasOwn(staticRoutes, key) ? (staticRoutes[key] ?? []) : [];
+    staticRoutes[key] = [...earlier, ...hosts];
   }
   const organization = {
     ...org,

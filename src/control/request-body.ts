@@ -80,32 +80,33 @@ export function decodeBody<R extends BodyRoute>(route: R, bytes: Buffer): Decode
     try {
       text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
     } catch {
-      return bad('', 'the body is not UTF-8', 'a JSON text in UTF-8');
+      return bad('', 'not UTF-8', 'a JSON text in UTF-8');
     }
     if (!withinDepth(bytes, MAX_DEPTH))
-      return bad('', `the body nests deeper than ${MAX_DEPTH} levels`, 'a shallower JSON text');
+      return bad('', `nests deeper than ${MAX_DEPTH} levels`, 'a shallower JSON text');
     try {
       value = JSON.parse(text);
     } catch {
       // The parser's own message quotes the body back: the field and the rule say enough.
-      return bad('', 'the body is not JSON', 'a JSON text');
+      return bad('', 'not JSON', 'a JSON text');
     }
   }
   const validate = validators()[route];
   if (validate(value)) return { ok: true, value: value as BodyTypes[R] };
   const [first] = validate.errors ?? [];
-  if (first === undefined) return bad('', 'the body does not match its schema', 'a valid body');
+  if (first === undefined) return bad('', 'does not match its schema', 'a valid body');
   const { field, expected } = describeError(first);
-  return bad(field, `${field === '' ? '(the body)' : field}: expected ${expected}`, expected);
+  return bad(field, `expected ${expected}`, expected);
 }
 
-/** A 400 answer naming a field: the pointer, what was wrong, what was expected. */
-export function fieldProblem(field: string, message: string, expected: string): BodyProblem {
+/** A 400 answer naming a field: "POINTER: what is wrong" ("(the body)" for the whole body). */
+export function fieldProblem(field: string, wrong: string, expected: string): BodyProblem {
+  const message = `${field === '' ? '(the body)' : field}: ${wrong}`;
   return { status: 400, code: 'bad-request', message, field, expected };
 }
 
-function bad(field: string, message: string, expected: string): Decoded<never> {
-  return { ok: false, problem: fieldProblem(field, message, expected) };
+function bad(field: string, wrong: string, expected: string): Decoded<never> {
+  return { ok: false, problem: fieldProblem(field, wrong, expected) };
 }
 
 /**

@@ -281,11 +281,7 @@ function domainOf(domain: string): string {
   } catch (error) {
     const expected = 'a domain name such as example.com';
     throw HttpError.of(
-      fieldProblem(
-        '/domain',
-        `/domain: expected ${expected}: ${(error as Error).message}`,
-        expected,
-      ),
+      fieldProblem('/domain', `expected ${expected}: ${(error as Error).message}`, expected),
     );
   }
 }
