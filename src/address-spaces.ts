@@ -1,4 +1,4 @@
-// Which send connector carries mail for a domain (SPEC §4.1): the most specific matching address
+// Which send connector carries mail for a domain: the most specific matching address
 // space wins (`example.com` over `*.example.com` over `*`), then the lowest cost, then the name.
 // Shared by validate (DS003 judges the connector that will really be used) and the engine.
 import { canonicalName } from './certificate-names.js';

@@ -1,4 +1,4 @@
-// Certificate names (SPEC §5): which DNS names a certificate carries, whether they cover a host,
+// Certificate names: which DNS names a certificate carries, whether they cover a host,
 // and whether they name a partner domain. Pure functions shared by validate (DS005) and the
 // engine (receive, send), so both read a certificate the same way.
 import type { X509Certificate } from 'node:crypto';
@@ -106,7 +106,7 @@ export function coversHost(certificateNames: readonly string[], host: string): b
     .some((name) => name !== '' && (name === wanted || name === wildcard));
 }
 
-/** A name equal to the domain itself: what partners check by default (SPEC §5). */
+/** A name equal to the domain itself: what partners check by default. */
 export function namesDomain(certificateNames: readonly string[], domain: string): boolean {
   const wanted = canonicalName(domain);
   return wanted !== '' && certificateNames.map(canonicalCertificateName).includes(wanted);

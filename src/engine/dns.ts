@@ -1,4 +1,4 @@
-// Next hops for a domain (SPEC §4.2): the resolver's static override, else MX by preference with
+// Next hops for a domain: the resolver's static override, else MX by preference with
 // each exchange's A/AAAA, else the domain's own A/AAAA (RFC 5321 §5.1 implicit MX). Null MX
 // (RFC 7505) and a nonexistent domain are permanent; every other DNS failure is temporary.
 import { promises as dns } from 'node:dns';

@@ -1,4 +1,4 @@
-// The SMTP protocol log (SPEC §7): one CSV line per event in Exchange's field order, one file per
+// The SMTP protocol log: one CSV line per event in Exchange's field order, one file per
 // connector and UTC day, for connectors with protocolLogging: verbose. Never bodies or AUTH data.
 import { mkdirSync, createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';

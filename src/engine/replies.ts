@@ -1,5 +1,5 @@
 // Every SMTP reply the engine gives for a policy decision, defined once so the same failure
-// always answers the same way (SPEC §3, §4). Texts are Exchange's where admins search for them.
+// always answers the same way. Texts are Exchange's where admins search for them.
 import type { SmtpReply } from '../model.js';
 
 export const REPLIES = {
@@ -85,7 +85,7 @@ export const REPLIES = {
   },
   dnsFailure: { code: 451, enhanced: '4.4.0', text: 'DNS query failed' },
   unreachable: { code: 451, enhanced: '4.4.0', text: 'Primary target IP address responded with' },
-  // Sending (SPEC §4): what a hop or a DNS answer gives when the remote said nothing itself.
+  // Sending: what a hop or a DNS answer gives when the remote said nothing itself.
   unableToConnect: { code: 421, enhanced: '4.2.1', text: 'Unable to connect' },
   connectionDropped: { code: 421, enhanced: '4.4.2', text: 'Connection dropped' },
   tlsNegotiationFailed: { code: 454, enhanced: '4.7.0', text: 'TLS negotiation failed' },

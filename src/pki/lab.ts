@@ -35,7 +35,7 @@ export interface CertificateExtension {
   critical: boolean;
   value: Uint8Array;
 }
-/** 'ecdsa-p256': smaller and several times cheaper per handshake than RSA (SPEC §9). */
+/** 'ecdsa-p256': smaller and several times cheaper per handshake than RSA. */
 export type KeyType = 'rsa' | 'ecdsa-p256';
 
 export interface IssuedCertificate {

@@ -1,4 +1,4 @@
-// Every rule of SPEC §2 that validate enforces, run over one loaded configuration; all problems
+// Every rule that validate enforces (docs/troubleshooting.md lists each code), run over one loaded configuration; all problems
 // are reported at once.
 import type { Diagnostic } from '../../model.js';
 import { error } from '../diagnostics.js';

@@ -1,5 +1,5 @@
 // DS005: the organization certificate must carry the names partners check: our EHLO hostname and,
-// once any partner is domain-secure, every accepted domain (SPEC §5). DS105 warns when it cannot
+// once any partner is domain-secure, every accepted domain. DS105 warns when it cannot
 // authenticate as a client to partners that insist on clientAuth.
 import type { Diagnostic } from '../../model.js';
 import { certificateDnsNames, coversHost, namesDomain } from '../../certificate-names.js';
@@ -11,7 +11,7 @@ const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 const ANY_USAGE = '2.5.29.37.0';
 const DS005_HINT =
-  'partners check the certificate against our domain (SPEC §5); `domsec certs` issues one with both';
+  'partners check the certificate against our domain; `domsec certs` issues one with both';
 
 export function checkOrganizationCertificate(context: RuleContext): Diagnostic[] {
   const organization = theOrganization(context);

@@ -1,5 +1,5 @@
 // DS013: a domain-secure partner needs something to verify its certificate against; DS106 warns
-// of the looser `certificateNameMatch: subdomain` (SPEC §5), DS103 of a receive-secure partner
+// of the looser `certificateNameMatch: subdomain`, DS103 of a receive-secure partner
 // that may connect from anywhere.
 import type { Diagnostic } from '../../model.js';
 import { error, warning } from '../diagnostics.js';
@@ -29,7 +29,7 @@ export function checkPartnerTrust({ objects }: RuleContext): Diagnostic[] {
           'DS103',
           specAt(partner, ['domainSecure', 'receive']),
           `${label(partner)} is receive-secure but accepts its certificate from any address (no remoteIPRanges)`,
-          "list the ranges the partner's servers connect from in remoteIPRanges (SPEC §3.3), so that a stolen certificate alone is not enough",
+          "list the ranges the partner's servers connect from in remoteIPRanges, so that a stolen certificate alone is not enough",
         ),
       );
     }
@@ -39,7 +39,7 @@ export function checkPartnerTrust({ objects }: RuleContext): Diagnostic[] {
           'DS106',
           specAt(partner, ['certificateNameMatch']),
           `${label(partner)} accepts a certificate that names any host one label below ${partner.spec.domain} (certificateNameMatch: subdomain)`,
-          'the default `domain` expects the domain itself, or a name listed in certificateNames (SPEC §5)',
+          'the default `domain` expects the domain itself, or a name listed in certificateNames',
         ),
       );
     }

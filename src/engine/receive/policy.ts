@@ -1,4 +1,4 @@
-// Receive policy (SPEC §3): on which connector a connection is placed, and whether a sender and a
+// Receive policy: on which connector a connection is placed, and whether a sender and a
 // recipient are accepted. Decisions over one Generation; the listener turns them into replies.
 import type { SmtpReply } from '../../model.js';
 import { matchRange, type Binding } from '../addresses.js';
@@ -71,7 +71,7 @@ export interface SenderCheck {
   verdict: (partner: LoadedPartner, tls: TlsFacts) => PeerVerdict;
 }
 
-/** MAIL FROM (SPEC §3.3): partners must be verified; others follow the connector's rules. */
+/** MAIL FROM: partners must be verified; others follow the connector's rules. */
 export function decideSender(check: SenderCheck): SenderDecision {
   const { connector, tls } = check;
   const domain = addressDomain(check.sender);
@@ -134,7 +134,7 @@ function claimsOurDomain(
   return !connector.spec.permitRelay && !connector.spec.acceptAuthoritativeDomainSenders;
 }
 
-/** RCPT TO (SPEC §3.4): accepted domains only, unless the connector permits relay. */
+/** RCPT TO: accepted domains only, unless the connector permits relay. */
 export function decideRecipient(
   generation: Generation,
   connector: LoadedReceiveConnector,

@@ -85,7 +85,7 @@ export function tlsFacts(socket: TLSSocket): TlsFacts {
   };
 }
 
-/** The protocol log's information lines for a finished handshake (SPEC §7). */
+/** The protocol log's information lines for a finished handshake. */
 export function describeHandshake(tls: TlsFacts): string[] {
   const leaf = tls.chain[0];
   const openssl = tls.authorized ? 'authorized' : (tls.authorizationError ?? 'not authorized');

@@ -1,4 +1,4 @@
-// Idle SMTP client sessions kept for the next round to the same next hop or relay (SPEC §4.6),
+// Idle SMTP client sessions kept for the next round to the same next hop or relay,
 // as Postfix's connection cache does (smtp_connection_cache_time_limit, 2 s): per hop and TLS
 // policy, closed when idle too long, when the generation changes, and on close().
 import type { Generation } from '../generation.js';

@@ -1,4 +1,4 @@
-// What the remote's answers mean (SPEC §4.3): nodemailer's errors read as a failure of the
+// What the remote's answers mean: nodemailer's errors read as a failure of the
 // whole hop (with the reply the queue will quote) or as one message's per-recipient outcome.
 import { formatReply, REPLIES } from '../replies.js';
 import {

@@ -1,4 +1,4 @@
-// Routing a next-hop domain (SPEC §4.1, §4.2): the send connector whose address space matches
+// Routing a next-hop domain: the send connector whose address space matches
 // most specifically, the TLS policy it gets (domain security for a send-secure partner), and the
 // hops to try in order (smart hosts, or DNS). Pure apart from the DNS look-up.
 import type { StaticRoute } from '../../model.js';

@@ -1,4 +1,4 @@
-// Certificate revocation lists of trust anchors (SPEC §3.3: a certificate revoked by a CRL of the
+// Certificate revocation lists of trust anchors (a certificate revoked by a CRL of the
 // partner's anchor is refused). Node cannot read CRLs, so this reads the few DER fields a check
 // needs, and verifies the list's signature with the anchor's key before believing a word of it.
 import { verify, type X509Certificate } from 'node:crypto';

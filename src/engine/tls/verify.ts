@@ -1,4 +1,4 @@
-// Verifies a peer's certificate chain against ONE partner (SPEC §3, §4, §9): the path must end at
+// Verifies a peer's certificate chain against ONE partner: the path must end at
 // that partner's own anchors, every certificate on it be valid now, the path fit the peer's role
 // (chain-purpose.ts) and the leaf name the partner. OpenSSL's single verdict over the union CA
 // list is only an extra input.
@@ -147,7 +147,7 @@ function computeChainFacts(
   }));
   const top = path[path.length - 1] ?? leaf;
   const issuer = distinguishedName(top.subject);
-  // SPEC §3.3: the anchor's CRL covers what the anchor issued (the link below it on the path).
+  // The anchor's CRL covers what the anchor issued (the link below it on the path).
   const list = partner.revocations.get(top.fingerprint256);
   const below = path[path.length - 2];
   const revoked =
