@@ -141,8 +141,10 @@ describe('apply lock, history and rollback', () => {
   });
 
   it('records the reconcile status a watcher reports (Ready, last applied generation, last error) and keeps it across a restart', async () => {
+    // The applies above were recorded as they happened, as every apply is.
     const initial = await running.client.status();
-    assert.equal(initial.lastAttemptOutcome, null);
+    assert.equal(initial.lastAttemptOutcome, 'applied');
+    assert.equal(initial.lastAttemptBy, 'apply');
     const generation = (await running.client.state()).generation;
     let status = await running.client.reportStatus({
       outcome: 'applied',
