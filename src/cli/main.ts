@@ -95,6 +95,11 @@ program
     'with --watch, also reconcile at this interval, correcting drift (e.g. 5m)',
   )
   .option(
+    '--settle <duration>',
+    'with --watch, take a change once every file read has been quiet this long (default 1s)',
+  )
+  .option('--prune', 'with --watch, delete objects the manifests no longer hold')
+  .option(
     '--approve-weakening',
     'with -f, also apply manifests (at start and with --watch) that weaken the saved generation',
   )
@@ -108,6 +113,8 @@ program
         admin?: string;
         watch?: boolean;
         resync?: string;
+        settle?: string;
+        prune?: boolean;
         approveWeakening?: boolean;
         logFormat?: string;
         logLevel?: string;

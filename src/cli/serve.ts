@@ -34,7 +34,7 @@ import { parseHostPort } from '../units.js';
 import { CliError } from './errors.js';
 import { WARNINGS_PER_CODE } from './manifests.js';
 import { progressStep } from './progress.js';
-import { parseResync } from './watch.js';
+import { parseResync, parseSettle } from './watch.js';
 import type { Output } from './output.js';
 
 export interface ServeOptions {
@@ -44,6 +44,10 @@ export interface ServeOptions {
   watch: boolean;
   /** With --watch: also reconcile at this interval, correcting drift. */
   resync?: string;
+  /** With --watch: how long every file read must be quiet before a change is taken. */
+  settle?: string;
+  /** With --watch: delete objects the manifests no longer hold. */
+  prune?: boolean;
   /** With -f (at start, and with --watch): also apply manifests that weaken the saved generation. */
   approveWeakening?: boolean;
   /** json (default when standard error is not a terminal) or pretty. */
@@ -62,8 +66,11 @@ export async function serveCommand(
   signal: AbortSignal,
 ): Promise<number> {
   const resyncMs = parseResync(options.resync);
+  const settleMs = parseSettle(options.settle);
   if (options.resync !== undefined && !options.watch)
     throw new CliError('--resync goes with --watch');
+  if ((options.settle !== undefined || options.prune === true) && !options.watch)
+    throw new CliError(`${options.prune === true ? '--prune' : '--settle'} goes with --watch`);
   if (options.watch && options.file === undefined)
     throw new CliError('--watch needs -f with the manifest directory');
   // Manifests that do not validate are not fatal yet: the state may hold a generation to start on.
@@ -171,7 +178,9 @@ export async function serveCommand(
         signal: running,
         print: (text) => out.stdout(text),
         approveWeakening: options.approveWeakening === true,
+        prune: options.prune === true,
         ...(resyncMs === undefined ? {} : { resyncMs }),
+        ...(settleMs === undefined ? {} : { settleMs }),
       });
     } else if (!running.aborted) {
       await new Promise<void>((done) =>

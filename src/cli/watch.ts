@@ -1,5 +1,5 @@
-// domsec watch: reconcile the engine from a manifest directory on every change and every --resync
-// interval, reporting each attempt to the engine (`domsec status`), until interrupted.
+// domsec watch: reconcile the engine from a manifest directory on every settled change and every
+// --resync interval, reporting each attempt to the engine (`domsec status`), until interrupted.
 import type { Command } from 'commander';
 import { loadConfiguration } from '../config/index.js';
 import { watchManifests } from '../reconcile/watch.js';
@@ -15,6 +15,10 @@ export interface WatchCommandOptions extends TargetOptions {
   resync?: string;
   /** Apply changes that weaken domain security too (otherwise refused and reported). */
   approveWeakening: boolean;
+  /** A duration ("1s"): how long every file read must be quiet before a change is taken. */
+  settle?: string;
+  /** Delete objects the manifests no longer hold (otherwise kept and reported). */
+  prune?: boolean;
 }
 
 export async function watchCommand(
@@ -23,6 +27,7 @@ export async function watchCommand(
   signal: AbortSignal,
 ): Promise<number> {
   const resyncMs = parseResync(options.resync);
+  const settleMs = parseSettle(options.settle);
   // The manifests only tell where the engine is; a broken file here must not stop the watch.
   const load = await loadConfiguration(options.file);
   const client = await connectEngine(options, load.config);
@@ -32,7 +37,9 @@ export async function watchCommand(
     signal,
     print: (text) => out.stdout(text),
     approveWeakening: options.approveWeakening,
+    prune: options.prune === true,
     ...(resyncMs === undefined ? {} : { resyncMs }),
+    ...(settleMs === undefined ? {} : { settleMs }),
   });
   return 0;
 }
@@ -44,6 +51,16 @@ export function parseResync(text: string | undefined): number | undefined {
     return requireDuration(text);
   } catch {
     throw new CliError(`--resync ${text} is not a duration (e.g. 30s, 5m, 1h)`);
+  }
+}
+
+/** The --settle window in milliseconds (watch and serve --watch share the flag). */
+export function parseSettle(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return requireDuration(text);
+  } catch {
+    throw new CliError(`--settle ${text} is not a duration (e.g. 1s, 500ms, 5s)`);
   }
 }
 
@@ -62,6 +79,11 @@ export function register(program: Command, out: Output = processOutput()): void 
   )
     .option('--resync <duration>', 'also reconcile at this interval, correcting drift (e.g. 5m)')
     .option('--approve-weakening', 'also apply changes that weaken domain security')
+    .option(
+      '--settle <duration>',
+      'take a change once every file read has been quiet this long (default 1s)',
+    )
+    .option('--prune', 'delete objects the manifests no longer hold (otherwise kept and reported)')
     .action(
       commandAction(
         async (o: {
@@ -70,6 +92,8 @@ export function register(program: Command, out: Output = processOutput()): void 
           tokenFile?: string;
           resync?: string;
           approveWeakening?: boolean;
+          settle?: string;
+          prune?: boolean;
         }) =>
           watchCommand(
             { ...o, file: manifestPaths(o.file), approveWeakening: o.approveWeakening === true },

@@ -1,20 +1,40 @@
-// Continuous reconciliation from a manifest directory: every save (debounced, editors' temp files
-// and atomic renames included) is validated, planned and applied; a broken edit is reported and the
-// engine keeps its last good configuration.
-import { watch as watchFiles } from 'chokidar';
-import { stat } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
-import { formatDiagnostics } from '../config/index.js';
+// Continuous reconciliation from a manifest directory: a save is taken once every file watch reads
+// has been quiet for the settle window, then validated, planned and applied (deleting only with
+// --prune); a broken edit is reported and the engine keeps its last good configuration.
+import { resolve } from 'node:path';
+import { formatDiagnostics, loadConfiguration } from '../config/index.js';
+import { displayPath } from '../config/manifest-files.js';
 import type { ControlClient } from '../control/client.js';
-import { applyReconciliation, planFromManifests } from './reconcile.js';
+import type { RuntimeConfig } from '../model.js';
+import { describeConfig } from '../objects.js';
+import { FileWatcher } from './file-watcher.js';
 import { judgePlan } from './gate.js';
+import { computePlan } from './plan.js';
+import { applyReconciliation } from './reconcile.js';
+import { keepDroppedObjects } from './retained-objects.js';
+import { SettleWindow } from './settle-window.js';
+import { withRevision } from './source.js';
+import {
+  differences,
+  digest,
+  lookAt,
+  newlySeen,
+  quietFor,
+  WatchedFiles,
+  type FileLooks,
+} from './watched-files.js';
 
 export interface WatchOptions {
   paths: string[];
   client: ControlClient;
   signal: AbortSignal;
   print: (text: string) => void;
-  debounceMs?: number;
+  /** Every file watch reads must be quiet this long before a change is taken (default 1 s). */
+  settleMs?: number;
+  /** Delete objects the manifests no longer hold; without it they are kept and reported. */
+  prune?: boolean;
+  /** How often replaced roots are looked for, and watching retried while it cannot (1 s). */
+  retryMs?: number;
   /** Reconcile this often even without a change, correcting drift (a replaced certificate file). */
   resyncMs?: number;
   /** Named in the status reported to the engine after each attempt. */
@@ -29,99 +49,173 @@ export interface WatchOptions {
 }
 
 export type WatchOutcome =
-  | { status: 'applied'; generation: number }
-  | { status: 'unchanged' }
+  /** kept: objects the manifests dropped that stay (`Kind/name`), without --prune. */
+  | { status: 'applied'; generation: number; kept: string[] }
+  | { status: 'unchanged'; kept: string[] }
   | { status: 'invalid'; errors: number }
   | { status: 'failed'; message: string };
 
-/** A manifest written or a directory changed this recently may be half-way through a save. */
-const SETTLE_MS = 100;
-/** An empty manifest this recent is taken for a save in progress (truncated, not yet written). */
-const EMPTY_SETTLE_MS = 2_000;
-/** Attempts put off while files settle, before the manifests are taken as they are. */
-const MAX_SETTLE_ATTEMPTS = 30;
+/** How long every file watch reads must be quiet before a change is taken (--settle). */
+export const DEFAULT_SETTLE_MS = 1_000;
+/** How often the roots are looked at for a replacement, and watching retried while it cannot. */
+const DEFAULT_RETRY_MS = 1_000;
 
 export async function watchManifests(options: WatchOptions): Promise<void> {
-  const debounceMs = options.debounceMs ?? 100;
-  let timer: NodeJS.Timeout | undefined;
+  const settleMs = options.settleMs ?? DEFAULT_SETTLE_MS;
+  const files = new WatchedFiles(options.paths.map((path) => resolve(path)));
+  const session: WatchSession = { files, taken: undefined, memory: undefined, kept: '' };
+  // One thing at a time: attempts and resyncs never overlap.
   let running: Promise<void> = Promise.resolve();
-  let pending = false;
-
-  let settleAttempts = 0;
-  const reconcile = async (): Promise<void> => {
-    const started = performance.now();
-    const outcome = await reconcileOnce(options, settleAttempts < MAX_SETTLE_ATTEMPTS);
-    if (outcome === 'settling') {
-      // Read again shortly: what was read may be a file between its truncation and its write.
-      settleAttempts++;
-      setTimeout(schedule, SETTLE_MS).unref();
-      return;
-    }
-    settleAttempts = 0;
-    await reportOutcome(options, outcome, performance.now() - started);
-    options.onReconciled?.(outcome);
-  };
-  const schedule = () => {
-    if (timer !== undefined) clearTimeout(timer);
-    timer = setTimeout(() => {
-      timer = undefined;
-      if (pending) return;
-      pending = true;
-      // Reconciliations never overlap: the next one starts after the previous has finished.
-      running = running.then(() => {
-        pending = false;
-        return reconcile();
-      });
-    }, debounceMs);
+  const serially = (work: () => Promise<void>) => {
+    running = running.then(work).catch((error: unknown) => {
+      options.print(`Watch failed: ${(error as Error).message}\n`);
+    });
   };
 
-  const watcher = watchFiles(options.paths, {
-    ignoreInitial: true,
-    ignored: (path: string) => isIgnored(basename(path)),
-    awaitWriteFinish: { stabilityThreshold: 50, pollInterval: 20 },
+  const attempt = (looks: FileLooks) =>
+    serially(async () => {
+      if (!watcher.health.watching) return; // said in the status; the guard retries
+      const started = performance.now();
+      const outcome = await reconcileOnce(options, session, looks, settleMs);
+      if (outcome === 'settling') {
+        window.change(); // a file changed while it was read, or is new and fresh
+        return;
+      }
+      watcher.follow(files.referenced);
+      await reportOutcome(options, outcome, performance.now() - started);
+      options.onReconciled?.(outcome);
+    });
+  const window = new SettleWindow({
+    windowMs: settleMs,
+    look: () => lookAt(files.all),
+    settled: attempt,
+    failed: (error) => options.print(`Could not look at the manifests: ${error.message}\n`),
   });
-  watcher.on('all', (_event, path) => {
-    if (/\.ya?ml$/.test(path)) schedule();
+
+  const watcher = await FileWatcher.start({
+    roots: files.roots,
+    retryMs: options.retryMs ?? DEFAULT_RETRY_MS,
+    changed: () => window.change(),
+    health: (health) =>
+      serially(async () => {
+        if (health.watching) {
+          options.print(`Watching ${options.paths.join(', ')} again.\n`);
+          return;
+        }
+        options.print(`Not watching: ${health.reason}.\n`);
+        const outcome: WatchOutcome = { status: 'failed', message: health.reason };
+        await reportOutcome(options, outcome, 0);
+        options.onReconciled?.(outcome);
+      }),
   });
-  await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
-  options.print(`Watching ${options.paths.join(', ')} (engine ${options.client.url}).\n`);
-  schedule(); // reconcile once at start, as Flux does
+  options.print(
+    `Watching ${options.paths.join(', ')} (engine ${options.client.url}; settle ${settleMs} ms${options.prune === true ? '; prune' : ''}).\n`,
+  );
+  // Reconcile once at start, as Flux does: at once when the files are not being saved.
+  attempt(await lookAt(files.all));
+
   const resync =
-    options.resyncMs === undefined ? undefined : setInterval(schedule, options.resyncMs);
+    options.resyncMs === undefined
+      ? undefined
+      : setInterval(
+          () => serially(() => resyncOnce(options, session, window, attempt)),
+          options.resyncMs,
+        );
 
   await new Promise<void>((resolve) => {
     if (options.signal.aborted) resolve();
     else options.signal.addEventListener('abort', () => resolve(), { once: true });
   });
-  if (timer !== undefined) clearTimeout(timer);
   if (resync !== undefined) clearInterval(resync);
+  window.close();
   await watcher.close();
   await running;
 }
 
+/** What a watch remembers between attempts. */
+interface WatchSession {
+  files: WatchedFiles;
+  /** Digests of the files as the last attempt read them: a resync compares contents with them. */
+  taken: FileLooks | undefined;
+  /** The last configuration loaded: certificates and anchors a save drops are kept from it. */
+  memory: RuntimeConfig | undefined;
+  /** The objects last kept without --prune (printed when that list changes). */
+  kept: string;
+}
+
+/**
+ * A resync: the files' contents compared with the ones last taken (a change that no event
+ * reported, a time that did not move) open a settle window; unchanged files are reconciled at
+ * once, which corrects drift in the engine.
+ */
+async function resyncOnce(
+  options: WatchOptions,
+  session: WatchSession,
+  window: SettleWindow,
+  attempt: (looks: FileLooks) => void,
+): Promise<void> {
+  if (window.open) return; // a change is already settling
+  const digests = await digest(await session.files.discovered());
+  const changed = session.taken === undefined ? [] : differences(session.taken, digests);
+  if (changed.length > 0) {
+    options.print(`Resync: ${changed.map((path) => displayPath(path)).join(', ')} changed.\n`);
+    window.change();
+    return;
+  }
+  attempt(await lookAt(session.files.all));
+}
+
 async function reconcileOnce(
   options: WatchOptions,
-  waitForSaves: boolean,
+  session: WatchSession,
+  looks: FileLooks,
+  settleMs: number,
 ): Promise<WatchOutcome | 'settling'> {
   try {
-    const reconciliation = await planFromManifests(options.paths, options.client);
-    // Never apply a half-written save: chokidar waits for a file to settle before it reports
-    // it, but the directory is read whole, after any event, and an editor may be mid-save on
-    // another file (or this one again) by then.
-    if (waitForSaves && (await savesInProgress(options.paths, reconciliation.load.files))) {
-      return 'settling';
-    }
-    const errors = reconciliation.load.diagnostics.filter((d) => d.severity === 'error');
-    if (reconciliation.plan === undefined) {
-      options.print(formatDiagnostics(reconciliation.load.diagnostics, { warningsPerCode: 3 }));
+    const load = await loadConfiguration(options.paths);
+    // Never apply a half-written save: what was read must be what the window saw settle, and
+    // a file read for the first time (a certificate a new manifest names) must be quiet too.
+    await session.files.update(load.files);
+    const after = await lookAt(session.files.all);
+    const changed = differences(looks, after).filter((path) => looks.has(path));
+    if (changed.length > 0) return 'settling';
+    if (!(await quietFor(newlySeen(looks, after), settleMs))) return 'settling';
+    session.taken = await digest(await session.files.discovered());
+
+    const errors = load.diagnostics.filter((d) => d.severity === 'error');
+    if (load.config === undefined) {
+      options.print(formatDiagnostics(load.diagnostics, { warningsPerCode: 3 }));
       options.print(
         `Refused: ${errors.length} error(s); the engine keeps its current configuration.\n`,
       );
       return { status: 'invalid', errors: errors.length };
     }
+    const [loaded, state] = await Promise.all([
+      withRevision(load.config, options.paths),
+      options.client.state(),
+    ]);
+    // Without --prune nothing is deleted: what the manifests dropped is kept as it runs.
+    const retention =
+      options.prune === true
+        ? { config: loaded, kept: [], unkeepable: [] }
+        : keepDroppedObjects(loaded, state, session.memory);
+    session.memory = retention.config;
+    if (retention.unkeepable.length > 0) {
+      const message = `the manifests no longer hold ${retention.unkeepable.join(', ')}, which watch cannot keep without --prune (its key or PEM is not known); restore it, or delete it with --prune or apply`;
+      options.print(`Refused: ${message}; the engine keeps its current configuration.\n`);
+      return { status: 'failed', message };
+    }
+    const kept = retention.kept;
+    if (kept.join(', ') !== session.kept) {
+      session.kept = kept.join(', ');
+      if (kept.length > 0)
+        options.print(`Not deleting (watch runs without --prune): ${session.kept}.\n`);
+    }
+    const config = retention.config;
+    const plan = computePlan(describeConfig(config), state);
     // Quiet while nothing changes: a resync finding nothing prints nothing.
-    if (reconciliation.plan.changes.length === 0) return { status: 'unchanged' };
-    const outcome = await judgePlan(reconciliation.plan, {
+    if (plan.changes.length === 0) return { status: 'unchanged', kept };
+    const outcome = await judgePlan(plan, {
       approval: { kind: 'unattended', approveWeakening: options.approveWeakening === true },
       print: options.print,
     });
@@ -129,36 +223,14 @@ async function reconcileOnce(
       options.print(`Refused: ${outcome.message}; the engine keeps its current configuration.\n`);
       return { status: 'failed', message: outcome.message };
     }
-    const result = await applyReconciliation(reconciliation, options.client);
+    const result = await applyReconciliation({ load, state, config, plan }, options.client);
     options.print(`Applied: the engine runs generation ${result.generation}.\n`);
-    return { status: 'applied', generation: result.generation };
+    return { status: 'applied', generation: result.generation, kept };
   } catch (error) {
     const message = (error as Error).message;
     options.print(`Apply failed: ${message}\n`);
     return { status: 'failed', message };
   }
-}
-
-/**
- * Whether a manifest file or directory changed within SETTLE_MS (a save under way, or a file
- * renamed away by an editor keeping a backup), or a manifest is empty and fresh (truncated, its
- * content not yet written).
- */
-async function savesInProgress(roots: string[], files: string[]): Promise<boolean> {
-  const directories = new Set([...roots, ...files.map((file) => dirname(file))]);
-  const now = Date.now();
-  for (const path of [...directories, ...files]) {
-    let info;
-    try {
-      info = await stat(path);
-    } catch {
-      return true; // gone since it was read: a rename or a delete under way
-    }
-    const age = now - info.mtimeMs;
-    if (age < SETTLE_MS) return true;
-    if (info.isFile() && info.size === 0 && age < EMPTY_SETTLE_MS) return true;
-  }
-  return false;
 }
 
 /** Tells the engine how the attempt went (`domsec status`); a failure to tell is printed, not fatal. */
@@ -185,15 +257,4 @@ async function reportOutcome(
   } catch (error) {
     options.print(`Could not report the reconcile status: ${(error as Error).message}\n`);
   }
-}
-
-/** Hidden files and editors' temporary files (Emacs .#x and #x#, Vim .swp, backups x~). */
-export function isIgnored(name: string): boolean {
-  if (name === '.' || name === '..') return false;
-  return (
-    name.startsWith('.') ||
-    name.startsWith('#') ||
-    name.endsWith('~') ||
-    /\.(swp|swx|tmp)$/.test(name)
-  );
 }
