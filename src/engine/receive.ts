@@ -139,7 +139,7 @@ export class ReceiveListener {
     // A connector under stress (counted across the engine's listeners) shortens the waits of its
     // sessions on every listener, this one included.
     this.unwatchStress = this.counter.watch((change) =>
-      this.limiter.stress(change.connector, change.stressed),
+      change.stressed ? this.limiter.stress(change.connector) : 0,
     );
     greetWithoutDelay(this.server);
     this.server.on('error', (error: Error & { remoteAddress?: string }) => {

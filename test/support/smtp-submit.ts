@@ -10,6 +10,8 @@ export interface SubmitClient {
   name?: string;
   /** CA that signs the server's certificate. */
   serverCa: string;
+  /** The client's own address (e.g. 127.0.0.250, to connect from a partner's remoteIPRanges). */
+  localAddress?: string;
 }
 
 export interface SubmitOutcome {
@@ -27,6 +29,7 @@ export async function submit(
   const connection = new SMTPConnection({
     host: '127.0.0.1',
     port,
+    ...(client.localAddress === undefined ? {} : { localAddress: client.localAddress }),
     name: client.name ?? 'mail.adatum.com',
     servername: 'mail.treyresearch.net',
     ignoreTLS: client.plaintext === true,

@@ -123,12 +123,17 @@ interface ConnectionLimits {
   /** The connector the session is placed on, and its limits; undefined until placed. */
   connector?: string;
   limits?: ConnectorLimits;
-  /** The connector is under stress: the shorter waits apply. */
+  /**
+   * The session saw its connector under stress: the shorter waits apply to it until it ends, as
+   * a Postfix smtpd started under stress keeps its timeouts (else a flood outlives the stress).
+   */
   stressed: boolean;
   /** The client has said EHLO or HELO (once is enough: STARTTLS asks for it again at once). */
   greeted: boolean;
   /** The idle timer is armed with what was left of a wait: the next byte arms it whole. */
   partialWait: boolean;
+  /** The socket the idle timer runs on: during STARTTLS, the TLS socket being set up. */
+  timed?: Socket;
   sessionTimer?: NodeJS.Timeout;
   greetingTimer?: NodeJS.Timeout;
 }
@@ -170,24 +175,17 @@ export class ReceiveLimiter {
   }
 
   /**
-   * A connector entered or left stress. Entering, every session of it on this listener gets the
-   * shorter waits at once: one already silent longer, or not greeted within the wait since its
-   * connect, is closed now with 421 4.4.2, as Postfix under stress would have done. Leaving,
-   * they get their connector's own waits back. Returns how many sessions were closed.
+   * A connector entered stress: every session of it on this listener gets the shorter waits at
+   * once, and one already silent longer, or not greeted within the wait since its connect, is
+   * closed now with 421 4.4.2. Returns how many sessions were closed.
    */
-  stress(connector: string, stressed: boolean): number {
+  stress(connector: string): number {
     let closed = 0;
     for (const state of this.connections.values()) {
-      if (state.connector !== connector || state.stressed === stressed) continue;
-      if (stressed) closed += this.stressOn(state) ? 1 : 0;
-      else this.stressOff(state);
+      if (state.connector !== connector || state.stressed) continue;
+      if (this.stressOn(state)) closed += 1;
     }
     return closed;
-  }
-
-  /** Sessions on the listener, placed or not (a connection smtp-server still holds). */
-  get connectionCount(): number {
-    return this.connections.size;
   }
 
   /** Under stress from now: returns true when the session was ended for a wait already over. */
@@ -215,22 +213,14 @@ export class ReceiveLimiter {
       this.endIdle(state);
       return true;
     }
-    this.arm(state, connection._socket, Math.max(wait - silent, 1));
+    this.arm(state, state.timed, Math.max(wait - silent, 1));
     return false;
-  }
-
-  private stressOff(state: ConnectionLimits): void {
-    state.stressed = false;
-    clearTimeout(state.greetingTimer);
-    state.greetingTimer = undefined;
-    const { connection } = state;
-    if (!connection._closing && !connection._closed) this.arm(state);
   }
 
   private greetingOver(state: ConnectionLimits): void {
     state.greetingTimer = undefined;
     const { connection } = state;
-    if (!state.stressed || state.greeted || connection._closing || connection._closed) return;
+    if (state.greeted || connection._closing || connection._closed) return;
     if (owesReply(connection)) {
       state.greetingTimer = setTimeout(() => this.greetingOver(state), SESSION_TIMEOUT_RECHECK_MS);
       state.greetingTimer.unref();
@@ -250,9 +240,10 @@ export class ReceiveLimiter {
   /** smtp-server's idle timer, with one 'timeout' listener per socket (its own adds one per arming). */
   private arm(
     state: ConnectionLimits,
-    socket: Socket = state.connection._socket,
+    socket: Socket = state.timed ?? state.connection._socket,
     wait?: number,
   ): void {
+    state.timed = socket;
     state.partialWait = wait !== undefined;
     socket.setTimeout(wait ?? this.idleTimeout(state));
     if (this.watchedSockets.has(socket)) return;
@@ -302,7 +293,8 @@ export class ReceiveLimiter {
       this.connections.delete(connection.id);
       onClose();
     };
-    connection._armTimeout = (socket = connection._socket) => this.arm(state, socket);
+    // Without an argument: the socket armed last (during STARTTLS, the TLS one).
+    connection._armTimeout = (socket) => this.arm(state, socket);
     const send = connection.send.bind(connection);
     connection.send = (code, data, context) => {
       const text = typeof data === 'string' ? data : '';
