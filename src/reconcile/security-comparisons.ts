@@ -2,7 +2,7 @@
 // weakens, strengthens or neutral, with the reason a reviewer reads. Pure; the table of which
 // field uses which is security-fields.ts.
 import type { JsonObject, JsonValue, SecurityImpact } from '../model.js';
-import { rangesBeyond } from './ip-coverage.js';
+import { rangesBeyond } from '../ip-coverage.js';
 
 export interface Verdict {
   impact: SecurityImpact;

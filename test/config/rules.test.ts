@@ -81,6 +81,106 @@ describe('configuration rules', () => {
     assert.match(d.message, /ReceiveConnector\/internal has requireTls: true .*530 5\.7\.0/);
   });
 
+  /** connectors.yaml of the base with one more receive connector, `internal`, that relays. */
+  const withRelay =
+    (spec: string) =>
+    async (dir: string): Promise<void> => {
+      const base = await readFile(join(FIXTURES, 'base', 'connectors.yaml'), 'utf8');
+      await writeFile(
+        join(dir, 'connectors.yaml'),
+        `${base}---\napiVersion: domsec.io/v1alpha1\nkind: ReceiveConnector\nmetadata: {name: internal}\nspec: {${spec}, permitRelay: true}\n`,
+      );
+    };
+
+  it('DS019: refuses relay to the Internet written as two halves, at remoteIPRanges, hinting how to narrow them', async () => {
+    const result = await cases.load('DS019');
+    assert.deepEqual(codes(result.diagnostics), ['DS019']);
+    assert.equal(result.config, undefined);
+    const d = await assertAt(
+      result.diagnostics,
+      'DS019',
+      result.dir,
+      'connectors.yaml',
+      'remoteIPRanges: [0.0.0.0/1',
+    );
+    assert.equal(
+      d.message,
+      'ReceiveConnector/internal permits relay to 0.0.0.0/1, 128.0.0.0/1 on 0.0.0.0:587: clients beyond loopback and private networks could send mail anywhere through us (an open relay)',
+    );
+    assert.match(d.hint ?? '', /never required.*narrow them to your own servers/);
+  });
+
+  it('DS019: the default ranges (everyone), ::ffff:0:0/96 and shared address space are beyond private; tls does not excuse it', async () => {
+    for (const [spec, needle] of [
+      ["bindings: ['0.0.0.0:587']", 'permitRelay'],
+      [
+        "bindings: ['[::]:587'], remoteIPRanges: ['::ffff:0:0/96'], authMechanisms: [tls]",
+        'remoteIPRanges',
+      ],
+      [
+        "bindings: ['192.0.2.1:587'], remoteIPRanges: [10.0.0.0/8, 100.64.0.0/10]",
+        'remoteIPRanges',
+      ],
+      ["bindings: ['[::]:587'], remoteIPRanges: ['fc00::/6']", 'remoteIPRanges'],
+    ] as const) {
+      const result = await cases.load(undefined, withRelay(spec));
+      assert.deepEqual(codes(result.diagnostics), ['DS019'], spec);
+      await assertAt(result.diagnostics, 'DS019', result.dir, 'connectors.yaml', needle);
+    }
+  });
+
+  it('DS019 stays quiet for relay from loopback, and for any ranges on a loopback binding', async () => {
+    for (const spec of [
+      "bindings: ['0.0.0.0:587'], remoteIPRanges: [127.0.0.0/8, '::1', '::ffff:7f00:0/104']",
+      "bindings: ['127.0.0.1:587', '[::1]:587'], remoteIPRanges: [0.0.0.0/0, '::/0']",
+    ]) {
+      const result = await cases.load(undefined, withRelay(spec));
+      assert.deepEqual(result.diagnostics, [], spec);
+    }
+  });
+
+  it('DS107 warns of relay to private networks, at remoteIPRanges, naming them', async () => {
+    const result = await cases.load('DS107');
+    assert.deepEqual(codes(result.diagnostics), ['DS107']);
+    assert.ok(result.config, 'a warning does not refuse the configuration');
+    const d = await assertAt(
+      result.diagnostics,
+      'DS107',
+      result.dir,
+      'connectors.yaml',
+      'remoteIPRanges: [127',
+    );
+    assert.equal(d.severity, 'warning');
+    assert.match(d.message, /private networks 10\.0\.0\.0\/8, fd00::\/8 on 0\.0\.0\.0:587/);
+  });
+
+  it('DS108 warns of an admin API beyond loopback, at admin.listen; localhost and 127.0.0.2 are quiet', async () => {
+    const result = await cases.load('DS108');
+    assert.deepEqual(codes(result.diagnostics), ['DS108']);
+    assert.ok(result.config);
+    const d = await assertAt(
+      result.diagnostics,
+      'DS108',
+      result.dir,
+      'organization.yaml',
+      '0.0.0.0:8025',
+    );
+    assert.match(
+      d.message,
+      /Organization\/adatum has admin\.listen 0\.0\.0\.0:8025, beyond loopback/,
+    );
+    for (const listen of ['localhost:8025', '127.0.0.2:8025', '[::1]:8025']) {
+      const quiet = await cases.load('DS108', async (dir) => {
+        const path = join(dir, 'organization.yaml');
+        await writeFile(
+          path,
+          (await readFile(path, 'utf8')).replace('0.0.0.0:8025', `'${listen}'`),
+        );
+      });
+      assert.deepEqual(quiet.diagnostics, [], listen);
+    }
+  });
+
   it('DS003: refuses a send-secure partner that no domain-secure send connector covers', async () => {
     const result = await cases.load('DS003');
     assert.deepEqual(codes(result.diagnostics), ['DS003']);

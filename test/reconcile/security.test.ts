@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { namesPartner } from '../../src/certificate-names.js';
 import type { Change, EngineState, JsonObject, Kind, ObjectState } from '../../src/model.js';
-import { rangesHold } from '../../src/reconcile/ip-coverage.js';
+import { rangesHold } from '../../src/ip-coverage.js';
 import { computePlan } from '../../src/reconcile/plan.js';
 
 const engine = (objects: ObjectState[]): EngineState => ({

@@ -3,11 +3,13 @@
 import type { Diagnostic } from '../../model.js';
 import { error } from '../diagnostics.js';
 import { checkAcceptedDomains } from './accepted-domains.js';
+import { checkAdminListen } from './admin-listen.js';
 import { checkCertificateValidity } from './certificate-validity.js';
 import { checkConnectorOverlap } from './connector-overlap.js';
 import type { Rule, RuleContext } from './context.js';
 import { checkFiles } from './files.js';
 import { checkKeyStrength } from './key-strength.js';
+import { checkOpenRelay } from './open-relay.js';
 import { checkOrganizationCertificate } from './organization-certificate.js';
 import { checkPartnerConnectors } from './partner-connectors.js';
 import { checkPartnerTrust } from './partner-trust.js';
@@ -38,6 +40,8 @@ export const RULES: readonly Rule[] = [
   checkFiles, // DS016, DS104
   checkRelayLoop, // DS017
   checkRequiredTlsOffered, // DS018
+  checkOpenRelay, // DS019, DS107
+  checkAdminListen, // DS108
 ];
 
 export function runRules(context: RuleContext): Diagnostic[] {
