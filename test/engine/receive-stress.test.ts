@@ -105,22 +105,40 @@ describe('connector capacity', () => {
   });
 
   it('never refuses a partner-range client while the connector has room, whatever strangers did (property)', () => {
+    // Admissions outweigh releases, so that runs reach a full connector and hover there.
     const step = fc.oneof(
-      fc.record({ kind: fc.constant('stranger' as const), source: fc.integer({ min: 0, max: 5 }) }),
-      fc.record({ kind: fc.constant('partner' as const), source: fc.integer({ min: 0, max: 1 }) }),
-      fc.record({ kind: fc.constant('release' as const), pick: fc.nat() }),
+      {
+        arbitrary: fc.record({
+          kind: fc.constant('stranger' as const),
+          source: fc.integer({ min: 0, max: 5 }),
+        }),
+        weight: 3,
+      },
+      {
+        arbitrary: fc.record({
+          kind: fc.constant('partner' as const),
+          source: fc.integer({ min: 0, max: 1 }),
+        }),
+        weight: 1,
+      },
+      {
+        arbitrary: fc.record({ kind: fc.constant('release' as const), pick: fc.nat() }),
+        weight: 1,
+      },
     );
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 40 }),
-        fc.array(step, { maxLength: 200 }),
+        fc.array(step, { minLength: 20, maxLength: 200 }),
         (max, steps) => {
           const counter = new ConnectionCounter();
           const limits = limitsOf({
             maxInboundConnection: max,
             maxInboundConnectionPerSource: max,
           });
-          const capacity = connectorCapacity(max);
+          // The rule in whole numbers: a tenth kept for partners, stress from 8 tenths to 6.
+          const strangers = max - Math.floor(max / 10);
+          const [starts, ends] = [Math.ceil((max * 8) / 10), Math.floor((max * 6) / 10)];
           const held: string[] = [];
           let stressed = false;
           for (const s of steps) {
@@ -131,7 +149,7 @@ describe('connector capacity', () => {
               const client =
                 s.kind === 'partner' ? `198.51.100.${s.source}` : `192.0.2.${s.source}`;
               const { refusal } = counter.admit('in', client, limits, s.kind === 'partner');
-              const room = s.kind === 'partner' ? max : capacity.strangers;
+              const room = s.kind === 'partner' ? max : strangers;
               assert.equal(
                 refusal === undefined,
                 held.length < room,
@@ -140,8 +158,8 @@ describe('connector capacity', () => {
               if (refusal === undefined) held.push(client);
             }
             assert.ok(held.length <= max);
-            if (!stressed && held.length >= capacity.stressStarts) stressed = true;
-            else if (stressed && held.length <= capacity.stressEnds) stressed = false;
+            if (!stressed && held.length >= starts) stressed = true;
+            else if (stressed && held.length <= ends) stressed = false;
             assert.equal(counter.stressed('in'), stressed, `stress at ${held.length} of ${max}`);
           }
         },
