@@ -29,7 +29,7 @@ export function checkPartnerTrust({ objects }: RuleContext): Diagnostic[] {
           'DS103',
           specAt(partner, ['domainSecure', 'receive']),
           `${label(partner)} is receive-secure but accepts its certificate from any address (no remoteIPRanges)`,
-          "list the ranges the partner's servers connect from in remoteIPRanges, so that a stolen certificate alone is not enough",
+          "list the ranges the partner's servers connect from in remoteIPRanges, so that a stolen certificate alone is not enough; they are also how a partner is known at connect (before TLS), to use the connections strangers cannot take during a flood",
         ),
       );
     }
