@@ -261,12 +261,29 @@ export interface DomainSecureListChanges {
   tlsReceiveDomainSecureList: { add: string[]; remove: string[] };
 }
 
+/**
+ * A receive connector of the planned configuration that permits relay: who may send mail anywhere
+ * through us, its remoteIPRanges split by what they cover (src/relay-ranges.ts).
+ */
+export interface RelayPermission {
+  connector: string;
+  /** Where it listens beyond loopback; empty when only this machine can connect. */
+  exposedBindings: string[];
+  /** `loopback`: this machine only (or every binding is on loopback); the widest class otherwise. */
+  reach: 'loopback' | 'private-networks' | 'beyond-private-networks';
+  loopback: string[];
+  privateNetworks: string[];
+  beyondPrivateNetworks: string[];
+}
+
 export interface Plan {
   formatVersion: 1;
   /** The engine generation this plan was computed against; apply refuses it once that moved. */
   baseGeneration: number;
   changes: Change[];
   domainSecureLists: DomainSecureListChanges;
+  /** Relay-permitting connectors after the apply; absent from plans saved before it was added. */
+  relay?: RelayPermission[];
   warnings: PlanWarning[];
   summary: { add: number; change: number; replace: number; delete: number };
 }

@@ -2,6 +2,7 @@
 // loopback, private networks, or addresses beyond them (the Internet). Computed by coverage, not by
 // spelling: 0.0.0.0/1 with 128.0.0.0/1 is 0.0.0.0/0, and ::ffff:0:0/96 holds every IPv4 address.
 import { rangesBeyond } from './ip-coverage.js';
+import { parseHostPort } from './units.js';
 
 /** This machine: 127.0.0.0/8 and ::1, and 127/8 as IPv4-mapped IPv6. */
 export const LOOPBACK_RANGES = ['127.0.0.0/8', '::1/128', '::ffff:127.0.0.0/104'];
@@ -43,4 +44,10 @@ export function relayReach(ranges: readonly string[]): RelayReach {
     private: ranges.filter((range) => beyondLoopback.has(range) && !beyond.includes(range)),
     beyond,
   };
+}
+
+/** A binding on a loopback address (0.0.0.0 and :: are every address, so not). */
+export function bindingOnLoopback(binding: string): boolean {
+  const parsed = parseHostPort(binding);
+  return parsed !== undefined && rangesBeyond([parsed.host], LOOPBACK_RANGES).length === 0;
 }

@@ -11,10 +11,12 @@ import type {
   ObjectState,
   Plan,
   PlanWarning,
+  RelayPermission,
 } from '../model.js';
 import { KINDS } from '../model.js';
 import { securityImpact } from './security.js';
 import { domainName } from '../domain-name.js';
+import { bindingOnLoopback, relayReach } from '../relay-ranges.js';
 
 export interface PlanOptions {
   /** The time certificate expiry is judged against. */
@@ -71,6 +73,7 @@ export function computePlan(
     baseGeneration: actual.generation,
     changes,
     domainSecureLists: domainSecureLists(actual.objects, desired),
+    relay: relayPermissions(desired),
     warnings: warnings(changes, desired, actual, options),
     summary: {
       add: changes.filter((c) => c.action === 'create').length,
@@ -243,4 +246,38 @@ function domainSecureLists(actual: ObjectState[], desired: ObjectState[]): Domai
     };
   };
   return { tlsSendDomainSecureList: delta('send'), tlsReceiveDomainSecureList: delta('receive') };
+}
+
+/**
+ * Who may relay once the plan is applied, by coverage of each connector's ranges: a reviewer sees
+ * a relay open to the Internet apart from one open to loopback, which `relay permitted` alone
+ * does not tell. Validate refuses the first (DS019); this is what the engine would be told.
+ */
+function relayPermissions(desired: ObjectState[]): RelayPermission[] {
+  const strings = (value: JsonValue | undefined) =>
+    Array.isArray(value) ? value.map((item) => String(item)) : [];
+  return desired
+    .filter((o) => o.kind === 'ReceiveConnector' && o.spec.permitRelay === true)
+    .map((connector): RelayPermission => {
+      const exposedBindings = strings(connector.spec.bindings).filter(
+        (binding) => !bindingOnLoopback(binding),
+      );
+      const reach = relayReach(strings(connector.spec.remoteIPRanges));
+      return {
+        connector: connector.name,
+        exposedBindings,
+        reach:
+          exposedBindings.length === 0
+            ? 'loopback'
+            : reach.beyond.length > 0
+              ? 'beyond-private-networks'
+              : reach.private.length > 0
+                ? 'private-networks'
+                : 'loopback',
+        loopback: reach.loopback,
+        privateNetworks: reach.private,
+        beyondPrivateNetworks: reach.beyond,
+      };
+    })
+    .sort((a, b) => (a.connector < b.connector ? -1 : a.connector > b.connector ? 1 : 0));
 }

@@ -2,9 +2,7 @@
 // relay: relay needs no authentication (authMechanisms has none a client must pass), so every
 // address in its remoteIPRanges may send anywhere through us. DS107: relay to private networks.
 import type { Diagnostic } from '../../model.js';
-import { rangesBeyond } from '../../ip-coverage.js';
-import { LOOPBACK_RANGES, relayReach } from '../../relay-ranges.js';
-import { parseHostPort } from '../../units.js';
+import { bindingOnLoopback, relayReach } from '../../relay-ranges.js';
 import { error, warning } from '../diagnostics.js';
 import {
   label,
@@ -19,7 +17,7 @@ export function checkOpenRelay({ objects }: RuleContext): Diagnostic[] {
   return objects.receiveConnectors.flatMap((connector) => {
     if (!connector.spec.permitRelay) return [];
     // Bound to loopback only, a connector hears this machine alone, whatever its ranges say.
-    const exposed = connector.spec.bindings.filter((binding) => !loopbackBinding(binding));
+    const exposed = connector.spec.bindings.filter((binding) => !bindingOnLoopback(binding));
     if (exposed.length === 0) return [];
     const reach = relayReach(connector.spec.remoteIPRanges);
     const at = rangesAt(connector);
@@ -53,10 +51,4 @@ function rangesAt(connector: ManifestObject<ReceiveConnectorManifest>) {
   return specWritten(connector, ['remoteIPRanges'])
     ? specAt(connector, ['remoteIPRanges'])
     : specAt(connector, ['permitRelay']);
-}
-
-/** A binding on a loopback address (0.0.0.0 and :: are every address, so not). */
-export function loopbackBinding(binding: string): boolean {
-  const parsed = parseHostPort(binding);
-  return parsed !== undefined && rangesBeyond([parsed.host], LOOPBACK_RANGES).length === 0;
 }

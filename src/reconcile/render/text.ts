@@ -1,8 +1,8 @@
 // The human plan: `+` create, `~` update (each field before -> after), `-/+` replace, `-` delete,
-// weakening changes marked `!` and listed again under Security, Exchange's two lists, warnings,
-// a summary line.
+// weakening changes marked `!` and listed again under Security, who may relay, Exchange's two
+// lists, warnings, a summary line.
 // Reads the Plan; computes nothing.
-import type { Change, JsonValue, Plan } from '../../model.js';
+import type { Change, JsonValue, Plan, RelayPermission } from '../../model.js';
 import { SENSITIVE } from '../../objects.js';
 
 export interface TextStyle {
@@ -48,6 +48,11 @@ export function renderPlanText(plan: Plan, style: TextStyle = { color: false }):
     for (const change of weakening)
       lines.push(`  ! ${change.kind}/${change.name}: ${change.reasons.join('; ')}`);
   }
+  const relay = plan.relay ?? [];
+  if (relay.length > 0) {
+    lines.push('', 'Relay: these clients may send mail to any domain through us:');
+    for (const permission of relay) lines.push(describeRelay(permission, paint));
+  }
 
   const lists = plan.domainSecureLists;
   const listLines = [
@@ -87,6 +92,30 @@ function describeChange(change: Change): string[] {
   const spec = change.action === 'create' ? change.after : change.before;
   if (spec === null) return [];
   return Object.entries(spec).map(([key, value]) => `${key}: ${showField(key, value)}`);
+}
+
+const REACH = {
+  loopback: 'loopback only',
+  'private-networks': 'private networks',
+  'beyond-private-networks': 'beyond private networks: an open relay',
+} as const;
+
+function describeRelay(
+  permission: RelayPermission,
+  paint: (code: string, text: string) => string,
+): string {
+  const ranges = [
+    ...permission.loopback,
+    ...permission.privateNetworks,
+    ...permission.beyondPrivateNetworks,
+  ];
+  const where =
+    permission.exposedBindings.length === 0
+      ? ' (every binding is on loopback)'
+      : ` on ${permission.exposedBindings.join(', ')}`;
+  const reach = `(${REACH[permission.reach]})`;
+  const line = `  ReceiveConnector/${permission.connector}: ${ranges.join(', ') || '(none)'}${where} ${reach}`;
+  return permission.reach === 'beyond-private-networks' ? paint(COLOR.weakens, line) : line;
 }
 
 function listDelta(name: string, delta: { add: string[]; remove: string[] }): string[] {
