@@ -93,6 +93,10 @@ export class FileWatcher {
     const watcher = watchFiles([...this.options.roots, ...this.following], {
       ignoreInitial: true,
       ignored: (path: string) => this.ignored(path),
+      // Every event only starts the settle window again: chokidar's own waits (an unlink held
+      // back in case the file comes back, a size polled until stable) would only add to it.
+      atomic: false,
+      awaitWriteFinish: false,
     });
     watcher.on('all', (_event, path) => this.options.changed(path));
     watcher.on('error', (error) => {
