@@ -1,11 +1,18 @@
 // Local delivery into Maildirs (<root>/<domain>/<localpart>/{tmp,new,cur}): the message is written
 // to tmp/, fsync'ed, renamed into new/ under a unique name and new/ fsync'ed, so a reader never
 // sees half a message and a delivered one survives a crash (https://cr.yp.to/proto/maildir.html).
+// A body stored on disk is copied a chunk at a time, never read whole.
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { DeliverLocal } from '../queue/dispatcher.js';
+import {
+  contentSize,
+  messageContent,
+  readStoredBody,
+  type MessageContent,
+} from '../queue/message-body.js';
 import { failAll, type DeliveryOutcome, type RecipientFailure } from '../queue/outcome.js';
 import { formatReply, REPLIES } from '../replies.js';
 import { syncDirectory } from '../queue/store.js';
@@ -68,9 +75,9 @@ export class Maildir {
   }
 
   /** Delivers one copy; resolves with the file's path in new/ once it is durable. */
-  async deliver(address: string, body: Buffer): Promise<string> {
+  async deliver(address: string, body: MessageContent): Promise<string> {
     const mailbox = this.pathFor(address);
-    const name = uniqueName(body.length);
+    const name = uniqueName(contentSize(body));
     const temporary = join(mailbox, 'tmp', name);
     let handle: FileHandle;
     try {
@@ -83,7 +90,7 @@ export class Maildir {
       handle = await open(temporary, 'wx', 0o600);
     }
     try {
-      await handle.writeFile(body);
+      await writeContent(handle, body);
       await handle.sync();
     } catch (error) {
       await handle.close();
@@ -102,6 +109,24 @@ export class Maildir {
     await syncDirectory(join(mailbox, 'new'));
     return target;
   }
+}
+
+/** The body into a new file: at once from memory, a chunk at a time from the store. */
+async function writeContent(handle: FileHandle, body: MessageContent): Promise<void> {
+  if (Buffer.isBuffer(body)) {
+    await handle.writeFile(body);
+    return;
+  }
+  let position = 0;
+  for await (const chunk of readStoredBody(body) as AsyncIterable<Buffer>) {
+    for (let offset = 0; offset < chunk.length;) {
+      const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset, position);
+      offset += bytesWritten;
+      position += bytesWritten;
+    }
+  }
+  if (position !== body.size)
+    throw new Error(`the queued body has ${position} bytes, its record says ${body.size}`);
 }
 
 /** Our unique names: the writer's pid, and the host it ran on. */
@@ -163,7 +188,7 @@ export function createLocalDelivery(options: LocalDeliveryOptions): DeliverLocal
       return failAll(message, formatReply(REPLIES.localError, 'no Maildir configured'), false);
     }
     const maildir = new Maildir(maildirRoot(configured, options.stateDir));
-    const body = await message.body();
+    const body = await messageContent(message);
     const delivered: string[] = [];
     const failures: RecipientFailure[] = [];
     for (const recipient of message.recipients) {

@@ -8,6 +8,7 @@ import type { NextHop } from '../dns.js';
 import type { Generation } from '../generation.js';
 import type { EngineLog } from '../log.js';
 import type { DeliverLocal } from '../queue/dispatcher.js';
+import { messageContent, type MessageContent } from '../queue/message-body.js';
 import { failAll, type DeliveryOutcome, type OutboundMessage } from '../queue/outcome.js';
 import { formatReply, REPLIES } from '../replies.js';
 import { ConnectionCache, DEFAULT_CONNECTION_CACHE_MS } from '../send/connection-cache.js';
@@ -104,9 +105,9 @@ async function relayMessage(
   generation: Generation,
   cache: ConnectionCache,
 ): Promise<DeliveryOutcome> {
-  let body: Buffer;
+  let body: MessageContent;
   try {
-    body = await message.body();
+    body = await messageContent(message);
   } catch (error) {
     const reply = formatReply(REPLIES.localError, `body: ${(error as Error).message}`);
     return failAll(message, reply, false);
@@ -136,7 +137,7 @@ async function relayMessage(
 async function sendOver(
   session: SmtpClientSession,
   message: OutboundMessage,
-  body: Buffer,
+  body: MessageContent,
   cache: ConnectionCache,
   key: string,
   generation: Generation,

@@ -1,10 +1,12 @@
-// Where a queued message's bytes are: in the journal from its acceptance, and in the file store
-// (data/, control/) once it must wait for a retry; the move between them, and the replay at open.
+// Where a queued message's bytes are: a small one in the journal from its acceptance, and in the
+// file store (data/, control/) once it must wait for a retry; a large one in the file store from
+// the start (its body written there as it arrived); the move between them, and the replay at open.
 import { join } from 'node:path';
 import type { EngineLog } from '../log.js';
 import type { Entry } from './entry.js';
 import { Journal, type JournalLocation } from './journal.js';
-import { QueueStore, type ControlRecord } from './store.js';
+import type { MessageContent } from './message-body.js';
+import { QueueStore, type BodyFile, type ControlRecord } from './store.js';
 
 const REPLAY_BATCH = 64;
 
@@ -56,10 +58,33 @@ export class MessageFiles {
     return this.journal.accept(message, records, body);
   }
 
+  /** A body for a large new message, written into the file store as it arrives. */
+  openBody(message: string): Promise<BodyFile> {
+    return this.store.openBody(message);
+  }
+
+  /**
+   * Makes a new message whose body was written as it arrived durable (the commit before 250): it
+   * goes to the file store at once, never through the journal (or its memory).
+   */
+  acceptWritten(message: string, records: readonly ControlRecord[], body: BodyFile): Promise<void> {
+    return this.store.commit(message, body, records);
+  }
+
+  /** The whole body in memory. */
   body(entry: Entry): Promise<Buffer> {
     if (entry.body !== undefined) return Promise.resolve(entry.body);
     if (entry.journal !== undefined) return this.journal.read(entry.journal);
     return this.store.readBody(entry.record.message);
+  }
+
+  /** The body where it is: a stored one is read in chunks by whoever delivers it. */
+  content(entry: Entry): Promise<MessageContent> {
+    if (entry.body !== undefined || entry.journal !== undefined) return this.body(entry);
+    return Promise.resolve({
+      path: this.store.bodyPath(entry.record.message),
+      size: entry.record.size,
+    });
   }
 
   /**

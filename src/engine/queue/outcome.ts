@@ -2,6 +2,7 @@
 // both answer in this shape; the queue turns it into done, retry later, or bounce.
 import type { SmtpReply } from '../../model.js';
 import { formatReply } from '../replies.js';
+import type { MessageContent } from './message-body.js';
 
 /** A queued message as the delivery side sees it: the envelope, and the body read on demand. */
 export interface OutboundMessage {
@@ -10,7 +11,10 @@ export interface OutboundMessage {
   recipients: string[];
   size: number;
   receivedAt: Date;
+  /** The whole body in memory: for small messages (and tests); delivery reads content(). */
   body(): Promise<Buffer>;
+  /** The body where it is: in memory, or a stored file read in chunks (message-body.ts). */
+  content?(): Promise<MessageContent>;
 }
 
 export interface RecipientFailure {

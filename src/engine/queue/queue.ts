@@ -15,14 +15,22 @@
 // still expire; the suspended set is operational state kept in suspended.json, not in any manifest.
 import type { QueuedMessageSummary } from '../../model.js';
 import type { EngineLog } from '../log.js';
-import type { IncomingMessage, MessageSink } from '../message-sink.js';
+import type {
+  BodySpool,
+  IncomingEnvelope,
+  IncomingMessage,
+  MessageSink,
+  SpooledMessage,
+} from '../message-sink.js';
 import { formatReply, REPLIES } from '../replies.js';
 import { buildNonDeliveryReport, headerSection, statusOf, type BouncedRecipient } from './dsn.js';
 import type { DeliveryOutcome, OutboundMessage } from './outcome.js';
 import { listMessages, summarize, type Entry, type NextHopSummary } from './entry.js';
 import { groupByDomain } from './recipients.js';
 import { MessageFiles, type MessageFilesOptions } from './message-files.js';
-import { newMessageId, type ControlRecord } from './store.js';
+import { contentHead } from './message-body.js';
+import type { JournalLocation } from './journal.js';
+import { BodyFile, newMessageId, type ControlRecord } from './store.js';
 import { nextHopDomainOf, SuspendedDomains } from './suspended.js';
 import type { DomainName } from '../../domain-name.js';
 
@@ -47,6 +55,8 @@ const FALLBACK_RETRY_MS = 5 * 60_000;
 
 /** At most this much of accepted bodies stays in memory waiting for its first attempt. */
 const BODY_CACHE_BYTES = 32 * 1024 * 1024;
+/** A report quotes the original's header section, read from at most this much of it. */
+const REPORTED_HEAD_BYTES = 64 * 1024;
 
 export class MessageQueue implements MessageSink {
   private readonly entries = new Map<string, Entry>();
@@ -89,20 +99,65 @@ export class MessageQueue implements MessageSink {
     return this.track(this.write(message));
   }
 
+  /**
+   * Large bodies: written into the file store's data/ as they arrive (open), committed with their
+   * control records (accept), never held in memory nor written to the journal.
+   */
+  readonly spool: BodySpool = {
+    open: () => this.openBody(),
+    accept: (message) => this.track(this.writeSpooled(message)),
+  };
+
+  private openBody(): Promise<BodyFile> {
+    if (this.closed) return Promise.reject(new Error('the queue is closed'));
+    return this.files.openBody(newMessageId(this.clock()));
+  }
+
+  private async writeSpooled(message: SpooledMessage): Promise<string[]> {
+    const { body } = message;
+    if (!(body instanceof BodyFile)) throw new TypeError('a body this queue did not open');
+    const now = this.clock();
+    let records: ControlRecord[];
+    try {
+      if (this.closed) throw new Error('the queue is closed');
+      records = this.recordsFor(body.message, message, body.size, now);
+    } catch (error) {
+      await body.discard();
+      throw error;
+    }
+    // On failure the store removes the body too: a refused message leaves nothing behind.
+    await this.files.acceptWritten(body.message, records, body);
+    return this.accepted(body.message, message, records, now, undefined, undefined);
+  }
+
   private async write(message: IncomingMessage): Promise<string[]> {
     if (this.closed) throw new Error('the queue is closed');
-    const groups = groupByDomain(message.recipients);
-    if (groups.size === 0) throw new RangeError('a message needs at least one recipient');
     const now = this.clock();
     const id = newMessageId(now);
-    const records = [...groups].map(([domain, recipients], index): ControlRecord => ({
+    const records = this.recordsFor(id, message, message.body.length, now);
+    const location = await this.files.accept(id, records, message.body);
+    // Kept in memory for the first attempt (bounded), so delivery does not read the file back.
+    const cached = this.cachedBytes + message.body.length <= BODY_CACHE_BYTES;
+    return this.accepted(id, message, records, now, location, cached ? message.body : undefined);
+  }
+
+  /** A new message's control records, one per next-hop domain, due now. */
+  private recordsFor(
+    id: string,
+    message: IncomingEnvelope,
+    size: number,
+    now: number,
+  ): ControlRecord[] {
+    const groups = groupByDomain(message.recipients);
+    if (groups.size === 0) throw new RangeError('a message needs at least one recipient');
+    return [...groups].map(([domain, recipients], index): ControlRecord => ({
       version: 1,
       id: `${id}.${index + 1}`,
       message: id,
       nextHopDomain: domain,
       from: message.from,
       recipients,
-      size: message.body.length,
+      size,
       receivedAt: message.receivedAt.toISOString(),
       connector: message.connector,
       remoteAddress: message.remoteAddress,
@@ -112,14 +167,23 @@ export class MessageQueue implements MessageSink {
       lastAttemptAt: null,
       nextAttemptAt: new Date(now).toISOString(),
     }));
-    const location = await this.files.accept(id, records, message.body);
-    // Kept in memory for the first attempt (bounded), so delivery does not read the file back.
-    const cached = this.cachedBytes + message.body.length <= BODY_CACHE_BYTES;
+  }
+
+  /** A durable message's entries join the queue; the dispatcher hears of them. */
+  private accepted(
+    id: string,
+    message: IncomingEnvelope,
+    records: ControlRecord[],
+    dueAt: number,
+    journal: JournalLocation | undefined,
+    body: Buffer | undefined,
+  ): string[] {
     for (const record of records) {
-      const entry: Entry = { record, dueAt: now, active: false, journal: location };
-      if (cached) {
-        entry.body = message.body;
-        this.cachedBytes += message.body.length;
+      const entry: Entry = { record, dueAt, active: false };
+      if (journal !== undefined) entry.journal = journal;
+      if (body !== undefined) {
+        entry.body = body;
+        this.cachedBytes += body.length;
       }
       this.add(entry);
     }
@@ -127,11 +191,12 @@ export class MessageQueue implements MessageSink {
       message: id,
       entries: records.map((r) => r.id),
       from: message.from,
-      nextHops: [...groups.keys()],
-      size: message.body.length,
+      nextHops: [...new Set(records.map((r) => r.nextHopDomain))],
+      size: records[0]?.size,
       domainSecured: message.domainSecured?.partner ?? null,
       domainSecuredBy: message.domainSecured ?? null,
       connector: message.connector,
+      ...(journal === undefined ? { stored: 'data' } : {}),
     });
     this.notify();
     return records.map((r) => r.id);
@@ -240,6 +305,7 @@ export class MessageQueue implements MessageSink {
         size: record.size,
         receivedAt: new Date(record.receivedAt),
         body: () => this.files.body(entry),
+        content: () => this.files.content(entry),
       });
     }
     return claimed;
@@ -450,13 +516,13 @@ export class MessageQueue implements MessageSink {
       });
       return;
     }
-    const original = await this.files.body(entry);
+    const original = await contentHead(await this.files.content(entry), REPORTED_HEAD_BYTES);
     const report = buildNonDeliveryReport({
       reportingMta: policy.hostname,
       to: record.from,
       queueId: record.id,
       arrivalDate: new Date(record.receivedAt),
-      originalHeaders: headerSection(original),
+      originalHeaders: headerSection(original, REPORTED_HEAD_BYTES),
       recipients,
       now: new Date(now),
       ...(willRetryUntil === undefined ? {} : { action: 'delayed' as const, willRetryUntil }),

@@ -1,11 +1,21 @@
 // The queue's files: bodies in data/, one control record per next-hop domain in control/, each
 // written durably (body and staged records fsync'ed, then the records renamed, control/ fsync'ed),
 // and the recovery scan at open that drops crash leftovers and quarantines torn files (queue.ts).
+// A large body is written into data/ as it arrives (BodyFile) and committed the same way.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import {
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  stat,
+  unlink,
+  type FileHandle,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EngineLog } from '../log.js';
-import type { DomainSecuredBy } from '../message-sink.js';
+import type { DomainSecuredBy, SpooledBody } from '../message-sink.js';
 import { domainName, type DomainName } from '../../domain-name.js';
 
 /** One queue entry: a message's envelope for one next-hop domain. The file is the commit point. */
@@ -48,6 +58,79 @@ export function newMessageId(now: number): string {
   }
   const sequence = idSequence.toString(36).padStart(3, '0');
   return `${lastIdTime.toString(36)}${sequence}${randomBytes(5).toString('hex')}`.toUpperCase();
+}
+
+/**
+ * A body written into data/<message>.eml as it arrives. It is no part of the queue until commit()
+ * gives it control records: a crash before that leaves an orphan body, which recover() removes.
+ */
+export class BodyFile implements SpooledBody {
+  private written = 0;
+  private closed: Promise<void> | undefined;
+  private gone = false;
+
+  private constructor(
+    readonly message: string,
+    readonly path: string,
+    private readonly handle: FileHandle,
+  ) {}
+
+  /** Creates the file (never over an existing one). */
+  static async create(message: string, path: string): Promise<BodyFile> {
+    return new BodyFile(message, path, await open(path, 'wx', 0o600));
+  }
+
+  get size(): number {
+    return this.written;
+  }
+
+  async write(chunks: readonly Buffer[]): Promise<void> {
+    if (this.gone) throw new Error('the body was discarded');
+    let pending = chunks.filter((chunk) => chunk.length > 0);
+    while (pending.length > 0) {
+      const { bytesWritten } = await this.handle.writev(pending, this.written);
+      this.written += bytesWritten;
+      pending = unwritten(pending, bytesWritten);
+    }
+  }
+
+  /** fsync'ed and closed: the data is durable (its directory entry is synced by the caller). */
+  async finish(): Promise<void> {
+    if (this.gone) throw new Error('the body was discarded');
+    try {
+      await this.handle.sync();
+    } finally {
+      await this.close();
+    }
+  }
+
+  /** Closes and removes the file; a second call does nothing. */
+  async discard(): Promise<void> {
+    if (this.gone) return;
+    this.gone = true;
+    await this.close().catch(() => undefined);
+    await removeFile(this.path);
+  }
+
+  private close(): Promise<void> {
+    this.closed ??= this.handle.close();
+    return this.closed;
+  }
+}
+
+/** The chunks after the first `written` bytes (a short writev). */
+function unwritten(chunks: Buffer[], written: number): Buffer[] {
+  let left = written;
+  const rest: Buffer[] = [];
+  for (const chunk of chunks) {
+    if (left >= chunk.length) {
+      left -= chunk.length;
+      continue;
+    }
+    rest.push(left === 0 ? chunk : chunk.subarray(left));
+    left = 0;
+  }
+  return rest;
 }
 
 export class QueueStore {
@@ -93,16 +176,31 @@ export class QueueStore {
     }
   }
 
+  /** A body for a new message, written into data/ as it arrives (see BodyFile). */
+  openBody(message: string): Promise<BodyFile> {
+    return BodyFile.create(message, this.bodyPath(message));
+  }
+
+  /** A BodyFile made durable: its data and its directory entry (fsync'ed at the same time). */
+  private async finishBody(body: BodyFile): Promise<void> {
+    await Promise.all([body.finish(), syncDirectory(this.dataDir)]);
+  }
+
   /**
-   * Commits a new message: its body and its control records are written and fsync'ed at the same
-   * time, and only once all of them are durable are the records renamed into place (the commit
-   * point) and control/ fsync'ed. A crash before that leaves temporary records and an orphan body,
-   * both removed by recover(); so a record never exists without its complete body. On failure
-   * nothing of the message is left behind and the error is rethrown.
+   * Commits a new message: its body (written now, or a BodyFile written as it arrived) and its
+   * control records are fsync'ed at the same time, and only once all of them are durable are the
+   * records renamed into place (the commit point) and control/ fsync'ed. A crash before that
+   * leaves temporary records and an orphan body, both removed by recover(); so a record never
+   * exists without its complete body. On failure nothing of the message is left behind and the
+   * error is rethrown.
    */
-  async commit(message: string, body: Buffer, records: readonly ControlRecord[]): Promise<void> {
+  async commit(
+    message: string,
+    body: Buffer | BodyFile,
+    records: readonly ControlRecord[],
+  ): Promise<void> {
     const [bodyWritten, ...staged] = await Promise.allSettled([
-      this.writeBody(message, body),
+      Buffer.isBuffer(body) ? this.writeBody(message, body) : this.finishBody(body),
       ...records.map((record) => this.stageControl(record)),
     ]);
     const failure = [bodyWritten, ...staged].find((result) => result?.status === 'rejected');
@@ -110,8 +208,9 @@ export class QueueStore {
       await Promise.all(records.map((record) => removeFile(this.temporaryPath(record.id)))).catch(
         () => undefined,
       );
-      // A body we did not create (EEXIST) is not ours to remove.
-      if (bodyWritten?.status === 'fulfilled')
+      // A body we did not create (EEXIST) is not ours to remove; a BodyFile always is.
+      if (!Buffer.isBuffer(body)) await body.discard().catch(() => undefined);
+      else if (bodyWritten?.status === 'fulfilled')
         await this.removeBody(message).catch(() => undefined);
       throw (failure as PromiseRejectedResult).reason;
     }

@@ -13,6 +13,7 @@ import {
   type DeliveryOutcome,
   type OutboundMessage,
 } from '../queue/outcome.js';
+import { messageContent, type MessageContent } from '../queue/message-body.js';
 import { formatReply, REPLIES } from '../replies.js';
 import { chooseSendConnector, nextHopsFor, sendSecurePartner, tlsPolicyFor } from './route.js';
 import { HopFailure } from './remote-replies.js';
@@ -139,9 +140,9 @@ async function deliverRemote(
       ({ session } = await options.cache.open(key, generation, settings));
       for (const [index, message] of [...pending].entries()) {
         if (index > 0) await session.reset();
-        let body: Buffer;
+        let body: MessageContent;
         try {
-          body = await message.body();
+          body = await messageContent(message);
         } catch (error) {
           results.set(
             message,

@@ -10,6 +10,7 @@ import type { EngineLog } from '../log.js';
 import type { ProtocolLog, ProtocolEvent } from '../protocol-log.js';
 import { formatReply, REPLIES } from '../replies.js';
 import { distinguishedName, peerChain, verifyPeer } from '../tls/verify.js';
+import { hasEightBitBytes, readStoredBody, type MessageContent } from '../queue/message-body.js';
 import type { DeliveryOutcome, OutboundMessage } from '../queue/outcome.js';
 import {
   HopFailure,
@@ -235,21 +236,19 @@ export class SmtpClientSession {
   }
 
   /** One message; its refusal is its outcome, a failure of the session throws HopFailure. */
-  async send(message: OutboundMessage, body: Buffer): Promise<DeliveryOutcome> {
+  async send(message: OutboundMessage, body: MessageContent): Promise<DeliveryOutcome> {
     const mandatory = tlsMandatory(this.settings.policy);
+    // BODY=8BITMIME only for bodies that need it, and only if the server offers it.
+    const use8BitMime = await hasEightBitBytes(body);
+    // A stored body is read a chunk at a time as the socket takes it (nodemailer pipes it).
+    const data = Buffer.isBuffer(body) ? body : readStoredBody(body);
     let info: SMTPConnection.SentMessageInfo;
     try {
       info = await this.operation<SMTPConnection.SentMessageInfo>(
         (done) =>
           this.connection.send(
-            {
-              from: message.from,
-              to: message.recipients,
-              size: message.size,
-              // BODY=8BITMIME only for bodies that need it, and only if the server offers it.
-              use8BitMime: body.some((byte) => byte > 0x7f),
-            },
-            body,
+            { from: message.from, to: message.recipients, size: message.size, use8BitMime },
+            data,
             (error, result) => done(error ?? null, result),
           ),
         'send',
@@ -260,6 +259,9 @@ export class SmtpClientSession {
       // A 4xx to MAIL FROM (e.g. "454 4.7.5 Certificate validation failure": the partner does
       // not trust us) or a lost connection: the hop failed, the next one may do better.
       throw new HopFailure(hopReply(error as SmtpError, mandatory, 'send'));
+    } finally {
+      // Read to its end, or given up (a refusal, a lost connection): its file is closed either way.
+      if (!Buffer.isBuffer(data)) data.destroy();
     }
     return recipientOutcome(
       message,

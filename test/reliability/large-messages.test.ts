@@ -1,0 +1,284 @@
+// A message's memory does not depend on its size: 16 partner sessions send 8 MB each at once to a
+// real `domsec serve` (a child process, whose peak resident memory /proc says), and each message
+// arrives byte-exact, in its Maildir and, with delivery.relay, at a mailbox server behind us.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { SMTPServer } from 'smtp-server';
+import { ADATUM, TREY } from '../support/manifests.js';
+import { tempDir, type TempDir } from '../support/tmp.js';
+import { queueFiles, writePartnerLab, type PartnerLab } from './partner-lab.js';
+import { ServeProcess } from './serve-process.js';
+
+const SESSIONS = 16;
+const MESSAGE_BYTES = 8 * 1024 * 1024;
+/**
+ * The engine's peak resident memory may be at most this. Idle it is about 90 MB; holding each
+ * message once would add 128 MB, and it used to hold each about three times (470 MB).
+ */
+const PEAK_RSS_BOUND = 190 * 1024 * 1024;
+const LINE = 78; // body line length, CRLF included
+
+/** The body of message `id`: lines of text that differ per message and per line, CRLF ended. */
+function bodyLine(id: string, n: number): string {
+  const text = `${id} line ${n} `;
+  return `${text}${'abcdefghijklmnopqrstuvwxyz0123456789'.repeat(3).slice(0, LINE - 2 - text.length)}\r\n`;
+}
+
+/** Message `id`'s header section and its body, produced a few lines at a time (never whole). */
+function messageStream(id: string): { stream: Readable; bodyHash: () => string } {
+  const hash = createHash('sha256');
+  const lines = Math.floor(MESSAGE_BYTES / LINE);
+  let n = 0;
+  const header =
+    `From: sender@${ADATUM.domain}\r\nTo: box@${TREY.domain}\r\nSubject: large ${id}\r\n` +
+    `X-Test-Id: ${id}\r\n\r\n`;
+  const stream = new Readable({
+    read() {
+      if (n === 0) this.push(Buffer.from(header, 'latin1'));
+      if (n >= lines) {
+        this.push(null);
+        return;
+      }
+      const block = Array.from({ length: Math.min(800, lines - n) }, () => bodyLine(id, n++)).join(
+        '',
+      );
+      const bytes = Buffer.from(block, 'latin1');
+      hash.update(bytes);
+      this.push(bytes);
+    },
+  });
+  return { stream, bodyHash: () => hash.digest('hex') };
+}
+
+/** One mutual-TLS session sending one large message; resolves with its reply code. */
+async function sendLarge(
+  lab: PartnerLab,
+  id: string,
+  to: string,
+): Promise<{ code: number; bodyHash: string }> {
+  const connection = new SMTPConnection({
+    host: '127.0.0.1',
+    port: lab.port,
+    name: ADATUM.hostname,
+    servername: TREY.hostname,
+    requireTLS: true,
+    connectionTimeout: 10_000,
+    greetingTimeout: 10_000,
+    socketTimeout: 60_000,
+    tls: {
+      ca: [lab.client.serverCa],
+      key: lab.client.certificate.keyPem,
+      cert: lab.client.certificate.certPem,
+    },
+  });
+  const failed = new Promise<never>((_, reject) => connection.on('error', reject));
+  failed.catch(() => undefined);
+  try {
+    await Promise.race([
+      failed,
+      new Promise<void>((resolve, reject) =>
+        connection.connect((error) => (error ? reject(error) : resolve())),
+      ),
+    ]);
+    const { stream, bodyHash } = messageStream(id);
+    const info = await Promise.race([
+      failed,
+      new Promise<{ response: string }>((resolve, reject) =>
+        connection.send({ from: `sender@${ADATUM.domain}`, to: [to] }, stream, (error, result) =>
+          error || result === undefined ? reject(error) : resolve(result),
+        ),
+      ),
+    ]);
+    return { code: Number(info.response.slice(0, 3)), bodyHash: bodyHash() };
+  } finally {
+    connection.close();
+  }
+}
+
+/** The hash of what follows a stored message's header section, and its X-Test-Id. */
+async function storedBody(path: string): Promise<{ id: string | undefined; bodyHash: string }> {
+  const handle = await open(path, 'r');
+  const buffer = Buffer.alloc(64 * 1024);
+  const { bytesRead } = await handle
+    .read(buffer, 0, buffer.length, 0)
+    .finally(() => handle.close());
+  const head = buffer.subarray(0, bytesRead).toString('latin1');
+  const end = head.indexOf('\r\n\r\n');
+  const id = /^X-Test-Id: (\S+?)\r?$/m.exec(head.slice(0, end))?.[1];
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { start: end + 4 }) as AsyncIterable<Buffer>)
+    hash.update(chunk);
+  return { id, bodyHash: hash.digest('hex') };
+}
+
+/** kB figures of /proc/<pid>/status: VmHWM is the peak resident set. */
+async function memoryOf(pid: number): Promise<{ peak: number; now: number }> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) =>
+    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]) * 1024;
+  return { peak: kb('VmHWM'), now: kb('VmRSS') };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Sends SESSIONS large messages at once; resolves with id -> body hash of those that got 250. */
+async function sendAll(lab: PartnerLab, tag: string): Promise<Map<string, string>> {
+  const sent = await Promise.all(
+    Array.from({ length: SESSIONS }, (_, n) =>
+      sendLarge(lab, `${tag}${n}`, `box${n % 4}@${TREY.domain}`),
+    ),
+  );
+  assert.deepEqual(
+    sent.map((s) => s.code),
+    sent.map(() => 250),
+    'every message got 250',
+  );
+  return new Map(sent.map((s, n) => [`${tag}${n}`, s.bodyHash]));
+}
+
+describe('large messages', { timeout: 120_000 }, () => {
+  let work: TempDir;
+  let engine: ServeProcess | undefined;
+  let relay: SMTPServer | undefined;
+
+  before(async () => {
+    work = await tempDir('domsec-large-');
+  });
+  after(async () => {
+    await engine?.kill();
+    await new Promise<void>((resolve) =>
+      relay === undefined ? resolve() : relay.close(() => resolve()),
+    );
+    await work.remove();
+  });
+
+  it(`keeps the engine's peak memory bounded with ${SESSIONS} concurrent 8 MB messages, each delivered byte-exact to its Maildir`, async (t) => {
+    const lab = await writePartnerLab(join(work.path, 'maildir'));
+    const state = join(work.path, 'maildir', 'state');
+    engine = new ServeProcess(['-f', lab.manifests, '--state', state], {
+      DOMSEC_TOKEN: 'large-messages-token-0123456789abcdef',
+    });
+    await engine.ready();
+    const pid = engine.pid ?? 0;
+    const idle = await memoryOf(pid);
+    const started = Date.now();
+    const expected = await sendAll(lab, 'm');
+    const seconds = (Date.now() - started) / 1000;
+
+    const mail = join(state, 'mail', TREY.domain);
+    const bound = Date.now() + 60_000;
+    const found = new Map<string, string>();
+    while (found.size < SESSIONS) {
+      if (Date.now() > bound)
+        throw new Error(
+          `only ${found.size} of ${SESSIONS} delivered in 60 s\n${engine.stderr.slice(-3000)}`,
+        );
+      await sleep(100);
+      for (const mailbox of await readdir(mail).catch(() => [] as string[])) {
+        for (const name of await readdir(join(mail, mailbox, 'new')).catch(() => [] as string[])) {
+          if ([...found.keys()].some((id) => name.includes(id))) continue;
+          const stored = await storedBody(join(mail, mailbox, 'new', name));
+          if (stored.id !== undefined) found.set(stored.id, stored.bodyHash);
+        }
+      }
+    }
+    const memory = await memoryOf(pid);
+    const figures = {
+      sessions: SESSIONS,
+      messageMB: MESSAGE_BYTES / 2 ** 20,
+      idleRssMB: Math.round(idle.now / 2 ** 20),
+      peakRssMB: Math.round(memory.peak / 2 ** 20),
+      receiveSeconds: seconds,
+      receiveMBps: Math.round((SESSIONS * MESSAGE_BYTES) / 2 ** 20 / seconds),
+    };
+    t.diagnostic(`figures ${JSON.stringify(figures)}`);
+    assert.deepEqual(
+      new Map([...found].sort()),
+      new Map([...expected].sort()),
+      'every body arrives byte-exact',
+    );
+    assert.ok(memory.peak < PEAK_RSS_BOUND, `peak RSS ${figures.peakRssMB} MB`);
+    // Delivered: nothing left in the queue's data/.
+    const drained = Date.now() + 10_000;
+    while (((await queueFiles(join(state, 'queue'))).data ?? []).length > 0 && Date.now() < drained)
+      await sleep(50);
+    assert.deepEqual((await queueFiles(join(state, 'queue'))).data, []);
+    assert.equal(await engine.stop(), 0);
+    engine = undefined;
+  });
+
+  it(`relays ${SESSIONS} concurrent 8 MB messages to the mailbox server byte-exact, memory bounded`, async (t) => {
+    const received = new Map<string, string>();
+    relay = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['STARTTLS', 'AUTH'],
+      size: 64 * 1024 * 1024,
+      onData(stream, _session, callback) {
+        // Hashes what follows the header section as it streams by.
+        const hash = createHash('sha256');
+        let head = '';
+        let inBody = false;
+        stream.on('data', (chunk: Buffer) => {
+          if (inBody) {
+            hash.update(chunk);
+            return;
+          }
+          head += chunk.toString('latin1');
+          const end = head.indexOf('\r\n\r\n');
+          if (end === -1) return;
+          inBody = true;
+          hash.update(Buffer.from(head.slice(end + 4), 'latin1'));
+          head = head.slice(0, end);
+        });
+        stream.on('end', () => {
+          const id = /^X-Test-Id: (\S+?)\r?$/m.exec(head)?.[1] ?? '?';
+          received.set(id, hash.digest('hex'));
+          callback();
+        });
+      },
+    });
+    await new Promise<void>((resolve) => relay?.listen(0, '127.0.0.1', resolve));
+    const relayPort = (relay.server.address() as { port: number }).port;
+
+    const root = join(work.path, 'relay');
+    const lab = await writePartnerLab(root);
+    const organization = join(lab.manifests, 'organization.yaml');
+    const text = await readFile(organization, 'utf8');
+    await writeFile(
+      organization,
+      text.replace(
+        '  queue: {retry: [1m]}\n',
+        `  queue: {retry: [1m]}\n  delivery: {relay: {host: "127.0.0.1:${relayPort}", tls: none}}\n`,
+      ),
+    );
+    const state = join(root, 'state');
+    engine = new ServeProcess(['-f', lab.manifests, '--state', state], {
+      DOMSEC_TOKEN: 'large-messages-token-0123456789abcdef',
+    });
+    await engine.ready();
+    const pid = engine.pid ?? 0;
+    const expected = await sendAll(lab, 'r');
+    const bound = Date.now() + 60_000;
+    while (received.size < SESSIONS) {
+      if (Date.now() > bound)
+        throw new Error(`only ${received.size} of ${SESSIONS} relayed in 60 s`);
+      await sleep(100);
+    }
+    const memory = await memoryOf(pid);
+    t.diagnostic(`relay peak RSS ${Math.round(memory.peak / 2 ** 20)} MB`);
+    assert.deepEqual(
+      new Map([...received].sort()),
+      new Map([...expected].sort()),
+      'every body relayed byte-exact',
+    );
+    assert.ok(memory.peak < PEAK_RSS_BOUND, `peak RSS ${Math.round(memory.peak / 2 ** 20)} MB`);
+    assert.equal(await engine.stop(), 0);
+    engine = undefined;
+  });
+});
