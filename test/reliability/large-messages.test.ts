@@ -3,16 +3,14 @@
 // arrives byte-exact, in its Maildir and, with delivery.relay, at a mailbox server behind us.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { open, readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { SMTPServer } from 'smtp-server';
-import { ADATUM, TREY } from '../support/manifests.js';
+import { TREY } from '../support/manifests.js';
 import { tempDir, type TempDir } from '../support/tmp.js';
 import { queueFiles, writePartnerLab, type PartnerLab } from './partner-lab.js';
+import { sendLarge, storedBody } from './large-sender.js';
 import { ServeProcess } from './serve-process.js';
 
 const SESSIONS = 16;
@@ -22,101 +20,6 @@ const MESSAGE_BYTES = 8 * 1024 * 1024;
  * message once would add 128 MB, and it used to hold each about three times (470 MB).
  */
 const PEAK_RSS_BOUND = 190 * 1024 * 1024;
-const LINE = 78; // body line length, CRLF included
-
-/** The body of message `id`: lines of text that differ per message and per line, CRLF ended. */
-function bodyLine(id: string, n: number): string {
-  const text = `${id} line ${n} `;
-  return `${text}${'abcdefghijklmnopqrstuvwxyz0123456789'.repeat(3).slice(0, LINE - 2 - text.length)}\r\n`;
-}
-
-/** Message `id`'s header section and its body, produced a few lines at a time (never whole). */
-function messageStream(id: string): { stream: Readable; bodyHash: () => string } {
-  const hash = createHash('sha256');
-  const lines = Math.floor(MESSAGE_BYTES / LINE);
-  let n = 0;
-  const header =
-    `From: sender@${ADATUM.domain}\r\nTo: box@${TREY.domain}\r\nSubject: large ${id}\r\n` +
-    `X-Test-Id: ${id}\r\n\r\n`;
-  const stream = new Readable({
-    read() {
-      if (n === 0) this.push(Buffer.from(header, 'latin1'));
-      if (n >= lines) {
-        this.push(null);
-        return;
-      }
-      const block = Array.from({ length: Math.min(800, lines - n) }, () => bodyLine(id, n++)).join(
-        '',
-      );
-      const bytes = Buffer.from(block, 'latin1');
-      hash.update(bytes);
-      this.push(bytes);
-    },
-  });
-  return { stream, bodyHash: () => hash.digest('hex') };
-}
-
-/** One mutual-TLS session sending one large message; resolves with its reply code. */
-async function sendLarge(
-  lab: PartnerLab,
-  id: string,
-  to: string,
-): Promise<{ code: number; bodyHash: string }> {
-  const connection = new SMTPConnection({
-    host: '127.0.0.1',
-    port: lab.port,
-    name: ADATUM.hostname,
-    servername: TREY.hostname,
-    requireTLS: true,
-    connectionTimeout: 10_000,
-    greetingTimeout: 10_000,
-    socketTimeout: 60_000,
-    tls: {
-      ca: [lab.client.serverCa],
-      key: lab.client.certificate.keyPem,
-      cert: lab.client.certificate.certPem,
-    },
-  });
-  const failed = new Promise<never>((_, reject) => connection.on('error', reject));
-  failed.catch(() => undefined);
-  try {
-    await Promise.race([
-      failed,
-      new Promise<void>((resolve, reject) =>
-        connection.connect((error) => (error ? reject(error) : resolve())),
-      ),
-    ]);
-    const { stream, bodyHash } = messageStream(id);
-    const info = await Promise.race([
-      failed,
-      new Promise<{ response: string }>((resolve, reject) =>
-        connection.send({ from: `sender@${ADATUM.domain}`, to: [to] }, stream, (error, result) =>
-          error || result === undefined ? reject(error) : resolve(result),
-        ),
-      ),
-    ]);
-    return { code: Number(info.response.slice(0, 3)), bodyHash: bodyHash() };
-  } finally {
-    connection.close();
-  }
-}
-
-/** The hash of what follows a stored message's header section, and its X-Test-Id. */
-async function storedBody(path: string): Promise<{ id: string | undefined; bodyHash: string }> {
-  const handle = await open(path, 'r');
-  const buffer = Buffer.alloc(64 * 1024);
-  const { bytesRead } = await handle
-    .read(buffer, 0, buffer.length, 0)
-    .finally(() => handle.close());
-  const head = buffer.subarray(0, bytesRead).toString('latin1');
-  const end = head.indexOf('\r\n\r\n');
-  const id = /^X-Test-Id: (\S+?)\r?$/m.exec(head.slice(0, end))?.[1];
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { start: end + 4 }) as AsyncIterable<Buffer>)
-    hash.update(chunk);
-  return { id, bodyHash: hash.digest('hex') };
-}
-
 /** kB figures of /proc/<pid>/status: VmHWM is the peak resident set. */
 async function memoryOf(pid: number): Promise<{ peak: number; now: number }> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
@@ -131,7 +34,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 async function sendAll(lab: PartnerLab, tag: string): Promise<Map<string, string>> {
   const sent = await Promise.all(
     Array.from({ length: SESSIONS }, (_, n) =>
-      sendLarge(lab, `${tag}${n}`, `box${n % 4}@${TREY.domain}`),
+      sendLarge(lab, `${tag}${n}`, `box${n % 4}@${TREY.domain}`, MESSAGE_BYTES),
     ),
   );
   assert.deepEqual(
