@@ -2,7 +2,9 @@
 // stress (80% of maxInboundConnection) shortens the waits and sheds idle sessions in seconds, the
 // last 10% is kept for clients in a partner's remoteIPRanges, and a trickling sender is cut off.
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { describe, it, type TestContext } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
 import fc from 'fast-check';
 import { parseBinding } from '../../src/engine/addresses.js';
 import { buildGeneration } from '../../src/engine/generation.js';
@@ -42,6 +44,58 @@ function limitsOf(spec: Partial<ReceiveConnectorSpec>) {
 
 function pause(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * A session that has said EHLO, STARTTLS and EHLO again; `command` sends a line and resolves with
+ * its whole reply (bounded), or with "closed" once the server has ended the session.
+ */
+async function tlsSession(t: TestContext, port: number) {
+  const raw = connect({ port, host: '127.0.0.1' });
+  t.after(() => raw.destroy());
+  let buffer = '';
+  let closed = false;
+  let socket: NodeJS.ReadWriteStream = raw;
+  const take = async (): Promise<string> => {
+    const deadline = Date.now() + 5_000;
+    for (;;) {
+      const match = /^(?:\d{3}-[^\r\n]*\r\n)*\d{3}(?: [^\r\n]*)?\r\n/.exec(buffer);
+      if (match !== null) {
+        buffer = buffer.slice(match[0].length);
+        return match[0].trimEnd();
+      }
+      if (closed) return 'closed';
+      if (Date.now() > deadline) throw new Error(`no reply; unread: ${JSON.stringify(buffer)}`);
+      await pause(10);
+    }
+  };
+  const listen = (stream: NodeJS.ReadableStream) => {
+    stream.on('data', (chunk: Buffer) => (buffer += chunk.toString('latin1')));
+    stream.on('close', () => (closed = true));
+    stream.on('error', () => undefined);
+  };
+  listen(raw);
+  const command = (line: string) => (socket.write(`${line}\r\n`), take());
+  assert.match(await take(), /^220 /);
+  assert.match(await command('EHLO mail.adatum.com'), /STARTTLS/);
+  assert.match(await command('STARTTLS'), /^220 /);
+  raw.removeAllListeners('data'); // from here the TLS socket reads it
+  const { adatumMail, treyRoot } = lab();
+  const secure = tlsConnect({
+    socket: raw,
+    servername: 'mail.treyresearch.net',
+    ca: [treyRoot.certPem],
+    key: adatumMail.keyPem,
+    cert: adatumMail.certPem,
+  });
+  await new Promise<void>((resolve, reject) => {
+    secure.once('secureConnect', resolve);
+    secure.once('error', reject);
+  });
+  socket = secure;
+  listen(secure);
+  assert.match(await command('EHLO mail.adatum.com'), /^250[ -]/);
+  return { command };
 }
 
 /** Prometheus text: the value of one sample, or undefined. */
@@ -210,7 +264,7 @@ async function listen(t: TestContext, connector: Partial<ReceiveConnectorSpec>) 
     return client;
   };
   const events = (name: string) => log.entries.filter((e) => e.event === name);
-  return { listener, open, events, accepted };
+  return { listener, port, open, events, accepted };
 }
 
 describe('a receive connector under stress', () => {
@@ -285,6 +339,29 @@ describe('a receive connector under stress', () => {
       client.write('NOOP');
       assert.match(await client.reply(), /^250 /, 'a greeted client that talks is kept');
     }
+  });
+
+  it('measures silence past STARTTLS: a TLS session that talks is kept when stress starts, one that stopped is closed', async (t) => {
+    const { port, open, events } = await listen(t, {
+      maxInboundConnection: 10,
+      stressInactivityTimeout: '1s',
+    });
+    const talking = await tlsSession(t, port);
+    const quiet = await tlsSession(t, port);
+    // Both connected over a second ago; only one has spoken in the last second.
+    const started = Date.now();
+    while (Date.now() - started < 1_500) {
+      assert.match(await talking.command('NOOP'), /^250 /);
+      await pause(200);
+    }
+    const fillers = await Promise.all(Array.from({ length: 6 }, () => open()));
+    for (const client of fillers) assert.match(await client.reply(), /^220 /);
+    assert.equal(events('receive.stress_started')[0]?.fields.closed, 1);
+    assert.match(await talking.command('NOOP'), /^250 /, 'the talking TLS session is kept');
+    assert.equal(
+      await quiet.command('NOOP'),
+      '421 4.4.2 Idle timeout, closing transmission channel',
+    );
   });
 
   it('cuts off a client trickling its DATA a byte a second at connectionTimeout with 421 4.4.2, storing nothing', async (t) => {

@@ -2,6 +2,7 @@
 // header size from the connector a session is placed on; line length and junk commands per
 // listener. Each refused with one standard reply (replies.ts), smtp-server's own wording rewritten.
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import type { SMTPServer, SMTPServerSession } from 'smtp-server';
 import type { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { REPLIES } from '../replies.js';
@@ -249,10 +250,16 @@ export class ReceiveLimiter {
     if (this.watchedSockets.has(socket)) return;
     this.watchedSockets.add(socket);
     socket.on('timeout', () => state.connection._onTimeout());
-    socket.on('data', () => {
-      state.heardAt = this.clock();
-      if (state.partialWait) this.arm(state, socket);
-    });
+    const hear = () =>
+      socket.on('data', () => {
+        state.heardAt = this.clock();
+        if (state.partialWait) this.arm(state, socket);
+      });
+    // A 'data' listener sets a stream flowing: the TLS socket of a STARTTLS gets it only once
+    // secure, in the same turn as smtp-server pipes it to its parser, so no byte is missed.
+    if (socket instanceof TLSSocket && socket !== state.connection._socket)
+      socket.once('secure', hear);
+    else hear();
   }
 
   private endIdle(state: ConnectionLimits): void {
