@@ -1,18 +1,22 @@
 // The durable message queue, in one paragraph. A message is accepted once it is durable in the
 // queue's journal, one append and one sync shared with the messages that arrived meanwhile
-// (message-files.ts, journal.ts); accept() resolves (the client gets 250) only after that. It has
-// one entry per next-hop domain (recipient domain, lower-cased): envelope, attempts, last error,
-// next attempt time. An entry delivered at its first attempt is only marked done in the journal;
-// one that must wait moves, with its message, to the file store: its body in data/<id>.eml, a
-// control record per entry in control/<id>.<n>.json, rewritten after each attempt (temporary name,
-// fsync, rename, directory fsync) and deleted when nothing is left, the body going with the last
-// record that names it. Opening the queue replays the journal into the file store and recovers
-// that (store.ts). An entry is ready when its next attempt is due, active while the dispatcher
-// holds it, retry otherwise. A permanent (5xx) failure, or one still temporary after expireAfter,
-// ends the recipient with a non-delivery report to the sender, queued here like any message. So a
-// crash can repeat a delivery but never lose an acknowledged message. An operator may suspend a
-// next-hop domain (Exchange's Suspend-Queue): its entries stay queued, are never handed out, and
-// still expire; the suspended set is operational state kept in suspended.json, not in any manifest.
+// (message-files.ts, journal.ts); accept() resolves (the client gets 250) only after that. A large
+// one (over 256 KB, receive/message.ts) bypasses the journal: its body is written into the file
+// store's data/ as it arrives (spool), fsync'ed with its control records before the 250, and read
+// back in chunks for delivery (message-body.ts); cut short, it is an orphan body that recovery
+// removes. A message has one entry per next-hop domain (recipient domain, lower-cased): envelope,
+// attempts, last error, next attempt time. An entry delivered at its first attempt is only marked
+// done in the journal; one that must wait moves, with its message, to the file store: its body in
+// data/<id>.eml, a control record per entry in control/<id>.<n>.json, rewritten after each attempt
+// (temporary name, fsync, rename, directory fsync) and deleted when nothing is left, the body going
+// with the last record that names it. Opening the queue replays the journal into the file store and
+// recovers that (store.ts). An entry is ready when its next attempt is due, active while the
+// dispatcher holds it, retry otherwise. A permanent (5xx) failure, or one still temporary after
+// expireAfter, ends the recipient with a non-delivery report to the sender, queued here like any
+// message. So a crash can repeat a delivery but never lose an acknowledged message. An operator may
+// suspend a next-hop domain (Exchange's Suspend-Queue): its entries stay queued, are never handed
+// out, and still expire; the suspended set is operational state kept in suspended.json, not in any
+// manifest.
 import type { QueuedMessageSummary } from '../../model.js';
 import type { EngineLog } from '../log.js';
 import type {
