@@ -39,6 +39,16 @@ function withCost(connectors: string): string {
   return edited;
 }
 
+/** Puts an environment variable back as it was. */
+function restore(
+  name: 'CHOKIDAR_USEPOLLING' | 'CHOKIDAR_INTERVAL',
+  value: string | undefined,
+): void {
+  if (value !== undefined) process.env[name] = value;
+  else if (name === 'CHOKIDAR_USEPOLLING') delete process.env.CHOKIDAR_USEPOLLING;
+  else delete process.env.CHOKIDAR_INTERVAL;
+}
+
 function sizeOf(state: EngineState): unknown {
   return state.objects.find((o) => o.kind === 'ReceiveConnector' && o.name === 'from-partners')
     ?.spec.maxMessageSize;
@@ -279,6 +289,35 @@ describe('watch follows whole saves wherever the files go', () => {
         JSON.stringify(watch.outcomes),
       );
     });
+  });
+
+  it('--resync notices a change no event reported, by content', async () => {
+    const dir = await copy();
+    const file = join(dir, 'connectors.yaml');
+    // Polling once a minute, as a slow network file system's watcher: within the test no event
+    // comes, whatever changes, and only the resync's digests can see it.
+    const polling = {
+      use: process.env.CHOKIDAR_USEPOLLING,
+      interval: process.env.CHOKIDAR_INTERVAL,
+    };
+    process.env.CHOKIDAR_USEPOLLING = '1';
+    process.env.CHOKIDAR_INTERVAL = '60000';
+    try {
+      await watching(
+        [dir],
+        async (watch) => {
+          await writeFile(file, withSize(connectors, 1_000_010));
+          await sleep(1_000); // several settle windows: no event came
+          assert.equal((await watch.engine.client.state()).generation, 1, 'an event came');
+          await watch.until('the resync', (state) => sizeOf(state) === '1000010B');
+          assert.match(watch.printed(), /Resync: .*connectors\.yaml changed\.\n/);
+        },
+        { resyncMs: 2_000 },
+      );
+    } finally {
+      restore('CHOKIDAR_USEPOLLING', polling.use);
+      restore('CHOKIDAR_INTERVAL', polling.interval);
+    }
   });
 
   it('applies nothing between two chunks of a save written 600 ms apart, then the whole save once', async () => {
