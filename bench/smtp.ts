@@ -13,6 +13,7 @@
 // column of the summary counts it in (messages over load time plus drain time).
 import { loadavg } from 'node:os';
 import { postfixInstalled } from '../test/support/postfix.js';
+import { runLargeMessages } from './smtp-large.js';
 import { load, SHARED_CONTEXTS } from './smtp-load.js';
 import {
   DRAIN_TIMEOUT_MS,
@@ -38,6 +39,11 @@ function loadAverage(): string {
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
+  // --size 25MB [--clients 32]: one large message per client at once, memory and MB/s instead.
+  if (args.includes('--size')) {
+    await runLargeMessages(args);
+    return;
+  }
   const seconds = Number(args[args.indexOf('--seconds') + 1] ?? 4) || 4;
   if (args.includes('--ecdsa')) process.env.BENCH_KEY_TYPE = 'ecdsa-p256'; // the servers inherit it
   const onlyIndex = args.indexOf('--only');

@@ -50,7 +50,7 @@ export function messageStream(
  * reply, the engine went away) and the hash of the body sent.
  */
 export async function sendLarge(
-  lab: PartnerLab,
+  lab: Pick<PartnerLab, 'port' | 'client'>,
   id: string,
   to: string,
   bytes: number,
