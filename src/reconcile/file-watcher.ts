@@ -14,8 +14,8 @@ export interface FileWatcherOptions {
   roots: readonly string[];
   /** How often the roots are looked at (and watching is retried while it cannot watch). */
   retryMs: number;
-  /** A file watch reads may have changed (or the watcher was made again and may have missed one). */
-  changed: (path: string) => void;
+  /** A file changed; undefined when the watcher was made again and may have missed changes. */
+  changed: (path: string | undefined) => void;
   /** Called when watching stops or starts again. */
   health: (health: WatchHealth) => void;
 }
@@ -116,7 +116,7 @@ export class FileWatcher {
     const resumed = !this.state.watching || identities !== undefined;
     this.report({ watching: true });
     // Whatever happened while nobody listened (or while the old watcher looked elsewhere).
-    if (resumed) this.options.changed(this.options.roots.join(', '));
+    if (resumed) this.options.changed(undefined);
   }
 
   /**

@@ -81,7 +81,7 @@ export async function watchManifests(options: WatchOptions): Promise<void> {
         window.change(); // a file changed while it was read, or is new and fresh
         return;
       }
-      watcher.follow(files.referenced);
+      watcher.follow(files.outsideRoots(files.referenced));
       await reportOutcome(options, outcome, performance.now() - started);
       options.onReconciled?.(outcome);
     });
@@ -95,7 +95,9 @@ export async function watchManifests(options: WatchOptions): Promise<void> {
   const watcher = await FileWatcher.start({
     roots: files.roots,
     retryMs: options.retryMs ?? DEFAULT_RETRY_MS,
-    changed: () => window.change(),
+    changed: (path) => {
+      if (path === undefined || files.concerns(path)) window.change();
+    },
     health: (health) =>
       serially(async () => {
         if (health.watching) {

@@ -4,12 +4,15 @@
 import { createHash } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
 import { readFile, realpath, stat } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, resolve, sep } from 'node:path';
 import { findManifestFiles } from '../config/manifest-files.js';
 import { parseManifestFile } from '../config/yaml-documents.js';
 
 /** The spec fields whose value is a file the loader reads (config/material.ts). */
 const MATERIAL_FIELDS = ['certFile', 'keyFile', 'chainFile', 'pemFile', 'crlFile'] as const;
+
+/** What the loader reads under a directory (manifest-files.ts), in any case of the extension. */
+const MANIFEST_NAME = /\.ya?ml$/i;
 
 /** The loader refuses larger manifests; reading more to find references would be wasted. */
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -60,6 +63,28 @@ export class WatchedFiles {
       if (!this.manifests.includes(file)) this.references.delete(file);
     }
     this.referencedFiles = [...found].sort();
+  }
+
+  /**
+   * Whether an event on this path can change what watch reads: a manifest (or a file that may
+   * become one), a referenced file, a root, or a Kubernetes volume's `..data` link or version.
+   * Other files under a root (a queue or a build kept there) would only hold the window open.
+   */
+  concerns(path: string): boolean {
+    const name = basename(path);
+    return (
+      MANIFEST_NAME.test(name) ||
+      name.startsWith('..') ||
+      this.roots.includes(path) ||
+      this.referencedFiles.includes(path)
+    );
+  }
+
+  /** The paths that no root holds (a root's watch covers the others). */
+  outsideRoots(paths: readonly string[]): string[] {
+    return paths.filter(
+      (path) => !this.roots.some((root) => path === root || path.startsWith(`${root}${sep}`)),
+    );
   }
 
   /**

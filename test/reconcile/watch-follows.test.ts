@@ -172,6 +172,20 @@ describe('watch follows whole saves wherever the files go', () => {
     });
   });
 
+  it('is not held off by a busy file under the directory that no manifest reads', async () => {
+    const dir = await copy();
+    await watching([dir], async (watch) => {
+      // A log kept beside the manifests, written every 50 ms: shorter than any settle window.
+      const busy = setInterval(() => void writeFile(join(dir, 'notes.log'), `${Date.now()}\n`), 50);
+      try {
+        await writeFile(join(dir, 'connectors.yaml'), withSize(connectors, 1_000_012));
+        await watch.until('the save', (state) => sizeOf(state) === '1000012B');
+      } finally {
+        clearInterval(busy);
+      }
+    });
+  });
+
   it('follows its directory removed and recreated: Ready=False with the reason meanwhile, then applies every later save', async () => {
     const dir = await copy();
     await watching([dir], async (watch) => {
