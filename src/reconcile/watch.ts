@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { formatDiagnostics, loadConfiguration } from '../config/index.js';
 import { displayPath } from '../config/manifest-files.js';
 import type { ControlClient } from '../control/client.js';
-import type { RuntimeConfig } from '../model.js';
+import type { ReconcileReport, RuntimeConfig } from '../model.js';
 import { describeConfig } from '../objects.js';
 import { FileWatcher } from './file-watcher.js';
 import { judgePlan } from './gate.js';
@@ -39,6 +39,11 @@ export interface WatchOptions {
   resyncMs?: number;
   /** Named in the status reported to the engine after each attempt. */
   reconciler?: string;
+  /**
+   * How often the last report is sent again while nothing changes (default 60 s): the engine
+   * lets a reconciler's entry lapse after three missed beats, so a quiet watch must still beat.
+   */
+  heartbeatMs?: number;
   /**
    * Apply changes that weaken domain security too (DESIGN: watch applies them only when started
    * with --approve-weakening); without it they are refused, printed and reported.
@@ -116,6 +121,17 @@ export async function watchManifests(options: WatchOptions): Promise<void> {
   // Reconcile once at start, as Flux does: at once when the files are not being saved.
   attempt(await lookAt(files.all));
 
+  // The last report again, unchanged (a failed or invalid attempt stays one), as the heartbeat.
+  const heartbeat = setInterval(() => {
+    const last = lastReports.get(options);
+    if (last !== undefined)
+      void serially(() =>
+        options.client.reportStatus(last).then(
+          () => undefined,
+          () => undefined,
+        ),
+      );
+  }, options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS);
   const resync =
     options.resyncMs === undefined
       ? undefined
@@ -129,6 +145,7 @@ export async function watchManifests(options: WatchOptions): Promise<void> {
     else options.signal.addEventListener('abort', () => resolve(), { once: true });
   });
   if (resync !== undefined) clearInterval(resync);
+  clearInterval(heartbeat);
   window.close();
   await watcher.close();
   await running;
@@ -235,6 +252,10 @@ async function reconcileOnce(
   }
 }
 
+/** The last report of each running watch, sent again as its heartbeat. */
+const lastReports = new WeakMap<WatchOptions, ReconcileReport>();
+const DEFAULT_HEARTBEAT_MS = 60_000;
+
 /** Tells the engine how the attempt went (`domsec status`); a failure to tell is printed, not fatal. */
 async function reportOutcome(
   options: WatchOptions,
@@ -244,7 +265,7 @@ async function reportOutcome(
   try {
     const generation =
       outcome.status === 'applied' ? outcome.generation : (await options.client.state()).generation;
-    await options.client.reportStatus({
+    const report: ReconcileReport = {
       outcome: outcome.status,
       generation,
       error:
@@ -255,7 +276,9 @@ async function reportOutcome(
             : null,
       reconciler: options.reconciler ?? `watch ${options.paths.join(', ')}`,
       durationMs: Math.round(durationMs),
-    });
+    };
+    lastReports.set(options, report);
+    await options.client.reportStatus(report);
   } catch (error) {
     options.print(`Could not report the reconcile status: ${(error as Error).message}\n`);
   }

@@ -134,6 +134,37 @@ describe('status from one source of truth', () => {
     assert.match(text.stdout, /Reconciler: +- \(watch status-test stopped reporting: last report /);
   });
 
+  it('keeps a quiet watcher (no changes, no --resync) shown as the reconciler: its heartbeat renews the entry', async () => {
+    const controller = new AbortController();
+    const watching = watchManifests({
+      paths: [manifests],
+      client: running.client,
+      signal: controller.signal,
+      print: () => undefined,
+      heartbeatMs: 200,
+      reconciler: 'watch quiet',
+    });
+    try {
+      // Its beat is seen from its second report on; the entry then lasts three beats (1 s at least).
+      await eventually('the heartbeat to set the beat', async () => {
+        const now = await status();
+        return now.reconciler === 'watch quiet' &&
+          Date.parse(now.reconcilerExpiresAt ?? '') - Date.parse(now.reconcilerReportedAt ?? '') <
+            RECONCILER_FIRST_TTL_MS
+          ? now
+          : undefined;
+      });
+      // Well past three beats of 200 ms and the 1 s floor, nothing changed: still the reconciler.
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      const later = await status();
+      assert.equal(later.reconciler, 'watch quiet');
+      assert.equal(later.ready, true);
+    } finally {
+      controller.abort();
+      await watching;
+    }
+  });
+
   it('makes Ready False with the reason when a listener stops, and after a rollback with drift', async () => {
     await breakListener(running.engine, `127.0.0.1:${port}`);
     const drifted = await status();
