@@ -237,3 +237,19 @@ describe('a message read as it arrives', () => {
     assert.ok(spool.bodies.length > 0 && spool.bodies.every((body) => body.discarded));
   });
 });
+
+describe('a hostile header section', () => {
+  it('sent one byte at a time is refused over maxHeaderSize within a bounded time', async () => {
+    const raw = Buffer.from(`X-Pad: ${'p'.repeat(100_000)}\r\n\r\nbody\r\n`, 'latin1');
+    const bytes = Array.from({ length: raw.length }, (_, i) => raw.subarray(i, i + 1));
+    const started = performance.now();
+    const received = await receiveMessage(Readable.from(bytes), {
+      limit: 1 << 30,
+      maxHeaderSize: 64 * 1024,
+      prepare: (header) => prepareReceived(header, MARKING),
+    });
+    assert.deepEqual(received, { kind: 'header-too-big', size: raw.length });
+    // Each byte is scanned once: rescanning the held section per chunk would take minutes here.
+    assert.ok(performance.now() - started < 10_000, 'no rescans of what was read');
+  });
+});
