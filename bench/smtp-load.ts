@@ -1,10 +1,12 @@
 // The load generator of bench/smtp.ts: clients sending 4 KB messages over STARTTLS with a client
-// certificate, on a new connection each time or one kept, in this process or split over several.
+// certificate, on a new connection each time or one kept, or doing only the TLS handshake; as fast
+// as they can or at a set pace; in this process or split over several.
 import { fork } from 'node:child_process';
-import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
+import { connect, createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import { MESSAGE, type Identity, type Mode, type Server } from './smtp-servers.js';
+import type { Identity, Mode, Server } from './smtp-servers.js';
+import { monotonicMs, nextTag, taggedMessage } from './tagged-message.js';
 
 /**
  * --client-context shared: one TLS context per identity, as an MTA keeps its SSL_CTX. The default
@@ -36,9 +38,7 @@ function connection(
   ca: string,
   session?: Buffer,
 ): SMTPConnection {
-  const tls = SHARED_CONTEXTS
-    ? { secureContext: clientContext(identity, ca) }
-    : { ca: [ca], key: identity.keyPem, cert: identity.certPem };
+  const tls = tlsOptions(identity, ca);
   return new SMTPConnection({
     host: '127.0.0.1',
     port,
@@ -50,6 +50,47 @@ function connection(
     socketTimeout: 30_000,
     tls: session === undefined ? tls : { ...tls, session },
   });
+}
+
+/** The client side of TLS, as --client-context says: the SMTP rows' and the handshake rows'. */
+function tlsOptions(
+  identity: Identity,
+  ca: string,
+): { secureContext: SecureContext } | { ca: string[]; key: string; cert: string } {
+  return SHARED_CONTEXTS
+    ? { secureContext: clientContext(identity, ca) }
+    : { ca: [ca], key: identity.keyPem, cert: identity.certPem };
+}
+
+/**
+ * --mode handshake: a new TCP connection and a TLS 1.3 handshake with the client certificate, the
+ * server's certificate verified as nodemailer does; done at the server's byte, which it writes
+ * once it has the client's certificate (a TLS 1.3 client finishes before the server has it).
+ */
+async function handshake(port: number, identity: Identity, ca: string): Promise<void> {
+  const socket = connect({
+    host: '127.0.0.1',
+    port,
+    servername: 'mail.treyresearch.net',
+    minVersion: 'TLSv1.3',
+    ...tlsOptions(identity, ca),
+  });
+  socket.setNoDelay(true);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('handshake timed out')), 10_000);
+      socket.once('data', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.once('error', (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+    });
+  } finally {
+    socket.destroy();
+  }
 }
 
 const call = <T>(run: (done: (error: Error | null | undefined, value?: T) => void) => void) =>
@@ -89,64 +130,119 @@ async function open(
   return client;
 }
 
-async function sendOne(client: SMTPConnection): Promise<void> {
+/** Sends one tagged message; resolves with its tag and when its 250 arrived (monotonicMs). */
+async function sendOne(client: SMTPConnection): Promise<readonly [string, number]> {
   const envelope = { from: 'alice@adatum.com', to: ['bob@treyresearch.net'] };
-  await call((done) => client.send(envelope, MESSAGE, done));
+  const tag = nextTag();
+  await call((done) => client.send(envelope, taggedMessage(tag), done));
+  return [tag, monotonicMs()];
+}
+
+/**
+ * A set pace instead of as fast as they can: `messages` in all, `rate` a second over all clients,
+ * each client on its own kept connection (opened before the clock starts), evenly staggered.
+ */
+export interface Pace {
+  messages: number;
+  rate: number;
 }
 
 export interface Run {
   messages: number;
   seconds: number;
+  /** Each message's (or handshake's) time to its 250 (ms). */
   latencies: number[];
+  /** Each message's tag and when its 250 arrived (monotonicMs), for the delivery watch. */
+  accepted: (readonly [string, number])[];
   cpuMicros: number;
   systemMicros: number;
   /** CPU time of this process (the load generator) during the row, µs. */
   clientMicros: number;
 }
 
-/** What one generator does: `clients` clients sending until the deadline; the latencies (ms). */
+interface Sent {
+  latencies: number[];
+  accepted: (readonly [string, number])[];
+}
+
+type Target = { port: number; client: Identity; serverCa: string };
+
+/** What one generator does: `clients` clients sending until the deadline. */
 async function generate(
-  target: { port: number; client: Identity; serverCa: string },
+  target: Target,
   mode: Mode,
   clients: number,
   deadline: number,
-): Promise<number[]> {
-  const latencies: number[] = [];
+): Promise<Sent> {
+  const sent: Sent = { latencies: [], accepted: [] };
   const worker = async () => {
     let reused: SMTPConnection | undefined;
     const tickets: Tickets = {};
     while (Date.now() < deadline) {
       const begin = performance.now();
-      if (mode === 'new' || mode === 'resume') {
+      if (mode === 'handshake') {
+        await handshake(target.port, target.client, target.serverCa);
+      } else if (mode === 'new' || mode === 'resume') {
         const client = await open(
           target.port,
           target.client,
           target.serverCa,
           mode === 'resume' ? tickets : undefined,
         );
-        await sendOne(client);
+        sent.accepted.push(await sendOne(client));
         client.quit();
       } else {
         reused ??= await open(target.port, target.client, target.serverCa);
-        await sendOne(reused);
+        sent.accepted.push(await sendOne(reused));
       }
-      latencies.push(performance.now() - begin);
+      sent.latencies.push(performance.now() - begin);
     }
     reused?.quit();
   };
   await Promise.all(Array.from({ length: clients }, worker));
-  return latencies;
+  return sent;
+}
+
+/** What one generator does at a pace: its clients' share of the messages, on kept connections. */
+async function generatePaced(target: Target, clients: number, pace: Pace): Promise<Sent> {
+  const sent: Sent = { latencies: [], accepted: [] };
+  const connections = await Promise.all(
+    Array.from({ length: clients }, () => open(target.port, target.client, target.serverCa)),
+  );
+  const period = (1000 * clients) / pace.rate; // each client's spacing, ms
+  const started = performance.now();
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+  await Promise.all(
+    connections.map(async (client, index) => {
+      const share = Math.floor(pace.messages / clients) + (index < pace.messages % clients ? 1 : 0);
+      for (let sequence = 0; sequence < share; sequence += 1) {
+        // Behind schedule (a slow reply), the next one goes at once: the pace is kept on average.
+        await sleep(started + (sequence + index / clients) * period - performance.now());
+        const begin = performance.now();
+        sent.accepted.push(await sendOne(client));
+        sent.latencies.push(performance.now() - begin);
+      }
+      client.quit();
+    }),
+  );
+  return sent;
 }
 
 interface GeneratorRequest {
-  target: { port: number; client: Identity; serverCa: string };
+  target: Target;
   mode: Mode;
   clients: number;
   deadline: number;
+  pace?: Pace;
 }
-interface GeneratorReply {
-  latencies: number[];
+interface GeneratorReply extends Sent {
   cpuMicros: number;
+}
+
+function run(request: GeneratorRequest): Promise<Sent> {
+  return request.pace === undefined
+    ? generate(request.target, request.mode, request.clients, request.deadline)
+    : generatePaced(request.target, request.clients, request.pace);
 }
 
 /** --generators K: the clients split over K processes, so one core does not cap the load. */
@@ -177,11 +273,13 @@ async function startGenerator(): Promise<(request: GeneratorRequest) => Promise<
     ]);
 }
 
+/** `seconds` of load (or, with a pace, as long as its messages take). */
 export async function load(
   server: Server,
   mode: Mode,
   clients: number,
   seconds: number,
+  pace?: Pace,
 ): Promise<Run> {
   const target = { port: server.port, client: server.client, serverCa: server.serverCa };
   const processes = Math.min(GENERATORS, clients);
@@ -195,12 +293,24 @@ export async function load(
   const generators = shares.length === 1 ? [] : await Promise.all(shares.map(startGenerator));
   const started = performance.now();
   const deadline = Date.now() + seconds * 1000;
+  // A share of the pace for each generator, in proportion to its clients.
+  const paceOf = (share: number): Pace | undefined =>
+    pace === undefined
+      ? undefined
+      : {
+          messages: Math.round((pace.messages * share) / clients),
+          rate: (pace.rate * share) / clients,
+        };
   let results: GeneratorReply[];
   if (shares.length === 1) {
-    results = [{ latencies: await generate(target, mode, clients, deadline), cpuMicros: 0 }];
+    const request = { target, mode, clients, deadline };
+    results = [{ ...(await run({ ...request, pace: paceOf(clients) })), cpuMicros: 0 }];
   } else {
     results = await Promise.all(
-      generators.map((run, index) => run({ target, mode, clients: shares[index] ?? 0, deadline })),
+      generators.map((start, index) => {
+        const share = shares[index] ?? 0;
+        return start({ target, mode, clients: share, deadline, pace: paceOf(share) });
+      }),
     );
   }
   const elapsed = (performance.now() - started) / 1000;
@@ -213,6 +323,7 @@ export async function load(
     messages: latencies.length,
     seconds: elapsed,
     latencies,
+    accepted: results.flatMap((result) => result.accepted),
     cpuMicros,
     systemMicros,
     clientMicros:
@@ -225,11 +336,9 @@ if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv.includes(
   process.send?.({ ready: true });
   process.once('message', (request: GeneratorRequest) => {
     const before = process.cpuUsage();
-    void generate(request.target, request.mode, request.clients, request.deadline).then(
-      (latencies) => {
-        const used = process.cpuUsage(before);
-        process.send?.({ latencies, cpuMicros: used.user + used.system } satisfies GeneratorReply);
-      },
-    );
+    void run(request).then((sent) => {
+      const used = process.cpuUsage(before);
+      process.send?.({ ...sent, cpuMicros: used.user + used.system } satisfies GeneratorReply);
+    });
   });
 }

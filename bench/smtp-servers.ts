@@ -1,9 +1,11 @@
 // The servers of bench/smtp.ts: the engine and a plain smtp-server (the baseline), each in a child
-// process started from this file, and a private Postfix; all with the same certificates.
+// process started from this file, a private Postfix, and a trivial Node TLS server that only does
+// the mutual-TLS handshake (the limit of new connections); all with the same certificates.
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer as createTlsServer } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { SMTPServer } from 'smtp-server';
 import { Engine } from '../src/engine/engine.js';
@@ -20,7 +22,8 @@ import { certificate, runtimeConfig, trustAnchor } from '../test/support/runtime
 
 export type ServerKind = 'engine' | 'baseline' | 'postfix';
 export const KINDS: readonly ServerKind[] = ['baseline', 'engine', 'postfix'];
-export type Mode = 'new' | 'reuse' | 'resume';
+/** `handshake`: a new connection that only does the mutual-TLS handshake (no SMTP). */
+export type Mode = 'new' | 'reuse' | 'resume' | 'handshake';
 export interface Identity {
   certPem: string;
   keyPem: string;
@@ -33,6 +36,8 @@ interface ServerReply {
   /** The lab of the server process: the client's certificate and the CA of the server's. */
   client?: Identity;
   serverCa?: string;
+  /** The new/ directory the server delivers bob@treyresearch.net's mail into. */
+  maildir?: string;
   cpu?: { user: number; system: number }; // µs so far
   /** Mail accepted and not yet delivered into the Maildir, after waiting for it to drain. */
   backlog?: number;
@@ -50,12 +55,6 @@ async function drained(pending: () => Promise<number> | number): Promise<number>
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
-
-export const MESSAGE = (() => {
-  const head = 'From: alice@adatum.com\r\nTo: bob@treyresearch.net\r\nSubject: bench\r\n\r\n';
-  const line = `${'x'.repeat(76)}\r\n`;
-  return head + line.repeat(Math.ceil((4096 - head.length) / line.length));
-})();
 
 const silent: EngineLog = { log: () => undefined };
 
@@ -92,6 +91,8 @@ function pki(): BenchPki {
 
 interface NodeServerHandle {
   port: number;
+  /** The new/ directory of bob@treyresearch.net, where there is one. */
+  maildir?: string;
   /** Messages accepted and not yet delivered (the baseline keeps none). */
   pending: () => number;
   close: () => Promise<void>;
@@ -113,6 +114,8 @@ async function serveEngine(): Promise<NodeServerHandle> {
     throw new Error(`no listener: ${JSON.stringify(result)}`);
   return {
     port,
+    // runtimeConfig's delivery.maildir is "mail", under the state directory.
+    maildir: join(stateDir, 'mail', 'treyresearch.net', 'bob', 'new'),
     pending: () => engine.queuedMessages().length,
     close: async () => {
       await engine.close();
@@ -151,8 +154,48 @@ async function serveBaseline(): Promise<NodeServerHandle> {
   };
 }
 
-async function serve(kind: 'engine' | 'baseline'): Promise<void> {
-  const server = kind === 'engine' ? await serveEngine() : await serveBaseline();
+/**
+ * The bare mutual-TLS handshake, as the baseline's TLS is set up but TLS 1.3 only: a client
+ * certificate requested and verified against the partner's CA; then one byte and the end.
+ */
+async function serveHandshake(): Promise<NodeServerHandle> {
+  const { treyMail, adatumRoot } = pki();
+  const server = createTlsServer(
+    {
+      key: treyMail.keyPem,
+      cert: treyMail.certPem,
+      ca: [adatumRoot.certPem],
+      requestCert: true,
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.3',
+    },
+    (socket) => {
+      // Written once the client's certificate is verified: the client waits for it.
+      socket.on('error', () => undefined); // the client goes away as soon as it has the byte
+      socket.end(socket.authorized ? '1' : '0');
+    },
+  );
+  server.on('connection', (socket: import('node:net').Socket) => socket.setNoDelay(true));
+  server.on('tlsClientError', () => undefined);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('not listening');
+  return {
+    port: address.port,
+    pending: () => 0,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+type NodeKind = 'engine' | 'baseline' | 'handshake';
+
+async function serve(kind: NodeKind): Promise<void> {
+  const server =
+    kind === 'engine'
+      ? await serveEngine()
+      : kind === 'baseline'
+        ? await serveBaseline()
+        : await serveHandshake();
   const send = (reply: ServerReply) => process.send?.(reply);
   process.on('message', (request: ServerRequest) => {
     if (request.kind === 'cpu') {
@@ -166,7 +209,12 @@ async function serve(kind: 'engine' | 'baseline'): Promise<void> {
     void server.close().then(() => process.exit(0));
   });
   const { adatumMail, treyRoot } = pki();
-  send({ port: server.port, client: adatumMail, serverCa: treyRoot.certPem });
+  send({
+    port: server.port,
+    client: adatumMail,
+    serverCa: treyRoot.certPem,
+    ...(server.maildir === undefined ? {} : { maildir: server.maildir }),
+  });
 }
 
 export interface Server {
@@ -174,6 +222,8 @@ export interface Server {
   /** The client certificate to present, and the CA of the server's certificate. */
   readonly client: Identity;
   readonly serverCa: string;
+  /** The new/ directory its mail is delivered into; none for the baseline, which keeps nothing. */
+  readonly maildir: string | undefined;
   /** CPU time of the server so far (µs): its process, or every process of a Postfix instance. */
   cpu(): Promise<{ user: number; system: number }>;
   /** Waits until what it accepted is in its Maildir (bounded); resolves with what is left. */
@@ -181,16 +231,17 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-/** The engine or the baseline, in a child process (this one runs the clients). */
+/** The engine, the baseline or the handshake server, in a child process (this one runs the clients). */
 class NodeServer implements Server {
   private constructor(
     private readonly child: ChildProcess,
     readonly port: number,
     readonly client: Identity,
     readonly serverCa: string,
+    readonly maildir: string | undefined,
   ) {}
 
-  static async start(kind: 'engine' | 'baseline'): Promise<NodeServer> {
+  static async start(kind: NodeKind): Promise<NodeServer> {
     const child = fork(fileURLToPath(import.meta.url), ['--serve', kind], {
       execArgv: [
         '--import',
@@ -200,15 +251,17 @@ class NodeServer implements Server {
           : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`]),
       ],
     });
+    if (process.env.BENCH_PROFILE !== undefined)
+      console.log(`${kind}: CPU profile of pid ${child.pid} in ${process.env.BENCH_PROFILE}`);
     const ready = await new Promise<ServerReply>((resolve, reject) => {
       child.once('message', resolve);
       child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
     });
-    const { port, client, serverCa } = ready;
+    const { port, client, serverCa, maildir } = ready;
     if (port === undefined || client === undefined || serverCa === undefined) {
       throw new Error('the server did not say where it listens');
     }
-    return new NodeServer(child, port, client, serverCa);
+    return new NodeServer(child, port, client, serverCa, maildir);
   }
 
   cpu(): Promise<{ user: number; system: number }> {
@@ -262,6 +315,7 @@ async function startPostfixServer(lifetimeSeconds: number): Promise<Server> {
     port,
     client: adatumMail,
     serverCa: treyRoot.certPem,
+    maildir: join(postfix.maildir, 'new'),
     cpu: () => postfix.cpu(),
     idle: () => drained(async () => (await postfix.queue()).length),
     stop: async () => {
@@ -296,6 +350,11 @@ export function startServer(kind: ServerKind, rowSeconds: number): Promise<Serve
   return kind === 'postfix' ? startPostfixServer(12 * rowSeconds + 900) : NodeServer.start(kind);
 }
 
+/** The trivial TLS server of the handshake rows. */
+export function startHandshakeServer(): Promise<Server> {
+  return NodeServer.start('handshake');
+}
+
 const serveIndex = process.argv.indexOf('--serve');
 if (process.argv[1] === fileURLToPath(import.meta.url) && serveIndex >= 0)
-  await serve(process.argv[serveIndex + 1] as 'engine' | 'baseline');
+  await serve(process.argv[serveIndex + 1] as NodeKind);

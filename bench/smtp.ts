@@ -1,23 +1,37 @@
 // The receive side's benchmark: 4 KB messages with a client certificate over STARTTLS to a real
 // Engine, a plain smtp-server with the same TLS (the baseline) and, when it is installed, a private
 // Postfix with smtpd_tls_req_ccert = yes (smtp-servers.ts), all side by side, taking turns row by
-// row; the clients are in smtp-load.ts.
+// row; the clients are in smtp-load.ts, the delivery watch in delivery-watch.ts.
 //
 // node --import tsx bench/smtp.ts [--seconds 4] [--rounds 1] [--only engine|baseline|postfix[,...]]
 //   [--mode new|reuse|resume] [--clients 1,8,32] [--client-context per-connection|shared] [--ecdsa]
-//   [--generators K] [--postfix-set name=value]...
+//   [--generators K] [--postfix-set name=value]... [--latency [--latency-rate 200]] [--no-watch]
 // --generators K splits the clients over K processes (one by default, which tops out near one
 // core's worth of TLS handshakes: about 420 new connections a second here).
-// BENCH_PROFILE=<dir> writes the Node servers' CPU profiles there. After each row the servers get
-// to deliver what they accepted into their Maildirs: "drain" is how long that took, and the last
-// column of the summary counts it in (messages over load time plus drain time).
+// BENCH_PROFILE=<dir> writes the Node servers' CPU profiles there (each server names its pid).
+//
+// Each row: msgs/s, and the time from sending to the 250 (p50, p99); "new/ p50, p99" is the time
+// from the client's 250 to the message's file in the server's Maildir new/, as a separate process
+// sees it (inotify; it reads each new file's first bytes for the tag in its Subject; --no-watch
+// leaves it out). The baseline keeps no mail: "-". After each row the servers get to deliver what
+// they accepted: "drain" is how long that took, and the last column of the summary counts it in
+// (messages over load time plus drain time).
+// With --mode new (the default runs it), a "handshake" row at each client count does only the
+// TLS 1.3 handshake with the client certificate against a trivial Node TLS server (same keys and
+// client contexts, a new connection each), and the summary gives each server's rate of new
+// connections as a share of that limit.
+// --latency (alone, or beside --mode/--clients) sends 1,000 messages per server from 8 clients on
+// kept connections at --latency-rate messages a second (200: far from saturating) and prints
+// p50/p99/max of 250 → new/; the goal: the engine delivers every message within 50 ms of its 250.
 import { loadavg } from 'node:os';
 import { postfixInstalled } from '../test/support/postfix.js';
+import { deliveryLatencies, startDeliveryWatch, type DeliveryWatch } from './delivery-watch.js';
 import { runLargeMessages } from './smtp-large.js';
-import { load, SHARED_CONTEXTS } from './smtp-load.js';
+import { load, SHARED_CONTEXTS, type Run } from './smtp-load.js';
 import {
   DRAIN_TIMEOUT_MS,
   KINDS,
+  startHandshakeServer,
   startServer,
   type Mode,
   type Server,
@@ -30,11 +44,58 @@ function percentile(sorted: number[], p: number): number {
 
 /** The goals: engine throughput over Postfix's, per connection mode. */
 const GOAL: Partial<Record<Mode, number>> = { new: 1.5, reuse: 1.2 };
+/** The latency goal: on an idle machine, every message in new/ within this long of its 250. */
+const LATENCY_GOAL_MS = 50;
+const LATENCY_MESSAGES = 1_000;
+const LATENCY_CLIENTS = 8;
+
+type RowKind = ServerKind | 'handshake';
 
 function loadAverage(): string {
   return loadavg()
     .map((value) => value.toFixed(2))
     .join(' ');
+}
+
+function flag(args: string[], name: string): string | undefined {
+  const index = args.indexOf(name);
+  return index >= 0 ? args[index + 1] : undefined;
+}
+
+const ms = (value: number): string => (Number.isNaN(value) ? '-' : value.toFixed(1));
+
+/** What the delivery watch makes of a row: 250 → new/ latencies (sorted) and what it missed. */
+interface Delivery {
+  sorted: number[];
+  unseen: number;
+  late: number;
+}
+
+async function delivered(
+  watch: DeliveryWatch,
+  server: Server,
+  run: Run,
+): Promise<Delivery | undefined> {
+  if (server.maildir === undefined || run.accepted.length === 0) return undefined;
+  const deliveries = await watch.collect(run.accepted.length);
+  const { latencies, unseen } = deliveryLatencies(run.accepted, deliveries.seen);
+  return { sorted: latencies.sort((a, b) => a - b), unseen, late: deliveries.late };
+}
+
+function deliveryNote(delivery: Delivery | undefined): string {
+  if (delivery === undefined) return '';
+  return [
+    delivery.unseen > 0 ? `  ${delivery.unseen} never seen in new/` : '',
+    delivery.late > 0 ? `  ${delivery.late} seen only by the closing readdir` : '',
+  ].join('');
+}
+
+interface Pooled {
+  messages: number;
+  seconds: number;
+  drain: number;
+  latencies: number[];
+  deliveries: number[] | undefined;
 }
 
 async function main(): Promise<void> {
@@ -44,11 +105,11 @@ async function main(): Promise<void> {
     await runLargeMessages(args);
     return;
   }
-  const seconds = Number(args[args.indexOf('--seconds') + 1] ?? 4) || 4;
+  const seconds = Number(flag(args, '--seconds') ?? 4) || 4;
   if (args.includes('--ecdsa')) process.env.BENCH_KEY_TYPE = 'ecdsa-p256'; // the servers inherit it
-  const onlyIndex = args.indexOf('--only');
   const postfix = await postfixInstalled();
-  const only = onlyIndex >= 0 ? (args[onlyIndex + 1] ?? '').split(',') : undefined;
+  const onlyFlag = flag(args, '--only');
+  const only = args.includes('--only') ? (onlyFlag ?? '').split(',') : undefined;
   for (const kind of only ?? []) {
     if (!KINDS.includes(kind as ServerKind))
       throw new Error(`--only ${kind}: not one of ${KINDS.join('|')}`);
@@ -59,65 +120,89 @@ async function main(): Promise<void> {
   const kinds = KINDS.filter((kind) =>
     only === undefined ? kind !== 'postfix' || postfix : only.includes(kind),
   );
-  const rounds = Number(args[args.indexOf('--rounds') + 1] ?? 1) || 1;
-  const modeIndex = args.indexOf('--mode');
-  const modes: Mode[] = modeIndex >= 0 ? [args[modeIndex + 1] as Mode] : ['new', 'reuse'];
-  const clientsIndex = args.indexOf('--clients');
-  const counts =
-    clientsIndex >= 0 ? (args[clientsIndex + 1] ?? '').split(',').map(Number) : [1, 8, 32];
+  const rounds = Number(flag(args, '--rounds') ?? 1) || 1;
+  const latency = args.includes('--latency');
+  const latencyRate = Number(flag(args, '--latency-rate') ?? 200) || 200;
+  const rowsWanted = !latency || args.includes('--mode') || args.includes('--clients');
+  const modeFlag = flag(args, '--mode');
+  const modes: Mode[] = !rowsWanted
+    ? []
+    : modeFlag !== undefined
+      ? [modeFlag as Mode]
+      : ['new', 'reuse'];
+  const clientsFlag = flag(args, '--clients');
+  const counts = clientsFlag !== undefined ? clientsFlag.split(',').map(Number) : [1, 8, 32];
+  const watching = !args.includes('--no-watch');
   console.log(
     `4 KB messages, client certificate over STARTTLS, ${process.env.BENCH_KEY_TYPE ?? 'rsa-2048'} keys, ${SHARED_CONTEXTS ? 'shared' : 'per-connection'} client TLS contexts, ${seconds} s per row (Node ${process.version})`,
   );
   if (only === undefined && !postfix) console.log('postfix is not installed: no Postfix rows');
   console.log(`load average before: ${loadAverage()}`);
-  console.log(
-    'server    mode   clients   msgs/s   p50 ms   p99 ms   server CPU µs/msg (of which system)   drain   client CPU µs/msg',
-  );
   // Every round's measurements of a row, pooled: rate = messages / seconds over all rounds.
-  const pooled = new Map<
-    string,
-    { messages: number; seconds: number; drain: number; latencies: number[] }
-  >();
+  const pooled = new Map<string, Pooled>();
   // All servers run side by side and take turns row by row, each starting idle (what it accepted
   // is delivered), so that load from elsewhere on a shared machine falls on all of them alike.
-  const servers = new Map<ServerKind, Server>();
+  const servers = new Map<RowKind, Server>();
+  let watch: DeliveryWatch | undefined;
+  let watchedMessages = 0;
   try {
+    if (modes.includes('new')) {
+      const handshakes = await startHandshakeServer();
+      servers.set('handshake', handshakes);
+      await load(handshakes, 'handshake', 4, 1);
+    }
     for (const kind of kinds) {
       const server = await startServer(kind, seconds * kinds.length * rounds);
       servers.set(kind, server);
       await load(server, 'reuse', 4, 1); // warm-up: JIT, session caches, Postfix's processes
       await server.idle();
     }
-    for (let round = 1; round <= rounds; round += 1) {
+    // After the warm-up, which made the Maildirs.
+    const maildirs = [...servers.values()].flatMap((server) => server.maildir ?? []);
+    watch = await startDeliveryWatch(watching ? maildirs : []);
+    if (modes.length > 0) {
+      console.log(
+        'server    mode   clients   msgs/s   p50 ms   p99 ms  new/ p50  new/ p99   server CPU µs/msg (of which system)   drain   client CPU µs/msg',
+      );
+    }
+    for (let round = 1; round <= rounds && modes.length > 0; round += 1) {
       if (rounds > 1) console.log(`round ${round} of ${rounds}`);
       for (const mode of modes) {
         for (const clients of counts) {
           for (const [kind, server] of servers) {
-            const run = await load(server, mode, clients, seconds);
+            if (kind === 'handshake' && mode !== 'new') continue; // its row goes with the new ones
+            const rowMode: Mode = kind === 'handshake' ? 'handshake' : mode;
+            const run = await load(server, rowMode, clients, seconds);
             const drainStarted = performance.now();
             const backlog = await server.idle();
             const drainSeconds = (performance.now() - drainStarted) / 1000;
+            const delivery = await delivered(watch, server, run);
+            if (delivery !== undefined) watchedMessages += run.accepted.length;
             const sorted = [...run.latencies].sort((a, b) => a - b);
-            const row = {
-              rate: run.messages / run.seconds,
-              p50: percentile(sorted, 50),
-              p99: percentile(sorted, 99),
-            };
             const key = `${kind} ${mode} ${clients}`;
-            const sum = pooled.get(key) ?? { messages: 0, seconds: 0, drain: 0, latencies: [] };
+            const sum = pooled.get(key) ?? {
+              messages: 0,
+              seconds: 0,
+              drain: 0,
+              latencies: [],
+              deliveries: delivery === undefined ? undefined : [],
+            };
             sum.messages += run.messages;
             sum.seconds += run.seconds;
             sum.drain += drainSeconds;
             sum.latencies.push(...run.latencies);
+            sum.deliveries?.push(...(delivery?.sorted ?? []));
             pooled.set(key, sum);
             console.log(
               [
                 kind.padEnd(9),
-                mode.padEnd(6),
+                rowMode.padEnd(6),
                 String(clients).padStart(7),
-                row.rate.toFixed(0).padStart(8),
-                row.p50.toFixed(1).padStart(8),
-                row.p99.toFixed(1).padStart(8),
+                (run.messages / run.seconds).toFixed(0).padStart(8),
+                percentile(sorted, 50).toFixed(1).padStart(8),
+                percentile(sorted, 99).toFixed(1).padStart(8),
+                ms(percentile(delivery?.sorted ?? [], 50)).padStart(9),
+                ms(percentile(delivery?.sorted ?? [], 99)).padStart(9),
                 (run.cpuMicros / Math.max(1, run.messages)).toFixed(0).padStart(19),
                 `(system ${(run.systemMicros / Math.max(1, run.messages)).toFixed(0)})`.padEnd(14),
                 `${drainSeconds.toFixed(2)} s`.padStart(8),
@@ -125,6 +210,7 @@ async function main(): Promise<void> {
                 backlog === 0
                   ? ''
                   : `  ${backlog} still undelivered after ${DRAIN_TIMEOUT_MS / 1000} s`,
+                deliveryNote(delivery),
               ]
                 .join(' ')
                 .trimEnd(),
@@ -133,37 +219,122 @@ async function main(): Promise<void> {
         }
       }
     }
+    if (latency) {
+      const mailServers = [...servers].filter(([kind]) => kind !== 'handshake');
+      watchedMessages += await latencyRows(mailServers, watch, latencyRate);
+    }
+    const { cpuMicros } = await watch.collect(0);
+    if (watchedMessages > 0)
+      console.log(
+        `delivery watch: ${(cpuMicros / watchedMessages).toFixed(0)} µs of CPU per message (its own process)`,
+      );
   } finally {
+    await watch?.stop();
     for (const server of servers.values()) await server.stop();
   }
   console.log(`load average after: ${loadAverage()}`);
-  const rows = new Map<string, { rate: number; sustained: number; p50: number; p99: number }>();
+  summary(pooled, kinds, modes, counts, rounds);
+}
+
+/** The --latency rows: 1,000 messages per server at a modest pace; returns how many were watched. */
+async function latencyRows(
+  servers: [RowKind, Server][],
+  watch: DeliveryWatch,
+  rate: number,
+): Promise<number> {
+  console.log(
+    `\n250 → new/: ${LATENCY_MESSAGES} messages per server, ${LATENCY_CLIENTS} clients on kept connections, ${rate} msgs/s in all`,
+  );
+  console.log(
+    'server    msgs/s  250 p50/p99 ms   new/ p50 ms   p99 ms   max ms   over 50 ms   load average',
+  );
+  let watched = 0;
+  for (const [kind, server] of servers) {
+    const run = await load(server, 'reuse', LATENCY_CLIENTS, 0, {
+      messages: LATENCY_MESSAGES,
+      rate,
+    });
+    const backlog = await server.idle();
+    const delivery = await delivered(watch, server, run);
+    if (delivery !== undefined) watched += run.accepted.length;
+    const sorted = [...run.latencies].sort((a, b) => a - b);
+    const deliveries = delivery?.sorted ?? [];
+    const over = deliveries.filter((value) => value > LATENCY_GOAL_MS).length;
+    console.log(
+      [
+        kind.padEnd(9),
+        (run.messages / run.seconds).toFixed(0).padStart(6),
+        `${ms(percentile(sorted, 50))}/${ms(percentile(sorted, 99))}`.padStart(15),
+        ms(percentile(deliveries, 50)).padStart(13),
+        ms(percentile(deliveries, 99)).padStart(8),
+        ms(deliveries.at(-1) ?? NaN).padStart(8),
+        (delivery === undefined ? '-' : String(over + delivery.unseen)).padStart(12),
+        `  ${loadAverage()}`,
+        backlog === 0 ? '' : `  ${backlog} still undelivered after ${DRAIN_TIMEOUT_MS / 1000} s`,
+        deliveryNote(delivery),
+      ]
+        .join(' ')
+        .trimEnd(),
+    );
+    if (kind === 'engine' && delivery !== undefined) {
+      const met = over === 0 && delivery.unseen === 0;
+      console.log(
+        `engine: every message in new/ within ${LATENCY_GOAL_MS} ms of its 250: ${met ? 'met' : `not met (${over + delivery.unseen} of ${run.accepted.length} later or never)`}${(loadavg()[0] ?? 0) < 1 ? '' : ' (the machine was not idle)'}`,
+      );
+    }
+  }
+  return watched;
+}
+
+/** A row of the summary, over every round: rates, 250 latency and 250 → new/ latency (ms). */
+interface SummaryRow {
+  rate: number;
+  sustained: number;
+  p50: number;
+  p99: number;
+  new50: number;
+  new99: number;
+}
+
+/** The tables after the rows: engine against each other server, and shares of the handshake limit. */
+function summary(
+  pooled: Map<string, Pooled>,
+  kinds: ServerKind[],
+  modes: Mode[],
+  counts: number[],
+  rounds: number,
+): void {
+  const rows = new Map<string, SummaryRow>();
   for (const [key, sum] of pooled) {
     const sorted = [...sum.latencies].sort((a, b) => a - b);
+    const deliveries = [...(sum.deliveries ?? [])].sort((a, b) => a - b);
     rows.set(key, {
       rate: sum.messages / sum.seconds,
       sustained: sum.messages / (sum.seconds + sum.drain),
       p50: percentile(sorted, 50),
       p99: percentile(sorted, 99),
+      new50: percentile(deliveries, 50),
+      new99: percentile(deliveries, 99),
     });
   }
+  const pooledNote = rounds > 1 ? ` (${rounds} rounds pooled)` : '';
   for (const other of ['baseline', 'postfix'] as const) {
-    if (!kinds.includes('engine') || !kinds.includes(other)) continue;
-    console.log(`\nengine / ${other}${rounds > 1 ? ` (${rounds} rounds pooled)` : ''}`);
+    if (!kinds.includes('engine') || !kinds.includes(other) || modes.length === 0) continue;
+    console.log(`\nengine / ${other}${pooledNote}`);
     console.log(
       [
         'mode'.padEnd(6),
         'clients'.padStart(7),
-        ' engine msgs/s p50/p99 ms'.padEnd(27),
-        ` ${other} msgs/s p50/p99 ms`.padEnd(27),
+        ' engine msgs/s p50/p99 ms, new/'.padEnd(37),
+        ` ${other} msgs/s p50/p99 ms, new/`.padEnd(37),
         `engine/${other}${other === 'postfix' ? ' (goal)' : ''}`.padEnd(30),
         'until delivered: msgs/s and ratio',
       ].join(' '),
     );
-    const cell = (row: { rate: number; p50: number; p99: number } | undefined) =>
+    const cell = (row: SummaryRow | undefined) =>
       row === undefined
-        ? '-'.padEnd(27)
-        : `${row.rate.toFixed(0).padStart(8)} ${`${row.p50.toFixed(1)}/${row.p99.toFixed(1)}`.padEnd(18)}`;
+        ? '-'.padEnd(37)
+        : `${row.rate.toFixed(0).padStart(8)} ${`${row.p50.toFixed(1)}/${row.p99.toFixed(1)}, ${ms(row.new50)}/${ms(row.new99)}`.padEnd(28)}`;
     for (const mode of modes) {
       for (const clients of counts) {
         const engine = rows.get(`engine ${mode} ${clients}`);
@@ -181,6 +352,19 @@ async function main(): Promise<void> {
         );
       }
     }
+  }
+  if (!modes.includes('new')) return;
+  console.log(
+    `\nnew connections a second as a share of the bare mutual-TLS handshake (TLS 1.3, client certificate, a new connection each, one Node process)${pooledNote}`,
+  );
+  console.log(['clients', 'handshakes/s', ...kinds.map((kind) => kind.padStart(9))].join(' '));
+  for (const clients of counts) {
+    const limit = rows.get(`handshake new ${clients}`)?.rate ?? NaN;
+    const shares = kinds.map((kind) => {
+      const rate = rows.get(`${kind} new ${clients}`)?.rate ?? NaN;
+      return `${((100 * rate) / limit).toFixed(0)}%`.padStart(9);
+    });
+    console.log([String(clients).padStart(7), limit.toFixed(0).padStart(12), ...shares].join(' '));
   }
 }
 
