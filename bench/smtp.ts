@@ -8,7 +8,8 @@
 //   [--generators K] [--postfix-set name=value]... [--latency [--latency-rate 200]] [--no-watch]
 // --generators K splits the clients over K processes (one by default, which tops out near one
 // core's worth of TLS handshakes: about 420 new connections a second here).
-// BENCH_PROFILE=<dir> writes the Node servers' CPU profiles there (each server names its pid).
+// BENCH_PROFILE=<dir> writes the Node servers' CPU profiles there (each server names its pid, each
+// row its time window; bench/cpu-profile-top.ts sums up a profile's self time in a window).
 //
 // Each row: msgs/s, and the time from sending to the 250 (p50, p99); "new/ p50, p99" is the time
 // from the client's 250 to the message's file in the server's Maildir new/, as a separate process
@@ -37,6 +38,7 @@ import {
   type Server,
   type ServerKind,
 } from './smtp-servers.js';
+import { monotonicMs } from './tagged-message.js';
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
@@ -172,7 +174,12 @@ async function main(): Promise<void> {
           for (const [kind, server] of servers) {
             if (kind === 'handshake' && mode !== 'new') continue; // its row goes with the new ones
             const rowMode: Mode = kind === 'handshake' ? 'handshake' : mode;
+            const loadStarted = monotonicMs();
             const run = await load(server, rowMode, clients, seconds);
+            if (process.env.BENCH_PROFILE !== undefined)
+              console.log(
+                `profile window: ${kind} ${rowMode} ${clients}: ${loadStarted.toFixed(0)}-${monotonicMs().toFixed(0)}`,
+              );
             const drainStarted = performance.now();
             const backlog = await server.idle();
             const drainSeconds = (performance.now() - drainStarted) / 1000;
