@@ -140,7 +140,10 @@ async function sendOne(client: SMTPConnection): Promise<readonly [string, number
 
 /**
  * A set pace instead of as fast as they can: `messages` in all, `rate` a second over all clients,
- * each client on its own kept connection (opened before the clock starts), evenly staggered.
+ * each client on its own kept connection (opened before the clock starts). The clients send
+ * together, a burst every clients/rate seconds and quiet in between: mail accepted during the
+ * burst's first delivery and then left until something else wakes the server (a stalled
+ * dispatcher) waits the whole quiet.
  */
 export interface Pace {
   messages: number;
@@ -217,7 +220,7 @@ async function generatePaced(target: Target, clients: number, pace: Pace): Promi
       const share = Math.floor(pace.messages / clients) + (index < pace.messages % clients ? 1 : 0);
       for (let sequence = 0; sequence < share; sequence += 1) {
         // Behind schedule (a slow reply), the next one goes at once: the pace is kept on average.
-        await sleep(started + (sequence + index / clients) * period - performance.now());
+        await sleep(started + sequence * period - performance.now());
         const begin = performance.now();
         sent.accepted.push(await sendOne(client));
         sent.latencies.push(performance.now() - begin);
