@@ -4,7 +4,7 @@ import { crc32 } from 'node:zlib';
 import { mkdir, open, readdir, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EngineLog } from '../log.js';
-import { checkControlRecord, syncDirectory, type ControlRecord } from './store.js';
+import { checkControlRecord, syncDirectory, unwritten, type ControlRecord } from './store.js';
 
 const MAGIC = Buffer.from('DQJ1', 'latin1');
 const HEADER_BYTES = 16;
@@ -360,7 +360,7 @@ export class Journal {
         let written = 0;
         while (written < total) {
           const { bytesWritten } = await segment.handle.writev(
-            remaining(chunks, written),
+            unwritten(chunks, written),
             position,
           );
           written += bytesWritten;
@@ -422,22 +422,6 @@ export class Journal {
     timer.unref();
     this.timers.add(timer);
   }
-}
-
-/** The chunks from byte `skip` on (after a short writev). */
-function remaining(chunks: Buffer[], skip: number): Buffer[] {
-  if (skip === 0) return chunks;
-  const rest: Buffer[] = [];
-  let left = skip;
-  for (const chunk of chunks) {
-    if (left >= chunk.length) {
-      left -= chunk.length;
-      continue;
-    }
-    rest.push(left === 0 ? chunk : chunk.subarray(left));
-    left = 0;
-  }
-  return rest;
 }
 
 type Parsed =

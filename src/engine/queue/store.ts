@@ -118,8 +118,8 @@ export class BodyFile implements SpooledBody {
   }
 }
 
-/** The chunks after the first `written` bytes (a short writev). */
-function unwritten(chunks: Buffer[], written: number): Buffer[] {
+/** The chunks after the first `written` bytes (a short writev); shared with the journal. */
+export function unwritten(chunks: Buffer[], written: number): Buffer[] {
   let left = written;
   const rest: Buffer[] = [];
   for (const chunk of chunks) {
