@@ -1,4 +1,4 @@
-// One SMTP listener per binding (SPEC §3): smtp-server speaks the protocol and domsec's policy
+// One SMTP listener per binding: smtp-server speaks the protocol and domsec's policy
 // runs in its hooks. A session keeps the generation current at its connect; reload() serves new
 // sessions and new TLS handshakes from the next generation without closing the listener.
 import type { Socket } from 'node:net';
@@ -99,7 +99,7 @@ export class ReceiveListener {
       size: largestMessageSize(generation, options.binding) || undefined,
       ...tlsOptions(generation),
       requestCert: true,
-      // Decided per transaction at MAIL FROM, so that the reply can say why (SPEC §3.2).
+      // Decided per transaction at MAIL FROM, so that the reply can say why.
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
       disabledCommands: ['AUTH'],
@@ -151,7 +151,7 @@ export class ReceiveListener {
       });
     });
     this.server.server.on('connection', (socket: Socket) => {
-      socket.setNoDelay(true); // SPEC §9: Nagle costs ~40 ms per pipelined exchange
+      socket.setNoDelay(true); // Nagle and delayed ACK cost ~40 ms per pipelined exchange
       // STARTTLS strips every listener off the raw socket (smtp-server's upgrade), so a 'close'
       // listener cannot keep this set current: it is pruned here and read with care in close().
       for (const known of this.sockets) if (known.destroyed) this.sockets.delete(known);
@@ -194,7 +194,7 @@ export class ReceiveListener {
     const identity = tlsIdentity(generation);
     if (identity === this.tlsIdentity) return;
     try {
-      // One new SecureContext for all later handshakes (SPEC §9); live TLS sessions keep theirs.
+      // One new SecureContext for all later handshakes; live TLS sessions keep theirs.
       this.server.updateSecureContext(tlsOptions(generation));
       this.tlsIdentity = identity;
     } catch (error) {
@@ -434,7 +434,7 @@ export class ReceiveListener {
     return verdict;
   }
 
-  /** SPEC §5: the EHLO name is logged beside the certificate names; a mismatch is only a note. */
+  /** The EHLO name is logged beside the certificate names; a mismatch is only a note. */
   private noteEhloName(state: ReceiveSession, session: SMTPServerSession, names: string[]): void {
     const ehlo = session.hostNameAppearsAs || '';
     if (ehlo !== '' && !coversHost(names, ehlo)) {

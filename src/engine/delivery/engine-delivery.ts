@@ -1,6 +1,6 @@
 // The engine's delivery side in one object: the queue (<state>/queue, opened once and never
 // touched by a reload), the dispatcher, Maildir or relay delivery and remote sending, wired together.
-// An apply that changes what a queue depends on retries that queue at once (SPEC §8).
+// An apply that changes what a queue depends on retries that queue at once.
 import { join } from 'node:path';
 import type { ResolveOptions } from '../dns.js';
 import type { Generation } from '../generation.js';

@@ -21,7 +21,7 @@ export interface NonDeliveryReportInput {
   originalHeaders: string;
   recipients: BouncedRecipient[];
   now: Date;
-  /** 'delayed': a delay notice (SPEC §6, after 4 hours), the message stays queued. */
+  /** 'delayed': a delay notice (after 4 hours by default), the message stays queued. */
   action?: 'failed' | 'delayed';
   /** For a delay notice: when the queue gives up (RFC 3464 Will-Retry-Until). */
   willRetryUntil?: Date;

@@ -45,7 +45,7 @@ export interface SettlePolicy {
   expireAfter: number; // ms
   /**
    * A delay notice after this long in the queue (ms): the Organization's queue.delayNotice, which a
-   * Generation carries; SPEC §6's 4 hours for a caller that gives none.
+   * Generation carries; 4 hours (the Organization's default) for a caller that gives none.
    */
   delayNoticeAfter?: number;
 }

@@ -1,4 +1,4 @@
-// How one message's recipients split into queue entries: one per next-hop domain (SPEC §6), keyed
+// How one message's recipients split into queue entries: one per next-hop domain, keyed
 // by the canonical domain (domain-name.ts) whatever spelling the envelope used.
 import { parseAddress, type DomainName } from '../../domain-name.js';
 

@@ -35,7 +35,7 @@ export interface ControlRecord {
   lastError: string | null;
   lastAttemptAt: string | null;
   nextAttemptAt: string; // ISO
-  /** When the delay notice went to the sender (SPEC §6); absent or null: not yet. */
+  /** When the delay notice went to the sender; absent or null: not yet. */
   delayNotifiedAt?: string | null;
 }
 

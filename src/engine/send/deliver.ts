@@ -1,4 +1,4 @@
-// Remote delivery of one next-hop domain's batch (SPEC §4): pick the send connector, find the
+// Remote delivery of one next-hop domain's batch: pick the send connector, find the
 // hops, send every message over one session per hop (failing over to the next hop with what is
 // left; a session kept from an earlier round is reused), and when every hop failed give the queue
 // Exchange's last error.

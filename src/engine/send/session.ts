@@ -84,7 +84,7 @@ export interface SessionSettings {
   openSessions?: OpenSessions | undefined;
 }
 
-/** Without our certificate: a client certificate is for partners only (SPEC §4.4). Built once. */
+/** Without our certificate: a client certificate is for partners only. Built once. */
 let anonymousContext: SecureContext | undefined;
 
 export class SmtpClientSession {
@@ -138,7 +138,7 @@ export class SmtpClientSession {
       transactionLog: verbose,
       logger: verbose ? protocolLogger(() => holder.session) : false,
     });
-    // TCP_NODELAY (SPEC §9): nodemailer sets it on the socket in _onConnect; the TLS socket of
+    // TCP_NODELAY: nodemailer sets it on the socket in _onConnect; the TLS socket of
     // STARTTLS writes through that same socket, so both phases go out without Nagle's delay.
     const session = new SmtpClientSession(connection, settings);
     holder.session = session;
@@ -177,7 +177,7 @@ export class SmtpClientSession {
     // nodemailer keeps the live socket in `_socket` (typed, and documented @public) and sets
     // `secure` once STARTTLS succeeded: `_socket` is then the TLSSocket of tls.connect. It has no
     // hook between the handshake and the second EHLO; connect() calls back right after that EHLO,
-    // before any MAIL FROM, which is the moment SPEC §4.3 needs. So: `_socket` + `secure`.
+    // before any MAIL FROM, which is the moment the certificate must be judged. So: `_socket` + `secure`.
     if (!this.connection.secure) {
       if (!tlsMandatory(policy)) return;
       this.note('STARTTLS was not negotiated; TLS is required');
