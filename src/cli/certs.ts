@@ -1,5 +1,8 @@
-// domsec certs: the lab PKI from the command line.
+// domsec certs: the lab PKI from the command line; an existing CA is replaced only with --force.
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
 import { writeLabPki } from '../pki/organization.js';
+import { CliError } from './errors.js';
 import type { Output } from './output.js';
 import { progressStep } from './progress.js';
 
@@ -8,7 +11,19 @@ export const STORY_ORGANIZATIONS = [
   { name: 'treyresearch', hostname: 'mail.treyresearch.net', domains: ['treyresearch.net'] },
 ];
 
-export async function certsLabCommand(dir: string, out: Output): Promise<number> {
+export async function certsLabCommand(
+  dir: string,
+  out: Output,
+  options: { force?: boolean } = {},
+): Promise<number> {
+  if (options.force !== true) {
+    const existing = await existingLabFiles(dir);
+    // A new CA silently replacing the old one breaks every partner that trusts the old root.
+    if (existing.length > 0)
+      throw new CliError(
+        `${existing.join(', ')} already exist(s): not replacing a CA and its keys without --force`,
+      );
+  }
   await writeLabPki(dir, STORY_ORGANIZATIONS, progressStep());
   for (const org of STORY_ORGANIZATIONS) {
     out.stdout(
@@ -16,4 +31,25 @@ export async function certsLabCommand(dir: string, out: Output): Promise<number>
     );
   }
   return 0;
+}
+
+/** The CA and key files `certs lab` would overwrite in dir. */
+async function existingLabFiles(dir: string): Promise<string[]> {
+  const candidates = STORY_ORGANIZATIONS.flatMap((org) => {
+    const pki = join(dir, org.name, 'pki');
+    return [
+      join(pki, `${org.name}-root.crt`),
+      join(pki, `${org.name}-root.key`),
+      join(pki, `${org.hostname}.key`),
+    ];
+  });
+  const found: string[] = [];
+  for (const path of candidates) {
+    const exists = await access(path).then(
+      () => true,
+      () => false,
+    );
+    if (exists) found.push(path);
+  }
+  return found;
 }

@@ -142,9 +142,10 @@ certs
   .description(
     'a CA and a mail certificate for adatum and treyresearch (the story of examples/), roots exchanged',
   )
+  .option('--force', 'replace an existing CA and its keys (partners trusting the old root break)')
   .action(
-    run(async (dir: string | undefined) =>
-      (await import('./certs.js')).certsLabCommand(dir ?? 'examples', out),
+    run(async (dir: string | undefined, o: { force?: boolean }) =>
+      (await import('./certs.js')).certsLabCommand(dir ?? 'examples', out, o),
     ),
   );
 
