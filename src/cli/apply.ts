@@ -1,6 +1,7 @@
 // domsec apply: plan, show, confirm (or --auto-approve), then hot-reload the engine; or apply a
 // saved plan (apply FILE) exactly, refused when the engine moved since it was made. Weakening
 // changes need --approve-weakening as well when nobody is at a terminal to confirm them.
+import { rm, stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { ControlError, type ControlClient } from '../control/client.js';
 import type { ApplyResult, Plan } from '../model.js';
@@ -29,7 +30,10 @@ export interface ApplyOptions extends TargetOptions {
 }
 
 export async function applyCommand(options: ApplyOptions, out: Output): Promise<number> {
-  if (options.planFile !== undefined) return applySavedPlan(options.planFile, options, out);
+  if (options.planFile !== undefined) {
+    const exitCode = await applySavedPlan(options.planFile, options, out);
+    return deletePlan(options.planFile, exitCode, out);
+  }
   // An engine named up front is asked for its state while the manifests load.
   const named = await engineNamedUpFront(options);
   const fetched = named?.state();
@@ -60,6 +64,15 @@ export async function applyCommand(options: ApplyOptions, out: Output): Promise<
  * engine runs: a plan file edited by hand cannot carry a weakening change marked harmless.
  */
 async function applySavedPlan(file: string, options: ApplyOptions, out: Output): Promise<number> {
+  // `apply examples/adatum` is the manifests' directory given without -f, not a plan file.
+  const isDirectory = await stat(file).then(
+    (found) => found.isDirectory(),
+    () => false,
+  );
+  if (isDirectory)
+    throw new CliError(
+      `${file} is a directory, not a plan saved by plan --out: did you mean -f ${file}?`,
+    );
   let saved;
   try {
     saved = await readSavedPlan(file);
@@ -123,6 +136,22 @@ async function refusals(apply: Promise<ApplyResult>, planFile?: string): Promise
     }
     throw error;
   }
+}
+
+/**
+ * A saved plan holds the private key: once the engine runs it (or already ran it) the file has
+ * done its job and is deleted. A refused plan is kept, for its user to see why.
+ */
+async function deletePlan(file: string, exitCode: number, out: Output): Promise<number> {
+  try {
+    await rm(file);
+    out.stderr(`Deleted ${file}: a saved plan holds the private key.\n`);
+  } catch (error) {
+    out.stderr(
+      `domsec: could not delete ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'}): it holds the private key, delete it yourself\n`,
+    );
+  }
+  return exitCode;
 }
 
 function staleError(plan: Plan, generation: number): CliError {

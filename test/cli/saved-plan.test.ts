@@ -83,6 +83,9 @@ describe('saved plans: plan --out, apply FILE', () => {
       const result = await cli('apply', file, '--auto-approve', '--approve-weakening');
       assert.equal(result.code, 0, result.stderr);
       assert.match(result.stdout, /Apply complete: the engine runs generation 1\./);
+      // It holds the private key and has done its job.
+      await assert.rejects(stat(file), { code: 'ENOENT' });
+      assert.match(result.stderr, /Deleted .*first\.plan/);
       const state = await running.client.state();
       assert.equal(state.generation, 1);
       assert.ok(!state.objects.some((o) => o.name === 'contoso'), 'only what was planned');
@@ -117,6 +120,7 @@ describe('saved plans: plan --out, apply FILE', () => {
         ),
       );
       assert.equal((await running.client.state()).generation, generation);
+      await stat(file); // a refused plan is kept, for its user to see why
     } finally {
       await rename(join(manifests, 'partners', 'contoso.yaml'), join(lab.path, 'contoso.off'));
     }
@@ -131,6 +135,15 @@ describe('saved plans: plan --out, apply FILE', () => {
     assert.equal(result.code, 1);
     assert.match(result.stderr, /no terminal; pass --auto-approve/);
     assert.equal((await running.client.state()).generation, generation);
+  });
+
+  it('refuses a directory given as the plan file, asking whether -f was meant', async () => {
+    const result = await cli('apply', manifests, '--auto-approve');
+    assert.equal(result.code, 1);
+    assert.equal(
+      result.stderr,
+      `domsec: ${manifests} is a directory, not a plan saved by plan --out: did you mean -f ${manifests}?\n`,
+    );
   });
 
   it('refuses plan -o json output as a saved plan, and a plan file given with -f', async () => {

@@ -1,7 +1,7 @@
 #!/bin/sh
 # On merge to main: save the node's plan, show it, and apply exactly that plan. apply refuses it
 # (exit 1, "stale plan") if the engine changed in between. The saved plan holds the private key:
-# it is written 0600 in a job-private directory and removed whatever happens.
+# it is written 0600 in a job-private directory; apply deletes it once applied, the trap whatever happens.
 # Changes that weaken domain security are applied only with DOMSEC_APPROVE_WEAKENING=1.
 set -eu
 node="$1"
