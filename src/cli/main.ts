@@ -69,7 +69,10 @@ program
   .addOption(output())
   .action(
     run(async (o: { file?: string[]; output: 'text' | 'json' }) =>
-      validateCommand({ file: manifestPaths(o.file), output: o.output }, out),
+      validateCommand(
+        { file: manifestPaths(o.file), output: o.output, defaultPaths: o.file === undefined },
+        out,
+      ),
     ),
   );
 

@@ -1,11 +1,33 @@
 // A newcomer's first hour, as README.md and docs/ tell it: each small trap a careless first run
 // falls into answers with one line saying what happened and what to do, over the built CLI.
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { cp, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { domsec } from '../support/cli.js';
+import { CLI, domsec, type CliResult } from '../support/cli.js';
 import { tempDir, type TempDir } from '../support/tmp.js';
+
+const REPOSITORY = fileURLToPath(new URL('../..', import.meta.url));
+
+/** `domsec ARGS` run from the directory cwd, as a user in their own checkout runs it. */
+function domsecIn(cwd: string, args: string[], timeoutMs = 30_000): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd,
+      env: { ...process.env, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: timeoutMs,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
 
 describe('a first hour with domsec', () => {
   let dir: TempDir;
@@ -28,5 +50,16 @@ describe('a first hour with domsec', () => {
     const forced = await domsec(['certs', 'lab', lab, '--force']);
     assert.equal(forced.code, 0, forced.stderr);
     assert.notEqual(await readFile(join(lab, 'adatum', 'pki', 'adatum-root.crt'), 'utf8'), root);
+  });
+
+  it('validate without -f says on stderr that it read ./manifests', async () => {
+    const checkout = join(dir.path, 'checkout');
+    await cp(join(REPOSITORY, 'manifests'), join(checkout, 'manifests'), { recursive: true });
+    const result = await domsecIn(checkout, ['validate']);
+    assert.equal(result.stderr.split('\n')[0], 'domsec: no -f given: reading ./manifests');
+    const json = await domsecIn(checkout, ['validate', '-o', 'json']);
+    assert.deepEqual(JSON.parse(json.stdout).files.length, 3, 'stdout stays one JSON document');
+    const given = await domsecIn(checkout, ['validate', '-f', 'manifests']);
+    assert.doesNotMatch(given.stderr, /no -f given/);
   });
 });
