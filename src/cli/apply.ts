@@ -12,7 +12,7 @@ import { readSavedPlan, SavedPlanError } from '../reconcile/saved-plan.js';
 import { approvalFor, refusedError } from './approval.js';
 import { CliError, commandAction, EXIT } from './errors.js';
 import { fileOption, loadOrFail, manifestPaths } from './manifests.js';
-import { processOutput, type Output } from './output.js';
+import { formatOption, jsonText, processOutput, type Output, type OutputFormat } from './output.js';
 import { progressStep } from './progress.js';
 import {
   addTargetOptions,
@@ -27,9 +27,12 @@ export interface ApplyOptions extends TargetOptions {
   approveWeakening: boolean;
   /** A plan saved by `plan --out`: applied as it is, the manifests are not read. */
   planFile?: string;
+  /** json: no plan text and no prompt; one object at the end (needs --auto-approve). */
+  output?: OutputFormat;
 }
 
 export async function applyCommand(options: ApplyOptions, out: Output): Promise<number> {
+  requireUnattendedJson(options);
   if (options.planFile !== undefined) {
     const exitCode = await applySavedPlan(options.planFile, options, out);
     return deletePlan(options.planFile, exitCode, out);
@@ -47,7 +50,7 @@ export async function applyCommand(options: ApplyOptions, out: Output): Promise<
   const plan = reconciliation.plan;
   if (plan === undefined) throw new CliError('the manifests have errors; nothing was planned');
   const outcome = await judgePlan(plan, gateOptions(options, out));
-  if (outcome.status === 'unchanged') return EXIT.ok;
+  if (outcome.status === 'unchanged') return reportUnchanged(plan, options, out);
   if (outcome.status === 'refused') throw refusedError(outcome, 'apply');
   return reportApplied(
     await refusals(
@@ -55,6 +58,8 @@ export async function applyCommand(options: ApplyOptions, out: Output): Promise<
         applyReconciliation(reconciliation, client),
       ),
     ),
+    plan,
+    options,
     out,
   );
 }
@@ -98,7 +103,7 @@ async function applySavedPlan(file: string, options: ApplyOptions, out: Output):
     actual,
     ...gateOptions(options, out),
   });
-  if (outcome.status === 'unchanged') return EXIT.ok;
+  if (outcome.status === 'unchanged') return reportUnchanged(outcome.plan, options, out);
   if (outcome.status === 'refused') throw refusedError(outcome, 'apply');
   return reportApplied(
     await refusals(
@@ -107,14 +112,26 @@ async function applySavedPlan(file: string, options: ApplyOptions, out: Output):
       ),
       file,
     ),
+    outcome.plan,
+    options,
     out,
   );
+}
+
+/** JSON output is for programs: nobody reads a plan to confirm it, so it must be approved up front. */
+export function requireUnattendedJson(options: {
+  output?: OutputFormat;
+  autoApprove: boolean;
+}): void {
+  if (options.output === 'json' && !options.autoApprove)
+    throw new CliError('-o json prints no plan to confirm: pass --auto-approve as well');
 }
 
 function gateOptions(options: ApplyOptions, out: Output) {
   return {
     approval: approvalFor(options, out, 'apply', 'Apply these changes?'),
-    print: (text: string) => out.stdout(text),
+    // With -o json the plan is part of the one object printed at the end.
+    print: (text: string) => (options.output === 'json' ? undefined : out.stdout(text)),
     color: out.color,
   };
 }
@@ -160,8 +177,29 @@ function staleError(plan: Plan, generation: number): CliError {
   );
 }
 
-function reportApplied(result: ApplyResult, out: Output): number {
-  out.stdout(`Apply complete: the engine runs generation ${result.generation}.\n`);
+function reportApplied(
+  result: ApplyResult,
+  plan: Plan,
+  options: ApplyOptions,
+  out: Output,
+): number {
+  out.stdout(
+    options.output === 'json'
+      ? jsonText({
+          applied: true,
+          generation: result.generation,
+          appliedAt: result.appliedAt,
+          plan,
+        })
+      : `Apply complete: the engine runs generation ${result.generation}.\n`,
+  );
+  return EXIT.ok;
+}
+
+/** Nothing to change: the text plan already said "No changes"; JSON says it in the object. */
+function reportUnchanged(plan: Plan, options: ApplyOptions, out: Output): number {
+  if (options.output === 'json')
+    out.stdout(jsonText({ applied: false, generation: plan.baseGeneration, plan }));
   return EXIT.ok;
 }
 
@@ -174,6 +212,7 @@ export function register(program: Command, out: Output = processOutput()): void 
       )
       .addOption(fileOption()),
   )
+    .addOption(formatOption())
     .option('--auto-approve', 'apply without asking')
     .option(
       '--approve-weakening',
@@ -189,6 +228,7 @@ export function register(program: Command, out: Output = processOutput()): void 
             tokenFile?: string;
             autoApprove?: boolean;
             approveWeakening?: boolean;
+            output: OutputFormat;
           },
         ) => {
           if (planFile !== undefined && o.file !== undefined)

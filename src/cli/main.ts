@@ -3,7 +3,7 @@
 import { Command, Option } from 'commander';
 import { register as registerApply } from './apply.js';
 import { describeFailure, EXIT } from './errors.js';
-import { processOutput, quietOnBrokenPipe } from './output.js';
+import { formatOption, processOutput, quietOnBrokenPipe } from './output.js';
 import { register as registerPlan } from './plan.js';
 import { register as registerQueue } from './queue.js';
 import { validateCommand } from './validate.js';
@@ -30,8 +30,6 @@ const out = processOutput();
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 const files = () =>
   new Option('-f, --file <path>', 'manifest file or directory (repeatable)').argParser(collect);
-const output = () =>
-  new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text');
 const manifestPaths = (given: string[] | undefined) => given ?? ['manifests'];
 
 let exitCode: number = EXIT.ok;
@@ -66,7 +64,7 @@ program
   .command('validate')
   .description('check manifests against the schemas and the rules')
   .addOption(files())
-  .addOption(output())
+  .addOption(formatOption())
   .action(
     run(async (o: { file?: string[]; output: 'text' | 'json' }) =>
       validateCommand(

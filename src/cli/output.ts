@@ -1,5 +1,6 @@
 // Where a command writes: standard output for results, standard error for diagnostics and progress.
 import { Option } from 'commander';
+import { CliError } from './errors.js';
 export interface Output {
   stdout(text: string): void;
   stderr(text: string): void;
@@ -30,9 +31,25 @@ export function quietOnBrokenPipe(): void {
   process.stderr.on('error', () => undefined);
 }
 
-/** `-o text|json`, as every command that prints a result takes it. */
+export type OutputFormat = 'text' | 'json';
+
+/**
+ * `-o text|json`, the one definition every command takes. Anything else is refused as one line
+ * (a CliError: exit 1, no usage dump), so `-o xml` never falls back to text unnoticed.
+ */
 export function formatOption(): Option {
-  return new Option('-o, --output <format>', 'output format')
-    .choices(['text', 'json'])
+  return new Option('-o, --output <format>', 'output format: text or json (formatVersion 1)')
+    .argParser(parseOutputFormat)
     .default('text');
+}
+
+export function parseOutputFormat(value: string): OutputFormat {
+  if (value === 'text' || value === 'json') return value;
+  throw new CliError(`-o ${value}: the output format is text or json`);
+}
+
+/** A JSON result on one line per object (watch's events) or indented (everything else). */
+export function jsonText(value: object, oneLine = false): string {
+  const body = { formatVersion: 1, ...value };
+  return `${oneLine ? JSON.stringify(body) : JSON.stringify(body, null, 2)}\n`;
 }

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import type { ControlClient } from '../control/client.js';
 import { CliError, commandAction } from './errors.js';
 import { fileOption } from './manifests.js';
-import { processOutput, type Output } from './output.js';
+import { formatOption, jsonText, processOutput, type Output, type OutputFormat } from './output.js';
 import { addTargetOptions, connectEngineFor, type TargetOptions } from './target.js';
 
 export async function queueList(
@@ -14,7 +14,7 @@ export async function queueList(
 ): Promise<number> {
   const { queues } = await client.queues();
   if (json) {
-    out.stdout(`${JSON.stringify({ formatVersion: 1, queues }, null, 2)}\n`);
+    out.stdout(jsonText({ queues }));
     return 0;
   }
   if (queues.length === 0) {
@@ -30,12 +30,37 @@ export async function queueList(
   return 0;
 }
 
-export async function queueShow(client: ControlClient, out: Output, id: string): Promise<number> {
+export async function queueShow(
+  client: ControlClient,
+  out: Output,
+  id: string,
+  format: OutputFormat = 'text',
+): Promise<number> {
   const { messages } = await client.queues();
   const message = messages.find((m) => m.id === id);
   if (message === undefined) throw new CliError(`no queued message ${id}`);
-  out.stdout(`${JSON.stringify(message, null, 2)}\n`);
+  out.stdout(format === 'json' ? jsonText({ message }) : renderMessage(message));
   return 0;
+}
+
+/** One message as `key: value` lines; nested values (recipients) as indented blocks. */
+function renderMessage(message: object): string {
+  const lines: string[] = [];
+  const walk = (value: unknown, indent: string, key: string) => {
+    if (Array.isArray(value)) {
+      lines.push(`${indent}${key}:${value.length === 0 ? ' -' : ''}`);
+      for (const item of value as unknown[]) walk(item, `${indent}  `, '-');
+    } else if (value !== null && typeof value === 'object') {
+      lines.push(`${indent}${key}:`);
+      for (const [k, v] of Object.entries(value)) walk(v, `${indent}  `, k);
+    } else {
+      lines.push(
+        `${indent}${key}${key === '-' ? '' : ':'} ${value === null ? '-' : String(value)}`,
+      );
+    }
+  };
+  for (const [key, value] of Object.entries(message)) walk(value, '', key);
+  return `${lines.join('\n')}\n`;
 }
 
 export async function queueRetry(
@@ -96,17 +121,20 @@ export function register(program: Command, out: Output = processOutput()): void 
     .description('inspect, retry, suspend and resume the engine queues');
   const withTarget = (command: Command) => addTargetOptions(command.addOption(fileOption()));
   withTarget(queue.command('list').description('queues by next-hop domain'))
-    .option('-o, --output <format>', 'text or json', 'text')
+    .addOption(formatOption())
     .action(
-      commandAction(async (o: TargetOptions & { file?: string[]; output: string }) =>
+      commandAction(async (o: TargetOptions & { file?: string[]; output: OutputFormat }) =>
         queueList(await connectEngineFor(o), out, o.output === 'json'),
       ),
     );
-  withTarget(queue.command('show <id>').description('one queued message')).action(
-    commandAction(async (id: string, o: TargetOptions & { file?: string[] }) =>
-      queueShow(await connectEngineFor(o), out, id),
-    ),
-  );
+  withTarget(queue.command('show <id>').description('one queued message'))
+    .addOption(formatOption())
+    .action(
+      commandAction(
+        async (id: string, o: TargetOptions & { file?: string[]; output: OutputFormat }) =>
+          queueShow(await connectEngineFor(o), out, id, o.output),
+      ),
+    );
   withTarget(
     queue.command('retry [domain]').description('retry now (one next-hop domain, or all)'),
   ).action(

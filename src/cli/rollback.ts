@@ -7,20 +7,24 @@ import { passGate } from '../reconcile/gate.js';
 import { approvalFor, refusedError, type ApprovalOptions } from './approval.js';
 import { CliError, commandAction, EXIT } from './errors.js';
 import { fileOption } from './manifests.js';
-import { processOutput, type Output } from './output.js';
+import { requireUnattendedJson } from './apply.js';
+import { formatOption, jsonText, processOutput, type Output, type OutputFormat } from './output.js';
 import { addTargetOptions, connectEngineFor, type TargetOptions } from './target.js';
 
-export type RollbackOptions = TargetOptions & ApprovalOptions & { file?: string[] };
+export type RollbackOptions = TargetOptions &
+  ApprovalOptions & { file?: string[]; output?: OutputFormat };
 
 export async function rollbackCommand(
   generation: number,
   options: RollbackOptions,
   out: Output,
 ): Promise<number> {
+  requireUnattendedJson(options);
+  const json = options.output === 'json';
   const client = await connectEngineFor(options);
   try {
     const [actual, kept] = await Promise.all([client.state(), client.keptGeneration(generation)]);
-    out.stdout(`Rollback to the configuration of generation ${generation}:\n`);
+    if (!json) out.stdout(`Rollback to the configuration of generation ${generation}:\n`);
     const outcome = await passGate({
       desired: kept.objects,
       actual,
@@ -30,14 +34,21 @@ export async function rollbackCommand(
         'roll back',
         `Roll back to the configuration of generation ${generation}?`,
       ),
-      print: (text) => out.stdout(text),
+      print: (text) => (json ? undefined : out.stdout(text)),
       color: out.color,
     });
     if (outcome.status === 'refused') throw refusedError(outcome, 'roll back');
     // Refused by the engine if anything was applied since the plan was judged.
     const result = await client.rollback(generation, outcome.plan.baseGeneration, actual.engineId);
     out.stdout(
-      `Rolled back: the engine runs generation ${result.generation}, the configuration of generation ${generation}.\n`,
+      json
+        ? jsonText({
+            rolledBackTo: generation,
+            generation: result.generation,
+            appliedAt: result.appliedAt,
+            plan: outcome.plan,
+          })
+        : `Rolled back: the engine runs generation ${result.generation}, the configuration of generation ${generation}.\n`,
     );
     return EXIT.ok;
   } catch (error) {
@@ -58,6 +69,7 @@ export function register(program: Command, out: Output = processOutput()): void 
       .description('re-apply the configuration of a kept generation (see domsec history)')
       .addOption(fileOption()),
   )
+    .addOption(formatOption())
     .option('--auto-approve', 'roll back without asking')
     .option(
       '--approve-weakening',
@@ -67,7 +79,12 @@ export function register(program: Command, out: Output = processOutput()): void 
       commandAction(
         async (
           generation: string,
-          o: TargetOptions & { file?: string[]; autoApprove?: boolean; approveWeakening?: boolean },
+          o: TargetOptions & {
+            file?: string[];
+            autoApprove?: boolean;
+            approveWeakening?: boolean;
+            output: OutputFormat;
+          },
         ) => {
           if (!/^\d+$/.test(generation))
             throw new CliError(`${generation} is not a generation number (see domsec history)`);

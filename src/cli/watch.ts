@@ -2,11 +2,11 @@
 // --resync interval, reporting each attempt to the engine (`domsec status`), until interrupted.
 import type { Command } from 'commander';
 import { loadConfiguration } from '../config/index.js';
-import { watchManifests } from '../reconcile/watch.js';
+import { watchManifests, type WatchEvent } from '../reconcile/watch.js';
 import { requireDuration } from '../units.js';
 import { CliError, commandAction } from './errors.js';
 import { fileOption, manifestPaths } from './manifests.js';
-import { processOutput, type Output } from './output.js';
+import { formatOption, jsonText, processOutput, type Output, type OutputFormat } from './output.js';
 import { addTargetOptions, connectEngine, type TargetOptions } from './target.js';
 
 export interface WatchCommandOptions extends TargetOptions {
@@ -19,6 +19,8 @@ export interface WatchCommandOptions extends TargetOptions {
   settle?: string;
   /** Delete objects the manifests no longer hold (otherwise kept and reported). */
   prune?: boolean;
+  /** json: one object per event, one per line (docs/output-formats.md). */
+  output?: OutputFormat;
 }
 
 export async function watchCommand(
@@ -36,12 +38,18 @@ export async function watchCommand(
     client,
     signal,
     print: (text) => out.stdout(text),
+    ...(options.output === 'json' ? { report: (event) => out.stdout(eventLine(event)) } : {}),
     approveWeakening: options.approveWeakening,
     prune: options.prune === true,
     ...(resyncMs === undefined ? {} : { resyncMs }),
     ...(settleMs === undefined ? {} : { settleMs }),
   });
   return 0;
+}
+
+/** An event as one JSON line: the text is kept as message, except a plan's (the plan is there). */
+function eventLine({ text, ...event }: WatchEvent): string {
+  return jsonText(event.event === 'plan' ? event : { ...event, message: text.trimEnd() }, true);
 }
 
 /** The --resync interval in milliseconds (watch and serve --watch share the flag). */
@@ -77,6 +85,7 @@ export function register(program: Command, out: Output = processOutput()): void 
       .description('apply the manifest directory to the engine on every change')
       .addOption(fileOption()),
   )
+    .addOption(formatOption())
     .option('--resync <duration>', 'also reconcile at this interval, correcting drift (e.g. 5m)')
     .option('--approve-weakening', 'also apply changes that weaken domain security')
     .option(
@@ -94,6 +103,7 @@ export function register(program: Command, out: Output = processOutput()): void 
           approveWeakening?: boolean;
           settle?: string;
           prune?: boolean;
+          output: OutputFormat;
         }) =>
           watchCommand(
             { ...o, file: manifestPaths(o.file), approveWeakening: o.approveWeakening === true },

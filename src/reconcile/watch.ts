@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { formatDiagnostics, loadConfiguration } from '../config/index.js';
 import { displayPath } from '../config/manifest-files.js';
 import type { ControlClient } from '../control/client.js';
-import type { ReconcileReport, RuntimeConfig } from '../model.js';
+import type { Diagnostic, Plan, ReconcileReport, RuntimeConfig } from '../model.js';
 import { describeConfig } from '../objects.js';
 import { FileWatcher } from './file-watcher.js';
 import { judgePlan } from './gate.js';
@@ -29,6 +29,8 @@ export interface WatchOptions {
   client: ControlClient;
   signal: AbortSignal;
   print: (text: string) => void;
+  /** Each event as data (`watch -o json`); when given, print is not called. */
+  report?: (event: WatchEvent) => void;
   /** Every file watch reads must be quiet this long before a change is taken (default 1 s). */
   settleMs?: number;
   /** Delete objects the manifests no longer hold; without it they are kept and reported. */
@@ -53,6 +55,31 @@ export interface WatchOptions {
   onReconciled?: (outcome: WatchOutcome) => void;
 }
 
+/** What watch says as it runs: `text` is the line print shows, the rest the same as data. */
+export interface WatchEvent {
+  event:
+    | 'watching'
+    | 'not-watching'
+    | 'resync'
+    | 'invalid'
+    | 'kept'
+    | 'plan'
+    | 'refused'
+    | 'applied'
+    | 'failed';
+  text: string;
+  paths?: string[];
+  diagnostics?: Diagnostic[];
+  kept?: string[];
+  plan?: Plan;
+  generation?: number;
+}
+
+function say(options: WatchOptions, event: WatchEvent): void {
+  if (options.report === undefined) options.print(event.text);
+  else options.report(event);
+}
+
 export type WatchOutcome =
   /** kept: objects the manifests dropped that stay (`Kind/name`), without --prune. */
   | { status: 'applied'; generation: number; kept: string[] }
@@ -73,7 +100,7 @@ export async function watchManifests(options: WatchOptions): Promise<void> {
   let running: Promise<void> = Promise.resolve();
   const serially = (work: () => Promise<void>) => {
     running = running.then(work).catch((error: unknown) => {
-      options.print(`Watch failed: ${(error as Error).message}\n`);
+      say(options, { event: 'failed', text: `Watch failed: ${(error as Error).message}\n` });
     });
   };
 
@@ -94,7 +121,11 @@ export async function watchManifests(options: WatchOptions): Promise<void> {
     windowMs: settleMs,
     look: () => lookAt(files.all),
     settled: attempt,
-    failed: (error) => options.print(`Could not look at the manifests: ${error.message}\n`),
+    failed: (error) =>
+      say(options, {
+        event: 'failed',
+        text: `Could not look at the manifests: ${error.message}\n`,
+      }),
   });
 
   const watcher = await FileWatcher.start({
@@ -106,18 +137,24 @@ export async function watchManifests(options: WatchOptions): Promise<void> {
     health: (health) =>
       serially(async () => {
         if (health.watching) {
-          options.print(`Watching ${options.paths.join(', ')} again.\n`);
+          say(options, {
+            event: 'watching',
+            text: `Watching ${options.paths.join(', ')} again.\n`,
+            paths: options.paths,
+          });
           return;
         }
-        options.print(`Not watching: ${health.reason}.\n`);
+        say(options, { event: 'not-watching', text: `Not watching: ${health.reason}.\n` });
         const outcome: WatchOutcome = { status: 'failed', message: health.reason };
         await reportOutcome(options, outcome, 0);
         options.onReconciled?.(outcome);
       }),
   });
-  options.print(
-    `Watching ${options.paths.join(', ')} (engine ${options.client.url}; settle ${settleMs} ms${options.prune === true ? '; prune' : ''}).\n`,
-  );
+  say(options, {
+    event: 'watching',
+    text: `Watching ${options.paths.join(', ')} (engine ${options.client.url}; settle ${settleMs} ms${options.prune === true ? '; prune' : ''}).\n`,
+    paths: options.paths,
+  });
   // Reconcile once at start, as Flux does: at once when the files are not being saved.
   attempt(await lookAt(files.all));
 
@@ -177,7 +214,8 @@ async function resyncOnce(
   const digests = await digest(await session.files.discovered());
   const changed = session.taken === undefined ? [] : differences(session.taken, digests);
   if (changed.length > 0) {
-    options.print(`Resync: ${changed.map((path) => displayPath(path)).join(', ')} changed.\n`);
+    const paths = changed.map((path) => displayPath(path));
+    say(options, { event: 'resync', text: `Resync: ${paths.join(', ')} changed.\n`, paths });
     window.change();
     return;
   }
@@ -203,10 +241,13 @@ async function reconcileOnce(
 
     const errors = load.diagnostics.filter((d) => d.severity === 'error');
     if (load.config === undefined) {
-      options.print(formatDiagnostics(load.diagnostics, { warningsPerCode: 3 }));
-      options.print(
-        `Refused: ${errors.length} error(s); the engine keeps its current configuration.\n`,
-      );
+      say(options, {
+        event: 'invalid',
+        text:
+          formatDiagnostics(load.diagnostics, { warningsPerCode: 3 }) +
+          `Refused: ${errors.length} error(s); the engine keeps its current configuration.\n`,
+        diagnostics: load.diagnostics,
+      });
       return { status: 'invalid', errors: errors.length };
     }
     const [loaded, state] = await Promise.all([
@@ -221,14 +262,21 @@ async function reconcileOnce(
     session.memory = retention.config;
     if (retention.unkeepable.length > 0) {
       const message = `the manifests no longer hold ${retention.unkeepable.join(', ')}, which watch cannot keep without --prune (its key or PEM is not known); restore it, or delete it with --prune or apply`;
-      options.print(`Refused: ${message}; the engine keeps its current configuration.\n`);
+      say(options, {
+        event: 'refused',
+        text: `Refused: ${message}; the engine keeps its current configuration.\n`,
+      });
       return { status: 'failed', message };
     }
     const kept = retention.kept;
     if (kept.join(', ') !== session.kept) {
       session.kept = kept.join(', ');
       if (kept.length > 0)
-        options.print(`Not deleting (watch runs without --prune): ${session.kept}.\n`);
+        say(options, {
+          event: 'kept',
+          text: `Not deleting (watch runs without --prune): ${session.kept}.\n`,
+          kept,
+        });
     }
     const config = retention.config;
     const plan = computePlan(describeConfig(config), state);
@@ -236,18 +284,25 @@ async function reconcileOnce(
     if (plan.changes.length === 0) return { status: 'unchanged', kept };
     const outcome = await judgePlan(plan, {
       approval: { kind: 'unattended', approveWeakening: options.approveWeakening === true },
-      print: options.print,
+      print: (text) => say(options, { event: 'plan', text, plan }),
     });
     if (outcome.status === 'refused') {
-      options.print(`Refused: ${outcome.message}; the engine keeps its current configuration.\n`);
+      say(options, {
+        event: 'refused',
+        text: `Refused: ${outcome.message}; the engine keeps its current configuration.\n`,
+      });
       return { status: 'failed', message: outcome.message };
     }
     const result = await applyReconciliation({ load, state, config, plan }, options.client);
-    options.print(`Applied: the engine runs generation ${result.generation}.\n`);
+    say(options, {
+      event: 'applied',
+      text: `Applied: the engine runs generation ${result.generation}.\n`,
+      generation: result.generation,
+    });
     return { status: 'applied', generation: result.generation, kept };
   } catch (error) {
     const message = (error as Error).message;
-    options.print(`Apply failed: ${message}\n`);
+    say(options, { event: 'failed', text: `Apply failed: ${message}\n` });
     return { status: 'failed', message };
   }
 }
@@ -280,6 +335,9 @@ async function reportOutcome(
     lastReports.set(options, report);
     await options.client.reportStatus(report);
   } catch (error) {
-    options.print(`Could not report the reconcile status: ${(error as Error).message}\n`);
+    say(options, {
+      event: 'failed',
+      text: `Could not report the reconcile status: ${(error as Error).message}\n`,
+    });
   }
 }
