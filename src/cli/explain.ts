@@ -1,13 +1,20 @@
-// domsec explain KIND[.FIELD]: the documentation of a kind or a field, read from schemas/ (type,
-// default, allowed values, description, sub-fields), as `kubectl explain` prints it.
+// domsec explain KIND[.FIELD] | CODE: the documentation of a kind or a field, read from schemas/
+// (type, default, allowed values, description, sub-fields) as `kubectl explain` prints it, or of
+// a diagnostic code (DS001...), from the catalogue docs/troubleshooting.md is checked against.
 import type { Command } from 'commander';
 import { documentSchema, findKind, typeName, type SchemaNode } from '../config/schema-documents.js';
 import { API_VERSION, KINDS } from '../model.js';
 import { closestName } from '../config/suggest.js';
+import {
+  DIAGNOSTIC_CODES,
+  findDiagnosticCode,
+  looksLikeDiagnosticCode,
+} from '../config/diagnostic-codes.js';
 import { CliError } from './errors.js';
 
 /** The text `domsec explain` prints for a path such as `PartnerDomain.domainSecure.send`. */
 export function explain(path: string): string {
+  if (looksLikeDiagnosticCode(path)) return explainCode(path);
   const [kindName = '', ...fields] = path.split('.').filter((part) => part !== '');
   const kind = findKind(kindName);
   if (kind === undefined) {
@@ -39,6 +46,20 @@ export function explain(path: string): string {
     node = child;
   }
   return render(kind, walked, node);
+}
+
+/** What a diagnostic code means and how to fix it. */
+function explainCode(code: string): string {
+  const entry = findDiagnosticCode(code);
+  if (entry === undefined) {
+    const codes = DIAGNOSTIC_CODES.map((known) => known.code);
+    throw new CliError(
+      `unknown diagnostic code "${code}": the codes are ${codes.filter((known) => known.startsWith('DS')).join(', ')} (and ${codes.filter((known) => !known.startsWith('DS')).join(', ')})`,
+    );
+  }
+  const lines = [`CODE:     ${entry.code}`, `SEVERITY: ${entry.severity}`, ''];
+  lines.push('MEANING:', ...wrap(entry.meaning, '    '), '', 'FIX:', ...wrap(entry.fix, '    '));
+  return `${lines.join('\n')}\n`;
 }
 
 function render(kind: string, walked: string[], node: SchemaNode): string {
@@ -92,8 +113,10 @@ function wrap(text: string, indent: string, width = 96): string[] {
 export function register(program: Command): void {
   program
     .command('explain')
-    .description('document a kind or one of its fields, from schemas/ (like kubectl explain)')
-    .argument('<KIND[.FIELD]>', 'e.g. PartnerDomain, PartnerDomain.domainSecure.send')
+    .description(
+      'document a kind or one of its fields, from schemas/ (like kubectl explain), or a diagnostic code',
+    )
+    .argument('<KIND[.FIELD]|CODE>', 'e.g. PartnerDomain, PartnerDomain.domainSecure.send, DS001')
     .action((path: string) => {
       process.stdout.write(explain(path));
     });

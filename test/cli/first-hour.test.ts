@@ -62,4 +62,26 @@ describe('a first hour with domsec', () => {
     const given = await domsecIn(checkout, ['validate', '-f', 'manifests']);
     assert.doesNotMatch(given.stderr, /no -f given/);
   });
+
+  it('explain DS001 prints what the code means and how to fix it, as the troubleshooting page says', async () => {
+    const result = await domsec(['explain', 'DS001']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stdout,
+      /^CODE: {5}DS001\nSEVERITY: error\n\nMEANING:\n {4}A SendConnector with/,
+    );
+    assert.match(result.stdout, /\nFIX:\n {4}Use `routing: \{ dnsMx: \{\} \}`/);
+    const page = await readFile(join(REPOSITORY, 'docs', 'troubleshooting.md'), 'utf8');
+    const row = page.split('\n').find((line) => line.startsWith('| `DS001`'));
+    const words = (text: string) => text.replace(/\s+/g, ' ').trim();
+    assert.ok(row !== undefined);
+    const [, , , meaning = '', fix = ''] = row.split('|');
+    assert.ok(words(result.stdout).includes(words(meaning)), "the meaning is the page's");
+    assert.ok(words(result.stdout).includes(words(fix)), "the fix is the page's");
+    const lower = await domsec(['explain', 'ds101']);
+    assert.match(lower.stdout, /^CODE: {5}DS101\nSEVERITY: warning/);
+    const unknown = await domsec(['explain', 'DS999']);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /^domsec: unknown diagnostic code "DS999": the codes are DS001, /);
+  });
 });

@@ -77,7 +77,10 @@ describe('docs/troubleshooting.md', () => {
 
   before(async () => {
     page = await readFile(PAGE, 'utf8');
-    files = await sourceFiles(join(root, 'src'));
+    // The catalogue explain reads names every documented code: the codes the rules print are
+    // found in the rest of src/.
+    const catalogue = join('src', 'config', 'diagnostic-codes.ts');
+    files = (await sourceFiles(join(root, 'src'))).filter((file) => file.path !== catalogue);
   });
 
   it('has a table row for every diagnostic code defined in src/', () => {
