@@ -2,7 +2,7 @@
 // STARTTLS, our certificate, theirs) with the manifests' configuration; exit 0 only if it works.
 import type { Command } from 'commander';
 import type { ProbeReport } from '../engine/send/probe.js';
-import { commandAction, EXIT } from './errors.js';
+import { CliError, commandAction, EXIT } from './errors.js';
 import { fileOption, loadOrFail, manifestPaths } from './manifests.js';
 import { formatOption, processOutput, type Output } from './output.js';
 
@@ -51,13 +51,21 @@ export function renderProbe(report: ProbeReport): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** Seconds, as a number a timer takes: "abc", "0" or "1e9" would reach Node as a RangeError. */
+export function parseTimeout(text: string): number {
+  const seconds = /^\d+(?:\.\d+)?$/.test(text) ? Number(text) : Number.NaN;
+  if (!(seconds >= 0.1 && seconds <= 600))
+    throw new CliError(`--timeout ${text} is not a number of seconds from 0.1 to 600`);
+  return seconds;
+}
+
 export function register(program: Command): void {
   program
     .command('probe <domain>')
     .description('test domain security against a partner, step by step')
     .addOption(fileOption())
     .addOption(formatOption())
-    .option('--timeout <seconds>', 'bound on each network wait', (v) => Number(v), 10)
+    .option('--timeout <seconds>', 'bound on each network wait (0.1 to 600)', parseTimeout, 10)
     .action(
       commandAction(
         (domain: string, o: { file?: string[]; output: 'text' | 'json'; timeout: number }) =>

@@ -19,6 +19,8 @@ export interface SmtpPeerOptions {
   starttls?: boolean;
   /** Ask the client for a certificate (default true). */
   requestCert?: boolean;
+  /** Refuse the session once TLS is up with this reply, and close (a partner not trusting us). */
+  secure?: PeerReply;
   /** Refuse MAIL FROM with this reply. */
   mailFrom?: PeerReply;
   /** Refuse some recipients: the reply for an address, or undefined to accept it. */
@@ -80,7 +82,7 @@ export async function startSmtpPeer(options: SmtpPeerOptions = {}): Promise<Smtp
     onSecure(socket, _session, callback) {
       const raw = (socket as TLSSocket).getPeerCertificate().raw;
       peer.clientCertificates.push(raw === undefined ? null : new X509Certificate(raw));
-      callback();
+      callback(options.secure === undefined ? null : refusal(options.secure));
     },
     onMailFrom(address, session: SMTPServerSession, callback) {
       peer.mailCommands.push({

@@ -8,6 +8,7 @@ import type { Generation, LoadedPartner } from '../generation.js';
 import { formatReply, REPLIES } from '../replies.js';
 import { peerChain, verifyPeer } from '../tls/verify.js';
 import { chooseSendConnector, nextHopsFor, sendSecurePartner } from './route.js';
+import { oneLineReply } from '../queue/outcome.js';
 import { authorizationCode } from './session.js';
 import { parseDomainName } from '../../domain-name.js';
 
@@ -17,6 +18,10 @@ export interface ProbeStep {
   detail: string;
   /** The next hop the step belongs to ("mx1.adatum.com 192.0.2.1:25"); none for routing steps. */
   hop?: string;
+  /** The partner's own SMTP reply, on one line as the queue quotes it, when it said one. */
+  reply?: string;
+  /** What that reply answered: "banner", "EHLO", "STARTTLS", "MAIL FROM". */
+  answered?: string;
 }
 
 export interface ProbeReport {
@@ -109,11 +114,21 @@ async function probeHop(
       () => connectTcp({ host: hop.address, port: hop.port, noDelay: true }),
       'connect',
     );
-    const banner = await dialog.reply();
-    steps.push({ step: 'connect', ok: banner.startsWith('220'), detail: banner });
-    if (!banner.startsWith('220')) return steps;
+    const banner = oneLineReply(await dialog.reply());
+    const greeted = banner.startsWith('220');
+    steps.push({
+      step: 'connect',
+      ok: greeted,
+      detail: banner,
+      ...(greeted ? {} : { reply: banner, answered: 'banner' }),
+    });
+    if (!greeted) return steps;
 
     const ehlo = await dialog.command(`EHLO ${generation.hostname}`);
+    if (!ehlo.startsWith('250')) {
+      steps.push(refusedStep('STARTTLS offered', 'EHLO', ehlo));
+      return steps;
+    }
     const offersTls = /^250[ -]STARTTLS$/im.test(ehlo);
     steps.push({
       step: 'STARTTLS offered',
@@ -123,7 +138,7 @@ async function probeHop(
     if (!offersTls) return steps;
     const ready = await dialog.command('STARTTLS');
     if (!ready.startsWith('220')) {
-      steps.push({ step: 'TLS handshake', ok: false, detail: `STARTTLS refused: ${ready}` });
+      steps.push(refusedStep('TLS handshake', 'STARTTLS', ready));
       return steps;
     }
     const servername = /^[\d.:]+$/.test(hop.host) ? undefined : hop.host;
@@ -166,13 +181,21 @@ async function probeHop(
     );
     if (!verdict.ok) return steps;
 
-    await dialog.command(`EHLO ${generation.hostname}`);
+    // A partner that does not trust our certificate says so here (Exchange: 421 4.7.1 after
+    // the handshake, or to the EHLO that follows) or to MAIL FROM (smtp-server's onMailFrom).
+    const secured = await dialog.command(`EHLO ${generation.hostname}`);
+    if (!secured.startsWith('250')) {
+      steps.push(refusedStep('our certificate accepted', 'EHLO', secured, 'after TLS'));
+      return steps;
+    }
     const sender = `postmaster@${[...generation.acceptedDomains][0] ?? generation.hostname}`;
-    const mail = await dialog.command(`MAIL FROM:<${sender}>`);
+    const mail = oneLineReply(await dialog.command(`MAIL FROM:<${sender}>`));
+    const accepted = mail.startsWith('250');
     steps.push({
       step: 'our certificate accepted',
-      ok: mail.startsWith('250'),
+      ok: accepted,
       detail: `MAIL FROM:<${sender}> answered ${mail}`,
+      ...(accepted ? {} : { reply: mail, answered: 'MAIL FROM' }),
     });
     await dialog.command('RSET').catch(() => undefined);
     await dialog.command('QUIT').catch(() => undefined);
@@ -182,6 +205,19 @@ async function probeHop(
     dialog.close();
   }
   return steps;
+}
+
+/** A step the partner refused in its own words, quoted as the queue quotes them. */
+function refusedStep(step: string, answered: string, raw: string, when = ''): ProbeStep {
+  const reply = oneLineReply(raw);
+  const command = when === '' ? answered : `${answered} ${when}`;
+  return {
+    step,
+    ok: false,
+    detail: `the partner answered ${command} with ${reply}`,
+    reply,
+    answered,
+  };
 }
 
 /** A line-oriented SMTP dialog on one socket (plain, then TLS), every wait bounded. */
