@@ -147,6 +147,7 @@ export interface Named<S> {
 export interface ConfigSource {
   description: string; // e.g. the manifest directories
   revision?: string; // Git revision when the manifests are a checkout
+  dirty?: boolean; // true: the manifests had changes that revision does not hold (git describe --dirty)
 }
 
 export interface RuntimeConfig {

@@ -131,7 +131,11 @@ const runtimeConfig = (services: SchemaDocument): SchemaDocument => ({
       type: 'object',
       additionalProperties: false,
       required: ['description'],
-      properties: { description: { type: 'string' }, revision: { type: 'string' } },
+      properties: {
+        description: { type: 'string' },
+        revision: { type: 'string' },
+        dirty: { type: 'boolean' },
+      },
     },
   },
 });

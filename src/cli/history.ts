@@ -18,16 +18,19 @@ export async function historyCommand(
     out.stdout('No generation applied yet.\n');
     return EXIT.ok;
   }
-  out.stdout('GENERATION  APPLIED AT                REVISION      SOURCE\n');
+  out.stdout('GENERATION  APPLIED AT                REVISION            SOURCE\n');
   for (const entry of history.entries) {
     const current = entry.generation === history.generation ? '*' : ' ';
-    const revision = entry.source?.revision?.slice(0, 12) ?? '-';
+    // As `git describe --dirty` marks it: the manifests applied were not exactly that commit.
+    const commit = entry.source?.revision?.slice(0, 12);
+    const revision =
+      commit === undefined ? '-' : `${commit}${entry.source?.dirty === true ? '+dirty' : ''}`;
     const source = [
       entry.source?.description ?? '-',
       ...(entry.rollbackOf === undefined ? [] : [`(rollback to ${entry.rollbackOf})`]),
     ].join(' ');
     out.stdout(
-      `${`${current}${entry.generation}`.padEnd(11)} ${entry.appliedAt.padEnd(25)} ${revision.padEnd(13)} ${source}\n`,
+      `${`${current}${entry.generation}`.padEnd(11)} ${entry.appliedAt.padEnd(25)} ${revision.padEnd(19)} ${source}\n`,
     );
   }
   return EXIT.ok;

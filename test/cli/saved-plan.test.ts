@@ -110,6 +110,10 @@ describe('saved plans: plan --out, apply FILE', () => {
       const moved = await cli('apply', '-f', manifests, '--auto-approve');
       assert.equal(moved.code, 0, moved.stderr);
       const generation = (await running.client.state()).generation;
+      // contoso.yaml is not committed: the revision alone would claim what was applied.
+      const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: manifests }).toString().trim();
+      const history = await cli('history');
+      assert.match(history.stdout, new RegExp(`\\*${generation} .* ${head.slice(0, 12)}\\+dirty `));
 
       const result = await cli('apply', file, '--auto-approve');
       assert.equal(result.code, 1);
