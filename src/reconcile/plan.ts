@@ -15,6 +15,7 @@ import type {
 } from '../model.js';
 import { KINDS } from '../model.js';
 import { securityImpact } from './security.js';
+import { certificateExpiry, EXPIRY_WARNING_DAYS } from '../certificate-expiry.js';
 import { domainName } from '../domain-name.js';
 import { bindingOnLoopback, relayReach } from '../relay-ranges.js';
 
@@ -24,8 +25,6 @@ export interface PlanOptions {
   /** A certificate expiring within this many days is warned about. */
   expiryWarningDays?: number;
 }
-
-const DAY = 86_400_000;
 
 export function computePlan(
   desired: ObjectState[],
@@ -103,24 +102,27 @@ function warnings(
   options: PlanOptions,
 ): PlanWarning[] {
   const found: PlanWarning[] = [];
-  const now = (options.now ?? new Date()).getTime();
-  const horizon = (options.expiryWarningDays ?? 30) * DAY;
+  const now = options.now ?? new Date();
   for (const object of desired) {
     if (object.kind !== 'Certificate' || typeof object.spec.notAfter !== 'string') continue;
-    const expires = Date.parse(object.spec.notAfter);
-    if (expires <= now) {
+    const expiry = certificateExpiry(
+      new Date(object.spec.notAfter),
+      now,
+      options.expiryWarningDays ?? EXPIRY_WARNING_DAYS,
+    );
+    if (expiry.state === 'expired') {
       found.push({
         code: 'certificate-expired',
         kind: object.kind,
         name: object.name,
         message: `expired on ${object.spec.notAfter}`,
       });
-    } else if (expires - now <= horizon) {
+    } else if (expiry.state === 'expiring') {
       found.push({
         code: 'certificate-expiring',
         kind: object.kind,
         name: object.name,
-        message: `expires in ${Math.ceil((expires - now) / DAY)} day(s), on ${object.spec.notAfter}`,
+        message: `expires in ${expiry.days} day(s), on ${object.spec.notAfter}`,
       });
     }
   }

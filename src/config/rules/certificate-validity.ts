@@ -1,13 +1,11 @@
 // DS006: a certificate we would present must be within its validity and match its private key;
 // DS101 warns 30 days before it expires.
 import type { KeyObject, X509Certificate } from 'node:crypto';
+import { certificateExpiry } from '../../certificate-expiry.js';
 import type { Diagnostic } from '../../model.js';
 import { error, warning } from '../diagnostics.js';
 import { label, specAt } from '../manifest-objects.js';
 import type { RuleContext } from './context.js';
-
-const DAY = 86_400_000;
-const WARN_DAYS = 30;
 
 export function checkCertificateValidity({ objects, material, now }: RuleContext): Diagnostic[] {
   const diagnostics: Diagnostic[] = [];
@@ -17,6 +15,7 @@ export function checkCertificateValidity({ objects, material, now }: RuleContext
     const { leaf } = loaded;
     const from = new Date(leaf.validFrom);
     const to = new Date(leaf.validTo);
+    const expiry = certificateExpiry(to, now);
     // Computed only for a diagnostic: a position may cost parsing the file again.
     const at = () => specAt(certificate, ['certFile']);
     if (now < from) {
@@ -28,7 +27,7 @@ export function checkCertificateValidity({ objects, material, now }: RuleContext
           'use a certificate that is valid now, or wait',
         ),
       );
-    } else if (now > to) {
+    } else if (expiry.state === 'expired') {
       diagnostics.push(
         error(
           'DS006',
@@ -37,13 +36,12 @@ export function checkCertificateValidity({ objects, material, now }: RuleContext
           'renew it and point certFile and keyFile at the new files',
         ),
       );
-    } else if (to.getTime() - now.getTime() < WARN_DAYS * DAY) {
-      const days = Math.floor((to.getTime() - now.getTime()) / DAY);
+    } else if (expiry.state === 'expiring') {
       diagnostics.push(
         warning(
           'DS101',
           at(),
-          `${label(certificate)} expires in ${days} day(s), on ${to.toISOString()}`,
+          `${label(certificate)} expires in ${expiry.days} day(s), on ${to.toISOString()}`,
           'renew it before partners refuse it',
         ),
       );
