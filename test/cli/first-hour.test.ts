@@ -84,4 +84,22 @@ describe('a first hour with domsec', () => {
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /^domsec: unknown diagnostic code "DS999": the codes are DS001, /);
   });
+
+  it("validate -f examples/bad prints README.md's DS001 sample, position and all", async () => {
+    const checkout = join(dir.path, 'tour');
+    for (const example of ['adatum', 'treyresearch', 'bad'])
+      await cp(join(REPOSITORY, 'examples', example), join(checkout, 'examples', example), {
+        recursive: true,
+        filter: (source) => !source.endsWith('/pki'),
+      });
+    assert.equal((await domsecIn(checkout, ['certs', 'lab', 'examples'])).code, 0);
+    const readme = await readFile(join(REPOSITORY, 'README.md'), 'utf8');
+    const sample = /A manifest refused by a rule points at the field:\n\n```\n([\s\S]*?)```/.exec(
+      readme,
+    );
+    assert.ok(sample?.[1] !== undefined, 'README.md has the DS001 sample');
+    const result = await domsecIn(checkout, ['validate', '-f', 'examples/bad']);
+    assert.equal(result.code, 1);
+    assert.equal(result.stderr, sample[1]);
+  });
 });
