@@ -94,9 +94,7 @@ describe('a first hour with domsec', () => {
       });
     assert.equal((await domsecIn(checkout, ['certs', 'lab', 'examples'])).code, 0);
     const readme = await readFile(join(REPOSITORY, 'README.md'), 'utf8');
-    const sample = /A manifest refused by a rule points at the field:\n\n```\n([\s\S]*?)```/.exec(
-      readme,
-    );
+    const sample = /\n```\n(examples\/bad\/[\s\S]*?)```\n/.exec(readme);
     assert.ok(sample?.[1] !== undefined, 'README.md has the DS001 sample');
     const result = await domsecIn(checkout, ['validate', '-f', 'examples/bad']);
     assert.equal(result.code, 1);
