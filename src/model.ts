@@ -246,6 +246,11 @@ export interface Change {
   reasons: string[]; // why it weakens or strengthens
   /** For replace: why an update is not enough (bindings change, a listener failed). */
   replaceReasons?: string[];
+  /**
+   * For create and delete: the spec's fields that hold their schema default (in spec order),
+   * which the text plan counts on one line instead of listing. Absent from older saved plans.
+   */
+  defaults?: string[];
 }
 
 /** Something a reviewer should know before applying; never blocks the apply by itself. */

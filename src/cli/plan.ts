@@ -20,6 +20,8 @@ export interface PlanOptions extends TargetOptions {
   file: string[];
   output: 'text' | 'json';
   detailedExitcode: boolean;
+  /** List each created or deleted object's default fields instead of counting them. */
+  showDefaults?: boolean;
   /** Save the plan and its configuration here (mode 0600: it holds the private key). */
   out?: string;
 }
@@ -38,7 +40,9 @@ export async function planCommand(options: PlanOptions, out: Output): Promise<nu
   if (plan === undefined || config === undefined)
     throw new CliError('the manifests have errors; nothing was planned');
   out.stdout(
-    options.output === 'json' ? renderPlanJson(plan) : renderPlanText(plan, { color: out.color }),
+    options.output === 'json'
+      ? renderPlanJson(plan)
+      : renderPlanText(plan, { color: out.color, showDefaults: options.showDefaults === true }),
   );
   if (options.out !== undefined) {
     await writeSavedPlan(options.out, savedPlan(plan, config, reconciliation.state?.engineId));
@@ -60,6 +64,7 @@ export function register(program: Command, out: Output = processOutput()): void 
     .addOption(formatOption())
     .option('--out <file>', 'save the plan (and the configuration it applies) for `apply FILE`')
     .option('--detailed-exitcode', 'exit 2 when there are changes, 0 when none')
+    .option('--show-defaults', 'list the fields a new object holds at their default, not a count')
     .action(
       commandAction(
         async (o: {
@@ -69,9 +74,15 @@ export function register(program: Command, out: Output = processOutput()): void 
           output: 'text' | 'json';
           out?: string;
           detailedExitcode?: boolean;
+          showDefaults?: boolean;
         }) =>
           planCommand(
-            { ...o, file: manifestPaths(o.file), detailedExitcode: o.detailedExitcode === true },
+            {
+              ...o,
+              file: manifestPaths(o.file),
+              detailedExitcode: o.detailedExitcode === true,
+              showDefaults: o.showDefaults === true,
+            },
             out,
           ),
       ),

@@ -15,6 +15,7 @@ import type {
 } from '../model.js';
 import { KINDS } from '../model.js';
 import { securityImpact } from './security.js';
+import { defaultFields, schemaDefaults, type SpecDefaults } from './spec-defaults.js';
 import { certificateExpiry, EXPIRY_WARNING_DAYS } from '../certificate-expiry.js';
 import { domainName } from '../domain-name.js';
 import { bindingOnLoopback, relayReach } from '../relay-ranges.js';
@@ -24,6 +25,8 @@ export interface PlanOptions {
   now?: Date;
   /** A certificate expiring within this many days is warned about. */
   expiryWarningDays?: number;
+  /** Each kind's schema defaults (default: schemas/), marked on created and deleted objects. */
+  defaults?: SpecDefaults;
 }
 
 export function computePlan(
@@ -35,11 +38,17 @@ export function computePlan(
   const after = indexObjects(desired);
   const failed = failedListeners(actual);
   const changes: Change[] = [];
+  const defaults = options.defaults ?? schemaDefaults();
+  const withDefaults = (planned: Change): Change => {
+    const spec = planned.after ?? planned.before;
+    if (spec !== null) planned.defaults = defaultFields(planned.kind, spec, defaults);
+    return planned;
+  };
 
   for (const [key, object] of after) {
     const old = before.get(key);
     if (old === undefined) {
-      changes.push(change(object.kind, object.name, 'create', null, object.spec, []));
+      changes.push(withDefaults(change(object.kind, object.name, 'create', null, object.spec, [])));
       continue;
     }
     const fields = diffFields(old.spec, object.spec);
@@ -58,7 +67,7 @@ export function computePlan(
   }
   for (const [key, object] of before) {
     if (!after.has(key))
-      changes.push(change(object.kind, object.name, 'delete', object.spec, null, []));
+      changes.push(withDefaults(change(object.kind, object.name, 'delete', object.spec, null, [])));
   }
 
   judgeRenamedOrganization(changes);

@@ -7,6 +7,8 @@ import { SENSITIVE } from '../../objects.js';
 
 export interface TextStyle {
   color: boolean;
+  /** List the fields a created or deleted object holds at their default (the plan marks them). */
+  showDefaults?: boolean;
 }
 
 const SYMBOL = { create: '+', update: '~', replace: '-/+', delete: '-' } as const;
@@ -39,7 +41,9 @@ export function renderPlanText(plan: Plan, style: TextStyle = { color: false }):
     lines.push(
       paint(COLOR[change.action], `${mark} ${SYMBOL[change.action]} ${change.kind}/${change.name}`),
     );
-    lines.push(...describeChange(change).map((line) => `      ${line}`));
+    lines.push(
+      ...describeChange(change, style.showDefaults === true).map((line) => `      ${line}`),
+    );
   }
 
   const weakening = plan.changes.filter((c) => c.security === 'weakens');
@@ -79,7 +83,7 @@ function renderWarnings(plan: Plan, paint: (code: string, text: string) => strin
   ];
 }
 
-function describeChange(change: Change): string[] {
+function describeChange(change: Change, showDefaults: boolean): string[] {
   if (change.action === 'update' || change.action === 'replace') {
     return [
       ...(change.replaceReasons ?? []).map((reason) => `# replaced: ${reason}`),
@@ -91,7 +95,56 @@ function describeChange(change: Change): string[] {
   }
   const spec = change.action === 'create' ? change.after : change.before;
   if (spec === null) return [];
-  return Object.entries(spec).map(([key, value]) => `${key}: ${showField(key, value)}`);
+  const defaults = new Set(change.defaults ?? []);
+  const lines = Object.entries(spec)
+    .filter(([key]) => !defaults.has(key))
+    .flatMap(([key, value]) => fieldBlock(key, key, value));
+  if (defaults.size === 0) return lines;
+  if (!showDefaults) {
+    const sign = change.action === 'create' ? '+' : '-';
+    lines.push(`${sign} ${defaults.size} default${defaults.size === 1 ? '' : 's'}`);
+    return lines;
+  }
+  for (const key of defaults) {
+    const block = fieldBlock(key, key, spec[key] ?? null);
+    if (block[0] !== undefined) block[0] = `${block[0]}  # default`;
+    lines.push(...block);
+  }
+  return lines;
+}
+
+/** A field as YAML reads: scalars and lists of scalars on its line, objects as indented blocks. */
+function fieldBlock(path: string, label: string, value: JsonValue | null): string[] {
+  if (SECRET_FIELD.test(path) && value !== null) return [`${label}: ${SENSITIVE}`];
+  if (Array.isArray(value) && value.some((item) => item !== null && typeof item === 'object')) {
+    return [`${label}:`, ...value.flatMap((item, index) => listItem(`${path}.${index}`, item))];
+  }
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    const entries = Object.entries(value);
+    if (entries.length === 0) return [`${label}: {}`];
+    return [
+      `${label}:`,
+      ...entries.flatMap(([key, inner]) =>
+        fieldBlock(`${path}.${key}`, key, inner).map((line) => `  ${line}`),
+      ),
+    ];
+  }
+  return [`${label}: ${flow(value)}`];
+}
+
+/** One item of a list of objects: `- ` before its first field, its other fields aligned. */
+function listItem(path: string, item: JsonValue): string[] {
+  const inner =
+    item !== null && typeof item === 'object' && !Array.isArray(item)
+      ? Object.entries(item).flatMap(([key, value]) => fieldBlock(`${path}.${key}`, key, value))
+      : fieldBlock(path, '', item).map((line) => line.replace(/^: /, ''));
+  return inner.map((line, at) => (at === 0 ? `  - ${line}` : `    ${line}`));
+}
+
+/** A scalar, or a list of scalars as `[a, b]`. */
+function flow(value: JsonValue | null): string {
+  if (Array.isArray(value)) return `[${value.map((item) => flow(item)).join(', ')}]`;
+  return show(value);
 }
 
 const REACH = {
