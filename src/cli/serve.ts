@@ -299,7 +299,9 @@ async function adminToken(
 ): Promise<{ value: string; where: string }> {
   const fromEnvironment = process.env.DOMSEC_TOKEN;
   if (fromEnvironment !== undefined && fromEnvironment !== '')
-    return { value: fromEnvironment, where: 'DOMSEC_TOKEN' };
+    // Said on the ready line: a shell that exported another engine's token starts this one
+    // with it, and no admin.token appears in the state directory.
+    return { value: fromEnvironment, where: 'DOMSEC_TOKEN; no token file written' };
   const file = config?.organization.spec.admin.tokenFile ?? join(resolve(stateDir), 'admin.token');
   try {
     const value = (await readFile(file, 'utf8')).trim();

@@ -1,5 +1,6 @@
 // Which engine a command talks to and with which token: --server, DOMSEC_SERVER, or the
-// Organization's admin address; DOMSEC_TOKEN, --token-file, or the Organization's token file.
+// Organization's admin address; --token-file, DOMSEC_TOKEN, or the Organization's token file
+// (the first given wins: what is typed on the command line beats what the shell exported).
 import { Option, type Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -27,7 +28,8 @@ export async function connectEngine(
       'no engine to talk to: give --server URL, set DOMSEC_SERVER, or point -f at the manifests',
     );
   }
-  return new ControlClient(server, await readToken(options.tokenFile ?? admin?.tokenFile));
+  const token = await readToken(options.tokenFile, admin?.tokenFile);
+  return new ControlClient(server, token.value, undefined, token.source);
 }
 
 /**
@@ -42,19 +44,32 @@ export async function engineNamedUpFront(
   return named !== undefined && token ? connectEngine(options) : undefined;
 }
 
-async function readToken(tokenFile: string | undefined): Promise<string> {
+/** The admin token and where it came from: --token-file, DOMSEC_TOKEN, the manifests' file. */
+async function readToken(
+  given: string | undefined,
+  organizationFile: string | undefined,
+): Promise<{ value: string; source: string }> {
+  if (given !== undefined) return readTokenFile(given, `--token-file ${given}`);
   const fromEnvironment = process.env.DOMSEC_TOKEN;
-  if (fromEnvironment !== undefined && fromEnvironment !== '') return fromEnvironment;
-  if (tokenFile === undefined) {
+  if (fromEnvironment !== undefined && fromEnvironment !== '')
+    return { value: fromEnvironment, source: 'DOMSEC_TOKEN' };
+  if (organizationFile === undefined) {
     throw new CliError(
-      'no admin token: set DOMSEC_TOKEN, or give --token-file (serve writes one in its state directory)',
+      'no admin token: give --token-file (serve writes one in its state directory), or set DOMSEC_TOKEN',
     );
   }
+  return readTokenFile(organizationFile, `the Organization's admin.tokenFile ${organizationFile}`);
+}
+
+async function readTokenFile(
+  file: string,
+  source: string,
+): Promise<{ value: string; source: string }> {
   try {
-    return (await readFile(tokenFile, 'utf8')).trim();
+    return { value: (await readFile(file, 'utf8')).trim(), source };
   } catch (error) {
     throw new CliError(
-      `cannot read the admin token file ${tokenFile}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+      `cannot read the admin token file ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
     );
   }
 }
@@ -69,7 +84,10 @@ export function addTargetOptions(command: Command): Command {
       ),
     )
     .addOption(
-      new Option('--token-file <path>', 'file holding the admin token (or set DOMSEC_TOKEN)'),
+      new Option(
+        '--token-file <path>',
+        'file holding the admin token (wins over DOMSEC_TOKEN, which wins over admin.tokenFile)',
+      ),
     );
 }
 

@@ -34,6 +34,8 @@ export class ControlClient {
     readonly url: string,
     private readonly token: string,
     private readonly timeoutMs = 60_000,
+    /** Where the token came from (`DOMSEC_TOKEN`, a file), named when the engine refuses it. */
+    private readonly tokenSource?: string,
   ) {}
 
   state(): Promise<EngineState> {
@@ -123,10 +125,14 @@ export class ControlClient {
     }
     if (!response.ok) {
       const error = (parsed as ErrorResponse).error;
-      throw new ControlError(
-        error?.message ?? `HTTP ${response.status}`,
-        error?.code ?? 'internal',
-      );
+      const message = error?.message ?? `HTTP ${response.status}`;
+      // A refused token is most often the wrong one of several places a token can come from.
+      if (error?.code === 'unauthorized' && this.tokenSource !== undefined)
+        throw new ControlError(
+          `the engine at ${this.url} refused the admin token from ${this.tokenSource}: ${message}`,
+          'unauthorized',
+        );
+      throw new ControlError(message, error?.code ?? 'internal');
     }
     return parsed as T;
   }

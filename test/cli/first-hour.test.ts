@@ -2,21 +2,27 @@
 // falls into answers with one line saying what happened and what to do, over the built CLI.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { cp, readFile } from 'node:fs/promises';
+import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { CLI, domsec, type CliResult } from '../support/cli.js';
+import { startEngine } from '../support/engine.js';
 import { tempDir, type TempDir } from '../support/tmp.js';
 
 const REPOSITORY = fileURLToPath(new URL('../..', import.meta.url));
 
 /** `domsec ARGS` run from the directory cwd, as a user in their own checkout runs it. */
-function domsecIn(cwd: string, args: string[], timeoutMs = 30_000): Promise<CliResult> {
+function domsecIn(
+  cwd: string,
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 30_000,
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
       cwd,
-      env: { ...process.env, NO_COLOR: '1' },
+      env: { ...process.env, NO_COLOR: '1', DOMSEC_TOKEN: '', DOMSEC_SERVER: '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
       timeout: timeoutMs,
     });
@@ -99,5 +105,31 @@ describe('a first hour with domsec', () => {
     const result = await domsecIn(checkout, ['validate', '-f', 'examples/bad']);
     assert.equal(result.code, 1);
     assert.equal(result.stderr, sample[1]);
+  });
+
+  it('takes --token-file over DOMSEC_TOKEN, and a refused token names the source it came from', async () => {
+    const running = await startEngine(join(dir.path, 'state-token'));
+    try {
+      const good = join(dir.path, 'good.token');
+      const wrong = join(dir.path, 'wrong.token');
+      await writeFile(good, `${running.token}\n`, { mode: 0o600 });
+      await writeFile(wrong, 'not-the-engine-token\n', { mode: 0o600 });
+      const server = ['--server', running.control.url];
+      const exported = { DOMSEC_TOKEN: 'an-old-exported-token' };
+      const typed = await domsecIn(
+        dir.path,
+        ['history', ...server, '--token-file', good],
+        exported,
+      );
+      assert.equal(typed.code, 0, typed.stderr);
+      const fromFile = await domsecIn(dir.path, ['history', ...server, '--token-file', wrong]);
+      assert.equal(fromFile.code, 1);
+      assert.match(fromFile.stderr, /refused the admin token from --token-file .*wrong\.token: /);
+      const fromEnvironment = await domsecIn(dir.path, ['history', ...server], exported);
+      assert.equal(fromEnvironment.code, 1);
+      assert.match(fromEnvironment.stderr, /refused the admin token from DOMSEC_TOKEN: /);
+    } finally {
+      await running.stop();
+    }
   });
 });
