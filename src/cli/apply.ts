@@ -29,6 +29,8 @@ export interface ApplyOptions extends TargetOptions {
   planFile?: string;
   /** json: no plan text and no prompt; one object at the end (needs --auto-approve). */
   output?: OutputFormat;
+  /** List new objects' default fields in the plan shown instead of counting them. */
+  showDefaults?: boolean;
 }
 
 export async function applyCommand(options: ApplyOptions, out: Output): Promise<number> {
@@ -133,6 +135,7 @@ function gateOptions(options: ApplyOptions, out: Output) {
     // With -o json the plan is part of the one object printed at the end.
     print: (text: string) => (options.output === 'json' ? undefined : out.stdout(text)),
     color: out.color,
+    showDefaults: options.showDefaults === true,
   };
 }
 
@@ -214,6 +217,7 @@ export function register(program: Command, out: Output = processOutput()): void 
   )
     .addOption(formatOption())
     .option('--auto-approve', 'apply without asking')
+    .option('--show-defaults', 'list the fields a new object holds at their default, not a count')
     .option(
       '--approve-weakening',
       'with --auto-approve, also apply changes that weaken domain security',
@@ -229,6 +233,7 @@ export function register(program: Command, out: Output = processOutput()): void 
             autoApprove?: boolean;
             approveWeakening?: boolean;
             output: OutputFormat;
+            showDefaults?: boolean;
           },
         ) => {
           if (planFile !== undefined && o.file !== undefined)

@@ -23,6 +23,8 @@ export interface GateRequest {
   approval: Approval;
   print: (text: string) => void;
   color?: boolean;
+  /** List new objects' default fields instead of counting them (`--show-defaults`). */
+  showDefaults?: boolean;
 }
 
 export type GateOutcome =
@@ -41,9 +43,9 @@ export function passGate(request: GateRequest): Promise<GateOutcome> {
 /** The same gate for a plan already computed against the engine (apply and watch plan first). */
 export async function judgePlan(
   plan: Plan,
-  { approval, print, color }: Omit<GateRequest, 'desired' | 'actual'>,
+  { approval, print, color, showDefaults }: Omit<GateRequest, 'desired' | 'actual'>,
 ): Promise<GateOutcome> {
-  print(renderPlanText(plan, { color: color ?? false }));
+  print(renderPlanText(plan, { color: color ?? false, showDefaults: showDefaults === true }));
   if (plan.changes.length === 0) return { status: 'unchanged', plan };
   switch (approval.kind) {
     case 'refused':

@@ -89,6 +89,17 @@ describe('plan on create', () => {
     assert.ok(!connector.defaults.includes('bindings'));
   });
 
+  it('apply shows the same plan, with --show-defaults too', async () => {
+    const result = await domsec(
+      ['apply', '-f', manifests, '--auto-approve', '--approve-weakening', '--show-defaults'],
+      env,
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const lines = block(result.stdout, 'ReceiveConnector/from-partners');
+    assert.ok(lines.includes('      maxInboundConnection: 5000  # default'), lines.join('\n'));
+    assert.match(result.stdout, /Apply complete/);
+  });
+
   it('another spelling of the same domain (U-label, A-label, case, trailing dot) is "No changes"', async () => {
     const buecher = { name: 'buecher', hostname: 'mail.xn--bcher-kva.example', domain: '' };
     const write = (spelled: { trey: string; buecher: string }) =>
