@@ -18,6 +18,8 @@ export interface Deliveries {
 }
 
 export interface DeliveryWatch {
+  /** The new/ directories watched. */
+  readonly directories: readonly string[];
   /**
    * What was delivered since the last call, once `expected` tags are in or after a bound; a
    * readdir then picks up any file whose event was lost.
@@ -44,6 +46,7 @@ interface CollectReply {
 export async function startDeliveryWatch(directories: string[]): Promise<DeliveryWatch> {
   if (directories.length === 0) {
     return {
+      directories,
       collect: () => Promise.resolve({ seen: new Map(), late: 0, cpuMicros: 0 }),
       stop: () => Promise.resolve(),
     };
@@ -57,6 +60,7 @@ export async function startDeliveryWatch(directories: string[]): Promise<Deliver
   exited.catch(() => undefined);
   await Promise.race([new Promise((resolve) => child.once('message', resolve)), exited]);
   return {
+    directories,
     collect: (expected) =>
       Promise.race([
         new Promise<Deliveries>((resolve) => {

@@ -79,7 +79,8 @@ async function delivered(
   server: Server,
   run: Run,
 ): Promise<Delivery | undefined> {
-  if (server.maildir === undefined || run.accepted.length === 0) return undefined;
+  const watched = server.maildir !== undefined && watch.directories.includes(server.maildir);
+  if (!watched || run.accepted.length === 0) return undefined;
   const deliveries = await watch.collect(run.accepted.length);
   const { latencies, unseen } = deliveryLatencies(run.accepted, deliveries.seen);
   return { sorted: latencies.sort((a, b) => a - b), unseen, late: deliveries.late };
