@@ -3,6 +3,7 @@
 import { Command, Option } from 'commander';
 import { register as registerApply } from './apply.js';
 import { describeFailure, EXIT } from './errors.js';
+import { abortWhenLauncherExits } from './launcher-exit.js';
 import { formatOption, processOutput, quietOnBrokenPipe } from './output.js';
 import { register as registerPlan } from './plan.js';
 import { register as registerQueue } from './queue.js';
@@ -41,7 +42,8 @@ const run =
 
 /**
  * SIGINT and SIGTERM abort with the signal's name as the reason (serve logs it and drains); a
- * second one while draining exits at once (the queue is crash-safe, the lock the kernel's).
+ * second one while draining exits at once (the queue is crash-safe, the lock the kernel's). Run
+ * by npx, the end of npx's shell counts as a SIGTERM (launcher-exit.ts).
  */
 function shutdownSignal(): AbortSignal {
   const controller = new AbortController();
@@ -52,6 +54,12 @@ function shutdownSignal(): AbortSignal {
       process.exit(name === 'SIGINT' ? 130 : 143);
     });
   }
+  abortWhenLauncherExits(controller, {
+    onLauncherExit: (pid) =>
+      process.stderr.write(
+        `domsec: npx ended (its shell, PID ${pid}, is gone): stopping as on SIGTERM\n`,
+      ),
+  });
   return controller.signal;
 }
 

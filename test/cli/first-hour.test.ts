@@ -1,14 +1,37 @@
 // A newcomer's first hour, as README.md and docs/ tell it: each small trap a careless first run
 // falls into answers with one line saying what happened and what to do, over the built CLI.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { CLI, domsec, type CliResult } from '../support/cli.js';
 import { startEngine } from '../support/engine.js';
+import { freePort } from '../support/ports.js';
 import { tempDir, type TempDir } from '../support/tmp.js';
+
+/** Resolves with the exit code, or undefined when the process is still running after ms. */
+function exited(child: ChildProcess, ms: number): Promise<number | null | undefined> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), ms);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+  });
+}
+
+/** Whether a process with this PID still exists. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const REPOSITORY = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -130,6 +153,70 @@ describe('a first hour with domsec', () => {
       assert.match(fromEnvironment.stderr, /refused the admin token from DOMSEC_TOKEN: /);
     } finally {
       await running.stop();
+    }
+  });
+
+  it('an engine started by npx stops when npx is stopped: its shell ending counts as SIGTERM', async () => {
+    // npx runs `sh -c domsec ...` and passes SIGTERM to that shell only; the same chain here,
+    // with the environment npm exec gives (npm_command=exec), without the registry.
+    const tour = join(dir.path, 'npx');
+    await cp(join(REPOSITORY, 'examples', 'adatum'), join(tour, 'examples', 'adatum'), {
+      recursive: true,
+      filter: (source) => !source.endsWith('/pki'),
+    });
+    assert.equal((await domsecIn(tour, ['certs', 'lab', 'examples'])).code, 0);
+    const connectors = join(tour, 'examples', 'adatum', 'connectors.yaml');
+    let text = await readFile(connectors, 'utf8');
+    for (const binding of ['127.0.0.2:2525', '127.0.0.2:2587'])
+      text = text.replace(binding, `127.0.0.1:${await freePort()}`);
+    await writeFile(connectors, text);
+    const state = join(tour, 'var', 'adatum');
+    const admin = `127.0.0.1:${await freePort()}`;
+    const wrapper = spawn(
+      'sh',
+      [
+        '-c',
+        '"$@"; status=$?; exit $status',
+        'npx',
+        process.execPath,
+        CLI,
+        'serve',
+        '-f',
+        'examples/adatum',
+        '--state',
+        'var/adatum',
+        '--admin',
+        admin,
+      ],
+      {
+        cwd: tour,
+        env: { ...process.env, NO_COLOR: '1', DOMSEC_TOKEN: '', npm_command: 'exec' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let output = '';
+    wrapper.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    wrapper.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    let engine: number | undefined;
+    try {
+      const deadline = Date.now() + 20_000;
+      while (!/domsec engine ready/.test(output)) {
+        assert.ok(Date.now() < deadline && wrapper.exitCode === null, `no ready line:\n${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      // The tour's way to find the engine: its PID is in the state directory's lock file.
+      engine = (JSON.parse(await readFile(join(state, 'lock'), 'utf8')) as { pid: number }).pid;
+      assert.notEqual(engine, wrapper.pid);
+      assert.ok(alive(engine));
+      wrapper.kill('SIGTERM');
+      await exited(wrapper, 5_000);
+      const stopped = Date.now() + 10_000;
+      while (alive(engine) && Date.now() < stopped)
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(alive(engine), false, `the engine ${engine} outlived its npx`);
+    } finally {
+      if (engine !== undefined && alive(engine)) process.kill(engine, 'SIGKILL');
+      if (wrapper.exitCode === null) wrapper.kill('SIGKILL');
     }
   });
 });
