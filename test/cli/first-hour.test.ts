@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
 import { after, before, describe, it } from 'node:test';
 import { CLI, domsec, type CliResult } from '../support/cli.js';
 import { startEngine } from '../support/engine.js';
@@ -218,5 +219,46 @@ describe('a first hour with domsec', () => {
       if (engine !== undefined && alive(engine)) process.kill(engine, 'SIGKILL');
       if (wrapper.exitCode === null) wrapper.kill('SIGKILL');
     }
+  });
+
+  it("README.md's tour starts every engine it talks to, at the status address it gives, and stops them", async () => {
+    const readme = await readFile(join(REPOSITORY, 'README.md'), 'utf8');
+    const tour = /## A five-minute tour\n\n```sh\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
+    const lines = tour.split('\n').map((line) => line.replace(/\s+#.*$/, '').trim());
+    /** The accepted domains and admin address of examples/NAME. */
+    const organization = async (name: string) => {
+      const text = await readFile(join(REPOSITORY, 'examples', name, 'organization.yaml'), 'utf8');
+      const spec = parseAllDocuments(text)
+        .map((document) => document.toJS() as { kind?: string; spec?: Record<string, unknown> })
+        .find((document) => document.kind === 'Organization')?.spec;
+      return {
+        domains: (spec?.acceptedDomains ?? []) as string[],
+        admin: (spec?.admin as { listen?: string } | undefined)?.listen ?? '127.0.0.1:8025',
+      };
+    };
+    const served = lines.flatMap((line) => {
+      const match = /^npx domsec serve -f examples\/(\S+) .*&$/.exec(line);
+      return match?.[1] === undefined ? [] : [match[1]];
+    });
+    assert.deepEqual(served, ['adatum', 'treyresearch'], 'both engines run in the background');
+    const engines = await Promise.all(served.map(organization));
+    for (const line of lines) {
+      const probe = /^npx domsec probe (\S+) /.exec(line)?.[1];
+      if (probe !== undefined)
+        assert.ok(
+          engines.some((engine) => engine.domains.includes(probe)),
+          `the tour probes ${probe} without starting its engine`,
+        );
+    }
+    const lastServe = lines.findLastIndex((line) => line.startsWith('npx domsec serve'));
+    const exported = lines.findIndex((line) => line.startsWith('export DOMSEC_TOKEN='));
+    assert.ok(exported > lastServe, 'DOMSEC_TOKEN is exported once every serve has started');
+    assert.equal(lines.filter((line) => line !== '').at(-1), 'kill %1 %2', 'the tour stops them');
+    const operating = readme.slice(readme.indexOf('## Operating an engine'));
+    for (const engine of engines)
+      assert.ok(
+        operating.includes(`http://${engine.admin}/status`),
+        `no status URL ${engine.admin}`,
+      );
   });
 });
