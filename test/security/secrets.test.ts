@@ -136,6 +136,9 @@ describe('secrets in outputs', () => {
     const planFile = join(lab.path, 'adatum.plan');
     const saved = await cli('plan --out', ['plan', '-f', adatumDir, ...server, '--out', planFile]);
     assert.equal(saved.code, 0, saved.stderr);
+    // A saved plan is the configuration it applies, key included (docs/plan-format.md), like
+    // applied-config.json: a secret store, owner-only, not an output to grep; apply deletes it.
+    assert.equal((await stat(planFile)).mode & 0o777, 0o600);
     const apply = await cli('apply', [
       'apply',
       planFile,
@@ -190,9 +193,7 @@ describe('secrets in outputs', () => {
       outputs.push({ what: 'serve (stdout)', text: cliProcess.stdout });
       outputs.push({ what: 'serve (stderr)', text: cliProcess.stderr });
     }
-    // A saved plan is the configuration it applies, key included (docs/plan-format.md), like
-    // applied-config.json: a secret store, owner-only, not an output to grep.
-    assert.equal((await stat(planFile)).mode & 0o777, 0o600);
+    await assert.rejects(stat(planFile), { code: 'ENOENT' }, 'apply deleted the saved plan');
     let protocolLines = 0;
     for (const state of ['state-adatum', 'state-trey']) {
       const dir = join(lab.path, state);
