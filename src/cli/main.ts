@@ -2,7 +2,7 @@
 // The domsec command line: parses arguments, calls a layer, and chooses the exit code here only.
 import { Command, Option } from 'commander';
 import { register as registerApply } from './apply.js';
-import { describeFailure, EXIT } from './errors.js';
+import { CliError, describeFailure, EXIT } from './errors.js';
 import { abortWhenLauncherExits } from './launcher-exit.js';
 import { formatOption, processOutput, quietOnBrokenPipe } from './output.js';
 import { register as registerPlan } from './plan.js';
@@ -149,13 +149,17 @@ const certs = program
 certs
   .command('lab [dir]')
   .description(
-    'a CA and a mail certificate for adatum and treyresearch (the story of examples/), roots exchanged',
+    'a CA and a mail certificate for adatum and treyresearch (the story of examples/), roots exchanged; with -f, the files those manifests name',
   )
+  .addOption(files())
   .option('--force', 'replace an existing CA and its keys (partners trusting the old root break)')
   .action(
-    run(async (dir: string | undefined, o: { force?: boolean }) =>
-      (await import('./certs.js')).certsLabCommand(dir ?? 'examples', out, o),
-    ),
+    run(async (dir: string | undefined, o: { force?: boolean; file?: string[] }) => {
+      if (o.file === undefined)
+        return (await import('./certs.js')).certsLabCommand(dir ?? 'examples', out, o);
+      if (dir !== undefined) throw new CliError('give either DIR or -f manifests, not both');
+      return (await import('./certs-manifests.js')).certsLabForManifests(o.file, out, o);
+    }),
   );
 
 try {

@@ -116,7 +116,7 @@ export const DIAGNOSTIC_CODES: readonly DiagnosticCodeEntry[] = [
     severity: 'error',
     meaning:
       'A file a manifest names (`certFile`, `keyFile`, `pemFile`, `crlFile`) does not exist, cannot be read, or is not the PEM it should be. The message names the file, never its content.',
-    fix: 'Paths are relative to the manifest file. Check the path and permissions of the user the engine runs as; for a lab `domsec certs lab DIR` writes the PKI.',
+    fix: 'Paths are relative to the manifest file. Check the path and permissions of the user the engine runs as; for a lab, `domsec certs lab -f DIR` writes the files the manifests in DIR name (`domsec certs lab examples` for examples/).',
   },
   {
     code: 'DS017',

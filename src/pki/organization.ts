@@ -63,7 +63,8 @@ async function writeOrganization(
   roots.set(org.name, root.certPem);
 }
 
-async function writeSecret(path: string, text: string): Promise<void> {
+/** A private key's file: written new, mode 0600 whatever the umask. */
+export async function writeSecret(path: string, text: string): Promise<void> {
   // writeFile's mode applies only when it creates the file: never write a key into an old file
   // that others could read. The umask can only take bits away; chmod makes it exactly 0600.
   await rm(path, { force: true });

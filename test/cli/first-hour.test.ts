@@ -261,4 +261,26 @@ describe('a first hour with domsec', () => {
         `no status URL ${engine.admin}`,
       );
   });
+
+  it('the starter manifests validate after the step their DS016 hint names, which refuses to run twice', async () => {
+    const starter = join(dir.path, 'starter');
+    await cp(join(REPOSITORY, 'manifests'), join(starter, 'manifests'), {
+      recursive: true,
+      filter: (source) => !source.endsWith('/pki'),
+    });
+    const before = await domsecIn(starter, ['validate', '-f', 'manifests']);
+    assert.equal(before.code, 1);
+    const step = /hint: .*`(domsec certs lab -f DIR)`/.exec(before.stderr)?.[1];
+    assert.ok(step !== undefined, `no step in the hint:\n${before.stderr}`);
+    const args = step.replace('DIR', 'manifests').split(' ').slice(1);
+    const made = await domsecIn(starter, args);
+    assert.equal(made.code, 0, made.stderr);
+    assert.match(made.stdout, /manifests\/pki\/mail\.example\.com\.crt/);
+    const after = await domsecIn(starter, ['validate', '-f', 'manifests']);
+    assert.equal(after.code, 0, after.stderr);
+    assert.match(after.stdout, /^Valid: /);
+    const again = await domsecIn(starter, args);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /already exist.*without --force/);
+  });
 });

@@ -16,7 +16,7 @@ export function checkFiles({ material }: RuleContext): Diagnostic[] {
       specValueAt(problem.object, [problem.field]),
       `${label(problem.object)}: ${problem.field} ${shown} ${problem.reason}`,
       problem.reason === 'does not exist'
-        ? 'paths are relative to this manifest file; for a lab, `domsec certs lab DIR` writes one'
+        ? 'paths are relative to this manifest file; for a lab, `domsec certs lab -f DIR` writes the files the manifests in DIR name'
         : undefined,
     );
   });
