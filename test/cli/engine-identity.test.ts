@@ -74,6 +74,8 @@ describe('plans bound to an engine', () => {
     const planned = await cli(first, 'plan', '-f', manifests, '--out', file);
     assert.equal(planned.code, 0, planned.stderr);
     const saved = JSON.parse(await readFile(file, 'utf8')) as SavedPlan;
+    // Kept for the next test: apply deletes a saved plan once the engine runs it.
+    await writeFile(join(lab.path, 'a-kept.plan'), JSON.stringify(saved), { mode: 0o600 });
     assert.equal(saved.engineId, (await first.client.state()).engineId);
     assert.equal((await second.client.state()).generation, saved.plan.baseGeneration);
 
@@ -93,7 +95,7 @@ describe('plans bound to an engine', () => {
   });
 
   it('refuses a plan file that names no engine, and an apply bound to another engine', async () => {
-    const file = join(lab.path, 'a.plan');
+    const file = join(lab.path, 'a-kept.plan');
     const saved = JSON.parse(await readFile(file, 'utf8')) as SavedPlan;
     delete saved.engineId;
     const unbound = join(lab.path, 'unbound.plan');
