@@ -5,9 +5,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { writeFile } from 'node:fs/promises';
 import { domsec, RunningCli } from '../support/cli.js';
-import { startEngine, type RunningEngine } from '../support/engine.js';
-import { ADATUM, TREY, partnerManifest, writeLab, writeManifests } from '../support/manifests.js';
-import { tempDir } from '../support/tmp.js';
+import { partnerManifest } from '../support/manifests.js';
+import { startCliLab, type CliLab } from '../support/cli-lab.js';
 
 const COMMANDS = [
   ['validate'],
@@ -23,32 +22,16 @@ const COMMANDS = [
 ];
 
 describe('output formats', () => {
-  let lab: Awaited<ReturnType<typeof tempDir>>;
-  let running: RunningEngine;
+  let lab: CliLab;
   let manifests: string;
   let env: Record<string, string>;
 
   before(async () => {
-    lab = await tempDir();
-    await writeLab(lab.path);
-    manifests = await writeManifests({
-      root: lab.path,
-      org: ADATUM,
-      partner: TREY,
-      partnerBinding: '127.0.0.1:0',
-      internalBinding: '127.0.0.1:0',
-      adminListen: '127.0.0.1:1',
-      partnerRoute: { host: '127.0.0.1', port: 9 },
-      trust: 'root',
-    });
-    running = await startEngine(join(lab.path, 'state'));
-    env = { DOMSEC_TOKEN: running.token, DOMSEC_SERVER: running.control.url };
+    lab = await startCliLab();
+    ({ manifests, env } = lab);
   });
 
-  after(async () => {
-    await running.stop();
-    await lab.remove();
-  });
+  after(() => lab.stop());
 
   for (const command of COMMANDS) {
     it(`${command.join(' ')} refuses -o xml in one line with exit 1`, async () => {

@@ -4,37 +4,22 @@ import { readFile, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { domsec, RunningCli } from '../support/cli.js';
-import { eventually, startEngine, type RunningEngine } from '../support/engine.js';
-import { ADATUM, TREY, partnerManifest, writeLab, writeManifests } from '../support/manifests.js';
-import { tempDir } from '../support/tmp.js';
+import { eventually, type RunningEngine } from '../support/engine.js';
+import { TREY, partnerManifest } from '../support/manifests.js';
+import { startCliLab, type CliLab } from '../support/cli-lab.js';
 
 describe('plan, apply and watch', () => {
-  let lab: Awaited<ReturnType<typeof tempDir>>;
+  let lab: CliLab;
   let running: RunningEngine;
   let manifests: string;
   let env: Record<string, string>;
 
   before(async () => {
-    lab = await tempDir();
-    await writeLab(lab.path);
-    manifests = await writeManifests({
-      root: lab.path,
-      org: ADATUM,
-      partner: TREY,
-      partnerBinding: '127.0.0.1:0',
-      internalBinding: '127.0.0.1:0',
-      adminListen: '127.0.0.1:1',
-      partnerRoute: { host: '127.0.0.1', port: 9 },
-      trust: 'root',
-    });
-    running = await startEngine(join(lab.path, 'state'));
-    env = { DOMSEC_TOKEN: running.token, DOMSEC_SERVER: running.control.url };
+    lab = await startCliLab();
+    ({ running, manifests, env } = lab);
   });
 
-  after(async () => {
-    await running.stop();
-    await lab.remove();
-  });
+  after(() => lab.stop());
 
   it('applies the manifests with --auto-approve and the engine runs them', async () => {
     const result = await domsec(
@@ -67,7 +52,10 @@ describe('plan, apply and watch', () => {
       assert.match(result.stderr, /no terminal/);
       assert.equal((await running.client.state()).generation, 1);
     } finally {
-      await rename(join(manifests, 'partners', 'contoso.yaml'), join(lab.path, 'contoso.yaml.off'));
+      await rename(
+        join(manifests, 'partners', 'contoso.yaml'),
+        join(lab.root.path, 'contoso.yaml.off'),
+      );
     }
   });
 
@@ -106,7 +94,7 @@ describe('plan, apply and watch', () => {
         ['create contoso'],
       );
     } finally {
-      await rename(file, join(lab.path, 'contoso.yaml.off'));
+      await rename(file, join(lab.root.path, 'contoso.yaml.off'));
     }
   });
 
