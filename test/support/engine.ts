@@ -8,6 +8,8 @@ import { startControlServer, type ControlServer } from '../../src/control/server
 import { Engine, type EngineOptions } from '../../src/engine/engine.js';
 import { memoryLog } from '../../src/engine/log.js';
 
+export { eventually } from './eventually.js';
+
 export interface RunningEngine {
   engine: Engine;
   control: ControlServer;
@@ -52,20 +54,4 @@ export function recordToken(token: string): void {
   if (ledger === undefined || ledger === '' || token.length < 16) return;
   const origin = (process.argv[1] ?? '-').replace(/\s/g, '_');
   appendFileSync(join(ledger, `${process.pid}.txt`), `token - ${origin} ${token}\n`);
-}
-
-/** Polls until the probe returns a value, failing after the bound. */
-export async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
