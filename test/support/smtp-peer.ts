@@ -47,6 +47,8 @@ export interface SmtpPeer {
   mailCommands: { from: string; secure: boolean; sessionId: string }[];
   /** The client certificate of each session that completed TLS (null: none was sent). */
   clientCertificates: (X509Certificate | null)[];
+  /** The SNI server name of each session that completed TLS (false: the client sent none). */
+  serverNames: (string | false)[];
   /** Sessions opened (TCP connections accepted). */
   connections: number;
   close(): Promise<void>;
@@ -61,6 +63,7 @@ export async function startSmtpPeer(options: SmtpPeerOptions = {}): Promise<Smtp
     messages: [],
     mailCommands: [],
     clientCertificates: [],
+    serverNames: [],
     connections: 0,
   };
   const starttls = options.starttls ?? true;
@@ -82,6 +85,7 @@ export async function startSmtpPeer(options: SmtpPeerOptions = {}): Promise<Smtp
     onSecure(socket, _session, callback) {
       const raw = (socket as TLSSocket).getPeerCertificate().raw;
       peer.clientCertificates.push(raw === undefined ? null : new X509Certificate(raw));
+      peer.serverNames.push((socket as TLSSocket).servername ?? false);
       callback(options.secure === undefined ? null : refusal(options.secure));
     },
     onMailFrom(address, session: SMTPServerSession, callback) {

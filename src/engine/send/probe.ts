@@ -7,6 +7,7 @@ import { NextHopError, type NextHop } from '../dns.js';
 import type { Generation, LoadedPartner } from '../generation.js';
 import { formatReply, REPLIES } from '../replies.js';
 import { peerChain, verifyPeer } from '../tls/verify.js';
+import { clientTlsOptions } from './client-tls.js';
 import { chooseSendConnector, nextHopsFor, sendSecurePartner } from './route.js';
 import { oneLineReply } from '../queue/outcome.js';
 import { authorizationCode } from './session.js';
@@ -141,17 +142,10 @@ async function probeHop(
       steps.push(refusedStep('TLS handshake', 'STARTTLS', ready));
       return steps;
     }
-    const servername = /^[\d.:]+$/.test(hop.host) ? undefined : hop.host;
     const tls = (await dialog.open(
+      // The handshake a delivery makes: our certificate, the partner's anchors, SNI as send sets it.
       () =>
-        connectTls({
-          socket,
-          secureContext: partner.sendContext, // our certificate, the partner's anchors
-          rejectUnauthorized: false, // judged by verifyPeer below, as the engine does
-          checkServerIdentity: () => undefined,
-          minVersion: 'TLSv1.2',
-          ...(servername === undefined ? {} : { servername }),
-        }),
+        connectTls({ socket, ...clientTlsOptions({ kind: 'domain-secure', partner }, hop.host) }),
       'secureConnect',
     )) as TLSSocket;
     steps.push({

@@ -2,8 +2,7 @@
 // nodemailer's SMTPConnection: connect, STARTTLS by the TLS policy, a partner's certificate checked
 // BEFORE MAIL FROM, then messages (RSET between) and QUIT. Failures of the hop throw HopFailure with
 // the reply to quote; a message's own refusal (LMTP: each recipient's) is its DeliveryOutcome.
-import { isIP } from 'node:net';
-import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { NextHop } from '../dns.js';
 import type { EngineLog } from '../log.js';
@@ -19,7 +18,9 @@ import {
   recipientOutcome,
   type SmtpError,
 } from './remote-replies.js';
-import type { TlsPolicy } from './route.js';
+import { clientTlsOptions, tlsMandatory, type SessionTlsPolicy } from './client-tls.js';
+
+export { tlsMandatory, type SessionTlsPolicy } from './client-tls.js';
 
 export interface SendTimeouts {
   connectMs: number;
@@ -33,18 +34,6 @@ export const DEFAULT_SEND_TIMEOUTS: SendTimeouts = {
   greetingMs: 30_000,
   socketMs: 300_000,
 };
-
-/**
- * A send connector's policy (route.ts), or none: an internal relay configured without TLS, where a
- * STARTTLS the server offers is ignored. An internal relay's `required` and `opportunistic` are the
- * connector's: encrypted, without a client certificate, the server's certificate not judged.
- */
-export type SessionTlsPolicy = TlsPolicy | { kind: 'none' };
-
-/** Whether the policy refuses to send without STARTTLS (never a plaintext fallback). */
-export function tlsMandatory(policy: SessionTlsPolicy): boolean {
-  return policy.kind === 'domain-secure' || policy.kind === 'required';
-}
 
 /** SMTP client sessions open now (connected and not yet ended), by what they serve. */
 export class OpenSessions {
@@ -84,9 +73,6 @@ export interface SessionSettings {
   openSessions?: OpenSessions | undefined;
 }
 
-/** Without our certificate: a client certificate is for partners only. Built once. */
-let anonymousContext: SecureContext | undefined;
-
 export class SmtpClientSession {
   private failure: SmtpError | undefined;
   private ended = false;
@@ -106,7 +92,7 @@ export class SmtpClientSession {
   static async open(settings: SessionSettings): Promise<SmtpClientSession> {
     const { hop, policy, timeouts } = settings;
     const mandatory = tlsMandatory(policy);
-    const servername = isIP(hop.host) === 0 ? hop.host : undefined;
+    const tls = clientTlsOptions(policy, hop.host);
     const verbose = settings.protocolLogging && settings.protocolLog !== undefined;
     const holder: { session?: SmtpClientSession } = {};
     const connection = new SMTPConnection({
@@ -118,22 +104,11 @@ export class SmtpClientSession {
       requireTLS: mandatory, // never a plaintext fallback, whatever the server offers
       opportunisticTLS: policy.kind === 'opportunistic',
       ignoreTLS: policy.kind === 'none',
-      servername,
+      servername: tls.servername,
       connectionTimeout: timeouts.connectMs,
       greetingTimeout: timeouts.greetingMs,
       socketTimeout: timeouts.socketMs,
-      tls: {
-        secureContext:
-          policy.kind === 'domain-secure'
-            ? policy.partner.sendContext
-            : (anonymousContext ??= createSecureContext({ minVersion: 'TLSv1.2' })),
-        // The partner's chain and names are judged by verifyPeer below, not by the MX host name:
-        // Node's hostname check would fail every MX named otherwise than the partner domain.
-        rejectUnauthorized: false,
-        checkServerIdentity: () => undefined,
-        minVersion: 'TLSv1.2',
-        ...(servername === undefined ? {} : { servername }),
-      },
+      tls, // probe.ts makes its handshake with the same options
       // transactionLog hands commands and replies to the logger, never the message (that is debug).
       transactionLog: verbose,
       logger: verbose ? protocolLogger(() => holder.session) : false,
