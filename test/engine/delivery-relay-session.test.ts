@@ -11,17 +11,10 @@ import { EngineDelivery } from '../../src/engine/delivery/engine-delivery.js';
 import { buildGeneration } from '../../src/engine/generation.js';
 import { memoryLog } from '../../src/engine/log.js';
 import type { RelayDelivery } from '../../src/model.js';
+import { eventually } from '../support/eventually.js';
 import { runtimeConfig } from '../support/runtime-config.js';
 import { startSmtpPeer } from '../support/smtp-peer.js';
 import { tempDir } from '../support/tmp.js';
-
-async function waitFor(what: string, probe: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!probe()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 const ACCEPTED = ['treyresearch.net', 'research.treyresearch.net'];
 const QUEUE = { retry: ['1h'], expireAfter: '2d', delayNotice: '4h' };
@@ -98,7 +91,7 @@ describe('relay delivery sessions', () => {
     const envelope = { from: 'ceo@adatum.com', connector: 'from-partners' };
     return {
       /** Resolves once the queue is empty again. */
-      emptied: () => waitFor('the queue to empty', () => delivery.queue.messages().length === 0),
+      emptied: () => eventually('the queue to empty', () => delivery.queue.messages().length === 0),
       close: () => delivery.close(),
       accept: (recipients: string[]) =>
         delivery.queue.accept({
@@ -132,7 +125,7 @@ describe('relay delivery sessions', () => {
       cleanup.push(server.close);
       const relaying = await relayingTo(server.port, expected.tls);
       await relaying.accept(['kim@treyresearch.net']);
-      await waitFor('the relay to take the message', () => server.messages.length === 1);
+      await eventually('the relay to take the message', () => server.messages.length === 1);
       await relaying.emptied();
       assert.equal(server.messages[0]?.secure, expected.secure);
       assert.deepEqual(server.clientCertificates, expected.clientCertificates);
@@ -146,18 +139,18 @@ describe('relay delivery sessions', () => {
     // Two accepted domains are two dispatches at once, so two sessions; both are kept.
     await accept(['kim@treyresearch.net']);
     await accept(['lee@research.treyresearch.net']);
-    await waitFor('the first two messages', () => server.messages.length === 2);
+    await eventually('the first two messages', () => server.messages.length === 2);
     await emptied();
     assert.equal(server.opened, 2);
     // The next two go over the two sessions kept (the cache keeps 2 s; this round is at once).
     await accept(['max@treyresearch.net']);
     await accept(['ann@research.treyresearch.net']);
-    await waitFor('the next two messages', () => server.messages.length === 4);
+    await eventually('the next two messages', () => server.messages.length === 4);
     await emptied();
     assert.equal(server.opened, 2, 'both kept sessions were reused');
     assert.equal(server.closed, 0);
 
     await close();
-    await waitFor('the kept sessions to close', () => server.closed === 2, 1_500);
+    await eventually('the kept sessions to close', () => server.closed === 2, 1_500);
   });
 });

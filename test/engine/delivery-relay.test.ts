@@ -12,18 +12,11 @@ import { buildGeneration, type Generation } from '../../src/engine/generation.js
 import { prepareHeaders } from '../../src/engine/headers.js';
 import { memoryLog } from '../../src/engine/log.js';
 import type { RelayDelivery } from '../../src/model.js';
+import { eventually } from '../support/eventually.js';
 import { freePort } from '../support/ports.js';
 import { runtimeConfig } from '../support/runtime-config.js';
 import { startSmtpPeer, type PeerReply } from '../support/smtp-peer.js';
 import { tempDir } from '../support/tmp.js';
-
-async function waitFor(what: string, probe: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!probe()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 /** A message as the receive side queues it: marked as domain-secured mail from adatum.com. */
 function markedMessage(): Buffer {
@@ -211,8 +204,8 @@ describe('relay delivery to an internal mailbox server', () => {
       tls: 'opportunistic',
     });
     await accept('ceo@adatum.com', ['kim@treyresearch.net', 'lee@treyresearch.net']);
-    await waitFor('the relay to take the message', () => server.messages.length === 1);
-    await waitFor('the queue to empty', () => delivery.queue.messages().length === 0);
+    await eventually('the relay to take the message', () => server.messages.length === 1);
+    await eventually('the queue to empty', () => delivery.queue.messages().length === 0);
     const [message] = server.messages;
     assert.equal(message?.from, 'ceo@adatum.com');
     assert.deepEqual(message?.recipients, ['kim@treyresearch.net', 'lee@treyresearch.net']);
@@ -237,7 +230,10 @@ describe('relay delivery to an internal mailbox server', () => {
       tls: 'none',
     });
     await accept('ceo@adatum.com', ['kim@treyresearch.net']);
-    await waitFor('the first attempt', () => (delivery.queue.messages()[0]?.attempts ?? 0) === 1);
+    await eventually(
+      'the first attempt',
+      () => (delivery.queue.messages()[0]?.attempts ?? 0) === 1,
+    );
     const [queued] = delivery.queue.messages();
     assert.equal(queued?.lastError, '451 4.3.0 Mailbox store busy, try later');
     assert.deepEqual(queued?.recipients, ['kim@treyresearch.net']);
@@ -245,8 +241,8 @@ describe('relay delivery to an internal mailbox server', () => {
 
     refusing = false;
     assert.equal(delivery.retry(requireDomainName('treyresearch.net')), 1);
-    await waitFor('the retry to deliver', () => server.messages.length === 1);
-    await waitFor('the queue to empty', () => delivery.queue.messages().length === 0);
+    await eventually('the retry to deliver', () => server.messages.length === 1);
+    await eventually('the queue to empty', () => delivery.queue.messages().length === 0);
   });
 
   it('bounces a recipient the relay refuses with 5xx: a non-delivery report goes to the sender', async () => {
@@ -263,8 +259,8 @@ describe('relay delivery to an internal mailbox server', () => {
     });
     // A local sender: the report comes back through the same relay.
     await accept('kim@treyresearch.net', ['gone@treyresearch.net', 'lee@treyresearch.net']);
-    await waitFor('the message and the report', () => server.messages.length === 2);
-    await waitFor('the queue to empty', () => delivery.queue.messages().length === 0);
+    await eventually('the message and the report', () => server.messages.length === 2);
+    await eventually('the queue to empty', () => delivery.queue.messages().length === 0);
     const [message, report] = server.messages;
     assert.deepEqual(message?.recipients, ['lee@treyresearch.net']);
     assert.equal(report?.from, '', 'a report has the null sender');
@@ -282,7 +278,10 @@ describe('relay delivery to an internal mailbox server', () => {
       tls: 'none',
     });
     await accept('ceo@adatum.com', ['kim@treyresearch.net']);
-    await waitFor('the first attempt', () => (delivery.queue.messages()[0]?.attempts ?? 0) === 1);
+    await eventually(
+      'the first attempt',
+      () => (delivery.queue.messages()[0]?.attempts ?? 0) === 1,
+    );
     assert.match(delivery.queue.messages()[0]?.lastError ?? '', /^421 4\.2\.1 Unable to connect/);
   });
 
@@ -295,7 +294,10 @@ describe('relay delivery to an internal mailbox server', () => {
       tls: 'required',
     });
     await accept('ceo@adatum.com', ['kim@treyresearch.net']);
-    await waitFor('the first attempt', () => (delivery.queue.messages()[0]?.attempts ?? 0) === 1);
+    await eventually(
+      'the first attempt',
+      () => (delivery.queue.messages()[0]?.attempts ?? 0) === 1,
+    );
     assert.equal(
       delivery.queue.messages()[0]?.lastError,
       '451 4.7.3 STARTTLS is required to send mail',
@@ -320,8 +322,8 @@ describe('relay delivery to an internal mailbox server', () => {
       'full@treyresearch.net',
       'locked@treyresearch.net',
     ]);
-    await waitFor('the message and the report', () => server.messages.length === 2);
-    await waitFor('the report to be delivered', () =>
+    await eventually('the message and the report', () => server.messages.length === 2);
+    await eventually('the report to be delivered', () =>
       delivery.queue.messages().every((m) => m.from !== ''),
     );
     const [message, report] = server.messages;
@@ -351,10 +353,13 @@ describe('relay delivery to an internal mailbox server', () => {
       tls: 'none',
     });
     await accept('ceo@adatum.com', ['kim@treyresearch.net']);
-    await waitFor('the first attempt', () => (delivery.queue.messages()[0]?.attempts ?? 0) === 1);
+    await eventually(
+      'the first attempt',
+      () => (delivery.queue.messages()[0]?.attempts ?? 0) === 1,
+    );
     reapply({ host: `127.0.0.1:${fixed.port}`, protocol: 'lmtp', tls: 'none' });
-    await waitFor('the new relay to take it', () => fixed.messages.length === 1);
-    await waitFor('the queue to empty', () => delivery.queue.messages().length === 0);
+    await eventually('the new relay to take it', () => fixed.messages.length === 1);
+    await eventually('the queue to empty', () => delivery.queue.messages().length === 0);
   });
 
   it('sends one delay notice after queue.delayNotice and keeps the message queued', async () => {
@@ -373,12 +378,12 @@ describe('relay delivery to an internal mailbox server', () => {
     const original = () => delivery.queue.messages().find((m) => m.from === 'kim@treyresearch.net');
     // Each deferral rewrites the entry durably: under a busy disk (the suite runs the crash tests
     // beside this one) six attempts can take longer than the default bound.
-    await waitFor(
+    await eventually(
       'several attempts past the notice time',
       () => (original()?.attempts ?? 0) >= 6,
       30_000,
     );
-    await waitFor('the notice to be delivered', () =>
+    await eventually('the notice to be delivered', () =>
       delivery.queue.messages().every((m) => m.from !== ''),
     );
     const notices = server.messages.filter((m) => m.from === '');
@@ -402,8 +407,8 @@ describe('relay delivery to an internal mailbox server', () => {
     for (const name of ['kim', 'lee', 'max', 'ann']) {
       await accept('ceo@adatum.com', [`${name}@treyresearch.net`]);
     }
-    await waitFor('four messages', () => server.messages.length === 4);
-    await waitFor('the queue to empty', () => delivery.queue.messages().length === 0);
+    await eventually('four messages', () => server.messages.length === 4);
+    await eventually('the queue to empty', () => delivery.queue.messages().length === 0);
     assert.equal(server.connections, 1, 'the session was kept for the next message');
   });
 
@@ -416,11 +421,11 @@ describe('relay delivery to an internal mailbox server', () => {
       tls: 'none',
     });
     await accept('ceo@adatum.com', ['kim@treyresearch.net']);
-    await waitFor('the first message', () => server.delivered.length === 1);
-    await waitFor('the queue to empty', () => delivery.queue.messages().length === 0);
+    await eventually('the first message', () => server.delivered.length === 1);
+    await eventually('the queue to empty', () => delivery.queue.messages().length === 0);
     await accept('ceo@adatum.com', ['lee@treyresearch.net']);
-    await waitFor('the second message', () => server.delivered.length === 2);
-    await waitFor('the queue to empty again', () => delivery.queue.messages().length === 0);
+    await eventually('the second message', () => server.delivered.length === 2);
+    await eventually('the queue to empty again', () => delivery.queue.messages().length === 0);
     assert.deepEqual(server.delivered, ['kim@treyresearch.net', 'lee@treyresearch.net']);
     assert.equal(server.connections, 2);
   });

@@ -17,6 +17,7 @@ import {
 import type { DeliveryOutcome, OutboundMessage } from '../../src/engine/queue/outcome.js';
 import { MessageQueue } from '../../src/engine/queue/queue.js';
 import { createRemoteDelivery } from '../../src/engine/send/deliver.js';
+import { eventually } from '../support/eventually.js';
 import { lab } from '../support/lab.js';
 import { runtimeConfig } from '../support/runtime-config.js';
 import { startSmtpPeer, type SmtpPeer } from '../support/smtp-peer.js';
@@ -31,20 +32,6 @@ function incoming(recipients: string[]): IncomingMessage {
     connector: 'internal',
     remoteAddress: '127.0.0.1',
   };
-}
-
-async function waitFor<T>(
-  what: string,
-  probe: () => T | undefined | Promise<T | undefined>,
-  ms = 5_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 const delivered = (m: OutboundMessage): DeliveryOutcome => ({
@@ -103,14 +90,17 @@ describe('Dispatcher', () => {
     assert.equal(queue.summaries()[0]?.status, 'ready');
     applied.generation = generation;
     running.kick();
-    await waitFor('the delivery', () => (remoteCalls.length === 1 ? true : undefined));
+    await eventually('the delivery', () => remoteCalls.length === 1);
   });
 
   it('dispatches a message right after accept, without a polling delay', async () => {
     start();
     const began = Date.now();
     await queue.accept(incoming(['bob@adatum.com']));
-    await waitFor('the delivery', () => (queue.messages().length === 0 ? true : undefined), 1_000);
+    await eventually('the delivery', () => queue.messages().length === 0, {
+      timeoutMs: 1_000,
+      intervalMs: 10,
+    });
     assert.ok(Date.now() - began < 500);
     assert.equal(remoteCalls.length, 1);
   });
@@ -122,7 +112,7 @@ describe('Dispatcher', () => {
       ...(await queue.accept(incoming(['c@ADATUM.com']))),
     ];
     start();
-    await waitFor('an empty queue', () => (queue.messages().length === 0 ? true : undefined));
+    await eventually('an empty queue', () => queue.messages().length === 0);
     assert.deepEqual(remoteCalls, [{ domain: 'adatum.com', ids: [ids[0], ids[1], ids[3]] }]);
     assert.deepEqual(localCalls, [ids[2]]);
   });
@@ -138,14 +128,14 @@ describe('Dispatcher', () => {
     });
     const running = start();
     await queue.accept(incoming(['bob@adatum.com']));
-    await waitFor('the first attempt', () =>
+    await eventually('the first attempt', () =>
       queue.summaries()[0]?.status === 'retry' ? true : undefined,
     );
     assert.equal(remoteCalls.length, 1);
     assert.equal(running.retry(requireDomainName('fabrikam.com')), 0);
     remoteOutcome = delivered;
     assert.equal(running.retry(requireDomainName('adatum.com')), 1);
-    await waitFor('the retry', () => (queue.messages().length === 0 ? true : undefined), 1_000);
+    await eventually('the retry', () => queue.messages().length === 0, 1_000);
     assert.equal(remoteCalls.length, 2);
   });
 
@@ -178,7 +168,7 @@ describe('Dispatcher', () => {
       await Promise.all(
         Array.from({ length: 12 }, () => queue.accept(incoming(['bob@treyresearch.net']))),
       );
-      await waitFor('twelve deliveries', () => (settledAt.length === 12 ? true : undefined));
+      await eventually('twelve deliveries', () => settledAt.length === 12);
       await running.close();
       assert.equal(most, expected, `at most ${concurrency} at once, and that many were`);
       settledAt.length = 0;
@@ -211,7 +201,7 @@ describe('Dispatcher', () => {
     });
     dispatcher.start();
     await queue.accept(incoming(['bob@adatum.com']));
-    await waitFor('the attempt to start', () =>
+    await eventually('the attempt to start', () =>
       queue.summaries()[0]?.status === 'active' ? true : undefined,
     );
     await dispatcher.close();
@@ -258,7 +248,7 @@ describe('queue to partner and mailbox', () => {
     try {
       dispatcher.start();
       await queue.accept(incoming(['bob@adatum.com', 'carol@treyresearch.net']));
-      const summary = await waitFor('the first attempt', () =>
+      const summary = await eventually('the first attempt', () =>
         queue.summaries().find((s) => s.lastError !== null),
       );
       assert.equal(summary.nextHopDomain, 'adatum.com');
@@ -268,7 +258,7 @@ describe('queue to partner and mailbox', () => {
         /^451 4\.4\.0 Primary target IP address responded with: "454 4\.7\.5 Certificate validation failure/,
       );
       assert.deepEqual(impostor.messages, []);
-      await waitFor('carol', async () =>
+      await eventually('carol', async () =>
         (
           await readdir(join(dir.path, 'state', 'mail', 'treyresearch.net', 'carol', 'new')).catch(
             () => [],
@@ -280,7 +270,7 @@ describe('queue to partner and mailbox', () => {
 
       generation = buildGeneration(config(trusted), 2);
       assert.equal(dispatcher.retry(requireDomainName('adatum.com')), 1);
-      await waitFor('an empty queue', () => (queue.messages().length === 0 ? true : undefined));
+      await eventually('an empty queue', () => queue.messages().length === 0);
       assert.deepEqual(
         trusted.messages.map((m) => m.recipients),
         [['bob@adatum.com']],

@@ -7,18 +7,11 @@ import { after, describe, it } from 'node:test';
 import { EngineDelivery } from '../../src/engine/delivery/engine-delivery.js';
 import { buildGeneration, type Generation } from '../../src/engine/generation.js';
 import { memoryLog } from '../../src/engine/log.js';
+import { eventually } from '../support/eventually.js';
 import { lab } from '../support/lab.js';
 import { runtimeConfig } from '../support/runtime-config.js';
 import { startSmtpPeer, type SmtpPeer } from '../support/smtp-peer.js';
 import { tempDir } from '../support/tmp.js';
-
-async function waitFor(what: string, probe: () => boolean, ms = 5_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!probe()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 describe('EngineDelivery', () => {
   const cleanup: (() => Promise<void>)[] = [];
@@ -68,7 +61,7 @@ describe('EngineDelivery', () => {
     const first = generationFor(impostor, 1);
     current = first;
     delivery.afterApply(undefined, first);
-    await waitFor('the first attempt', () => delivery.queue.summaries()[0]?.status === 'retry');
+    await eventually('the first attempt', () => delivery.queue.summaries()[0]?.status === 'retry');
 
     // The same configuration again changes nothing the queue depends on: it keeps its schedule.
     const same = generationFor(impostor, 2);
@@ -80,7 +73,7 @@ describe('EngineDelivery', () => {
     const fixed = generationFor(partner, 3);
     current = fixed;
     delivery.afterApply(same, fixed);
-    await waitFor('delivery after the apply', () => delivery.queue.messages().length === 0);
+    await eventually('delivery after the apply', () => delivery.queue.messages().length === 0);
     assert.deepEqual(
       partner.messages.map((m) => m.recipients),
       [['bob@adatum.com']],

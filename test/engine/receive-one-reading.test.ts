@@ -13,6 +13,7 @@ import type { IncomingMessage, MessageSink } from '../../src/engine/message-sink
 import { ProtocolLog } from '../../src/engine/protocol-log.js';
 import { ReceiveListener } from '../../src/engine/receive.js';
 import type { RelayDelivery } from '../../src/model.js';
+import { eventually } from '../support/eventually.js';
 import { LineClient } from '../support/line-client.js';
 import { mailsplitFields } from '../support/mailsplit.js';
 import { receiveConnector, runtimeConfig } from '../support/runtime-config.js';
@@ -31,16 +32,6 @@ const HIDDEN =
 
 /** Readers split this header section in two places: refused. */
 const AMBIGUOUS = 'Subject: x\r\r\nX-Domsec-AuthAs: Partner\r\n\r\nbody\r\n';
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 10_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 /** A receiving listener on a plaintext connector whose messages go to a real queue and delivery. */
 async function engine(t: TestContext, relay?: RelayDelivery) {
@@ -122,7 +113,7 @@ describe('one reading of a received message, end to end', () => {
     const { state, send } = await engine(t);
     assert.match(await send(HIDDEN), /^250 2\.6\.0 /);
     const inbox = join(state, 'mail', 'treyresearch.net', 'user', 'new');
-    const file = await waitFor('the Maildir copy', async () => {
+    const file = await eventually('the Maildir copy', async () => {
       const names = await readdir(inbox).catch(() => []);
       return names[0] === undefined ? undefined : readFile(join(inbox, names[0]));
     });
@@ -149,7 +140,7 @@ describe('one reading of a received message, end to end', () => {
       tls: 'opportunistic',
     });
     assert.match(await send(HIDDEN), /^250 2\.6\.0 /);
-    const relayed = await waitFor('the relayed copy', () =>
+    const relayed = await eventually('the relayed copy', () =>
       Promise.resolve(mailbox.messages[0]?.body),
     );
     assert.equal(stored.length, 1);

@@ -5,6 +5,7 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { connect } from 'node:net';
 import { describe, it, type TestContext } from 'node:test';
 import { buildGeneration, type Generation } from '../../src/engine/generation.js';
+import { eventually } from '../support/eventually.js';
 import { lab } from '../support/lab.js';
 import { LineClient } from '../support/line-client.js';
 import { receiving } from '../support/receiving.js';
@@ -44,15 +45,6 @@ async function opened(t: TestContext, port: number, from: string): Promise<LineC
   t.after(() => client.close());
   assert.match(await client.reply(), /^220 /);
   return client;
-}
-
-/** Waits (at most 5 s) until `done` holds. */
-async function until(done: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`no ${what} within 5 s`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 function extensions(ehlo: string): string[] {
@@ -104,9 +96,9 @@ describe('STARTTLS per receive connector', () => {
     const onData = (chunk: Buffer) => (received += chunk.toString('latin1'));
     raw.on('data', onData);
     raw.write('EHLO mail.fabrikam.com\r\n');
-    await until(() => /\r\n250 [^\r\n]*\r\n/.test(received), 'the EHLO reply');
+    await eventually('the EHLO reply', () => /\r\n250 [^\r\n]*\r\n/.test(received));
     raw.write('STARTTLS\r\n');
-    await until(() => received.includes('500 5.3.3 Unrecognized command\r\n'), 'the refusal');
+    await eventually('the refusal', () => received.includes('500 5.3.3 Unrecognized command\r\n'));
     raw.off('data', onData);
     // A client that starts TLS anyway: the server must not answer with a ServerHello.
     const tls: TLSSocket = tlsConnect({

@@ -13,6 +13,7 @@ import { ProtocolLog } from '../../src/engine/protocol-log.js';
 import { ReceiveListener } from '../../src/engine/receive.js';
 import { parseBinding } from '../../src/engine/addresses.js';
 import { issueCertificate, type IssuedCertificate } from '../../src/pki/lab.js';
+import { eventually } from '../support/eventually.js';
 import { lab } from '../support/lab.js';
 import { MemorySink, receiving, type Receiving } from '../support/receiving.js';
 import {
@@ -432,7 +433,9 @@ describe('ReceiveListener', () => {
       250,
       '2.6.0',
     );
-    await waitFor(() => listener.sessionCount === 0);
+    await eventually('every session to end', () => listener.sessionCount, {
+      until: (n) => n === 0,
+    });
     await listener.close();
     const files = await readdir(directory.path);
     assert.equal(files.length, 1);
@@ -501,7 +504,9 @@ describe('ReceiveListener', () => {
     const started = Date.now();
     await listener.close();
     assert.ok(Date.now() - started < 2_500, `close took ${Date.now() - started} ms`);
-    await waitFor(() => listener.sessionCount === 0);
+    await eventually('every session to end', () => listener.sessionCount, {
+      until: (n) => n === 0,
+    });
     assert.equal(listener.address(), null);
   });
 
@@ -512,14 +517,6 @@ describe('ReceiveListener', () => {
     assert.equal(listener.address(), null);
   });
 });
-
-async function waitFor(condition: () => boolean, timeout = 5_000): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 describe('ProtocolLog', () => {
   const entry = {

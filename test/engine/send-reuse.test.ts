@@ -14,6 +14,7 @@ import type { OutboundMessage } from '../../src/engine/queue/outcome.js';
 import { MessageQueue } from '../../src/engine/queue/queue.js';
 import { createRemoteDelivery } from '../../src/engine/send/deliver.js';
 import { createLocalDelivery } from '../../src/engine/delivery/maildir.js';
+import { eventually } from '../support/eventually.js';
 import { lab } from '../support/lab.js';
 import { runtimeConfig, trustAnchor } from '../support/runtime-config.js';
 import { startSmtpPeer, type SmtpPeer } from '../support/smtp-peer.js';
@@ -69,17 +70,6 @@ function generationFor(
     }),
     number,
   );
-}
-
-/** Resolves with the probe's value, or fails after `ms`. */
-async function waitFor<T>(what: string, probe: () => T | undefined, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 /** Whether the promise settles within `ms` (the peer's close() waits for every session to end). */
@@ -233,12 +223,12 @@ describe('connection reuse across rounds', () => {
     });
     dispatcher.start();
     await queue.accept(incoming('one'));
-    await waitFor('the delivery', () => (queue.messages().length === 0 ? true : undefined));
+    await eventually('the delivery', () => queue.messages().length === 0);
     assert.deepEqual(closed, [], 'kept open for the next round');
 
     generation = generationFor(hop, 2, true); // an apply
     dispatcher.retry(); // what the engine does after an apply that changes a queue's partner
-    await waitFor('the kept session to end', () => (closed.length === 1 ? true : undefined));
+    await eventually('the kept session to end', () => closed.length === 1);
   });
 
   it('connects again, without a hop failure, when the hop closed the kept connection meanwhile', async () => {
@@ -328,28 +318,22 @@ describe('connection reuse across rounds', () => {
     dispatcher.start();
 
     await queue.accept(incoming('one'));
-    await waitFor('the first message', () => (peer.messages.length === 1 ? true : undefined));
-    await waitFor('the first round to settle', () =>
-      queue.messages().length === 0 ? true : undefined,
-    );
+    await eventually('the first message', () => peer.messages.length === 1);
+    await eventually('the first round to settle', () => queue.messages().length === 0);
     await queue.accept(incoming('two'));
-    await waitFor('the second message', () => (peer.messages.length === 2 ? true : undefined));
+    await eventually('the second message', () => peer.messages.length === 2);
     assert.equal(peer.connections, 1, 'the second round reused the first round’s connection');
 
-    await waitFor('the second round to settle', () =>
-      queue.messages().length === 0 ? true : undefined,
-    );
+    await eventually('the second round to settle', () => queue.messages().length === 0);
     generation = generationFor(peer, 2, true); // what an apply of new trust anchors makes
     await queue.accept(incoming('three'));
-    await waitFor('the third message', () => (peer.messages.length === 3 ? true : undefined));
+    await eventually('the third message', () => peer.messages.length === 3);
     assert.equal(peer.connections, 2, 'the new generation did not ride the old session');
     const sessions = peer.messages.map((m) => m.sessionId);
     assert.equal(sessions[0], sessions[1]);
     assert.notEqual(sessions[1], sessions[2]);
 
-    await waitFor('the third round to settle', () =>
-      queue.messages().length === 0 ? true : undefined,
-    );
+    await eventually('the third round to settle', () => queue.messages().length === 0);
     await dispatcher.close();
     open = false;
     peers.splice(peers.indexOf(peer), 1);

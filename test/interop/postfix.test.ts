@@ -59,26 +59,19 @@ function engineConfig(
   });
 }
 
-/** eventually(), with Postfix's mail log in the error when the wait fails. */
-async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 10_000,
-): Promise<T> {
-  try {
-    return await eventually(what, probe, timeoutMs);
-  } catch (error) {
-    (error as Error).message += `\nPostfix's mail log:\n${await postfix.log()}`;
-    throw error;
-  }
-}
+/** Postfix's mail log: what a failed wait shows beside what it waited for. */
+const mailLog = async () => `Postfix's mail log:\n${await postfix.log()}`;
 
 /** Postfix's log lines that match, once there is one: postlogd writes them asynchronously. */
 function logLines(what: string, pattern: RegExp, atLeast = 1): Promise<string[]> {
-  return waitFor(`Postfix to log ${what}`, async () => {
-    const lines = (await postfix.log()).split('\n').filter((line) => pattern.test(line));
-    return lines.length >= atLeast ? lines : undefined;
-  });
+  return eventually(
+    `Postfix to log ${what}`,
+    async () => {
+      const lines = (await postfix.log()).split('\n').filter((line) => pattern.test(line));
+      return lines.length >= atLeast ? lines : undefined;
+    },
+    { explain: mailLog },
+  );
 }
 
 function message(subject: string): string {
@@ -163,10 +156,14 @@ after(async () => {
 describe('Postfix as adatum.com, sending to the engine', () => {
   it('delivers domain-secured mail with smtp_tls_security_level = secure and adatum’s client certificate', async () => {
     await submitToPostfix('bob@treyresearch.net', 'postfix to domsec');
-    const [delivered] = await waitFor('the message in the engine’s Maildir', async () => {
-      const messages = await engineMailbox('bob');
-      return messages.length > 0 ? messages : undefined;
-    });
+    const [delivered] = await eventually(
+      'the message in the engine’s Maildir',
+      async () => {
+        const messages = await engineMailbox('bob');
+        return messages.length > 0 ? messages : undefined;
+      },
+      { explain: mailLog },
+    );
     assert.ok(delivered !== undefined);
     const header = delivered.split('\r\n\r\n')[0] ?? '';
     assert.match(header, /^X-Domsec-AuthAs: Partner\r\nX-Domsec-Partner: adatum\.com\r\n/);
@@ -191,7 +188,7 @@ describe('Postfix as adatum.com, sending to the engine', () => {
   it('stays deferred in Postfix with 454 4.7.5 when Postfix presents a certificate from an untrusted CA, or none', async () => {
     const untrusted = await submitToPostfix('carol@treyresearch.net', 'untrusted');
     const anonymous = await submitToPostfix('dave@treyresearch.net', 'no certificate');
-    const reasons = await waitFor(
+    const reasons = await eventually(
       'both messages deferred in Postfix’s queue',
       async () => {
         const queue = await postfix.queue();
@@ -201,7 +198,7 @@ describe('Postfix as adatum.com, sending to the engine', () => {
         const reasons = [reasonOf(untrusted), reasonOf(anonymous)];
         return reasons.every((reason) => reason !== undefined) ? reasons : undefined;
       },
-      15_000,
+      { timeoutMs: 15_000, explain: mailLog },
     );
     for (const reason of reasons) {
       assert.match(
@@ -228,10 +225,14 @@ describe('Postfix as adatum.com, sending to the engine', () => {
 describe('the engine sending to Postfix as adatum.com', () => {
   it('delivers to Postfix with smtpd_tls_req_ccert = yes; Postfix verified our client certificate', async () => {
     await submitToEngine('domsec to postfix');
-    const [delivered] = await waitFor('the message in Postfix’s Maildir', async () => {
-      const messages = await postfix.delivered();
-      return messages.length > 0 ? messages : undefined;
-    });
+    const [delivered] = await eventually(
+      'the message in Postfix’s Maildir',
+      async () => {
+        const messages = await postfix.delivered();
+        return messages.length > 0 ? messages : undefined;
+      },
+      { explain: mailLog },
+    );
     assert.ok(delivered !== undefined);
     assert.match(delivered, /Subject: domsec to postfix/);
     // smtpd_tls_received_header: the protocol, and the client certificate Postfix verified.
@@ -255,10 +256,14 @@ describe('the engine sending to Postfix as adatum.com', () => {
     const before = (await postfix.delivered()).length;
     await engine.apply(engineConfig('wrong-name'));
     await submitToEngine('to the wrong name');
-    const lastError = await waitFor('the queue’s last error', () => {
-      const queued = engine.queuedMessages()[0];
-      return queued?.lastError ?? undefined;
-    });
+    const lastError = await eventually(
+      'the queue’s last error',
+      () => {
+        const queued = engine.queuedMessages()[0];
+        return queued?.lastError ?? undefined;
+      },
+      { explain: mailLog },
+    );
     assert.match(
       lastError,
       /^451 4\.4\.0 Primary target IP address responded with: "454 4\.7\.5 Certificate validation failure/,
@@ -276,10 +281,14 @@ describe('the engine sending to Postfix as adatum.com', () => {
     const before = (await postfix.delivered()).length;
     await engine.apply(engineConfig('plaintext'));
     // The apply changed the route: the queued message is retried at once, against Postfix without TLS.
-    const lastError = await waitFor('a plaintext refusal', () => {
-      const queued = engine.queuedMessages()[0];
-      return queued?.lastError?.includes('4.7.3') === true ? queued.lastError : undefined;
-    });
+    const lastError = await eventually(
+      'a plaintext refusal',
+      () => {
+        const queued = engine.queuedMessages()[0];
+        return queued?.lastError?.includes('4.7.3') === true ? queued.lastError : undefined;
+      },
+      { explain: mailLog },
+    );
     assert.match(lastError, /STARTTLS is required to send mail/);
     // The engine asked for STARTTLS (refused: starttls=0/1) and left without a MAIL command.
     const sessions = await logLines(
@@ -298,10 +307,14 @@ describe('the engine sending to Postfix as adatum.com', () => {
     });
     // Our certificate changed: the queued message is retried at once, against the mutual listener.
     await engine.apply(engineConfig('mutual', untrusted));
-    const lastError = await waitFor('Postfix’s refusal', () => {
-      const queued = engine.queuedMessages()[0];
-      return queued?.lastError?.includes('4.7.3') === false ? queued.lastError : undefined;
-    });
+    const lastError = await eventually(
+      'Postfix’s refusal',
+      () => {
+        const queued = engine.queuedMessages()[0];
+        return queued?.lastError?.includes('4.7.3') === false ? queued.lastError : undefined;
+      },
+      { explain: mailLog },
+    );
     assert.match(
       lastError,
       /^451 4\.4\.0 Primary target IP address responded with: "421 4\.7\.1 mail\.adatum\.com Error: Client certificate not trusted/,

@@ -6,20 +6,13 @@ import { readdir, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ControlClient } from '../../src/control/client.js';
+import { eventually } from '../support/eventually.js';
 import { ADATUM, TREY } from '../support/manifests.js';
 import { startSmtpPeer, type SmtpPeer } from '../support/smtp-peer.js';
 import { submit } from '../support/smtp-submit.js';
 import { tempDir } from '../support/tmp.js';
 import { queueFiles, writePartnerLab, type PartnerLab } from './partner-lab.js';
 import { ServeProcess } from './serve-process.js';
-
-async function until(what: string, probe: () => boolean | Promise<boolean>, ms = 15_000) {
-  const deadline = Date.now() + ms;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe('torn queue files', () => {
   let work: Awaited<ReturnType<typeof tempDir>>;
@@ -53,7 +46,10 @@ describe('torn queue files', () => {
       assert.equal(outcome.code, 250, outcome.response);
     }
     const deferred = () => engine?.events().filter((e) => e.event === 'queue.deferred') ?? [];
-    await until('three deferred entries', () => deferred().length >= 3);
+    await eventually('three deferred entries', () => deferred().length, {
+      timeoutMs: 15_000,
+      until: (n) => n >= 3,
+    });
     assert.equal(await engine.stop(), 0);
 
     // Which files belong to which message, from the bodies themselves.
@@ -86,11 +82,11 @@ describe('torn queue files', () => {
     // The entries wait for their next attempt (a minute away): the operator's `domsec queue retry`.
     await new ControlClient(`http://${lab.admin}`, env.DOMSEC_TOKEN).retry(ADATUM.domain);
 
-    await until('the intact message at the partner', () => peer.messages.length >= 1);
-    await until(
-      'an empty queue',
-      async () => ((await queueFiles(queue)).control ?? []).length === 0,
-    );
+    await eventually('the intact message at the partner', () => peer.messages.length >= 1, 15_000);
+    await eventually('an empty queue', async () => (await queueFiles(queue)).control ?? [], {
+      timeoutMs: 15_000,
+      until: (files) => files.length === 0,
+    });
     await new Promise((resolve) => setTimeout(resolve, 300)); // nothing else arrives
     const delivered = peer.messages.map((m) => /^X-Test-Id: (\S+)/m.exec(m.body.toString())?.[1]);
     assert.deepEqual(delivered, ['intact']);

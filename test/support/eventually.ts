@@ -28,7 +28,7 @@ type Arrived<T> = Exclude<T, undefined | null | false>;
 export function eventually<T>(
   what: string,
   probe: () => T | Promise<T>,
-  options: number | (EventuallyOptions<T> & { until: (value: T) => boolean }),
+  options: EventuallyOptions<T> & { until: (value: T) => boolean },
 ): Promise<T>;
 export function eventually<T>(
   what: string,
