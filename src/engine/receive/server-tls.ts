@@ -4,8 +4,7 @@ import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { Generation } from '../generation.js';
 import type { ReceiveConnectorSpec } from '../../model.js';
-import { canonicalName } from '../../certificate-names.js';
-import { distinguishedName, peerChain } from '../tls/verify.js';
+import { authorizationCode, distinguishedName, peerChain } from '../tls/verify.js';
 
 /** What a session learned from its TLS handshake. */
 export interface TlsFacts {
@@ -68,19 +67,11 @@ export function tlsIdentity(generation: Generation): string {
 }
 
 export function tlsFacts(socket: TLSSocket): TlsFacts {
-  // Node's types say Error; at runtime it is the OpenSSL code as a string.
-  const error: unknown = socket.authorizationError;
-  const code =
-    typeof error === 'string'
-      ? error
-      : error instanceof Error
-        ? ((error as NodeJS.ErrnoException).code ?? error.message)
-        : null;
   return {
     protocol: socket.getProtocol(),
     cipher: socket.getCipher()?.name ?? null,
     authorized: socket.authorized,
-    authorizationError: code,
+    authorizationError: authorizationCode(socket),
     chain: peerChain(socket),
   };
 }
@@ -96,16 +87,4 @@ export function describeHandshake(tls: TlsFacts): string[] {
       : `client certificate subject="${distinguishedName(leaf.subject)}" issuer="${distinguishedName(leaf.issuer)}" fingerprint=${leaf.fingerprint256}`,
     `OpenSSL client certificate verification: ${openssl}`,
   ];
-}
-
-/** Whether one of the certificate's names is the host, or a wildcard one label above it. */
-export function coversHost(names: readonly string[], host: string): boolean {
-  const wanted = canonicalName(host);
-  return names.some((name) => {
-    const candidate = canonicalName(name);
-    if (candidate === wanted) return true;
-    if (!candidate.startsWith('*.')) return false;
-    const parent = candidate.slice(1);
-    return wanted.endsWith(parent) && !wanted.slice(0, -parent.length).includes('.');
-  });
 }

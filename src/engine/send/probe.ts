@@ -6,11 +6,10 @@ import { connect as connectTls, type TLSSocket } from 'node:tls';
 import { NextHopError, type NextHop } from '../dns.js';
 import type { Generation, LoadedPartner } from '../generation.js';
 import { formatReply, REPLIES } from '../replies.js';
-import { peerChain, verifyPeer } from '../tls/verify.js';
+import { authorizationCode, peerChain, verifyPeer } from '../tls/verify.js';
 import { clientTlsOptions } from './client-tls.js';
 import { chooseSendConnector, nextHopsFor, sendSecurePartner } from './route.js';
 import { oneLineReply } from '../queue/outcome.js';
-import { authorizationCode } from './session.js';
 import { parseDomainName } from '../../domain-name.js';
 
 export interface ProbeStep {

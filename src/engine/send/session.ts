@@ -8,7 +8,7 @@ import type { NextHop } from '../dns.js';
 import type { EngineLog } from '../log.js';
 import type { ProtocolLog, ProtocolEvent } from '../protocol-log.js';
 import { formatReply, REPLIES } from '../replies.js';
-import { distinguishedName, peerChain, verifyPeer } from '../tls/verify.js';
+import { authorizationCode, distinguishedName, peerChain, verifyPeer } from '../tls/verify.js';
 import { hasEightBitBytes, readStoredBody, type MessageContent } from '../queue/message-body.js';
 import type { DeliveryOutcome, OutboundMessage } from '../queue/outcome.js';
 import {
@@ -328,14 +328,6 @@ export class SmtpClientSession {
       true,
     );
   }
-}
-
-/** Node types authorizationError as an Error; at run time it is OpenSSL's code as a string. */
-export function authorizationCode(socket: TLSSocket): string | null {
-  const value = socket.authorizationError as unknown;
-  if (typeof value === 'string') return value;
-  if (value instanceof Error) return (value as NodeJS.ErrnoException).code ?? value.message;
-  return null;
 }
 
 /**

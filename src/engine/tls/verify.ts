@@ -306,6 +306,18 @@ function parsed(cert: DetailedPeerCertificate): X509Certificate {
 }
 
 /**
+ * OpenSSL's verdict on the peer's chain as its code ("UNABLE_TO_GET_ISSUER_CERT_LOCALLY"), null
+ * when it verified. Node types socket.authorizationError as an Error; at run time it is the code
+ * as a string. The one reading of it, for both sides (receive's tlsFacts, send and probe).
+ */
+export function authorizationCode(socket: TLSSocket): string | null {
+  const value = socket.authorizationError as unknown;
+  if (typeof value === 'string') return value;
+  if (value instanceof Error) return (value as NodeJS.ErrnoException).code ?? value.message;
+  return null;
+}
+
+/**
  * The peer chain of a TLS socket as X509Certificates, leaf first (getPeerCertificate(true),
  * following issuerCertificate until it repeats). Empty when no certificate.
  */
