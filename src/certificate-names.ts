@@ -95,15 +95,23 @@ function oneLabelBelow(name: string, parent: string): boolean {
   return label.length > 0 && !label.includes('.') && !label.includes('*');
 }
 
-/** A name equal to the host, or a wildcard standing for exactly its left-most label. */
+/**
+ * Whether one of the certificate's names covers the host (RFC 6125 §6.4): a name equal to it, or
+ * a wildcard "*.parent" standing for exactly its whole left-most label, where the parent has two
+ * labels at least ("*.com" covers nothing). A partial wildcard ("f*.adatum.com"), one that is not
+ * the left-most label, and a name the certificate spells loosely (canonicalCertificateName) cover
+ * nothing; a host that is not a domain name (an IP literal, a wildcard, "") is covered by nothing.
+ * The one rule for validate (the organization certificate), receive (the EHLO name) and send.
+ */
 export function coversHost(certificateNames: readonly string[], host: string): boolean {
-  const wanted = canonicalName(host);
-  if (wanted === '') return false;
-  const dot = wanted.indexOf('.');
-  const wildcard = dot > 0 ? `*${wanted.slice(dot)}` : undefined;
-  return certificateNames
-    .map(canonicalCertificateName)
-    .some((name) => name !== '' && (name === wanted || name === wildcard));
+  const wanted = domainName(host);
+  if (wanted === undefined) return false;
+  const parent = wanted.slice(wanted.indexOf('.') + 1);
+  const wildcard = wanted.includes('.') && parent.includes('.') ? `*.${parent}` : undefined;
+  return certificateNames.some((raw) => {
+    const name = canonicalCertificateName(raw);
+    return name !== '' && (name === wanted || name === wildcard);
+  });
 }
 
 /** A name equal to the domain itself: what partners check by default. */

@@ -18,6 +18,7 @@ import type { StorageGuard } from './queue/storage-guard.js';
 import { queueMessage } from './receive/queue-message.js';
 import { newReceiveSession, type ReceiveSession } from './receive/session.js';
 import type { ProtocolEvent, ProtocolLog } from './protocol-log.js';
+import { coversHost } from '../certificate-names.js';
 import {
   decideRecipient,
   decideSender,
@@ -25,7 +26,6 @@ import {
   placeConnection,
 } from './receive/policy.js';
 import {
-  coversHost,
   describeHandshake,
   offersStartTls,
   tlsFacts,
