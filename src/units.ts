@@ -1,5 +1,6 @@
-// Durations ("90s", "15m", "2d") and sizes ("25MB", "512KB") as manifests write them.
-// Shared by config (validation) and the engine (timers, limits); both read the same grammar.
+// Durations ("90s", "15m", "2d"), sizes ("25MB", "512KB") and endpoints ("host:port",
+// "[v6]:port") as manifests, logs and the status write them. Shared by config (validation), the
+// engine (timers, limits, listener keys, protocol log) and the control plane: one grammar each.
 
 const DURATION = /^(\d+)(ms|s|m|h|d)$/;
 const DURATION_UNITS: Record<string, number> = {
@@ -47,4 +48,13 @@ export function parseHostPort(text: string): { host: string; port: number } | un
   const port = Number(match[3]);
   if (port > 65535) return undefined;
   return { host: (match[1] ?? match[2]) as string, port };
+}
+
+/**
+ * "192.0.2.1:25", "[2001:db8::1]:25", "mail.adatum.com:25": the one way an endpoint is written
+ * (protocol log, listener keys, status, errors), which parseHostPort reads back. A host with a
+ * colon is an IPv6 literal and goes in brackets.
+ */
+export function formatEndpoint(host: string, port: number | string): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }

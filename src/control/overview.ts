@@ -4,6 +4,7 @@ import type { Engine } from '../engine/engine.js';
 import type { PartnerDirection } from '../engine/partner-health.js';
 import { distinguishedName } from '../engine/tls/verify.js';
 import type { OverviewResponse, PartnerDirectionView } from './protocol.js';
+import { formatEndpoint } from '../units.js';
 
 export function overview(engine: Engine, now = new Date()): OverviewResponse {
   const generation = engine.running();
@@ -56,10 +57,8 @@ export function overview(engine: Engine, now = new Date()): OverviewResponse {
       name: connector.name,
       bindings: connector.bindings.map((b) => ({
         binding: b.text,
-        // The engine names its listeners host:port, with brackets around an IPv6 host.
-        listening:
-          listening.get(b.host.includes(':') ? `[${b.host}]:${b.port}` : `${b.host}:${b.port}`) ??
-          false,
+        // The engine names its listeners as formatEndpoint writes them.
+        listening: listening.get(formatEndpoint(b.host, b.port)) ?? false,
       })),
       domainSecure: connector.spec.domainSecure,
       requireTls: connector.spec.requireTls,

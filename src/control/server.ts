@@ -42,6 +42,7 @@ import {
   type BodyTypes,
 } from './request-body.js';
 import type { BodyRoute } from './request-schemas.js';
+import { formatEndpoint } from '../units.js';
 
 export interface ControlServerOptions {
   engine: Engine;
@@ -247,9 +248,8 @@ export async function startControlServer(options: ControlServerOptions): Promise
     });
   });
   const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
-    url: `http://${host}:${address.port}`,
+    url: `http://${formatEndpoint(address.address, address.port)}`,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

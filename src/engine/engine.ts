@@ -39,6 +39,7 @@ import { nextHopDomainOf } from './queue/suspended.js';
 import { prepareStateDirectory } from './state-directory.js';
 import { engineIdentity } from './state-identity.js';
 import { StateLock, StateLockError } from './state-lock.js';
+import { formatEndpoint } from '../units.js';
 
 export class EngineBusyError extends Error {
   override name = 'EngineBusyError';
@@ -392,7 +393,7 @@ export class Engine {
     const wanted = new Map<string, ReturnType<typeof parseBinding>>();
     for (const connector of next.receiveConnectors) {
       for (const binding of connector.bindings)
-        wanted.set(bindingKey(binding.host, binding.port), binding);
+        wanted.set(formatEndpoint(binding.host, binding.port), binding);
     }
     const started: [string, ReceiveListener][] = [];
     try {
@@ -511,7 +512,7 @@ export class Engine {
         binding: key,
         connectors:
           generation?.receiveConnectors
-            .filter((c) => c.bindings.some((b) => bindingKey(b.host, b.port) === key))
+            .filter((c) => c.bindings.some((b) => formatEndpoint(b.host, b.port) === key))
             .map((c) => c.name) ?? [],
         address: address?.address ?? null,
         port: address?.port ?? null,
@@ -537,7 +538,7 @@ export class Engine {
     return (this.generation?.receiveConnectors ?? []).map((connector) => ({
       connector: connector.name,
       sessions: connector.bindings.reduce(
-        (sum, b) => sum + (this.listeners.get(bindingKey(b.host, b.port))?.sessionCount ?? 0),
+        (sum, b) => sum + (this.listeners.get(formatEndpoint(b.host, b.port))?.sessionCount ?? 0),
         0,
       ),
     }));
@@ -587,7 +588,7 @@ export class Engine {
   /** Where a listener with this binding really listens (tests bind port 0). */
   listenerAddress(binding: string): { address: string; port: number } | null {
     const parsed = parseBinding(binding);
-    return this.listeners.get(bindingKey(parsed.host, parsed.port))?.address() ?? null;
+    return this.listeners.get(formatEndpoint(parsed.host, parsed.port))?.address() ?? null;
   }
 
   /** Stops listening, lets sessions and deliveries in flight end, closes the queue, unlocks. */
@@ -620,14 +621,10 @@ export class Engine {
   }
 }
 
-function bindingKey(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
 function describeFailure(error: unknown): string {
   const failure = error as NodeJS.ErrnoException & { address?: string; port?: number };
   if (failure.code !== undefined && failure.address !== undefined) {
-    return `${failure.address}:${failure.port ?? '?'} (${failure.code})`;
+    return `${formatEndpoint(failure.address, failure.port ?? '?')} (${failure.code})`;
   }
   return failure.message;
 }

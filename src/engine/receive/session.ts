@@ -5,6 +5,7 @@ import type { Generation, LoadedPartner, LoadedReceiveConnector } from '../gener
 import type { DomainSecuredBy } from '../message-sink.js';
 import type { PeerVerdict } from '../tls/verify.js';
 import type { TlsFacts } from './server-tls.js';
+import { formatEndpoint } from '../../units.js';
 
 export interface ReceiveSession {
   id: string;
@@ -31,17 +32,12 @@ export function newReceiveSession(
     generation,
     connector,
     remoteAddress: session.remoteAddress,
-    local: endpoint(session.localAddress, session.localPort),
-    remote: endpoint(session.remoteAddress, session.remotePort),
+    local: formatEndpoint(session.localAddress, session.localPort),
+    remote: formatEndpoint(session.remoteAddress, session.remotePort),
     sequence: 0,
     tls: null,
     verdicts: new Map(),
     refusedPartners: new Set(),
     domainSecured: undefined,
   };
-}
-
-/** "192.0.2.1:25", "[2001:db8::1]:25": endpoints as the protocol log writes them. */
-function endpoint(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }

@@ -11,6 +11,7 @@ import { clientTlsOptions } from './client-tls.js';
 import { chooseSendConnector, nextHopsFor, sendSecurePartner } from './route.js';
 import { oneLineReply } from '../queue/outcome.js';
 import { parseDomainName } from '../../domain-name.js';
+import { formatEndpoint } from '../../units.js';
 
 export interface ProbeStep {
   step: string;
@@ -90,12 +91,13 @@ export async function probeDomain(
     steps.push({ step: 'next hops', ok: false, detail });
     return report();
   }
-  const listed = hops.map((h) => `${h.host} ${endpoint(h)} (preference ${h.preference})`);
+  const named = (h: NextHop) => `${h.host} ${formatEndpoint(h.address, h.port)}`;
+  const listed = hops.map((h) => `${named(h)} (preference ${h.preference})`);
   steps.push({ step: 'next hops', ok: true, detail: listed.join(', ') });
 
   for (const hop of hops) {
     const hopSteps = await probeHop(generation, partner, hop, timeoutMs);
-    steps.push(...hopSteps.map((s) => ({ ...s, hop: `${hop.host} ${endpoint(hop)}` })));
+    steps.push(...hopSteps.map((s) => ({ ...s, hop: named(hop) })));
   }
   return report();
 }
@@ -290,8 +292,4 @@ class Dialog {
     });
     return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
   }
-}
-
-function endpoint(hop: NextHop): string {
-  return hop.address.includes(':') ? `[${hop.address}]:${hop.port}` : `${hop.address}:${hop.port}`;
 }

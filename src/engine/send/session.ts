@@ -19,6 +19,7 @@ import {
   type SmtpError,
 } from './remote-replies.js';
 import { clientTlsOptions, tlsMandatory, type SessionTlsPolicy } from './client-tls.js';
+import { formatEndpoint } from '../../units.js';
 
 export { tlsMandatory, type SessionTlsPolicy } from './client-tls.js';
 
@@ -84,7 +85,7 @@ export class SmtpClientSession {
     private readonly connection: SMTPConnection,
     private readonly settings: SessionSettings,
   ) {
-    this.endpoints = { local: '', remote: endpoint(settings.hop.address, settings.hop.port) };
+    this.endpoints = { local: '', remote: formatEndpoint(settings.hop.address, settings.hop.port) };
     settings.openSessions?.add(settings.connector);
   }
 
@@ -343,15 +344,10 @@ function protocolLogger(session: () => SmtpClientSession | undefined) {
     else if (tnx === 'server') target.write('<', message);
     else if (tnx === 'network' && typeof entry?.remoteAddress === 'string') {
       target.write('+', 'connected', {
-        local: endpoint(String(entry.localAddress), entry.localPort),
-        remote: endpoint(entry.remoteAddress, entry.remotePort),
+        local: formatEndpoint(String(entry.localAddress), String(entry.localPort)),
+        remote: formatEndpoint(entry.remoteAddress, String(entry.remotePort)),
       });
     }
   };
   return { trace: handle, debug: handle, info: handle, warn: handle, error: handle, fatal: handle };
-}
-
-/** "192.0.2.1:25", "[2001:db8::1]:25": as the receive side and Exchange write endpoints. */
-function endpoint(address: string, port: unknown): string {
-  return address.includes(':') ? `[${address}]:${String(port)}` : `${address}:${String(port)}`;
 }
