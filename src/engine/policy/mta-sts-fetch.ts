@@ -1,0 +1,138 @@
+// Fetching an MTA-STS policy (RFC 8461 §3.3): GET https://mta-sts.<domain>/.well-known/mta-sts.txt
+// with PKIX verification of the policy host (the platform's CA store, plus the extra CAs a lab
+// configures), no redirects, a 200 with text/plain only, bounded in size and time. The policy
+// host's address comes from the policy resolver, like every other name of the look-up.
+import { request } from 'node:https';
+import { rootCertificates } from 'node:tls';
+import type { LookupFunction } from 'node:net';
+import { MAX_POLICY_BYTES, parseStsPolicy, type StsPolicy } from './mta-sts-policy.js';
+import type { PolicyResolver } from './resolver.js';
+import type { DomainName } from '../../domain-name.js';
+
+export interface StsFetchOptions {
+  resolver: PolicyResolver;
+  /** PEM CA certificates trusted besides the platform's (labs and tests only). */
+  extraCas?: readonly string[];
+  /** The policy host's port; 443 but in labs. */
+  port?: number;
+  /** The whole fetch, connect to last byte (default 20 s). */
+  timeoutMs?: number;
+}
+
+export class StsFetchError extends Error {
+  override name = 'StsFetchError';
+}
+
+/** The policy host of a domain. */
+export function policyHost(domain: DomainName): string {
+  return `mta-sts.${domain}`;
+}
+
+export async function fetchStsPolicy(
+  domain: DomainName,
+  options: StsFetchOptions,
+): Promise<StsPolicy> {
+  const host = policyHost(domain);
+  const text = await get(host, options);
+  const parsed = parseStsPolicy(text);
+  if (!parsed.ok)
+    throw new StsFetchError(`the policy of ${domain} does not parse: ${parsed.reason}`);
+  return parsed.value;
+}
+
+function get(host: string, options: StsFetchOptions): Promise<string> {
+  const timeoutMs = options.timeoutMs ?? 20_000;
+  const extra = options.extraCas ?? [];
+  return new Promise<string>((resolve, reject) => {
+    let settled = false;
+    const finish = (error: Error | undefined, text?: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      req.destroy();
+      if (error === undefined && text !== undefined) resolve(text);
+      else reject(error ?? new StsFetchError(`https://${host}: no answer`));
+    };
+    const req = request({
+      host,
+      port: options.port ?? 443,
+      path: '/.well-known/mta-sts.txt',
+      method: 'GET',
+      servername: host,
+      // PKIX and the host name (Node's checkServerIdentity), against the platform's store.
+      rejectUnauthorized: true,
+      ...(extra.length > 0 ? { ca: [...rootCertificates, ...extra] } : {}),
+      minVersion: 'TLSv1.2',
+      agent: false,
+      lookup: policyLookup(options.resolver),
+      headers: { accept: 'text/plain', 'user-agent': 'domsec' },
+      maxHeaderSize: 16_384,
+    });
+    const timer = setTimeout(
+      () => finish(new StsFetchError(`https://${host}: no policy within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    req.on('error', (error) => finish(new StsFetchError(`https://${host}: ${error.message}`)));
+    req.on('response', (response) => {
+      const status = response.statusCode ?? 0;
+      // §3.3: redirects are not followed; anything but 200 is no policy.
+      if (status !== 200)
+        return finish(new StsFetchError(`https://${host}: HTTP ${status}, not 200`));
+      const type = response.headers['content-type'] ?? '';
+      if (!/^text\/plain(\s*;|$)/i.test(type))
+        return finish(
+          new StsFetchError(
+            `https://${host}: content type ${JSON.stringify(type)}, not text/plain`,
+          ),
+        );
+      const chunks: Buffer[] = [];
+      let size = 0;
+      response.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > MAX_POLICY_BYTES)
+          return finish(
+            new StsFetchError(
+              `https://${host}: the policy is larger than ${MAX_POLICY_BYTES} bytes`,
+            ),
+          );
+        chunks.push(chunk);
+      });
+      response.on('end', () => finish(undefined, Buffer.concat(chunks).toString('utf8')));
+      response.on('error', (error) =>
+        finish(new StsFetchError(`https://${host}: ${error.message}`)),
+      );
+    });
+    req.end();
+  });
+}
+
+/** net's lookup hook answered by the policy resolver (A first, then AAAA). */
+function policyLookup(resolver: PolicyResolver): LookupFunction {
+  return (hostname, options, callback) => {
+    void (async () => {
+      const found: { address: string; family: number }[] = [];
+      for (const [type, family] of [
+        ['A', 4],
+        ['AAAA', 6],
+      ] as const) {
+        if (options.family !== undefined && options.family !== 0 && options.family !== family)
+          continue;
+        try {
+          const answer = await resolver.addresses(hostname, type);
+          for (const address of answer.records) found.push({ address, family });
+        } catch {
+          // The other family may still answer; none at all is the error below.
+        }
+      }
+      const first = found[0];
+      if (first === undefined) {
+        const error: NodeJS.ErrnoException = new Error(`no address for ${hostname}`);
+        error.code = 'ENOTFOUND';
+        return callback(error, '', 0);
+      }
+      if (options.all === true)
+        return (callback as unknown as (e: null, a: typeof found) => void)(null, found);
+      callback(null, first.address, first.family);
+    })();
+  };
+}
