@@ -7,6 +7,7 @@ import { after, beforeEach, describe, it } from 'node:test';
 import { memoryLog } from '../../src/engine/log.js';
 import { SEGMENT_BYTES } from '../../src/engine/queue/journal.js';
 import { MessageQueue } from '../../src/engine/queue/queue.js';
+import { eventually } from '../support/eventually.js';
 import { tempDir } from '../support/tmp.js';
 
 const POLICY = { hostname: 'mail.adatum.com', retrySchedule: [60_000], expireAfter: 3_600_000 };
@@ -118,10 +119,9 @@ describe('queue journal', () => {
       ids.push(...(await queue.accept(message(`m${n}`, size))));
     }
     // The first segment filled up; its messages, still idle after the grace, moved to the files.
-    const deadline = Date.now() + 10_000;
-    while ((await readdir(journalDir())).length > 1 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await eventually('the filled segment to go', async () => readdir(journalDir()), {
+      until: (segments) => segments.length <= 1,
+    });
     assert.equal((await readdir(journalDir())).length, 1, 'only the segment in use is left');
     const moved = await readdir(join(queueDir, 'control'));
     assert.ok(moved.length >= count - 3, `${moved.length} of ${count} moved`);
@@ -148,11 +148,9 @@ describe('queue journal', () => {
     const [held = '', ...idle] = first;
     queue.claim([held]); // in delivery: it keeps the first segment live
     // The idle ones move to the file store; their M records go to the second segment.
-    const deadline = Date.now() + 10_000;
-    while ((await readdir(join(queueDir, 'control'))).length < idle.length) {
-      assert.ok(Date.now() < deadline, 'the idle messages moved');
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await eventually('the idle messages to move', async () => readdir(join(queueDir, 'control')), {
+      until: (moved) => moved.length >= idle.length,
+    });
     const deliveredMoved = idle.slice(0, 10);
     queue.claim(deliveredMoved);
     for (const id of deliveredMoved)

@@ -2,6 +2,7 @@
 // start again on the same state directory; it keeps the engine's JSON log lines for assertions.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { CLI } from '../support/cli.js';
+import { eventually } from '../support/eventually.js';
 
 export class ServeProcess {
   stdout = '';
@@ -26,14 +27,17 @@ export class ServeProcess {
 
   /** Resolves once the engine says it is ready; rejects when it exits first or after the bound. */
   async ready(timeoutMs = 20_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!/domsec engine ready/.test(this.stdout)) {
-      if (this.child.exitCode !== null || this.child.signalCode !== null)
-        throw new Error(`serve exited before it was ready:\n${this.stdout}\n${this.stderr}`);
-      if (Date.now() > deadline)
-        throw new Error(`serve not ready after ${timeoutMs} ms:\n${this.stdout}\n${this.stderr}`);
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
+    const output = () => `${this.stdout}\n${this.stderr}`;
+    await eventually(
+      'serve to be ready',
+      () => {
+        if (/domsec engine ready/.test(this.stdout)) return true;
+        if (this.child.exitCode !== null || this.child.signalCode !== null)
+          throw new Error(`serve exited before it was ready:\n${output()}`);
+        return false;
+      },
+      { timeoutMs, intervalMs: 25, explain: output },
+    );
   }
 
   /** The engine's structured log lines (stderr), parsed; lines that are not JSON are skipped. */

@@ -82,11 +82,7 @@ class RawClient {
   }
 
   async closedByServer(timeout = 5_000): Promise<void> {
-    const deadline = Date.now() + timeout;
-    while (!this.closed) {
-      if (Date.now() > deadline) throw new Error(`still open after ${timeout} ms`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await eventually('the server to close the connection', () => this.closed, timeout);
   }
 
   close(): void {

@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { ControlError } from '../../src/control/client.js';
 import { CliError } from '../../src/cli/errors.js';
 import type { Output } from '../../src/cli/output.js';
+import { eventually } from './eventually.js';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
@@ -64,13 +65,16 @@ export class RunningCli {
   }
 
   async waitForOutput(pattern: RegExp, timeoutMs = 15_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!pattern.test(this.stdout)) {
-      if (Date.now() > deadline || this.child.exitCode !== null) {
-        throw new Error(`no ${pattern} in output:\n${this.stdout}\n${this.stderr}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const output = () => `output:\n${this.stdout}\n${this.stderr}`;
+    await eventually(
+      `${pattern} in the output`,
+      () => {
+        if (pattern.test(this.stdout)) return true;
+        if (this.child.exitCode !== null) throw new Error(`no ${pattern} in ${output()}`);
+        return false;
+      },
+      { timeoutMs, explain: output },
+    );
   }
 
   async stop(): Promise<number> {

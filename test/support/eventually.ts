@@ -18,6 +18,11 @@ const DEFAULT_INTERVAL_MS = 50;
 /** The last value is shown at most this long: a wait must not flood the output. */
 const SHOWN_CHARACTERS = 500;
 
+/** The error of a wait that ran out of time (a probe's own error ends the wait as it is). */
+export class WaitTimedOut extends Error {
+  override name = 'WaitTimedOut';
+}
+
 type Arrived<T> = Exclude<T, undefined | null | false>;
 
 /**
@@ -53,7 +58,7 @@ export async function eventually<T>(
     if (Date.now() >= deadline) {
       let message = `timed out after ${timeoutMs} ms waiting for ${what}; last seen: ${shown(value)}`;
       if (explain !== undefined) message += `\n${String(await explain())}`;
-      throw new Error(message);
+      throw new WaitTimedOut(message);
     }
     await new Promise((resolve) => setTimeout(resolve, Math.min(intervalMs, timeoutMs)));
   }

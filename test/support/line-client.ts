@@ -1,6 +1,7 @@
 // A plain SMTP client over a raw socket for tests that need to misbehave on purpose (over-long
 // lines, silence, command floods): it writes lines and reads replies, each wait bounded.
 import { connect, type Socket } from 'node:net';
+import { eventually } from './eventually.js';
 
 export class LineClient {
   private buffer = '';
@@ -63,11 +64,7 @@ export class LineClient {
 
   /** Resolves when the server has closed the connection; rejects after `timeout` ms. */
   async closedByServer(timeout = 5_000): Promise<void> {
-    const deadline = Date.now() + timeout;
-    while (!this.closed) {
-      if (Date.now() > deadline) throw new Error(`still open after ${timeout} ms`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await eventually('the server to close the connection', () => this.closed, timeout);
   }
 
   close(): void {

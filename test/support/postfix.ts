@@ -15,6 +15,7 @@ import {
 } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { eventually, WaitTimedOut } from './eventually.js';
 import { freePort } from './ports.js';
 import { tempDir } from './tmp.js';
 
@@ -188,28 +189,31 @@ function setting(name: string, value: string): string {
 
 /** Resolves once host:port greets with 220, failing after the bound. */
 async function greeted(port: number, deadline: number): Promise<void> {
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = connect({ host: '127.0.0.1', port });
-      let buffer = '';
-      const done = (value: boolean) => {
-        socket.destroy();
-        resolve(value);
-      };
-      socket.setTimeout(2_000, () => done(false));
-      socket.on('error', () => done(false));
-      socket.on('data', (chunk: Buffer) => {
-        buffer += chunk.toString('latin1');
-        if (buffer.includes('\n')) {
-          socket.end('QUIT\r\n');
-          done(buffer.startsWith('220'));
-        }
-      });
+  await eventually(`postfix to greet on 127.0.0.1:${port}`, () => greets(port), {
+    timeoutMs: Math.max(0, deadline - Date.now()),
+    intervalMs: 100,
+  });
+}
+
+/** Whether Postfix answers 220 on the port now. */
+function greets(port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    let buffer = '';
+    const done = (value: boolean) => {
+      socket.destroy();
+      resolve(value);
+    };
+    socket.setTimeout(2_000, () => done(false));
+    socket.on('error', () => done(false));
+    socket.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString('latin1');
+      if (buffer.includes('\n')) {
+        socket.end('QUIT\r\n');
+        done(buffer.startsWith('220'));
+      }
     });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`postfix did not greet on 127.0.0.1:${port}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  });
 }
 
 export async function startPostfix(options: PostfixOptions): Promise<Postfix> {
@@ -470,12 +474,20 @@ async function sessionMembers(leader: number): Promise<{ pid: number; fields: st
 }
 
 async function sessionGone(leader: number, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while ((await sessionMembers(leader)).length > 0) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 50));
+  try {
+    await eventually(
+      `session ${leader} to end`,
+      async () => (await sessionMembers(leader)).length,
+      {
+        timeoutMs: ms,
+        until: (members) => members === 0,
+      },
+    );
+    return true;
+  } catch (error) {
+    if (error instanceof WaitTimedOut) return false;
+    throw error;
   }
-  return true;
 }
 
 /**
