@@ -1,5 +1,5 @@
 // Every domain and host name of a RuntimeConfig in canonical form (domain-name.ts): partner
-// domains, accepted domains, address spaces, certificate names, the EHLO hostname and the
+// domains, accepted domains, address spaces (connectors' and TLS policies'), certificate names, the EHLO hostname and the
 // resolver's static routes. compile does it for manifests, the engine again for whatever reaches
 // its admin API, so that no index is ever keyed on a spelling.
 import { isIP } from 'node:net';
@@ -102,7 +102,29 @@ export function canonicalConfig(config: RuntimeConfig): CanonicalConfig {
     };
   });
 
-  return { config: { ...config, organization, partners, sendConnectors }, problems };
+  const tlsPolicies = config.tlsPolicies?.map(({ name, spec: policy }) => {
+    const inPolicy = names(`TlsPolicy/${name}`);
+    return {
+      name,
+      spec: {
+        ...policy,
+        addressSpaces: unique(
+          policy.addressSpaces.map((s, i) => inPolicy.pattern(`spec.addressSpaces[${i}]`, s, true)),
+        ),
+      },
+    };
+  });
+
+  return {
+    config: {
+      ...config,
+      organization,
+      partners,
+      sendConnectors,
+      ...(tlsPolicies === undefined ? {} : { tlsPolicies }),
+    },
+    problems,
+  };
 }
 
 /** One line per problem, for an error message. */

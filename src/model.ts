@@ -15,6 +15,7 @@ export const KINDS = [
   'PartnerDomain',
   'SendConnector',
   'ReceiveConnector',
+  'TlsPolicy',
 ] as const;
 export type Kind = (typeof KINDS)[number];
 
@@ -66,7 +67,11 @@ export interface OrganizationSpec {
   delivery: MailboxDelivery;
   /** The queue itself lives in <state>/queue: it is the node's, not the configuration's. */
   queue: { retry: string[]; expireAfter: string; delayNotice: string };
-  resolver: { servers: string[]; static: Record<string, StaticRoute[]> };
+  /**
+   * `validating`: the servers validate DNSSEC and their AD bit is believed (DANE needs it).
+   * Absent in configurations written before it: false.
+   */
+  resolver: { servers: string[]; validating?: boolean; static: Record<string, StaticRoute[]> };
   admin: { listen: string; tokenFile?: string };
 }
 
@@ -116,6 +121,16 @@ export interface SendConnectorSpec {
   protocolLogging: ProtocolLogging;
 }
 
+/** How far a published TLS policy (DANE, MTA-STS) is followed for the domains a TlsPolicy covers. */
+export type PolicyLevel = 'disable' | 'optional' | 'require';
+
+export interface TlsPolicySpec {
+  addressSpaces: string[];
+  dane: PolicyLevel;
+  mtaSts: PolicyLevel;
+  requireTls: boolean;
+}
+
 export interface ReceiveConnectorSpec {
   bindings: string[]; // "ip:port", "[v6]:port"
   remoteIPRanges: string[];
@@ -157,6 +172,8 @@ export interface RuntimeConfig {
   partners: Named<PartnerDomainSpec>[];
   sendConnectors: Named<SendConnectorSpec>[];
   receiveConnectors: Named<ReceiveConnectorSpec>[];
+  /** Absent in configurations written before the kind: none (every domain gets the defaults). */
+  tlsPolicies?: Named<TlsPolicySpec>[];
   source?: ConfigSource;
 }
 

@@ -30,6 +30,7 @@ export function describeConfig(config: RuntimeConfig): ObjectState[] {
   for (const { name, spec } of config.partners) add('PartnerDomain', name, spec);
   for (const { name, spec } of config.sendConnectors) add('SendConnector', name, spec);
   for (const { name, spec } of config.receiveConnectors) add('ReceiveConnector', name, spec);
+  for (const { name, spec } of config.tlsPolicies ?? []) add('TlsPolicy', name, spec);
   return objects;
 }
 

@@ -127,6 +127,7 @@ const runtimeConfig = (services: SchemaDocument): SchemaDocument => ({
     partners: list(named(ref(SCHEMA_FILES.PartnerDomain))),
     sendConnectors: list(named(connector(SCHEMA_FILES.SendConnector))),
     receiveConnectors: list(named(connector(SCHEMA_FILES.ReceiveConnector))),
+    tlsPolicies: list(named(ref(SCHEMA_FILES.TlsPolicy))),
     source: {
       type: 'object',
       additionalProperties: false,

@@ -16,6 +16,7 @@ export const SCHEMA_FILES: Record<Kind, string> = {
   PartnerDomain: 'partner-domain.schema.json',
   SendConnector: 'send-connector.schema.json',
   ReceiveConnector: 'receive-connector.schema.json',
+  TlsPolicy: 'tls-policy.schema.json',
 };
 
 /** The files the kinds' schemas refer to. */

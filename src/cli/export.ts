@@ -94,7 +94,9 @@ function kubernetesPattern(node: SchemaNode): { pattern?: string; maxLength?: nu
 /** Lower-case plural, as resource names are: partnerdomains, trustanchors. */
 export function plural(kind: Kind): string {
   // eslint-disable-next-line no-restricted-syntax -- a kind name, not a domain
-  return `${kind.toLowerCase()}s`;
+  const lower = kind.toLowerCase();
+  // English plurals: tlspolicies, as Kubernetes spells networkpolicies.
+  return lower.endsWith('y') ? `${lower.slice(0, -1)}ies` : `${lower}s`;
 }
 
 export interface CustomResourceDefinition {

@@ -10,6 +10,7 @@ import type {
   ReceiveConnectorSpec,
   RuntimeConfig,
   SendConnectorSpec,
+  TlsPolicySpec,
   TrustAnchorSpec,
 } from '../model.js';
 import { canonicalConfig, describeDomainProblems } from '../canonical-config.js';
@@ -52,6 +53,11 @@ export function compileConfiguration(
           ...clone(object.spec),
           requireTls: object.spec.requireTls ?? object.spec.domainSecure,
         } satisfies ReceiveConnectorSpec),
+      ),
+    ),
+    tlsPolicies: sorted(
+      objects.tlsPolicies.map((object) =>
+        named(object, clone(object.spec) satisfies TlsPolicySpec),
       ),
     ),
     source,

@@ -140,6 +140,20 @@ export const DIAGNOSTIC_CODES: readonly DiagnosticCodeEntry[] = [
     fix: 'Narrow `remoteIPRanges` to the servers that submit mail (`10.0.0.5/32`, `127.0.0.1/32`), or turn `permitRelay` off. A connector bound only to loopback is never an open relay.',
   },
   {
+    code: 'DS020',
+    severity: 'error',
+    meaning:
+      "A TlsPolicy has `dane: require`, but the Organization's `resolver.validating` is not true: without a validating resolver no DNS answer counts as DNSSEC-secure, so DANE never applies and every message to the policy's domains would wait.",
+    fix: 'Run a validating resolver (Unbound, or a resolver that sets the AD bit only for validated answers) on a trusted path, list it in `resolver.servers` and set `resolver.validating: true` (Postfix: `smtp_dns_support_level = dnssec`); or use `dane: optional`.',
+  },
+  {
+    code: 'DS021',
+    severity: 'error',
+    meaning:
+      'Two TlsPolicies list the same address space: which one decides how TLS to those domains is verified would be left to their names.',
+    fix: 'Keep the address space in one policy; use `*.example.com` or a single domain in another to make it more specific.',
+  },
+  {
     code: 'DS101',
     severity: 'warning',
     meaning: 'A certificate expires within 30 days.',

@@ -6,6 +6,7 @@ import type {
   PartnerDomainSpec,
   ReceiveConnectorSpec,
   SendConnectorSpec,
+  TlsPolicySpec,
 } from '../model.js';
 import type { FieldPath, ManifestDocument, SourcePosition } from './yaml-documents.js';
 
@@ -35,6 +36,8 @@ export type SendConnectorManifest = Omit<SendConnectorSpec, 'requireTls'> & {
 export type ReceiveConnectorManifest = Omit<ReceiveConnectorSpec, 'requireTls'> & {
   requireTls?: boolean;
 };
+
+export type TlsPolicyManifest = TlsPolicySpec;
 
 export interface ManifestObject<S = unknown> {
   kind: Kind;
@@ -80,6 +83,7 @@ export interface ManifestSet {
   partners: ManifestObject<PartnerDomainManifest>[];
   sendConnectors: ManifestObject<SendConnectorManifest>[];
   receiveConnectors: ManifestObject<ReceiveConnectorManifest>[];
+  tlsPolicies: ManifestObject<TlsPolicyManifest>[];
 }
 
 /**
@@ -96,5 +100,6 @@ export function groupByKind(objects: readonly ManifestObject[]): ManifestSet {
     partners: of('PartnerDomain'),
     sendConnectors: of('SendConnector'),
     receiveConnectors: of('ReceiveConnector'),
+    tlsPolicies: of('TlsPolicy'),
   };
 }

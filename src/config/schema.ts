@@ -122,5 +122,6 @@ export async function withSchemaDefaults(config: RuntimeConfig): Promise<Runtime
   for (const { spec } of filled.partners) specs.PartnerDomain(spec);
   for (const { spec } of filled.sendConnectors) specs.SendConnector(spec);
   for (const { spec } of filled.receiveConnectors) specs.ReceiveConnector(spec);
+  for (const { spec } of filled.tlsPolicies ?? []) specs.TlsPolicy(spec);
   return filled;
 }

@@ -11,6 +11,7 @@ import type {
   ReceiveConnectorSpec,
   RuntimeConfig,
   SendConnectorSpec,
+  TlsPolicySpec,
 } from '../model.js';
 import { describeConfig } from '../objects.js';
 
@@ -47,6 +48,7 @@ export function keepDroppedObjects(
     partners: [...config.partners],
     sendConnectors: [...config.sendConnectors],
     receiveConnectors: [...config.receiveConnectors],
+    tlsPolicies: [...(config.tlsPolicies ?? [])],
   };
   for (const object of actual.objects) {
     if (desired.has(key(object))) continue;
@@ -66,6 +68,9 @@ export function keepDroppedObjects(
           name,
           spec: object.spec as unknown as ReceiveConnectorSpec,
         });
+        break;
+      case 'TlsPolicy':
+        result.tlsPolicies?.push({ name, spec: object.spec as unknown as TlsPolicySpec });
         break;
       case 'Certificate': {
         const remembered = rememberedAsRunning(known, object, memory?.certificates);

@@ -184,6 +184,90 @@ const partnerDomain: Classification = {
     })),
 };
 
+/** What the domains no TlsPolicy covers get. */
+const TLS_POLICY_DEFAULTS = { dane: 'optional', mtaSts: 'optional', requireTls: false };
+
+/** Ways a TLS policy is looser (weakens) or stricter than what uncovered domains get. */
+function againstTlsDefaults(spec: JsonObject): { looser: string[]; stricter: string[] } {
+  const looser: string[] = [];
+  const stricter: string[] = [];
+  for (const key of ['dane', 'mtaSts'] as const) {
+    const value = get(spec, key) ?? TLS_POLICY_DEFAULTS[key];
+    if (value === 'require') stricter.push(`${key}: require`);
+    else if (value !== 'optional') looser.push(`${key}: ${String(value)}`);
+  }
+  if (on(spec, 'requireTls')) stricter.push('requireTls');
+  return { looser, stricter };
+}
+
+/**
+ * Domains added to a policy looser than the default lose enforcement they had (or may have had
+ * from another policy); domains removed from a stricter one fall back to less.
+ */
+const tlsPolicyAddressSpaces: Classification = {
+  rule: 'on a policy looser than the default (dane or mtaSts disable) an added space weakens; on one stricter (require, requireTls) a removed space weakens',
+  compare: (before, after, specs) => {
+    const was = list(before);
+    const will = list(after);
+    const added = will.filter((space) => !was.includes(space));
+    const removed = was.filter((space) => !will.includes(space));
+    const verdicts: Verdict[] = [];
+    const { looser } = againstTlsDefaults(specs.after);
+    const { stricter } = againstTlsDefaults(specs.before);
+    if (added.length > 0 && looser.length > 0)
+      verdicts.push({
+        impact: 'weakens',
+        reason: `${added.join(', ')} now under ${looser.join(', ')}`,
+      });
+    if (removed.length > 0 && stricter.length > 0)
+      verdicts.push({
+        impact: 'weakens',
+        reason: `${removed.join(', ')} no longer under ${stricter.join(', ')}`,
+      });
+    return verdicts;
+  },
+};
+
+const TLS_POLICY_RULES: KindRules = {
+  fields: [
+    field('addressSpaces', tlsPolicyAddressSpaces, { whole: true }),
+    field('dane', ordered('DANE', ['require', 'optional', 'disable'])),
+    field('mtaSts', ordered('MTA-STS', ['require', 'optional', 'disable'])),
+    field('requireTls', stricterWhenOn('required TLS')),
+  ],
+  created: {
+    rule: 'weakens when looser than the default for its spaces (dane or mtaSts disable), strengthens when stricter (require, requireTls)',
+    judge: (spec) => {
+      const { looser, stricter } = againstTlsDefaults(spec);
+      const spaces = list(spec.addressSpaces).join(', ');
+      return [
+        ...looser.map((what) => ({ impact: 'weakens' as const, reason: `${what} for ${spaces}` })),
+        ...stricter.map((what) => ({
+          impact: 'strengthens' as const,
+          reason: `${what} for ${spaces}`,
+        })),
+      ];
+    },
+  },
+  deleted: {
+    rule: 'weakens when it was stricter than the default (require, requireTls): its domains fall back to less; strengthens when it was looser',
+    judge: (spec) => {
+      const { looser, stricter } = againstTlsDefaults(spec);
+      const spaces = list(spec.addressSpaces).join(', ');
+      return [
+        ...stricter.map((what) => ({
+          impact: 'weakens' as const,
+          reason: `${what} no longer for ${spaces} (policy deleted)`,
+        })),
+        ...looser.map((what) => ({
+          impact: 'strengthens' as const,
+          reason: `${what} no longer for ${spaces} (policy deleted)`,
+        })),
+      ];
+    },
+  },
+};
+
 export const SECURITY_FIELDS: Record<Kind, KindRules> = {
   Organization: {
     fields: [
@@ -213,6 +297,10 @@ export const SECURITY_FIELDS: Record<Kind, KindRules> = {
       field('resolver.servers', neutral('certificates, not DNS answers, prove a partner'), {
         whole: true,
       }),
+      field(
+        'resolver.validating',
+        stricterWhenOn('DNSSEC validation by the resolver (DANE applies only with it)'),
+      ),
       field('resolver.static', neutral('lab routes; certificates, not routes, prove a partner'), {
         whole: true,
       }),
@@ -412,6 +500,7 @@ export const SECURITY_FIELDS: Record<Kind, KindRules> = {
       judge: connectorDeleted,
     },
   },
+  TlsPolicy: TLS_POLICY_RULES,
 };
 
 /** The rule that classifies a changed path, or undefined: unclassified. */

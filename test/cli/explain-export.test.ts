@@ -124,6 +124,7 @@ describe('domsec export crds', () => {
       'partnerdomains.domsec.io',
       'sendconnectors.domsec.io',
       'receiveconnectors.domsec.io',
+      'tlspolicies.domsec.io',
     ]);
     for (const document of documents) {
       assert.equal(document.apiVersion, 'apiextensions.k8s.io/v1');

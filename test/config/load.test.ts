@@ -117,7 +117,7 @@ describe('loading manifests', () => {
           certificate: 'mail',
           delivery: { maildir: 'mail' },
           queue: { retry: ['1m', '5m', '15m', '30m', '1h'], expireAfter: '2d', delayNotice: '4h' },
-          resolver: { servers: [], static: {} },
+          resolver: { servers: [], validating: false, static: {} },
           admin: { listen: '127.0.0.1:8025' },
         },
       },
@@ -200,6 +200,7 @@ describe('loading manifests', () => {
           },
         },
       ],
+      tlsPolicies: [],
       source: { description: dir },
     });
   });

@@ -444,6 +444,29 @@ describe('configuration rules', () => {
     await assertAt(result.diagnostics, 'DS012', result.dir, 'connectors.yaml', 'TreyResearch.net');
   });
 
+  it('DS020: refuses dane: require without a validating resolver, at dane', async () => {
+    const result = await cases.load('DS020');
+    assert.deepEqual(codes(result.diagnostics), ['DS020']);
+    await assertAt(result.diagnostics, 'DS020', result.dir, 'policies.yaml', 'require');
+    const validating = await cases.load('DS020', async (dir) => {
+      const file = join(dir, 'organization.yaml');
+      const text = await readFile(file, 'utf8');
+      const validated = text.replace(
+        '  certificate: mail-adatum\n',
+        '  certificate: mail-adatum\n  resolver: { servers: [127.0.0.1], validating: true }\n',
+      );
+      assert.notEqual(validated, text);
+      await writeFile(file, validated);
+    });
+    assert.deepEqual(codes(validating.diagnostics), []);
+  });
+
+  it('DS021: refuses two TLS policies with one address space, whatever its spelling', async () => {
+    const result = await cases.load('DS021');
+    assert.deepEqual(codes(result.diagnostics), ['DS021']);
+    await assertAt(result.diagnostics, 'DS021', result.dir, 'policies.yaml', 'Fabrikam.Example');
+  });
+
   it('DS013: refuses a domain-secure partner without trust anchors, hinting at `system`', async () => {
     const result = await cases.load('DS013');
     assert.deepEqual(codes(result.diagnostics), ['DS013']);

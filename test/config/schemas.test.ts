@@ -74,6 +74,7 @@ describe('schemas/', () => {
         'partner-domain.schema.json',
         'receive-connector.schema.json',
         'send-connector.schema.json',
+        'tls-policy.schema.json',
         'trust-anchor.schema.json',
       ],
     );

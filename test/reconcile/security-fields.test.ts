@@ -16,6 +16,7 @@ const SCHEMA_FILE: Record<Kind, string> = {
   PartnerDomain: 'partner-domain',
   SendConnector: 'send-connector',
   ReceiveConnector: 'receive-connector',
+  TlsPolicy: 'tls-policy',
 };
 
 interface Node {

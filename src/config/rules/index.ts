@@ -18,6 +18,7 @@ import { checkReferences } from './references.js';
 import { checkRelayLoop } from './relay-loop.js';
 import { checkRequireTls } from './require-tls.js';
 import { checkSendRouting } from './send-routing.js';
+import { checkTlsPolicies } from './tls-policies.js';
 import { checkTrustAnchors } from './trust-anchors.js';
 import { checkUniqueness } from './uniqueness.js';
 
@@ -41,6 +42,7 @@ export const RULES: readonly Rule[] = [
   checkRelayLoop, // DS017
   checkRequiredTlsOffered, // DS018
   checkOpenRelay, // DS019, DS107
+  checkTlsPolicies, // DS020, DS021
   checkAdminListen, // DS108
 ];
 

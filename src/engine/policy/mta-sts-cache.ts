@@ -31,11 +31,11 @@ export interface StsLookup {
 export class StsPolicyCache {
   constructor(
     private readonly directory: string,
-    private readonly fetch: StsFetchOptions,
     private readonly now: () => number = Date.now,
   ) {}
 
-  async lookup(domain: DomainName): Promise<StsLookup> {
+  /** The policy in force for the domain, looked up (and fetched) through `fetch`'s resolver. */
+  async lookup(domain: DomainName, fetch: StsFetchOptions): Promise<StsLookup> {
     const steps: string[] = [];
     const problems: string[] = [];
     const cached = await this.read(domain);
@@ -55,7 +55,7 @@ export class StsPolicyCache {
 
     let id: string;
     try {
-      const answer = await this.fetch.resolver.txt(`_mta-sts.${domain}`);
+      const answer = await fetch.resolver.txt(`_mta-sts.${domain}`);
       const record = parseStsRecord(answer.records);
       if (!record.ok)
         return keep(
@@ -73,7 +73,7 @@ export class StsPolicyCache {
       return { policy: live.policy, source: 'cache', problems, steps };
     }
     try {
-      const policy = await fetchStsPolicy(domain, this.fetch);
+      const policy = await fetchStsPolicy(domain, fetch);
       steps.push(
         `fetched https://mta-sts.${domain}/.well-known/mta-sts.txt: mode ${policy.mode}, mx ${policy.mx.join(' ')}, max_age ${policy.maxAge}`,
       );

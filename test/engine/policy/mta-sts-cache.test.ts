@@ -52,22 +52,21 @@ describe('MTA-STS policy cache', () => {
     dns.failing.clear();
   });
 
-  const cache = (extraCas = [ca.certPem]) =>
-    new StsPolicyCache(
-      join(state.path, 'mta-sts'),
-      {
-        resolver: new PolicyResolver({
-          servers: [dns.server],
-          validating: false,
-          timeoutMs: 500,
-          tries: 1,
-        }),
-        extraCas,
-        port: host.port,
-        timeoutMs: 3_000,
-      },
-      () => clock,
-    );
+  const cache = (extraCas = [ca.certPem]) => {
+    const kept = new StsPolicyCache(join(state.path, 'mta-sts'), () => clock);
+    const fetch = {
+      resolver: new PolicyResolver({
+        servers: [dns.server],
+        validating: false,
+        timeoutMs: 500,
+        tries: 1,
+      }),
+      extraCas,
+      port: host.port,
+      timeoutMs: 3_000,
+    };
+    return { lookup: (domain: typeof fabrikam) => kept.lookup(domain, fetch) };
+  };
 
   it('fetches the policy, keeps it in the state directory, and does not fetch again for the same id', async () => {
     const first = await cache().lookup(fabrikam);
@@ -186,7 +185,7 @@ describe('MTA-STS policy cache', () => {
       { status: 200, contentType: 'text/plain', body: POLICY },
     );
     try {
-      const result = await new StsPolicyCache(join(state.path, 'mta-sts'), {
+      const result = await new StsPolicyCache(join(state.path, 'mta-sts')).lookup(fabrikam, {
         resolver: new PolicyResolver({
           servers: [dns.server],
           validating: false,
@@ -196,7 +195,7 @@ describe('MTA-STS policy cache', () => {
         extraCas: [ca.certPem],
         port: misnamed.port,
         timeoutMs: 3_000,
-      }).lookup(fabrikam);
+      });
       assert.equal(result.policy, undefined);
       assert.match(result.problems.join(), /altnames|does not match/i);
       assert.equal(misnamed.requests.length, 0);

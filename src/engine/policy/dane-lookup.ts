@@ -1,0 +1,128 @@
+// Which MX hosts of a domain DANE applies to (RFC 7672 §2.2): only through a DNSSEC-secure MX
+// answer (or, without MX, the domain's own secure address records), only for hosts whose own
+// address records are secure, and then the TLSA records at `_port._tcp.host`. A TLSA look-up that
+// fails for such a host makes the host unusable (§2.2: fail closed), never a host without DANE.
+import { parseDomainName, type DomainName } from '../../domain-name.js';
+import { DnsLookupError, type PolicyResolver } from './resolver.js';
+import { describeRecord, unusableReason, usableRecords, type TlsaRecord } from './tlsa.js';
+
+export type HostDane =
+  /** DANE does not apply: TLS as the other policies say. */
+  | { kind: 'none'; why: string }
+  /** Usable TLSA records: TLS required and the chain must match one (names for DANE-TA). */
+  | { kind: 'tlsa'; records: TlsaRecord[]; names: DomainName[] }
+  /** The host may not be used now (its secure TLSA look-up failed). */
+  | { kind: 'defer'; reason: string };
+
+export interface DomainDane {
+  /** Whether the MX answer (or the implicit MX's address answer) was secure. */
+  secure: boolean;
+  /** By MX host name (canonical); hosts not listed have no DANE. */
+  hosts: Map<DomainName, HostDane>;
+  steps: string[];
+}
+
+/**
+ * DANE for each MX host of the domain. A failed MX look-up is "not secure" here: next-hop routing
+ * (dns.ts) makes its own look-up and defers on its own failure.
+ */
+export async function daneForDomain(
+  resolver: PolicyResolver,
+  domain: DomainName,
+  port: number,
+): Promise<DomainDane> {
+  const steps: string[] = [];
+  const hosts = new Map<DomainName, HostDane>();
+  let mx;
+  try {
+    mx = await resolver.mx(domain);
+  } catch (error) {
+    if (!(error instanceof DnsLookupError)) throw error;
+    steps.push(`MX ${domain}: ${error.problem}: DANE not applied`);
+    return { secure: false, hosts, steps };
+  }
+  const exchanges = mx.records.filter(
+    (record) => record.exchange !== '' && record.exchange !== '.',
+  );
+  if (mx.status !== 'answer') {
+    // No MX: the domain is its own host (RFC 5321 §5.1), DANE by its own address records.
+    steps.push(
+      `MX ${domain}: ${mx.status}${mx.secure ? ' (secure)' : ''}; the domain is its own host`,
+    );
+    hosts.set(domain, await daneForHost(resolver, domain, domain, port, steps));
+    return { secure: mx.secure, hosts, steps };
+  }
+  if (!mx.secure) {
+    steps.push(
+      `MX ${domain}: not DNSSEC-validated (no AD from a validating resolver): DANE does not apply`,
+    );
+    return { secure: false, hosts, steps };
+  }
+  steps.push(
+    `MX ${domain}: ${exchanges.map((r) => `${r.preference} ${r.exchange}`).join(', ')} (secure)`,
+  );
+  for (const record of exchanges) {
+    const parsed = parseDomainName(record.exchange);
+    if (!parsed.ok || hosts.has(parsed.name)) continue;
+    hosts.set(parsed.name, await daneForHost(resolver, parsed.name, domain, port, steps));
+  }
+  return { secure: true, hosts, steps };
+}
+
+async function daneForHost(
+  resolver: PolicyResolver,
+  host: DomainName,
+  domain: DomainName,
+  port: number,
+  steps: string[],
+): Promise<HostDane> {
+  // §2.2.2: the host's address records must be secure, or its TLSA records are not looked up.
+  // allSettled never rejects: a failed family is simply not secure.
+  const answers = await Promise.allSettled([
+    resolver.addresses(host, 'A'),
+    resolver.addresses(host, 'AAAA'),
+  ]);
+  const secureAddress = answers.some(
+    (answer) =>
+      answer.status === 'fulfilled' && answer.value.status === 'answer' && answer.value.secure,
+  );
+  if (!secureAddress) {
+    steps.push(`${host}: address records not secure: no DANE`);
+    return { kind: 'none', why: `the address records of ${host} are not DNSSEC-validated` };
+  }
+  const name = `_${port}._tcp.${host}`;
+  let answer;
+  try {
+    answer = await resolver.tlsa(host, port);
+  } catch (error) {
+    if (!(error instanceof DnsLookupError)) throw error;
+    steps.push(`TLSA ${name}: ${error.problem}: the host is not used (DANE fails closed)`);
+    return {
+      kind: 'defer',
+      reason: `4.7.5 DANE: TLSA look-up for ${name} failed (${error.problem})`,
+    };
+  }
+  if (!answer.secure) {
+    steps.push(`TLSA ${name}: ${answer.status}, not secure: no DANE`);
+    return { kind: 'none', why: `TLSA ${name} is not DNSSEC-validated` };
+  }
+  if (answer.status !== 'answer') {
+    steps.push(`TLSA ${name}: ${answer.status} (secure): no DANE`);
+    return { kind: 'none', why: `${host} publishes no TLSA record` };
+  }
+  for (const record of answer.records) {
+    const why = unusableReason(record);
+    if (why !== undefined) steps.push(`TLSA ${name}: ${describeRecord(record)} unusable: ${why}`);
+  }
+  const records = usableRecords(answer.records);
+  if (records.length === 0) {
+    // RFC 7672 §2.2: all records unusable is as if there were none.
+    steps.push(`TLSA ${name}: no usable record: no DANE`);
+    return { kind: 'none', why: `no usable TLSA record for ${host}` };
+  }
+  steps.push(
+    `TLSA ${name}: ${records.map(describeRecord).join(', ')} (secure): TLS required, no plaintext`,
+  );
+  const names = host === domain ? [host] : [host, domain];
+  return { kind: 'tlsa', records, names };
+}

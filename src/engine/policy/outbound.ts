@@ -1,0 +1,164 @@
+// The outbound TLS policy of a non-partner domain, per next hop: which TlsPolicy covers it (the
+// most specific address space, else the defaults), what DANE and MTA-STS publish for it, and for
+// each MX host whether the session needs DANE, MTA-STS's PKIX check, only the connector's TLS, or
+// may not be used at all. Domain-secure partners never come here: mutual TLS is not negotiable.
+import { addressSpaceMatch } from '../../address-spaces.js';
+import type { DomainName } from '../../domain-name.js';
+import type { Named, PolicyLevel, RuntimeConfig, TlsPolicySpec } from '../../model.js';
+import { daneForDomain, type DomainDane } from './dane-lookup.js';
+import type { StsFetchOptions } from './mta-sts-fetch.js';
+import type { StsLookup, StsPolicyCache } from './mta-sts-cache.js';
+import { mxMatches } from './mta-sts-policy.js';
+import { PolicyResolver } from './resolver.js';
+import type { TlsaRecord } from './tlsa.js';
+
+/** What a domain no TlsPolicy covers gets: each published policy enforced, opportunistic otherwise. */
+export const DEFAULT_TLS_POLICY: Omit<TlsPolicySpec, 'addressSpaces'> = {
+  dane: 'optional',
+  mtaSts: 'optional',
+  requireTls: false,
+};
+
+export interface ChosenTlsPolicy {
+  /** The TlsPolicy's name, or null: the defaults. */
+  name: string | null;
+  dane: PolicyLevel;
+  mtaSts: PolicyLevel;
+  requireTls: boolean;
+}
+
+/** The most specific policy for the domain (ties to the first name), or the defaults. */
+export function chooseTlsPolicy(
+  policies: readonly Named<TlsPolicySpec>[],
+  domain: DomainName,
+): ChosenTlsPolicy {
+  let best: { policy: Named<TlsPolicySpec>; score: number } | undefined;
+  for (const policy of policies) {
+    const score = Math.max(
+      -1,
+      ...policy.spec.addressSpaces.map((s) => addressSpaceMatch(s, domain)),
+    );
+    if (score < 0) continue;
+    if (
+      best === undefined ||
+      score > best.score ||
+      (score === best.score && policy.name < best.policy.name)
+    )
+      best = { policy, score };
+  }
+  if (best === undefined) return { name: null, ...DEFAULT_TLS_POLICY };
+  const { dane, mtaSts, requireTls } = best.policy.spec;
+  return { name: best.policy.name, dane, mtaSts, requireTls };
+}
+
+/** What a session to one hop must verify. */
+export type HopTls =
+  /** Usable TLSA records: TLS required, the chain must match one; names for DANE-TA. */
+  | { kind: 'dane'; records: TlsaRecord[]; names: DomainName[] }
+  /** MTA-STS: TLS with a chain to a trusted CA naming the MX host; `testing` logs a failure and sends. */
+  | { kind: 'mta-sts'; mode: 'enforce' | 'testing'; host: DomainName; cas: readonly string[] }
+  /** Nothing published: the connector's TLS (requireTls from the connector or the policy). */
+  | { kind: 'connector'; requireTls: boolean }
+  /** This hop may not be used; the reason is the queue's last error if no hop takes the mail. */
+  | { kind: 'refused'; reason: string };
+
+export interface DestinationTls {
+  domain: DomainName;
+  policy: ChosenTlsPolicy;
+  dane: DomainDane | undefined;
+  sts: StsLookup | undefined;
+  /** What was looked up and decided, in order (probe prints them). */
+  steps: string[];
+}
+
+export interface OutboundPolicyServices {
+  cache: StsPolicyCache;
+  /** Extra CAs for MTA-STS policy hosts and MX hosts (labs and tests only). */
+  extraCas?: readonly string[];
+  /** The MTA-STS policy host's port (labs only). */
+  mtaStsPort?: number;
+  timeoutMs?: number;
+}
+
+/** The look-ups of a domain's policies (DANE, MTA-STS), as far as the chosen TlsPolicy asks. */
+export async function destinationTls(
+  domain: DomainName,
+  config: RuntimeConfig,
+  port: number,
+  services: OutboundPolicyServices,
+): Promise<DestinationTls> {
+  const policy = chooseTlsPolicy(config.tlsPolicies ?? [], domain);
+  const { resolver: settings } = config.organization.spec;
+  const resolver = new PolicyResolver({
+    servers: settings.servers,
+    validating: settings.validating === true,
+    ...(services.timeoutMs === undefined ? {} : { timeoutMs: services.timeoutMs }),
+  });
+  const steps = [
+    `TLS policy for ${domain}: ${policy.name === null ? 'the defaults' : `TlsPolicy ${policy.name}`} (dane ${policy.dane}, mtaSts ${policy.mtaSts}, requireTls ${String(policy.requireTls)})`,
+  ];
+  if (policy.dane !== 'disable' && settings.validating !== true)
+    steps.push(
+      'DANE: the resolver is not configured as validating (resolver.validating): no answer is secure',
+    );
+  const dane = policy.dane === 'disable' ? undefined : await daneForDomain(resolver, domain, port);
+  if (dane !== undefined) steps.push(...dane.steps.map((step) => `DANE: ${step}`));
+  let sts: StsLookup | undefined;
+  if (policy.mtaSts !== 'disable') {
+    const fetch: StsFetchOptions = {
+      resolver,
+      ...(services.extraCas === undefined ? {} : { extraCas: services.extraCas }),
+      ...(services.mtaStsPort === undefined ? {} : { port: services.mtaStsPort }),
+    };
+    sts = await services.cache.lookup(domain, fetch);
+    steps.push(...sts.steps.map((step) => `MTA-STS: ${step}`));
+  }
+  return { domain, policy, dane, sts, steps };
+}
+
+/**
+ * One hop's requirement. DANE first (RFC 8461 §2: where DANE applies, MTA-STS does not override
+ * it), then MTA-STS, then the connector; `require` turns an absent policy into a refusal.
+ */
+export function hopTls(
+  destination: DestinationTls,
+  host: DomainName,
+  extraCas: readonly string[] = [],
+): HopTls {
+  const { policy, dane, sts, domain } = destination;
+  const by = policy.name === null ? '' : ` by TlsPolicy ${policy.name}`;
+  const daneHost = dane?.hosts.get(host);
+  if (daneHost?.kind === 'defer') return { kind: 'refused', reason: daneHost.reason };
+  if (daneHost?.kind === 'tlsa')
+    return { kind: 'dane', records: daneHost.records, names: daneHost.names };
+  if (policy.dane === 'require') {
+    const why =
+      daneHost?.why ??
+      (dane?.secure === true
+        ? `${host} is not a secure MX host of ${domain}`
+        : `the MX records of ${domain} are not DNSSEC-validated`);
+    return { kind: 'refused', reason: `4.7.5 DANE: required for ${domain}${by}, and ${why}` };
+  }
+  const stsPolicy = sts?.policy;
+  if (policy.mtaSts !== 'disable') {
+    if (stsPolicy === undefined || stsPolicy.mode === 'none') {
+      if (policy.mtaSts === 'require')
+        return {
+          kind: 'refused',
+          reason: `4.7.5 MTA-STS: required for ${domain}${by}, and it has no policy in force`,
+        };
+    } else {
+      // `require` enforces a policy its domain is still testing.
+      const mode = policy.mtaSts === 'require' ? 'enforce' : stsPolicy.mode;
+      if (!mxMatches(stsPolicy.mx, host)) {
+        if (mode === 'enforce')
+          return {
+            kind: 'refused',
+            reason: `4.7.5 MTA-STS: ${host} is not an MX host the policy of ${domain} names (mx ${stsPolicy.mx.join(', ')})`,
+          };
+      }
+      return { kind: 'mta-sts', mode, host, cas: extraCas };
+    }
+  }
+  return { kind: 'connector', requireTls: policy.requireTls };
+}
