@@ -4,7 +4,8 @@
 import { promises as dns } from 'node:dns';
 import { isIP } from 'node:net';
 import type { OrganizationSpec, StaticRoute } from '../model.js';
-import { formatReply, REPLIES } from './replies.js';
+import { REPLIES } from './replies.js';
+import { smtpReplyText, withDetail, type SmtpReply } from '../smtp-reply.js';
 import { domainName, parseDomainName, type DomainName } from '../domain-name.js';
 
 export interface NextHop {
@@ -26,10 +27,10 @@ export interface ResolveOptions {
 export class NextHopError extends Error {
   override name = 'NextHopError';
   constructor(
-    readonly reply: string,
+    readonly reply: SmtpReply,
     readonly permanent: boolean,
   ) {
-    super(reply);
+    super(smtpReplyText(reply));
   }
 }
 
@@ -54,7 +55,7 @@ export async function resolveNextHops(
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === dns.NOTFOUND) {
-      throw new NextHopError(formatReply(REPLIES.nonexistentDomain, `${name} (NXDOMAIN)`), true);
+      throw new NextHopError(withDetail(REPLIES.nonexistentDomain, `${name} (NXDOMAIN)`), true);
     }
     if (code !== dns.NODATA)
       throw temporary(`MX lookup for ${name}: ${code ?? (error as Error).message}`);
@@ -63,7 +64,7 @@ export async function resolveNextHops(
 
   const usable = exchanges.filter((mx) => !isNullExchange(mx.exchange));
   if (exchanges.length > 0 && usable.length === 0) {
-    throw new NextHopError(formatReply(REPLIES.nullMx, `${name} accepts no mail`), true);
+    throw new NextHopError(withDetail(REPLIES.nullMx, `${name} accepts no mail`), true);
   }
   if (usable.length === 0) {
     // RFC 5321 §5.1: no MX, the domain itself is the host, at preference 0.
@@ -179,5 +180,5 @@ function byPreference<T extends { priority: number }>(records: T[]): T[] {
 }
 
 function temporary(detail: string): NextHopError {
-  return new NextHopError(formatReply(REPLIES.dnsFailure, detail), false);
+  return new NextHopError(withDetail(REPLIES.dnsFailure, detail), false);
 }

@@ -29,6 +29,7 @@ import { receiving } from '../support/receiving.js';
 import { submit } from '../support/smtp-submit.js';
 import { tempDir, type TempDir } from '../support/tmp.js';
 import { requireDomainName } from '../../src/domain-name.js';
+import { replyText } from '../support/replies.js';
 
 const run = promisify(execFile);
 const DAY = 86_400_000;
@@ -208,7 +209,7 @@ describe('revocation: sending', () => {
     );
     assert.equal(outcome?.failures[0]?.permanent, false);
     assert.match(
-      outcome?.failures[0]?.reply ?? '',
+      replyText(outcome?.failures[0]?.reply),
       /454 4\.7\.5 Certificate validation failure: certificate is revoked by the CRL of/,
     );
     assert.deepEqual(peer.mailCommands, []);

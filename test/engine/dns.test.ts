@@ -6,6 +6,7 @@ import { NextHopError, resolveNextHops, type ResolverSettings } from '../../src/
 import { startDnsServer, type DnsServer } from '../support/dns-server.js';
 import { freePort } from '../support/ports.js';
 import { requireDomainName } from '../../src/domain-name.js';
+import { replyText } from '../support/replies.js';
 
 describe('resolveNextHops', () => {
   let dns: DnsServer;
@@ -76,7 +77,7 @@ describe('resolveNextHops', () => {
       (error: unknown) => {
         assert.ok(error instanceof NextHopError);
         assert.equal(error.permanent, true);
-        assert.match(error.reply, /^556 5\.1\.10 /);
+        assert.match(replyText(error.reply), /^556 5\.1\.10 /);
         return true;
       },
     );
@@ -88,7 +89,7 @@ describe('resolveNextHops', () => {
       (error: unknown) => {
         assert.ok(error instanceof NextHopError);
         assert.equal(error.permanent, true);
-        assert.match(error.reply, /^550 5\.1\.2 .*nowhere\.example/);
+        assert.match(replyText(error.reply), /^550 5\.1\.2 .*nowhere\.example/);
         return true;
       },
     );
@@ -102,7 +103,7 @@ describe('resolveNextHops', () => {
         assert.ok(error instanceof NextHopError);
         assert.equal(error.permanent, false);
         assert.match(
-          error.reply,
+          replyText(error.reply),
           /^451 4\.4\.0 DNS query failed: MX lookup for flaky\.example: ESERVFAIL/,
         );
         return true;
@@ -117,7 +118,7 @@ describe('resolveNextHops', () => {
         (error: unknown) => {
           assert.ok(error instanceof NextHopError);
           assert.equal(error.permanent, false, domain);
-          assert.match(error.reply, /^451 4\.4\.0 DNS query failed: /);
+          assert.match(replyText(error.reply), /^451 4\.4\.0 DNS query failed: /);
           return true;
         },
       );
@@ -131,7 +132,10 @@ describe('resolveNextHops', () => {
       (error: unknown) => {
         assert.ok(error instanceof NextHopError);
         assert.equal(error.permanent, false);
-        assert.match(error.reply, /^451 4\.4\.0 DNS query failed: MX lookup for adatum\.com: E/);
+        assert.match(
+          replyText(error.reply),
+          /^451 4\.4\.0 DNS query failed: MX lookup for adatum\.com: E/,
+        );
         return true;
       },
     );

@@ -24,6 +24,7 @@ import {
 import { receiving, refusedReason } from '../support/receiving.js';
 import { startSmtpPeer, type SmtpPeer } from '../support/smtp-peer.js';
 import { submit, type SubmitClient } from '../support/smtp-submit.js';
+import { replyText } from '../support/replies.js';
 
 const DAY = 86_400_000;
 const ADATUM = { commonName: 'mail.adatum.com', dnsNames: ['mail.adatum.com', 'adatum.com'] };
@@ -185,7 +186,7 @@ describe('negative matrix: sending', () => {
     const { outcome, peer } = await send(notYetValid);
     assert.equal(outcome?.failures[0]?.permanent, false);
     assert.match(
-      outcome?.failures[0]?.reply ?? '',
+      replyText(outcome?.failures[0]?.reply),
       /454 4\.7\.5 Certificate validation failure: .*not valid before/,
     );
     assert.deepEqual(peer.mailCommands, []);
@@ -194,7 +195,7 @@ describe('negative matrix: sending', () => {
   it('refuses partner A’s server certificate when sending to partner B, even with a shared CA', async () => {
     const { outcome, peer } = await send(lab().adatumMail, twoPartners(true));
     assert.match(
-      outcome?.failures[0]?.reply ?? '',
+      replyText(outcome?.failures[0]?.reply),
       /454 4\.7\.5 Certificate validation failure: .*expected fabrikam\.com/,
     );
     assert.deepEqual(peer.mailCommands, []);
@@ -206,7 +207,7 @@ describe('negative matrix: sending', () => {
     assert.deepEqual(outcome?.failures, []);
     const second = await send(fabrikamMail, { ...twoPartners(false), partners: undefined });
     assert.match(
-      second.outcome?.failures[0]?.reply ?? '',
+      replyText(second.outcome?.failures[0]?.reply),
       /454 4\.7\.5 Certificate validation failure/,
     );
     assert.equal(peer.messages.length, 1);

@@ -11,6 +11,7 @@ import { memoryLog } from '../../src/engine/log.js';
 import { MessageQueue } from '../../src/engine/queue/queue.js';
 import { runUntilKilled } from '../support/killed-script.js';
 import { tempDir } from '../support/tmp.js';
+import { reply } from '../support/replies.js';
 
 describe('MessageQueue commit', () => {
   let dir: Awaited<ReturnType<typeof tempDir>>;
@@ -96,7 +97,11 @@ describe('MessageQueue commit', () => {
     const deferral = {
       delivered: [],
       failures: [
-        { recipient: 'b@fabrikam.com', reply: '421 4.2.1 Unable to connect', permanent: false },
+        {
+          recipient: 'b@fabrikam.com',
+          reply: reply('421 4.2.1 Unable to connect'),
+          permanent: false,
+        },
       ],
     };
     const policy = { hostname: 'mail.adatum.com', retrySchedule: [60_000], expireAfter: 3_600_000 };

@@ -22,6 +22,7 @@ import { lab } from '../support/lab.js';
 import { runtimeConfig } from '../support/runtime-config.js';
 import { startSmtpPeer, type SmtpPeer } from '../support/smtp-peer.js';
 import { tempDir } from '../support/tmp.js';
+import { reply } from '../support/replies.js';
 
 function incoming(recipients: string[]): IncomingMessage {
   return {
@@ -122,7 +123,7 @@ describe('Dispatcher', () => {
       delivered: [],
       failures: m.recipients.map((recipient) => ({
         recipient,
-        reply: '451 4.4.0 later',
+        reply: reply('451 4.4.0 later'),
         permanent: false,
       })),
     });
@@ -190,7 +191,7 @@ describe('Dispatcher', () => {
                 delivered: [],
                 failures: m.recipients.map((recipient) => ({
                   recipient,
-                  reply: '421 4.4.2 aborted',
+                  reply: reply('421 4.4.2 aborted'),
                   permanent: false,
                 })),
               })),

@@ -9,6 +9,7 @@ import { SEGMENT_BYTES } from '../../src/engine/queue/journal.js';
 import { MessageQueue } from '../../src/engine/queue/queue.js';
 import { eventually } from '../support/eventually.js';
 import { tempDir } from '../support/tmp.js';
+import { reply } from '../support/replies.js';
 
 const POLICY = { hostname: 'mail.adatum.com', retrySchedule: [60_000], expireAfter: 3_600_000 };
 
@@ -96,7 +97,11 @@ describe('queue journal', () => {
     const [deferred = ''] = await queue.accept(message('deferred'));
     queue.claim([delivered, deferred]);
     await queue.settle(delivered, { delivered: ['bob@fabrikam.com'], failures: [] }, POLICY);
-    const failure = { recipient: 'bob@fabrikam.com', reply: '421 4.2.1 Busy', permanent: false };
+    const failure = {
+      recipient: 'bob@fabrikam.com',
+      reply: reply('421 4.2.1 Busy'),
+      permanent: false,
+    };
     await queue.settle(deferred, { delivered: [], failures: [failure] }, POLICY);
     // The deferred one moved to the file store, with its attempt.
     assert.deepEqual(await readdir(join(queueDir, 'control')), [`${deferred}.json`]);

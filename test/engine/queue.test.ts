@@ -12,6 +12,7 @@ import { MessageQueue, type SettlePolicy } from '../../src/engine/queue/queue.js
 import { newMessageId } from '../../src/engine/queue/store.js';
 import { runUntilKilled } from '../support/killed-script.js';
 import { tempDir } from '../support/tmp.js';
+import { reply } from '../support/replies.js';
 
 const MINUTE = 60_000;
 const POLICY: SettlePolicy = {
@@ -108,7 +109,11 @@ describe('MessageQueue', () => {
       {
         delivered: [],
         failures: [
-          { recipient: 'bob@fabrikam.com', reply: '421 4.2.1 Unable to connect', permanent: false },
+          {
+            recipient: 'bob@fabrikam.com',
+            reply: reply('421 4.2.1 Unable to connect'),
+            permanent: false,
+          },
         ],
       },
       POLICY,
@@ -195,7 +200,9 @@ describe('MessageQueue', () => {
     const [id = ''] = await queue.accept(incoming(['bob@fabrikam.com']));
     const fail = {
       delivered: [],
-      failures: [{ recipient: 'bob@fabrikam.com', reply: '451 4.4.0 later', permanent: false }],
+      failures: [
+        { recipient: 'bob@fabrikam.com', reply: reply('451 4.4.0 later'), permanent: false },
+      ],
     };
     const waits: number[] = [];
     for (let attempt = 0; attempt < 4; attempt += 1) {
@@ -229,7 +236,11 @@ describe('MessageQueue', () => {
       {
         delivered: ['bob@fabrikam.com'],
         failures: [
-          { recipient: 'nobody@fabrikam.com', reply: '550 5.1.1 User unknown', permanent: true },
+          {
+            recipient: 'nobody@fabrikam.com',
+            reply: reply('550 5.1.1 User unknown'),
+            permanent: true,
+          },
         ],
       },
       POLICY,
@@ -262,7 +273,7 @@ describe('MessageQueue', () => {
       failures: [
         {
           recipient: 'bob@fabrikam.com',
-          reply: '451 4.4.0 Primary target IP address responded with: "x."',
+          reply: reply('451 4.4.0 Primary target IP address responded with: "x."'),
           permanent: false,
         },
       ],
@@ -300,7 +311,7 @@ describe('MessageQueue', () => {
       failures: [
         {
           recipient: 'bob@fabrikam.com',
-          reply: '451 4.4.0 Primary target IP address responded with: "454 4.7.5 x."',
+          reply: reply('451 4.4.0 Primary target IP address responded with: "454 4.7.5 x."'),
           permanent: false,
         },
       ],
@@ -346,7 +357,9 @@ describe('MessageQueue', () => {
       id,
       {
         delivered: [],
-        failures: [{ recipient: 'alice@fabrikam.com', reply: '550 5.1.1 no', permanent: true }],
+        failures: [
+          { recipient: 'alice@fabrikam.com', reply: reply('550 5.1.1 no'), permanent: true },
+        ],
       },
       POLICY,
     );
@@ -367,7 +380,11 @@ describe('MessageQueue', () => {
       {
         delivered: ['bob@fabrikam.com'],
         failures: [
-          { recipient: 'carol@fabrikam.com', reply: '452 4.2.2 Mailbox full', permanent: false },
+          {
+            recipient: 'carol@fabrikam.com',
+            reply: reply('452 4.2.2 Mailbox full'),
+            permanent: false,
+          },
         ],
       },
       POLICY,

@@ -18,6 +18,7 @@ import { freePort } from '../support/ports.js';
 import { runtimeConfig, sendConnector } from '../support/runtime-config.js';
 import { startSmtpPeer, type SmtpPeer, type SmtpPeerOptions } from '../support/smtp-peer.js';
 import { tempDir } from '../support/tmp.js';
+import { reply, replyText } from '../support/replies.js';
 
 const TIMEOUTS = { connectMs: 3_000, greetingMs: 3_000, socketMs: 5_000 };
 let sequence = 0;
@@ -102,7 +103,7 @@ describe('sending', () => {
     const failure = outcome?.failures[0];
     assert.equal(failure?.permanent, false);
     assert.match(
-      failure?.reply ?? '',
+      replyText(failure?.reply),
       /^451 4\.4\.0 Primary target IP address responded with: "454 4\.7\.5 Certificate validation failure: .*not issued by a trust anchor of partner adatum\.com.*" Attempted failover to alternate host, but that did not succeed\.$/,
     );
     assert.deepEqual(impostor.mailCommands, []);
@@ -117,7 +118,7 @@ describe('sending', () => {
       generationFor(route(wrong)),
     );
     assert.match(
-      outcome?.failures[0]?.reply ?? '',
+      replyText(outcome?.failures[0]?.reply),
       /"454 4\.7\.5 Certificate validation failure: certificate names mail\.contoso\.com/,
     );
     assert.deepEqual(wrong.mailCommands, []);
@@ -131,7 +132,7 @@ describe('sending', () => {
       generationFor(route(plain)),
     );
     assert.equal(
-      outcome?.failures[0]?.reply,
+      replyText(outcome?.failures[0]?.reply),
       '451 4.4.0 Primary target IP address responded with: "451 4.7.3 STARTTLS is required to send mail." Attempted failover to alternate host, but that did not succeed.',
     );
     assert.equal(plain.connections, 1);
@@ -156,7 +157,7 @@ describe('sending', () => {
         [message(['bob@adatum.com'])],
         generationFor(route(target), overrides),
       );
-      assert.match(outcome?.failures[0]?.reply ?? '', /"45[14] 4\.7\.[35] /);
+      assert.match(replyText(outcome?.failures[0]?.reply), /"45[14] 4\.7\.[35] /);
       assert.deepEqual(
         target.mailCommands,
         [],
@@ -179,8 +180,9 @@ describe('sending', () => {
       {
         recipient: 'bob@adatum.com',
         permanent: false,
-        reply:
+        reply: reply(
           '451 4.4.0 Primary target IP address responded with: "454 4.7.5 Certificate validation failure." Attempted failover to alternate host, but that did not succeed.',
+        ),
       },
     ]);
     assert.equal(refusing.mailCommands[0]?.secure, true);
@@ -200,7 +202,7 @@ describe('sending', () => {
     assert.deepEqual(outcome, {
       delivered: ['bob@adatum.com'],
       failures: [
-        { recipient: 'nobody@adatum.com', reply: '550 5.1.1 User unknown', permanent: true },
+        { recipient: 'nobody@adatum.com', reply: reply('550 5.1.1 User unknown'), permanent: true },
       ],
     });
     assert.deepEqual(partner.messages[0]?.recipients, ['bob@adatum.com']);
@@ -265,7 +267,7 @@ describe('sending', () => {
     const { deliver, log } = sender();
     const [outcome] = await deliver('adatum.com', [message(['bob@adatum.com'])], generation);
     assert.match(
-      outcome?.failures[0]?.reply ?? '',
+      replyText(outcome?.failures[0]?.reply),
       new RegExp(
         `^451 4\\.4\\.0 Primary target IP address responded with: "421 4\\.2\\.1 Unable to connect: .*127\\.0\\.0\\.1:${first}\\." Attempted failover`,
       ),
@@ -321,7 +323,7 @@ describe('sending', () => {
       generation,
     );
     assert.match(
-      outcome?.failures[0]?.reply ?? '',
+      replyText(outcome?.failures[0]?.reply),
       /"451 4\.7\.3 STARTTLS is required to send mail\."/,
     );
     assert.deepEqual(plain.mailCommands, []);
@@ -336,7 +338,7 @@ describe('sending', () => {
     assert.deepEqual(outcome?.failures, [
       {
         recipient: 'x@fabrikam.com',
-        reply: '451 4.4.0 No send connector covers the recipient domain: fabrikam.com',
+        reply: reply('451 4.4.0 No send connector covers the recipient domain: fabrikam.com'),
         permanent: false,
       },
     ]);

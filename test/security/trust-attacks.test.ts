@@ -22,6 +22,7 @@ import {
   sendConnector,
   trustAnchor,
 } from '../support/runtime-config.js';
+import { replyText } from '../support/replies.js';
 
 /** Lets the attacker's side load what OpenSSL's defaults refuse (1024-bit keys, SHA-1, TLS 1.1). */
 const ANYTHING_GOES = 'DEFAULT:@SECLEVEL=0';
@@ -417,7 +418,7 @@ describe('trust attacks: sending (hostile partner server)', () => {
         figures.tried += 1;
         const { outcome, server, log } = await sendThrough(attack, { nameMatch });
         const failure = outcome.failures[0];
-        const reason = SEND_REFUSAL.exec(failure?.reply ?? '')?.[1];
+        const reason = SEND_REFUSAL.exec(replyText(failure?.reply))?.[1];
         const expected = EXPECTED_REASON[attack.attack] ?? /no expected reason/;
         if (outcome.delivered.length > 0 || server.messages > 0)
           problems.push(`${attack.attack}: delivered`);
@@ -439,7 +440,7 @@ describe('trust attacks: sending (hostile partner server)', () => {
     const { outcome, server } = await sendThrough(lab().adatumMail, { maxVersion: 'TLSv1.1' });
     assert.equal(outcome.delivered.length, 0);
     assert.equal(outcome.failures[0]?.permanent, false);
-    assert.match(outcome.failures[0]?.reply ?? '', /^451 4\.4\.0 /);
+    assert.match(replyText(outcome.failures[0]?.reply), /^451 4\.4\.0 /);
     assert.equal(server.handshakes, 0);
     assert.deepEqual(server.mailCommands, []);
     figures.refused += 1;
@@ -481,7 +482,10 @@ describe('trust attacks: the rest of the negative matrix', () => {
     figures.tried += 1;
     const { outcome, server } = await sendThrough(lab().adatumMail, { starttls: false });
     assert.equal(outcome.delivered.length, 0);
-    assert.match(outcome.failures[0]?.reply ?? '', /451 4\.7\.3 STARTTLS is required to send mail/);
+    assert.match(
+      replyText(outcome.failures[0]?.reply),
+      /451 4\.7\.3 STARTTLS is required to send mail/,
+    );
     assert.deepEqual(server.mailCommands, []);
     figures.refused += 1;
   });
@@ -489,7 +493,7 @@ describe('trust attacks: the rest of the negative matrix', () => {
   it('refuses a partner server presenting a certificate for TLS clients only (no serverAuth)', async () => {
     figures.tried += 1;
     const { outcome, server } = await sendThrough(hostileLab().clientOnly);
-    const reason = SEND_REFUSAL.exec(outcome.failures[0]?.reply ?? '')?.[1];
+    const reason = SEND_REFUSAL.exec(replyText(outcome.failures[0]?.reply))?.[1];
     assert.match(reason ?? `${outcome.failures[0]?.reply}`, /lacks serverAuth/);
     assert.deepEqual(server.mailCommands, []);
     figures.refused += 1;

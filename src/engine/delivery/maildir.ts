@@ -14,7 +14,8 @@ import {
   type MessageContent,
 } from '../queue/message-body.js';
 import { failAll, type DeliveryOutcome, type RecipientFailure } from '../queue/outcome.js';
-import { formatReply, REPLIES } from '../replies.js';
+import { REPLIES } from '../replies.js';
+import { withDetail } from '../../smtp-reply.js';
 import { syncDirectory } from '../queue/store.js';
 import { parseAddress } from '../../domain-name.js';
 
@@ -185,7 +186,7 @@ export function createLocalDelivery(options: LocalDeliveryOptions): DeliverLocal
   return async (message, generation): Promise<DeliveryOutcome> => {
     const configured = generation.config.organization.spec.delivery.maildir;
     if (configured === undefined) {
-      return failAll(message, formatReply(REPLIES.localError, 'no Maildir configured'), false);
+      return failAll(message, withDetail(REPLIES.localError, 'no Maildir configured'), false);
     }
     const maildir = new Maildir(maildirRoot(configured, options.stateDir));
     const body = await messageContent(message);
@@ -202,8 +203,8 @@ export function createLocalDelivery(options: LocalDeliveryOptions): DeliverLocal
           recipient,
           permanent,
           reply: permanent
-            ? formatReply(REPLIES.badMailbox, failure.message)
-            : formatReply(REPLIES.localError, `mailbox: ${failure.code ?? failure.message}`),
+            ? withDetail(REPLIES.badMailbox, failure.message)
+            : withDetail(REPLIES.localError, `mailbox: ${failure.code ?? failure.message}`),
         });
       }
     }

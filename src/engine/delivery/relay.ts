@@ -10,7 +10,8 @@ import type { EngineLog } from '../log.js';
 import type { DeliverLocal } from '../queue/dispatcher.js';
 import { messageContent, type MessageContent } from '../queue/message-body.js';
 import { failAll, type DeliveryOutcome, type OutboundMessage } from '../queue/outcome.js';
-import { formatReply, REPLIES } from '../replies.js';
+import { REPLIES } from '../replies.js';
+import { smtpReplyText, withDetail, type SmtpReply } from '../../smtp-reply.js';
 import { ConnectionCache, DEFAULT_CONNECTION_CACHE_MS } from '../send/connection-cache.js';
 import { HopFailure } from '../send/remote-replies.js';
 import {
@@ -69,7 +70,7 @@ export function createRelayDelivery(options: RelayDeliveryOptions): RelayDeliver
   ): Promise<DeliveryOutcome> => {
     const relay = generation.config.organization.spec.delivery.relay;
     if (relay === undefined) {
-      return failAll(message, formatReply(REPLIES.localError, 'no relay configured'), false);
+      return failAll(message, withDetail(REPLIES.localError, 'no relay configured'), false);
     }
     const { host, port } = relayTarget(relay);
     // The name is connected to as it is (nodemailer resolves it); it is also the TLS server name.
@@ -91,7 +92,7 @@ export function createRelayDelivery(options: RelayDeliveryOptions): RelayDeliver
       options.log.log('warn', 'delivery.relay_deferred', {
         id: message.id,
         relay: relay.host,
-        reply: deferred.reply,
+        reply: smtpReplyText(deferred.reply),
       });
     }
     return outcome;
@@ -109,7 +110,7 @@ async function relayMessage(
   try {
     body = await messageContent(message);
   } catch (error) {
-    const reply = formatReply(REPLIES.localError, `body: ${(error as Error).message}`);
+    const reply = withDetail(REPLIES.localError, `body: ${(error as Error).message}`);
     return failAll(message, reply, false);
   }
   const key = ConnectionCache.key(settings);
@@ -141,7 +142,7 @@ async function sendOver(
   cache: ConnectionCache,
   key: string,
   generation: Generation,
-): Promise<{ outcome: DeliveryOutcome } | { failure: string }> {
+): Promise<{ outcome: DeliveryOutcome } | { failure: SmtpReply }> {
   try {
     const outcome = await session.send(message, body);
     if (!cache.keep(key, generation, session)) await session.close();
@@ -152,8 +153,8 @@ async function sendOver(
   }
 }
 
-function failureReply(error: unknown): string {
+function failureReply(error: unknown): SmtpReply {
   return error instanceof HopFailure
     ? error.reply
-    : formatReply(REPLIES.localError, (error as Error).message);
+    : withDetail(REPLIES.localError, (error as Error).message);
 }

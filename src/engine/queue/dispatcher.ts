@@ -4,7 +4,8 @@
 // suspended domain is never dispatched (an attempt already started finishes); its mail only expires.
 import type { Generation } from '../generation.js';
 import type { EngineLog } from '../log.js';
-import { formatReply, REPLIES } from '../replies.js';
+import { REPLIES } from '../replies.js';
+import { withDetail } from '../../smtp-reply.js';
 import { failAll, type DeliveryOutcome, type OutboundMessage } from './outcome.js';
 import type { MessageQueue } from './queue.js';
 import type { DomainName } from '../../domain-name.js';
@@ -216,7 +217,7 @@ export class Dispatcher {
       // A bug or a local fault, not the remote's answer: keep everything queued, say why.
       log.log('error', 'dispatch.failed', { domain, error: (error as Error).message });
       outcomes = messages.map((m) =>
-        failAll(m, formatReply(REPLIES.localError, (error as Error).message), false),
+        failAll(m, withDetail(REPLIES.localError, (error as Error).message), false),
       );
     }
     // Settled together: each entry's files are its own, and their directory fsyncs are shared.
@@ -224,7 +225,7 @@ export class Dispatcher {
       messages.map((message, index) =>
         this.settle(
           message,
-          outcomes[index] ?? failAll(message, formatReply(REPLIES.localError), false),
+          outcomes[index] ?? failAll(message, REPLIES.localError, false),
           generation,
         ),
       ),
@@ -250,7 +251,7 @@ export class Dispatcher {
           // A local fault, not the mailbox's answer: this message stays queued, the others go on.
           const reason = (error as Error).message;
           this.options.log.log('error', 'dispatch.failed', { id: message.id, error: reason });
-          outcome = failAll(message, formatReply(REPLIES.localError, reason), false);
+          outcome = failAll(message, withDetail(REPLIES.localError, reason), false);
         }
         settling.push(this.settle(message, outcome, generation));
       }

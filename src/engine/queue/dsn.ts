@@ -2,13 +2,12 @@
 // non-delivery reports and delay notices, built from the recipients and the original's header
 // section. Pure; the queue sends them.
 import { randomBytes } from 'node:crypto';
+import { deliveryStatus, smtpReplyText, type SmtpReply } from '../../smtp-reply.js';
 
 export interface BouncedRecipient {
   recipient: string;
-  /** RFC 3463 status, e.g. "5.7.1". */
-  status: string;
-  /** The reply that decided it, quoted as the diagnostic. */
-  diagnostic: string;
+  /** The reply that decided it: its status (RFC 3463) and, quoted, the diagnostic. */
+  reply: SmtpReply;
 }
 
 export interface NonDeliveryReportInput {
@@ -25,14 +24,6 @@ export interface NonDeliveryReportInput {
   action?: 'failed' | 'delayed';
   /** For a delay notice: when the queue gives up (RFC 3464 Will-Retry-Until). */
   willRetryUntil?: Date;
-}
-
-/** The RFC 3463 status in a reply line, or the class of its basic code ("451 ..." -> "4.0.0"). */
-export function statusOf(reply: string): string {
-  const enhanced = /^\d{3}[ -]([245]\.\d{1,3}\.\d{1,3})\b/.exec(reply.trim());
-  if (enhanced?.[1] !== undefined) return enhanced[1];
-  const basic = /^([245])\d\d/.exec(reply.trim());
-  return basic?.[1] === undefined ? '5.0.0' : `${basic[1]}.0.0`;
 }
 
 /** The header section of a message, bounded so a huge header cannot make a huge report. */
@@ -72,7 +63,7 @@ export function buildNonDeliveryReport(input: NonDeliveryReportInput): Buffer {
     '',
     ...intro,
     '',
-    ...input.recipients.flatMap((r) => [r.recipient, `    ${r.diagnostic}`, '']),
+    ...input.recipients.flatMap((r) => [r.recipient, `    ${smtpReplyText(r.reply)}`, '']),
     'Diagnostic information for administrators:',
     `Generating server: ${input.reportingMta}`,
     `Queue ID: ${input.queueId}`,
@@ -88,8 +79,8 @@ export function buildNonDeliveryReport(input: NonDeliveryReportInput): Buffer {
     ...input.recipients.flatMap((r) => [
       `Final-Recipient: rfc822; ${r.recipient}`,
       `Action: ${delayed ? 'delayed' : 'failed'}`,
-      `Status: ${r.status}`,
-      `Diagnostic-Code: smtp; ${r.diagnostic}`,
+      `Status: ${deliveryStatus(r.reply)}`,
+      `Diagnostic-Code: smtp; ${smtpReplyText(r.reply)}`,
       `Last-Attempt-Date: ${rfc5322Date(input.now)}`,
       ...(delayed && until !== undefined ? [`Will-Retry-Until: ${rfc5322Date(until)}`] : []),
       '',

@@ -1,7 +1,6 @@
 // What one delivery attempt did to each recipient of a queued message. Local and remote delivery
 // both answer in this shape; the queue turns it into done, retry later, or bounce.
-import type { SmtpReply } from '../../model.js';
-import { formatReply } from '../replies.js';
+import { isPermanent, withDetail, type SmtpReply } from '../../smtp-reply.js';
 import type { MessageContent } from './message-body.js';
 
 /** A queued message as the delivery side sees it: the envelope, and the body read on demand. */
@@ -19,8 +18,8 @@ export interface OutboundMessage {
 
 export interface RecipientFailure {
   recipient: string;
-  /** The reply as a line: "550 5.1.1 User unknown". */
-  reply: string;
+  /** The reply that decided it (the remote's, parsed where it arrived, or one of ours). */
+  reply: SmtpReply;
   /** 5xx: bounce now; otherwise keep the recipient queued for the next attempt. */
   permanent: boolean;
 }
@@ -34,7 +33,7 @@ export interface DeliveryOutcome {
 /** The same failure for every recipient of a message (a hop failed, no route, DNS). */
 export function failAll(
   message: OutboundMessage,
-  reply: string,
+  reply: SmtpReply,
   permanent: boolean,
 ): DeliveryOutcome {
   return {
@@ -49,18 +48,5 @@ export function failAllWith(
   reply: SmtpReply,
   detail?: string,
 ): DeliveryOutcome {
-  return failAll(message, formatReply(reply, detail), reply.code >= 500);
-}
-
-/** A reply line is permanent when it starts with 5 (RFC 5321 §4.2.1). */
-export function isPermanentReply(reply: string): boolean {
-  return reply.trimStart().startsWith('5');
-}
-
-/** A multi-line reply ("250-a\r\n250 b") on one line: continuation codes dropped. */
-export function oneLineReply(reply: string): string {
-  return reply
-    .trim()
-    .replace(/\r?\n\d{3}[ -]?/g, ' ')
-    .replace(/\s+/g, ' ');
+  return failAll(message, withDetail(reply, detail), isPermanent(reply));
 }

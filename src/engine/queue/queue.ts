@@ -26,8 +26,9 @@ import type {
   MessageSink,
   SpooledMessage,
 } from '../message-sink.js';
-import { formatReply, REPLIES } from '../replies.js';
-import { buildNonDeliveryReport, headerSection, statusOf, type BouncedRecipient } from './dsn.js';
+import { REPLIES } from '../replies.js';
+import { smtpReplyText, storedReply, withDetail, type SmtpReply } from '../../smtp-reply.js';
+import { buildNonDeliveryReport, headerSection, type BouncedRecipient } from './dsn.js';
 import type { DeliveryOutcome, OutboundMessage } from './outcome.js';
 import { listMessages, summarize, type Entry, type NextHopSummary } from './entry.js';
 import { groupByDomain } from './recipients.js';
@@ -355,12 +356,12 @@ export class MessageQueue implements MessageSink {
     await Promise.all(
       expired.map((entry) => {
         entry.active = true;
+        // The last error is stored as text (what earlier versions wrote too): read back here.
+        const { lastError, nextHopDomain } = entry.record;
         const reply =
-          entry.record.lastError ??
-          formatReply(
-            REPLIES.localError,
-            `the queue for ${entry.record.nextHopDomain} is suspended`,
-          );
+          lastError === null
+            ? withDetail(REPLIES.localError, `the queue for ${nextHopDomain} is suspended`)
+            : storedReply(lastError, REPLIES.localError);
         return this.settle(
           entry.record.id,
           {
@@ -419,19 +420,21 @@ export class MessageQueue implements MessageSink {
     const failures = new Map(outcome.failures.map((f) => [f.recipient, f]));
     const bounced: BouncedRecipient[] = [];
     const remaining: string[] = [];
-    let lastError: string | null = null;
+    let lastReply: SmtpReply | undefined;
     for (const recipient of record.recipients) {
       if (delivered.has(recipient)) continue;
       const failure = failures.get(recipient);
       if (failure?.permanent === true) {
-        bounced.push({ recipient, status: statusOf(failure.reply), diagnostic: failure.reply });
+        bounced.push({ recipient, reply: failure.reply });
         continue;
       }
-      lastError ??=
-        failure?.reply ?? formatReply(REPLIES.localError, 'no result for this recipient');
+      lastReply ??=
+        failure?.reply ?? withDetail(REPLIES.localError, 'no result for this recipient');
       remaining.push(recipient);
     }
-    lastError ??= bounced[0]?.diagnostic ?? null;
+    lastReply ??= bounced[0]?.reply;
+    // The record keeps the last error as text: what `queue` shows, and earlier versions read.
+    const lastError = lastReply === undefined ? null : smtpReplyText(lastReply);
 
     const expiresAt = Date.parse(record.receivedAt) + policy.expireAfter;
     if (remaining.length > 0 && now >= expiresAt) {
@@ -439,8 +442,7 @@ export class MessageQueue implements MessageSink {
       for (const recipient of remaining.splice(0)) {
         bounced.push({
           recipient,
-          status: expired.enhanced,
-          diagnostic: `${formatReply(expired)}. Last error: ${lastError ?? 'none'}`,
+          reply: { ...expired, text: `${expired.text}. Last error: ${lastError ?? 'none'}` },
         });
       }
     }
@@ -469,8 +471,7 @@ export class MessageQueue implements MessageSink {
       // Like the report, the notice is durable before the record says it went: a crash repeats it.
       const delayed = remaining.map((recipient) => ({
         recipient,
-        status: statusOf(lastError ?? '451'),
-        diagnostic: lastError ?? formatReply(REPLIES.localError),
+        reply: lastReply ?? REPLIES.localError,
       }));
       await this.bounce(entry, delayed, policy, now, new Date(expiresAt));
       delayNotifiedAt = new Date(now).toISOString();

@@ -14,7 +14,9 @@ import {
   type OutboundMessage,
 } from '../queue/outcome.js';
 import { messageContent, type MessageContent } from '../queue/message-body.js';
-import { formatReply, REPLIES } from '../replies.js';
+import { REPLIES } from '../replies.js';
+import { smtpReplyText, withDetail, type SmtpReply } from '../../smtp-reply.js';
+import { formatEndpoint } from '../../units.js';
 import { chooseSendConnector, nextHopsFor, sendSecurePartner, tlsPolicyFor } from './route.js';
 import { HopFailure } from './remote-replies.js';
 import { ConnectionCache } from './connection-cache.js';
@@ -42,9 +44,10 @@ export interface RemoteDeliveryOptions {
 }
 
 /** Exchange's form for a batch no hop took (the demo and admins look for these words). */
-export function allHopsFailed(firstHopReply: string): string {
-  const quoted = /[.!?]$/.test(firstHopReply) ? firstHopReply : `${firstHopReply}.`;
-  return formatReply(
+export function allHopsFailed(firstHopReply: SmtpReply): SmtpReply {
+  const first = smtpReplyText(firstHopReply);
+  const quoted = /[.!?]$/.test(first) ? first : `${first}.`;
+  return withDetail(
     REPLIES.unreachable,
     `"${quoted}" Attempted failover to alternate host, but that did not succeed.`,
   );
@@ -112,12 +115,16 @@ async function deliverRemote(
     hops = await nextHopsFor(connector, domain, generation, options.dns);
   } catch (error) {
     if (!(error instanceof NextHopError)) throw error;
-    log.log('warn', 'send.no_hops', { domain, reply: error.reply, permanent: error.permanent });
+    log.log('warn', 'send.no_hops', {
+      domain,
+      reply: smtpReplyText(error.reply),
+      permanent: error.permanent,
+    });
     for (const m of pending) results.set(m, failAll(m, error.reply, error.permanent));
     return finish();
   }
 
-  const hopReplies: string[] = [];
+  const hopReplies: SmtpReply[] = [];
   for (const hop of hops) {
     if (pending.length === 0 || signal.aborted) break;
     let session: SmtpClientSession | undefined;
@@ -162,8 +169,8 @@ async function deliverRemote(
         domain,
         connector: connector.name,
         host: hop.host,
-        address: `${hop.address}:${hop.port}`,
-        reply: error.reply,
+        address: formatEndpoint(hop.address, hop.port),
+        reply: smtpReplyText(error.reply),
       });
     } finally {
       if (session !== undefined) {
@@ -175,7 +182,7 @@ async function deliverRemote(
   const first = hopReplies[0];
   const lastError =
     first === undefined
-      ? formatReply(REPLIES.localError, 'delivery interrupted by shutdown')
+      ? withDetail(REPLIES.localError, 'delivery interrupted by shutdown')
       : allHopsFailed(first);
   for (const m of pending) results.set(m, failAll(m, lastError, false));
   return finish();

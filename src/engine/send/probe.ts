@@ -9,9 +9,9 @@ import { formatReply, REPLIES } from '../replies.js';
 import { authorizationCode, peerChain, verifyPeer } from '../tls/verify.js';
 import { clientTlsOptions } from './client-tls.js';
 import { chooseSendConnector, nextHopsFor, sendSecurePartner } from './route.js';
-import { oneLineReply } from '../queue/outcome.js';
 import { parseDomainName } from '../../domain-name.js';
 import { formatEndpoint } from '../../units.js';
+import { parseSmtpReply, smtpReplyText, type SmtpReply } from '../../smtp-reply.js';
 
 export interface ProbeStep {
   step: string;
@@ -87,7 +87,8 @@ export async function probeDomain(
   try {
     hops = await nextHopsFor(connector, domain, generation, { timeoutMs, tries: 1 });
   } catch (error) {
-    const detail = error instanceof NextHopError ? error.reply : (error as Error).message;
+    const detail =
+      error instanceof NextHopError ? smtpReplyText(error.reply) : (error as Error).message;
     steps.push({ step: 'next hops', ok: false, detail });
     return report();
   }
@@ -116,22 +117,24 @@ async function probeHop(
       () => connectTcp({ host: hop.address, port: hop.port, noDelay: true }),
       'connect',
     );
-    const banner = oneLineReply(await dialog.reply());
-    const greeted = banner.startsWith('220');
+    const banner = (await dialog.reply()).reply;
+    const greeted = banner.code === 220;
+    const bannerText = smtpReplyText(banner);
     steps.push({
       step: 'connect',
       ok: greeted,
-      detail: banner,
-      ...(greeted ? {} : { reply: banner, answered: 'banner' }),
+      detail: bannerText,
+      ...(greeted ? {} : { reply: bannerText, answered: 'banner' }),
     });
     if (!greeted) return steps;
 
     const ehlo = await dialog.command(`EHLO ${generation.hostname}`);
-    if (!ehlo.startsWith('250')) {
-      steps.push(refusedStep('STARTTLS offered', 'EHLO', ehlo));
+    if (ehlo.reply.code !== 250) {
+      steps.push(refusedStep('STARTTLS offered', 'EHLO', ehlo.reply));
       return steps;
     }
-    const offersTls = /^250[ -]STARTTLS$/im.test(ehlo);
+    // The extensions are the reply's lines: read from the lines as the server sent them.
+    const offersTls = /^250[ -]STARTTLS$/im.test(ehlo.raw);
     steps.push({
       step: 'STARTTLS offered',
       ok: offersTls,
@@ -139,8 +142,8 @@ async function probeHop(
     });
     if (!offersTls) return steps;
     const ready = await dialog.command('STARTTLS');
-    if (!ready.startsWith('220')) {
-      steps.push(refusedStep('TLS handshake', 'STARTTLS', ready));
+    if (ready.reply.code !== 220) {
+      steps.push(refusedStep('TLS handshake', 'STARTTLS', ready.reply));
       return steps;
     }
     const tls = (await dialog.open(
@@ -179,13 +182,14 @@ async function probeHop(
     // A partner that does not trust our certificate says so here (Exchange: 421 4.7.1 after
     // the handshake, or to the EHLO that follows) or to MAIL FROM (smtp-server's onMailFrom).
     const secured = await dialog.command(`EHLO ${generation.hostname}`);
-    if (!secured.startsWith('250')) {
-      steps.push(refusedStep('our certificate accepted', 'EHLO', secured, 'after TLS'));
+    if (secured.reply.code !== 250) {
+      steps.push(refusedStep('our certificate accepted', 'EHLO', secured.reply, 'after TLS'));
       return steps;
     }
     const sender = `postmaster@${[...generation.acceptedDomains][0] ?? generation.hostname}`;
-    const mail = oneLineReply(await dialog.command(`MAIL FROM:<${sender}>`));
-    const accepted = mail.startsWith('250');
+    const mailReply = (await dialog.command(`MAIL FROM:<${sender}>`)).reply;
+    const accepted = mailReply.code === 250;
+    const mail = smtpReplyText(mailReply);
     steps.push({
       step: 'our certificate accepted',
       ok: accepted,
@@ -203,8 +207,8 @@ async function probeHop(
 }
 
 /** A step the partner refused in its own words, quoted as the queue quotes them. */
-function refusedStep(step: string, answered: string, raw: string, when = ''): ProbeStep {
-  const reply = oneLineReply(raw);
+function refusedStep(step: string, answered: string, refusal: SmtpReply, when = ''): ProbeStep {
+  const reply = smtpReplyText(refusal);
   const command = when === '' ? answered : `${answered} ${when}`;
   return {
     step,
@@ -213,6 +217,12 @@ function refusedStep(step: string, answered: string, raw: string, when = ''): Pr
     reply,
     answered,
   };
+}
+
+/** A server's reply: parsed, and its lines as sent (EHLO's extensions are read from them). */
+interface Answer {
+  raw: string;
+  reply: SmtpReply;
 }
 
 /** A line-oriented SMTP dialog on one socket (plain, then TLS), every wait bounded. */
@@ -252,21 +262,26 @@ class Dialog {
     return socket;
   }
 
-  async command(line: string): Promise<string> {
+  async command(line: string): Promise<Answer> {
     this.stage = line.split(' ')[0] ?? line;
     this.socket?.write(`${line}\r\n`);
     return this.reply();
   }
 
-  async reply(): Promise<string> {
+  /** The next whole reply, parsed as it arrives; a line that is none fails the step. */
+  async reply(): Promise<Answer> {
     return this.bounded(
-      new Promise<string>((resolve, reject) => {
+      new Promise<Answer>((resolve, reject) => {
         const check = () => {
           const match = /^(?:\d{3}-[^\n]*\n)*\d{3}(?: [^\n]*)?\r?\n/.exec(this.buffer);
           if (match !== null) {
             this.buffer = this.buffer.slice(match[0].length);
             this.waiter = undefined;
-            resolve(match[0].trimEnd());
+            const raw = match[0].trimEnd();
+            const reply = parseSmtpReply(raw);
+            if (reply === undefined) {
+              reject(new Error(`not an SMTP reply: ${raw.replace(/\s+/g, ' ').slice(0, 200)}`));
+            } else resolve({ raw, reply });
           } else if (this.failure !== undefined) {
             this.waiter = undefined;
             reject(this.failure);

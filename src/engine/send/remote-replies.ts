@@ -1,20 +1,27 @@
 // What the remote's answers mean: nodemailer's errors read as a failure of the
 // whole hop (with the reply the queue will quote) or as one message's per-recipient outcome.
-import { formatReply, REPLIES } from '../replies.js';
+// The remote's reply is parsed here, once, where it arrives; what follows carries the value.
+import { REPLIES } from '../replies.js';
+import { failAll, type DeliveryOutcome, type OutboundMessage } from '../queue/outcome.js';
 import {
-  failAll,
-  isPermanentReply,
-  oneLineReply,
-  type DeliveryOutcome,
-  type OutboundMessage,
-} from '../queue/outcome.js';
+  isPermanent,
+  parseSmtpReply,
+  smtpReplyText,
+  withDetail,
+  type SmtpReply,
+} from '../../smtp-reply.js';
 
 /** The hop failed as a whole; `reply` is what the queue's last error quotes. */
 export class HopFailure extends Error {
   override name = 'HopFailure';
-  constructor(readonly reply: string) {
-    super(reply);
+  constructor(readonly reply: SmtpReply) {
+    super(smtpReplyText(reply));
   }
+}
+
+/** The remote's reply in nodemailer's error, when the remote said one. */
+export function remoteReply(error: SmtpError): SmtpReply | undefined {
+  return error.response === undefined ? undefined : parseSmtpReply(error.response);
 }
 
 /** nodemailer's errors: an Error with the reply and the step that failed. */
@@ -35,8 +42,8 @@ export function messageRefusal(
   message: OutboundMessage,
   error: SmtpError,
 ): DeliveryOutcome | undefined {
-  const reply = error.response === undefined ? undefined : oneLineReply(error.response);
-  const permanent = reply !== undefined && isPermanentReply(reply);
+  const reply = remoteReply(error);
+  const permanent = reply !== undefined && isPermanent(reply);
   if (
     error.code === 'EENVELOPE' &&
     error.command === 'RCPT TO' &&
@@ -53,12 +60,12 @@ export function messageRefusal(
   }
   if (error.code === 'EENVELOPE' && error.command === 'API') {
     // nodemailer refused the envelope before sending it (an address it cannot write).
-    return failAll(message, formatReply(REPLIES.badMailbox, error.message), true);
+    return failAll(message, withDetail(REPLIES.badMailbox, error.message), true);
   }
   if (error.code === 'EMESSAGE' && reply !== undefined) return failAll(message, reply, permanent);
   if (error.code === 'EMESSAGE' && error.command === 'MAIL FROM') {
     const detail = 'the remote announced a smaller SIZE';
-    return failAll(message, formatReply(REPLIES.messageTooBig, detail), true);
+    return failAll(message, withDetail(REPLIES.messageTooBig, detail), true);
   }
   return undefined;
 }
@@ -68,20 +75,19 @@ export function hopReply(
   error: SmtpError,
   mandatoryTls: boolean,
   stage: 'connect' | 'send',
-): string {
-  const reply = error.response === undefined ? undefined : oneLineReply(error.response);
+): SmtpReply {
+  const reply = remoteReply(error);
   if (error.code === 'ETLS') {
     // The server refused STARTTLS (or never offered it): Exchange's words, which admins search for.
-    if (reply !== undefined)
-      return mandatoryTls ? formatReply(REPLIES.starttlsRequiredToSend) : reply;
-    return formatReply(REPLIES.tlsNegotiationFailed, error.message);
+    if (reply !== undefined) return mandatoryTls ? REPLIES.starttlsRequiredToSend : reply;
+    return withDetail(REPLIES.tlsNegotiationFailed, error.message);
   }
   if (mandatoryTls && /does not support required STARTTLS/.test(error.message)) {
-    return formatReply(REPLIES.starttlsRequiredToSend);
+    return REPLIES.starttlsRequiredToSend;
   }
   if (reply !== undefined) return reply;
   const detail = error.message.replace(/^Error: /, '');
-  return formatReply(
+  return withDetail(
     stage === 'connect' ? REPLIES.unableToConnect : REPLIES.connectionDropped,
     detail,
   );
@@ -95,8 +101,8 @@ export function recipientOutcome(
   const failures = rejected
     .filter((e) => e.recipient !== undefined)
     .map((e) => {
-      const reply = oneLineReply(e.response ?? formatReply(REPLIES.localError, e.message));
-      return { recipient: e.recipient as string, reply, permanent: isPermanentReply(reply) };
+      const reply = remoteReply(e) ?? withDetail(REPLIES.localError, e.message);
+      return { recipient: e.recipient as string, reply, permanent: isPermanent(reply) };
     });
   const known = new Set([...accepted, ...failures.map((f) => f.recipient)]);
   // A recipient nodemailer reported on neither side stays queued rather than being assumed sent.
@@ -104,7 +110,7 @@ export function recipientOutcome(
     if (!known.has(recipient)) {
       failures.push({
         recipient,
-        reply: formatReply(REPLIES.localError, 'no reply for this recipient'),
+        reply: withDetail(REPLIES.localError, 'no reply for this recipient'),
         permanent: false,
       });
     }

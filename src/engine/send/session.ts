@@ -7,7 +7,7 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { NextHop } from '../dns.js';
 import type { EngineLog } from '../log.js';
 import type { ProtocolLog, ProtocolEvent } from '../protocol-log.js';
-import { formatReply, REPLIES } from '../replies.js';
+import { REPLIES } from '../replies.js';
 import { authorizationCode, distinguishedName, peerChain, verifyPeer } from '../tls/verify.js';
 import { hasEightBitBytes, readStoredBody, type MessageContent } from '../queue/message-body.js';
 import type { DeliveryOutcome, OutboundMessage } from '../queue/outcome.js';
@@ -20,6 +20,7 @@ import {
 } from './remote-replies.js';
 import { clientTlsOptions, tlsMandatory, type SessionTlsPolicy } from './client-tls.js';
 import { formatEndpoint } from '../../units.js';
+import { withDetail } from '../../smtp-reply.js';
 
 export { tlsMandatory, type SessionTlsPolicy } from './client-tls.js';
 
@@ -124,7 +125,7 @@ export class SmtpClientSession {
     });
     connection.on('end', () => session.onEnd());
     if (settings.signal.aborted)
-      throw new HopFailure(formatReply(REPLIES.connectionDropped, 'shutting down'));
+      throw new HopFailure(withDetail(REPLIES.connectionDropped, 'shutting down'));
     const onAbort = () => connection.close();
     settings.signal.addEventListener('abort', onAbort, { once: true });
     connection.once('end', () => settings.signal.removeEventListener('abort', onAbort));
@@ -157,7 +158,7 @@ export class SmtpClientSession {
     if (!this.connection.secure) {
       if (!tlsMandatory(policy)) return;
       this.note('STARTTLS was not negotiated; TLS is required');
-      throw new HopFailure(formatReply(REPLIES.starttlsRequiredToSend));
+      throw new HopFailure(REPLIES.starttlsRequiredToSend);
     }
     const tls = socket as TLSSocket;
     this.note(`TLS ${tls.getProtocol() ?? '?'} ${tls.getCipher().name}`);
@@ -198,7 +199,7 @@ export class SmtpClientSession {
       names: verdict.names ?? [],
       fingerprint: verdict.fingerprint ?? null,
     });
-    throw new HopFailure(formatReply(REPLIES.certificateValidation, verdict.reason));
+    throw new HopFailure(withDetail(REPLIES.certificateValidation, verdict.reason));
   }
 
   /** What closes this session on shutdown. */
