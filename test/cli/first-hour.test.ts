@@ -124,7 +124,7 @@ describe('a first hour with domsec', () => {
       });
     assert.equal((await domsecIn(checkout, ['certs', 'lab', 'examples'])).code, 0);
     const readme = await readFile(join(REPOSITORY, 'README.md'), 'utf8');
-    const sample = /\n```\n(examples\/bad\/[\s\S]*?)```\n/.exec(readme);
+    const sample = /\n```text\n(examples\/bad\/[\s\S]*? in \d+ file\(s\)\n)/.exec(readme);
     assert.ok(sample?.[1] !== undefined, 'README.md has the DS001 sample');
     const result = await domsecIn(checkout, ['validate', '-f', 'examples/bad']);
     assert.equal(result.code, 1);
@@ -223,7 +223,11 @@ describe('a first hour with domsec', () => {
 
   it("README.md's tour starts every engine it talks to, at the status address it gives, and stops them", async () => {
     const readme = await readFile(join(REPOSITORY, 'README.md'), 'utf8');
-    const tour = /## A five-minute tour\n\n```sh\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
+    const section = readme.slice(
+      readme.indexOf('## A five-minute tour'),
+      readme.indexOf('## Operating an engine'),
+    );
+    const tour = [...section.matchAll(/^```sh\n([\s\S]*?)^```$/gm)].map((m) => m[1]).join('');
     const lines = tour.split('\n').map((line) => line.replace(/\s+#.*$/, '').trim());
     /** The accepted domains and admin address of examples/NAME. */
     const organization = async (name: string) => {
