@@ -3,6 +3,7 @@
 // key, a token or a message body in fields; the paths below are redacted in case one slips in.
 import { pino, type DestinationStream } from 'pino';
 import { prettyFactory } from 'pino-pretty';
+import { SECRET_FIELDS } from '../secret-fields.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFormat = 'json' | 'pretty';
@@ -13,8 +14,7 @@ export interface EngineLog {
   log(level: LogLevel, event: string, fields?: Record<string, unknown>): void;
 }
 
-/** Field names that could carry a secret; redacted at the top level and one level down. */
-const SECRET_FIELDS = ['token', 'authorization', 'keyPem', 'privateKey', 'password', 'key'];
+/** Fields that could carry a secret (secret-fields.ts); redacted at the top level and one level down. */
 const REDACTED = SECRET_FIELDS.flatMap((name) => [name, `*.${name}`]);
 
 export interface PinoLogOptions {

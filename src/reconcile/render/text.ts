@@ -4,6 +4,7 @@
 // Reads the Plan; computes nothing.
 import type { Change, JsonValue, Plan, RelayPermission } from '../../model.js';
 import { SENSITIVE } from '../../objects.js';
+import { isSecretField } from '../../secret-fields.js';
 
 export interface TextStyle {
   color: boolean;
@@ -115,7 +116,7 @@ function describeChange(change: Change, showDefaults: boolean): string[] {
 
 /** A field as YAML reads: scalars and lists of scalars on its line, objects as indented blocks. */
 function fieldBlock(path: string, label: string, value: JsonValue | null): string[] {
-  if (SECRET_FIELD.test(path) && value !== null) return [`${label}: ${SENSITIVE}`];
+  if (isSecretField(path) && value !== null) return [`${label}: ${SENSITIVE}`];
   if (Array.isArray(value) && value.some((item) => item !== null && typeof item === 'object')) {
     return [`${label}:`, ...value.flatMap((item, index) => listItem(`${path}.${index}`, item))];
   }
@@ -178,11 +179,9 @@ function listDelta(name: string, delta: { add: string[]; remove: string[] }): st
   ];
 }
 
-/** Field names that hold secrets are never printed, whatever the Plan carries. */
-const SECRET_FIELD = /(^|\.)(privateKey|keyPem|token|password|secret)$/i;
-
 function showField(path: string, value: JsonValue | null): string {
-  return SECRET_FIELD.test(path) && value !== null ? SENSITIVE : show(value);
+  // Fields that hold secrets (secret-fields.ts) are never printed, whatever the Plan carries.
+  return isSecretField(path) && value !== null ? SENSITIVE : show(value);
 }
 
 function show(value: JsonValue | null): string {
