@@ -1,5 +1,7 @@
 // A RuntimeConfig for engine tests: the organization treyresearch.net, receiving from (and
 // sending to) its partner adatum.com, with the lab's certificates. Override any part of it.
+// Only what a test needs is written here; every other field gets its default from the runtime
+// config schema (schema-defaults.ts), so the tests run on the product's defaults.
 import type {
   CertificateSpec,
   Named,
@@ -12,6 +14,7 @@ import type {
 } from '../../src/model.js';
 import type { IssuedCertificate } from '../../src/pki/lab.js';
 import { lab } from './lab.js';
+import { withRuntimeDefaults, withSpecDefaults } from './schema-defaults.js';
 
 export interface RuntimeConfigOverrides {
   organization?: Partial<OrganizationSpec>;
@@ -35,23 +38,22 @@ export const ORGANIZATION_CERTIFICATE = 'mail-treyresearch';
  * treyresearch.net: hostname mail.treyresearch.net, certificate mail-treyresearch (the lab's
  * treyMail), trust anchor adatum-root, partner adatum (adatum.com, send and receive), send
  * connector to-partners, receive connector from-partners on 127.0.0.1:0 for 0.0.0.0/0 with
- * domain security (and so requireTls).
+ * domain security (and so requireTls); a resolver on 127.0.0.1 and the admin API on 127.0.0.1:0.
+ * The rest is the schema's defaults, filled in after the overrides, as an apply fills them.
  */
 export function runtimeConfig(overrides: RuntimeConfigOverrides = {}): RuntimeConfig {
   const { treyMail, adatumRoot } = lab();
-  return {
+  return withRuntimeDefaults({
     organization: {
       name: 'treyresearch',
-      spec: {
+      spec: withSpecDefaults('Organization', {
         hostname: 'mail.treyresearch.net',
         acceptedDomains: ['treyresearch.net'],
         certificate: ORGANIZATION_CERTIFICATE,
-        delivery: { maildir: 'mail' },
-        queue: { retry: ['1m', '5m', '15m', '30m', '1h'], expireAfter: '2d', delayNotice: '4h' },
-        resolver: { servers: ['127.0.0.1'], static: {} },
+        resolver: { servers: ['127.0.0.1'] },
         admin: { listen: '127.0.0.1:0' },
         ...overrides.organization,
-      },
+      }),
     },
     certificates: overrides.certificates ?? [certificate(ORGANIZATION_CERTIFICATE, treyMail)],
     trustAnchors: overrides.trustAnchors ?? [trustAnchor('adatum-root', adatumRoot)],
@@ -64,7 +66,7 @@ export function runtimeConfig(overrides: RuntimeConfigOverrides = {}): RuntimeCo
     receiveConnectors: overrides.receiveConnectors ?? [
       receiveConnector('from-partners', overrides.receiveConnector),
     ],
-  };
+  });
 }
 
 export function certificate(name: string, issued: IssuedCertificate): Named<CertificateSpec> {
@@ -94,45 +96,32 @@ export function partnerDomain(
 ): Named<PartnerDomainSpec> {
   return {
     name,
-    spec: {
+    spec: withSpecDefaults('PartnerDomain', {
       domainSecure: { send: true, receive: true },
       trustAnchors: ['adatum-root'],
-      certificateNames: [],
-      certificateNameMatch: 'domain',
-      clientCertificatePurpose: 'standard',
-      remoteIPRanges: [],
-      requireHeaderFromDomain: false,
       ...spec,
-    },
+    }),
   };
 }
 
-/** A domain-secure receive connector on 127.0.0.1:0 (an ephemeral port) for every IPv4 client. */
+/**
+ * A domain-secure receive connector on 127.0.0.1:0 (an ephemeral port) for every IPv4 client,
+ * taking messages up to 10MB.
+ */
 export function receiveConnector(
   name: string,
   spec: Partial<ReceiveConnectorSpec> = {},
 ): Named<ReceiveConnectorSpec> {
   return {
     name,
-    spec: {
+    spec: withSpecDefaults('ReceiveConnector', {
       bindings: ['127.0.0.1:0'],
       remoteIPRanges: ['0.0.0.0/0'],
-      authMechanisms: ['tls'],
-      permitRelay: false,
-      acceptAuthoritativeDomainSenders: false,
       domainSecure: true,
       requireTls: true,
       maxMessageSize: '10MB',
-      protocolLogging: 'none',
-      maxInboundConnection: 5000,
-      maxInboundConnectionPerSource: 100,
-      connectionInactivityTimeout: '5m',
-      stressInactivityTimeout: '10s',
-      connectionTimeout: '10m',
-      maxRecipientsPerMessage: 200,
-      maxHeaderSize: '256KB',
       ...spec,
-    },
+    }),
   };
 }
 
@@ -151,22 +140,19 @@ export function internalConnector(binding: string): Named<ReceiveConnectorSpec> 
   });
 }
 
+/** A domain-secure send connector for every domain (MX routing), taking messages up to 10MB. */
 export function sendConnector(
   name: string,
   spec: Partial<SendConnectorSpec> = {},
 ): Named<SendConnectorSpec> {
   return {
     name,
-    spec: {
+    spec: withSpecDefaults('SendConnector', {
       addressSpaces: ['*'],
-      cost: 1,
-      routing: { dnsMx: {} },
-      port: 25,
       domainSecure: true,
       requireTls: true,
       maxMessageSize: '10MB',
-      protocolLogging: 'none',
       ...spec,
-    },
+    }),
   };
 }
