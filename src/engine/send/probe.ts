@@ -117,16 +117,9 @@ async function probeHop(
       () => connectTcp({ host: hop.address, port: hop.port, noDelay: true }),
       'connect',
     );
-    const banner = (await dialog.reply()).reply;
-    const greeted = banner.code === 220;
-    const bannerText = smtpReplyText(banner);
-    steps.push({
-      step: 'connect',
-      ok: greeted,
-      detail: bannerText,
-      ...(greeted ? {} : { reply: bannerText, answered: 'banner' }),
-    });
-    if (!greeted) return steps;
+    const connected = replyStep('connect', (await dialog.reply()).reply, 220, 'banner');
+    steps.push(connected);
+    if (!connected.ok) return steps;
 
     const ehlo = await dialog.command(`EHLO ${generation.hostname}`);
     if (ehlo.reply.code !== 250) {
@@ -187,15 +180,12 @@ async function probeHop(
       return steps;
     }
     const sender = `postmaster@${[...generation.acceptedDomains][0] ?? generation.hostname}`;
-    const mailReply = (await dialog.command(`MAIL FROM:<${sender}>`)).reply;
-    const accepted = mailReply.code === 250;
-    const mail = smtpReplyText(mailReply);
-    steps.push({
-      step: 'our certificate accepted',
-      ok: accepted,
-      detail: `MAIL FROM:<${sender}> answered ${mail}`,
-      ...(accepted ? {} : { reply: mail, answered: 'MAIL FROM' }),
-    });
+    const mail = (await dialog.command(`MAIL FROM:<${sender}>`)).reply;
+    steps.push(
+      replyStep('our certificate accepted', mail, 250, 'MAIL FROM', (text) => {
+        return `MAIL FROM:<${sender}> answered ${text}`;
+      }),
+    );
     await dialog.command('RSET').catch(() => undefined);
     await dialog.command('QUIT').catch(() => undefined);
   } catch (error) {
@@ -204,6 +194,19 @@ async function probeHop(
     dialog.close();
   }
   return steps;
+}
+
+/** A step one reply decides: passed on the code expected, else the reply quoted as answering. */
+function replyStep(
+  step: string,
+  reply: SmtpReply,
+  expected: number,
+  answered: string,
+  describe: (text: string) => string = (text) => text,
+): ProbeStep {
+  const text = smtpReplyText(reply);
+  const ok = reply.code === expected;
+  return { step, ok, detail: describe(text), ...(ok ? {} : { reply: text, answered }) };
 }
 
 /** A step the partner refused in its own words, quoted as the queue quotes them. */
