@@ -1,5 +1,6 @@
 // DS015 (weak keys and signatures, read from the DER) and the CRL a TrustAnchor names: each
-// case builds its certificates at test time, with the lab PKI or with openssl.
+// case builds its certificates at test time, with the lab PKI or with openssl. The configurations
+// DS015 refuses and passes are in the rule table (rule-cases.ts).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -9,9 +10,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { signatureAlgorithmOid } from '../../src/certificate-strength.js';
 import { weakness } from '../../src/config/rules/key-strength.js';
-import { createCertificateAuthority, issueCertificate } from '../../src/pki/lab.js';
 import { lab } from '../support/lab.js';
-import { assertAt, CaseLab, codes } from './cases.js';
+import { CaseLab, codes } from './cases.js';
 
 /** An ECDSA P-256 certificate made by another tool than the lab PKI (openssl req). */
 function ecdsaCertificatePem(): string {
@@ -36,42 +36,6 @@ describe('certificate material rules', () => {
   });
   after(async () => {
     await cases.remove();
-  });
-
-  /** Replaces adatum's mail certificate (and key) in a case directory. */
-  const withCertificate =
-    (certPem: string, keyPem: string) =>
-    async (dir: string): Promise<void> => {
-      await writeFile(join(dir, 'pki', 'mail.adatum.com.crt'), certPem);
-      await writeFile(join(dir, 'pki', 'mail.adatum.com.key'), keyPem, { mode: 0o600 });
-    };
-
-  it('DS015: refuses an RSA key under 2048 bits at certFile, and an anchor signed with SHA-1 at pemFile', async () => {
-    const small = issueCertificate(lab().adatumRoot, {
-      commonName: 'mail.adatum.com',
-      dnsNames: ['mail.adatum.com', 'adatum.com'],
-      keyBits: 1024,
-    });
-    const weakRoot = createCertificateAuthority({ commonName: 'Weak Root CA', hash: 'sha1' });
-    const result = await cases.load('DS015', async (dir) => {
-      await withCertificate(small.certPem, small.keyPem)(dir);
-      await writeFile(join(dir, 'pki', 'weak-root.crt'), weakRoot.certPem);
-    });
-    assert.deepEqual(codes(result.diagnostics), ['DS015', 'DS015']);
-    assert.equal(result.config, undefined);
-    const [key, anchor] = [
-      result.diagnostics.find((d) => d.file.endsWith('organization.yaml')),
-      result.diagnostics.find((d) => d.file.endsWith('partners.yaml')),
-    ];
-    assert.ok(key && anchor);
-    await assertAt([key], 'DS015', result.dir, 'organization.yaml', 'certFile');
-    await assertAt([anchor], 'DS015', result.dir, 'partners.yaml', 'pemFile');
-    assert.equal(key.message, 'Certificate/mail-adatum: the certificate has a 1024-bit RSA key');
-    assert.equal(
-      anchor.message,
-      'TrustAnchor/weak-root: the CA certificate has a SHA-1 with RSA signature',
-    );
-    assert.match(key.hint ?? '', /2048 bits/);
   });
 
   it('DS015: accepts ECDSA and 2048-bit RSA certificates signed with SHA-256', () => {
