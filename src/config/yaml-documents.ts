@@ -1,8 +1,12 @@
 // YAML manifest files into documents that remember where each field was written, so that every
-// diagnostic can point at FILE:LINE:COL. Syntax errors and duplicate keys become diagnostics.
-// Files in plain YAML are read by plain-yaml.ts, which finds a document's positions again only
-// when a diagnostic asks; other files are parsed by the `yaml` package.
+// diagnostic can point at FILE:LINE:COL. js-yaml reads the data, with one schema (yaml-schema.ts);
+// the `yaml` package, which keeps every node's position, parses a file only when a diagnostic asks
+// where something is, or when js-yaml refuses the file or the file uses what the two might read
+// differently (anchors, complex or null keys, directives): then both read it, and a document they
+// disagree on is refused. Syntax errors and duplicate keys become diagnostics.
 import { dirname } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import jsYaml from 'js-yaml';
 import {
   isAlias,
   isMap,
@@ -16,7 +20,7 @@ import {
 } from 'yaml';
 import type { Diagnostic } from '../model.js';
 import { error, warning } from './diagnostics.js';
-import { pathKey, plainPositions, readPlainDocuments, type PlainDocument } from './plain-yaml.js';
+import { MANIFEST_SCHEMA } from './yaml-schema.js';
 
 /** Keys and sequence indexes from the document root, e.g. ['spec', 'routing', 'smartHosts']. */
 export type FieldPath = readonly (string | number)[];
@@ -80,13 +84,21 @@ export class ManifestDocument {
   }
 }
 
-/** Positions from a document the `yaml` package parsed (computed by `parsed` on first use). */
-function yamlLocator(
-  file: string,
-  parsed: () => { document: Document.Parsed; lines: LineCounter },
-): Locator {
+/** A document the `yaml` package parsed, and its file's lines. */
+interface Parsed {
+  document: Document.Parsed;
+  lines: LineCounter;
+}
+
+/**
+ * Positions from a document the `yaml` package parsed (computed by `parsed` on first use; the
+ * start of the file if it has no such document, which no reading both packages agree on gives).
+ */
+function yamlLocator(file: string, parsed: () => Parsed | undefined): Locator {
   return (path) => {
-    const { document, lines } = parsed();
+    const source = parsed();
+    if (source === undefined) return { value: { file, line: 1, col: 1 }, complete: false };
+    const { document, lines } = source;
     const position = (node: Node | null): SourcePosition => {
       const offset = node?.range?.[0] ?? document.range[0];
       return { file, ...lines.linePos(offset) };
@@ -118,24 +130,6 @@ function yamlLocator(
   };
 }
 
-/** Positions from plain-yaml.ts's second reading of one document. */
-function plainLocator(file: string, document: PlainDocument): Locator {
-  return (path) => {
-    // A second reading of this document only, as far as the path: a few microseconds.
-    const places = plainPositions(document, path);
-    for (let length = path.length; length >= 0; length--) {
-      const place = places.get(pathKey(path.slice(0, length)));
-      if (place === undefined) continue;
-      return {
-        ...(place.key === undefined ? {} : { key: { file, ...place.key } }),
-        value: { file, ...place.value },
-        complete: length === path.length,
-      };
-    }
-    throw new Error(`${file}: the document has no top mapping`);
-  };
-}
-
 export interface ParsedFile {
   documents: ManifestDocument[];
   diagnostics: Diagnostic[];
@@ -143,25 +137,136 @@ export interface ParsedFile {
 
 /** Every non-empty document of a file; a document with a syntax error is reported, not returned. */
 export function parseManifestFile(text: string, file: string, path: string): ParsedFile {
-  const plain = readPlainDocuments(text);
-  if (plain !== undefined) {
-    return {
-      documents: plain.map(
-        (document, index) =>
-          new ManifestDocument(file, path, index, document.data, plainLocator(file, document)),
-      ),
-      diagnostics: [],
+  const quick = readQuickly(text);
+  if (quick.sure) {
+    // Positions, when first asked for: the file parsed by `yaml`, shared by its documents.
+    let parsed: { documents: Document.Parsed[]; lines: LineCounter } | undefined;
+    const positions = (index: number) => (): Parsed | undefined => {
+      if (parsed === undefined) {
+        const lines = new LineCounter();
+        const all = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false });
+        parsed = { documents: Array.isArray(all) ? all.filter((d) => !isEmpty(d)) : [], lines };
+      }
+      const document = parsed.documents[index];
+      return document === undefined ? undefined : { document, lines: parsed.lines };
     };
+    const documents: ManifestDocument[] = [];
+    quick.documents.forEach((data, index) => {
+      if (data === null) return; // `---` and nothing, or only comments: no manifest
+      // The n-th non-empty document is the n-th non-empty one the `yaml` package finds.
+      const locator = yamlLocator(file, positions(documents.length));
+      documents.push(new ManifestDocument(file, path, index, data, locator));
+    });
+    return { documents, diagnostics: [] };
   }
+  return readCarefully(text, file, path, quick);
+}
 
+/** What js-yaml made of a file, and whether that is all there is to do. */
+type QuickReading = { sure: true; documents: unknown[] } | UnsureReading;
+
+/** A reading that needs the `yaml` package's too: js-yaml's documents, or why it refused. */
+interface UnsureReading {
+  sure: false;
+  documents: unknown[] | undefined;
+  failure?: Error;
+}
+
+/** Where an anchor may begin: aliases need one. A false alarm only costs a careful reading. */
+const ANCHOR = /(?:^|[\s[{,:])&/m;
+/** `? key` (an explicit key), or a flow collection used as a key (`[a, b]: 1`, `{a: 1}: 2`). */
+const COMPLEX_KEY = /(?:^|[\s[{,])\?(?=\s|$)|[\]}][ \t]*:/m;
+/**
+ * A sequence entry with nothing after its dash. js-yaml 4 reads `- -` followed by `- b` as
+ * [[null, b]] where YAML (and the `yaml` package) reads [[null], b].
+ */
+const EMPTY_ENTRY = /(?:^|[ \t])-[ \t]*(?:#.*)?$/m;
+/** Directives (`%YAML 1.1` changes what `yes` means to the `yaml` package) and `%TAG`s. */
+const DIRECTIVE = /^%/m;
+
+function readQuickly(text: string): QuickReading {
+  let documents: unknown[];
+  let warned = false;
+  try {
+    documents = [];
+    jsYaml.loadAll(text, (document) => documents.push(document), {
+      schema: MANIFEST_SCHEMA,
+      onWarning: () => {
+        warned = true;
+      },
+    });
+  } catch (cause) {
+    // A YAMLException, or a RangeError from nesting deeper than the stack.
+    if (cause instanceof jsYaml.YAMLException || cause instanceof RangeError) {
+      return { sure: false, documents: undefined, failure: cause };
+    }
+    throw cause;
+  }
+  const sure =
+    !warned &&
+    !ANCHOR.test(text) &&
+    !COMPLEX_KEY.test(text) &&
+    !EMPTY_ENTRY.test(text) &&
+    !DIRECTIVE.test(text) &&
+    documents.every(plainTree);
+  return sure ? { sure: true, documents } : { sure: false, documents };
+}
+
+/**
+ * Keys longer than this may have been written longer than 1024 characters (escapes), which YAML
+ * forbids for an implicit key and js-yaml does not check.
+ */
+const LONG_KEY = 100;
+
+/**
+ * Whether data is a tree whose keys mean the same to both packages: no collection reached twice
+ * (an alias, which may also be a cycle), no key `null` (js-yaml's key for `~:` and `null:`, where
+ * the `yaml` package has an empty one) and no long key. Visits each collection once.
+ */
+function plainTree(root: unknown): boolean {
+  const seen = new Set<object>();
+  const pending: unknown[] = [root];
+  while (pending.length > 0) {
+    const value = pending.pop();
+    if (typeof value !== 'object' || value === null) continue;
+    if (seen.has(value)) return false;
+    seen.add(value);
+    if (Array.isArray(value)) {
+      for (const item of value as unknown[]) pending.push(item);
+      continue;
+    }
+    for (const [key, item] of Object.entries(value)) {
+      if (key === 'null' || key.length > LONG_KEY) return false;
+      pending.push(item);
+    }
+  }
+  return true;
+}
+
+/** `---` followed by nothing (or only comments), or `~`: an empty document, not a manifest. */
+function isEmpty(document: Document.Parsed): boolean {
+  const contents = document.contents;
+  return contents === null || (isScalar(contents) && contents.value === null);
+}
+
+/**
+ * A file js-yaml refused, or that it read but that needs the `yaml` package's reading too: the
+ * `yaml` package reports what is wrong where, and a document is kept only when js-yaml reads it
+ * and both read the same data.
+ */
+function readCarefully(text: string, file: string, path: string, quick: UnsureReading): ParsedFile {
   const lines = new LineCounter();
   const parsed = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false });
   const documents: ManifestDocument[] = [];
   const diagnostics: Diagnostic[] = [];
   const at = (offset: number) => ({ file, ...lines.linePos(offset) });
-  if (!Array.isArray(parsed)) return { documents, diagnostics };
+  const refuse = (offset: number, message: string, hint?: string) =>
+    diagnostics.push(error('YAML', at(offset), message, hint));
+  const all = Array.isArray(parsed) ? parsed : [];
+  const quickly = (quick.documents ?? []).filter((data) => data !== null);
+  let nonEmpty = 0;
 
-  parsed.forEach((document, index) => {
+  for (const [index, document] of all.entries()) {
     const seen = new Set<number>();
     for (const problem of document.errors) {
       // One report per position: a single unclosed bracket makes the parser complain twice.
@@ -172,35 +277,129 @@ export function parseManifestFile(text: string, file: string, path: string): Par
     for (const problem of document.warnings) {
       diagnostics.push(warning('YAML', at(problem.pos[0]), firstLine(problem.message)));
     }
-    if (document.errors.length > 0) return;
-    const contents = document.contents;
-    // `---` followed by nothing (or only comments) is an empty document, not a manifest.
-    if (contents === null || (isScalar(contents) && contents.value === null)) return;
-    let data: unknown;
-    try {
-      data = document.toJS({ maxAliasCount: 100 });
-    } catch (cause) {
-      diagnostics.push(
-        error(
-          'YAML',
-          at(contents.range?.[0] ?? 0),
-          `cannot read this document: ${firstLine((cause as Error).message)}`,
-        ),
+    if (document.errors.length > 0 || isEmpty(document)) continue;
+    const start = document.contents?.range?.[0] ?? document.range[0];
+    const ours = nonEmpty++;
+    const version = document.directives?.yaml.version;
+    if (version !== undefined && version !== '1.2') {
+      refuse(
+        document.range[0],
+        `this document asks for YAML ${version}; manifests are read as YAML 1.2`,
+        'remove the %YAML directive',
       );
-      return;
+      continue;
     }
-    const source = { document, lines };
+    let expected: unknown;
+    try {
+      expected = document.toJS({ maxAliasCount: 100 });
+    } catch (cause) {
+      refuse(start, `cannot read this document: ${firstLine((cause as Error).message)}`);
+      continue;
+    }
+    let data: unknown;
+    if (quick.documents !== undefined) {
+      data = quickly[ours];
+    } else {
+      // js-yaml refused the file: read this document alone, which `yaml` found no error in.
+      const alone = readAlone(text.slice(document.range[0], document.range[2]));
+      if (alone instanceof Error) {
+        const offset = document.range[0] + markOffset(alone);
+        refuse(offset, `cannot read this document: ${reasonOf(alone)}`, hintFor(alone));
+        continue;
+      }
+      data = alone;
+    }
+    if (hasCycle(data)) {
+      refuse(start, 'cannot read this document: an alias refers to a node that contains it');
+      continue;
+    }
+    if (!isDeepStrictEqual(data, expected)) {
+      refuse(
+        start,
+        'this document reads differently to YAML readers (a key that is null, a number or a collection?)',
+        'write keys as plain strings, and quote values that should be strings',
+      );
+      continue;
+    }
     documents.push(
       new ManifestDocument(
         file,
         path,
         index,
         data,
-        yamlLocator(file, () => source),
+        yamlLocator(file, () => ({ document, lines })),
       ),
     );
-  });
+  }
+  // Whatever js-yaml refused is refused, even where the `yaml` package saw nothing wrong.
+  if (quick.failure !== undefined && !diagnostics.some((d) => d.severity === 'error')) {
+    refuse(
+      markOffset(quick.failure),
+      `cannot read this file: ${reasonOf(quick.failure)}`,
+      hintFor(quick.failure),
+    );
+    documents.length = 0;
+  }
   return { documents, diagnostics };
+}
+
+/** One document's text read by js-yaml: its data, or why not. */
+function readAlone(text: string): unknown {
+  try {
+    const documents = jsYaml.loadAll(text, undefined, { schema: MANIFEST_SCHEMA });
+    return documents.length === 1 ? documents[0] : new Error('not one document');
+  } catch (cause) {
+    if (cause instanceof jsYaml.YAMLException || cause instanceof RangeError) return cause;
+    throw cause;
+  }
+}
+
+function markOffset(failure: Error): number {
+  return failure instanceof jsYaml.YAMLException ? (failure.mark?.position ?? 0) : 0;
+}
+
+/** js-yaml's reason, without its position (the diagnostic has it), and not too long to print. */
+function reasonOf(failure: Error): string {
+  if (failure instanceof RangeError) return 'it is nested too deeply';
+  const reason = failure instanceof jsYaml.YAMLException ? failure.reason : failure.message;
+  const line = firstLine(reason || failure.message);
+  return line.length > 200 ? `${line.slice(0, 200)}...` : line;
+}
+
+function hintFor(failure: Error): string | undefined {
+  const reason = failure instanceof jsYaml.YAMLException ? failure.reason : '';
+  if (/unknown tag|explicit tag/.test(reason)) {
+    return 'manifests hold plain data: remove the tag (`!!binary`, `!custom`, ...)';
+  }
+  if (/duplicated mapping key/.test(reason)) return 'a key may appear once in a mapping';
+  return undefined;
+}
+
+/** Whether a collection contains itself (an alias to an ancestor); visits each node once. */
+function hasCycle(root: unknown): boolean {
+  const done = new Set<object>();
+  const open = new Set<object>();
+  // Depth-first with an explicit stack: [node, children left to visit].
+  const stack: [object, unknown[]][] = [];
+  const enter = (value: unknown): boolean => {
+    if (typeof value !== 'object' || value === null || done.has(value)) return false;
+    if (open.has(value)) return true;
+    open.add(value);
+    stack.push([value, Array.isArray(value) ? [...(value as unknown[])] : Object.values(value)]);
+    return false;
+  };
+  if (enter(root)) return true;
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1] as [object, unknown[]];
+    if (top[1].length === 0) {
+      stack.pop();
+      open.delete(top[0]);
+      done.add(top[0]);
+      continue;
+    }
+    if (enter(top[1].pop())) return true;
+  }
+  return false;
 }
 
 function syntaxError(problem: YAMLError, text: string, at: SourcePosition): Diagnostic {
