@@ -20,6 +20,7 @@ import {
   engineNamedUpFront,
   type TargetOptions,
 } from './target.js';
+import { describeStalePlan } from '../stale-plan.js';
 
 export interface ApplyOptions extends TargetOptions {
   file: string[];
@@ -147,7 +148,9 @@ async function refusals(apply: Promise<ApplyResult>, planFile?: string): Promise
     if (error instanceof ControlError && error.code === 'stale-plan') {
       const again =
         planFile === undefined ? 'plan again' : `make a new one with plan --out ${planFile}`;
-      throw new CliError(`stale plan: ${error.message.replace(/: plan again$/, '')}; ${again}`);
+      // An engine before error.stale said it in its message only: that is quoted whole.
+      const why = error.stale === undefined ? error.message : describeStalePlan(error.stale);
+      throw new CliError(`stale plan: ${why}; ${again}`);
     }
     if (error instanceof ControlError && error.code === 'locked') {
       throw new CliError(
@@ -241,7 +244,11 @@ export function register(program: Command, out: Output = processOutput()): void 
           return applyCommand(
             {
               ...o,
-              file: manifestPaths(o.file),
+              // A saved plan reads no manifests: nothing to say about ./manifests then.
+              file:
+                planFile === undefined
+                  ? manifestPaths(o.file, { output: o.output, out })
+                  : manifestPaths(o.file),
               autoApprove: o.autoApprove === true,
               approveWeakening: o.approveWeakening === true,
               ...(planFile === undefined ? {} : { planFile }),

@@ -5,6 +5,7 @@ import { register as registerApply } from './apply.js';
 import { CliError, describeFailure, EXIT } from './errors.js';
 import { abortWhenLauncherExits } from './launcher-exit.js';
 import { formatOption, processOutput, quietOnBrokenPipe } from './output.js';
+import { manifestPaths } from './manifests.js';
 import { register as registerPlan } from './plan.js';
 import { register as registerQueue } from './queue.js';
 import { validateCommand } from './validate.js';
@@ -31,7 +32,6 @@ const out = processOutput();
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 const files = () =>
   new Option('-f, --file <path>', 'manifest file or directory (repeatable)').argParser(collect);
-const manifestPaths = (given: string[] | undefined) => given ?? ['manifests'];
 
 let exitCode: number = EXIT.ok;
 const run =
@@ -76,7 +76,7 @@ program
   .action(
     run(async (o: { file?: string[]; output: 'text' | 'json' }) =>
       validateCommand(
-        { file: manifestPaths(o.file), output: o.output, defaultPaths: o.file === undefined },
+        { file: manifestPaths(o.file, { output: o.output, out }), output: o.output },
         out,
       ),
     ),

@@ -3,7 +3,7 @@ import { formatDiagnostics, loadConfiguration, type LoadResult } from '../config
 import { Option } from 'commander';
 import type { RuntimeConfig } from '../model.js';
 import { CliError } from './errors.js';
-import type { Output } from './output.js';
+import type { Output, OutputFormat } from './output.js';
 import { progressStep } from './progress.js';
 
 /** Warnings of one code shown by plan, apply and watch before the rest are counted. */
@@ -35,6 +35,19 @@ export function fileOption(): Option {
   );
 }
 
-export function manifestPaths(given: string[] | undefined): string[] {
-  return given ?? ['manifests'];
+const DEFAULT_MANIFESTS = 'manifests';
+
+/**
+ * The -f paths, or ./manifests when none was given; then, in text mode, one line on standard
+ * error says so: a user who forgot -f sees why nothing of theirs was read (-o json keeps
+ * standard error for diagnostics only).
+ */
+export function manifestPaths(
+  given: string[] | undefined,
+  notice?: { output: OutputFormat; out: Output },
+): string[] {
+  if (given !== undefined) return given;
+  if (notice?.output === 'text')
+    notice.out.stderr(`domsec: no -f given: reading ./${DEFAULT_MANIFESTS}\n`);
+  return [DEFAULT_MANIFESTS];
 }

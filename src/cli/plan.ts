@@ -79,7 +79,7 @@ export function register(program: Command, out: Output = processOutput()): void 
           planCommand(
             {
               ...o,
-              file: manifestPaths(o.file),
+              file: manifestPaths(o.file, { output: o.output, out }),
               detailedExitcode: o.detailedExitcode === true,
               showDefaults: o.showDefaults === true,
             },

@@ -69,7 +69,11 @@ export function register(program: Command): void {
     .action(
       commandAction(
         (domain: string, o: { file?: string[]; output: 'text' | 'json'; timeout: number }) =>
-          probeCommand(domain, { ...o, file: manifestPaths(o.file) }, processOutput()),
+          probeCommand(
+            domain,
+            { ...o, file: manifestPaths(o.file, { output: o.output, out: processOutput() }) },
+            processOutput(),
+          ),
       ),
     );
 }

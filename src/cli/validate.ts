@@ -6,17 +6,9 @@ import type { Output } from './output.js';
 export interface ValidateOptions {
   file: string[];
   output: 'text' | 'json';
-  /** No -f was given: file holds the default, which the user is told on stderr. */
-  defaultPaths?: boolean;
 }
 
 export async function validateCommand(options: ValidateOptions, out: Output): Promise<number> {
-  // Without -f the manifests read are ./manifests: a user who forgot -f sees why nothing of
-  // theirs was checked (stderr, so -o json stays one document).
-  if (options.defaultPaths === true)
-    out.stderr(
-      `domsec: no -f given: reading ${options.file.map((path) => `./${path}`).join(', ')}\n`,
-    );
   const load = await loadConfiguration(options.file);
   const errors = load.diagnostics.filter((d) => d.severity === 'error').length;
   const warnings = load.diagnostics.length - errors;

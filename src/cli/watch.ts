@@ -106,7 +106,11 @@ export function register(program: Command, out: Output = processOutput()): void 
           output: OutputFormat;
         }) =>
           watchCommand(
-            { ...o, file: manifestPaths(o.file), approveWeakening: o.approveWeakening === true },
+            {
+              ...o,
+              file: manifestPaths(o.file, { output: o.output, out }),
+              approveWeakening: o.approveWeakening === true,
+            },
             out,
             shutdownSignal(),
           ),

@@ -82,15 +82,34 @@ describe('a first hour with domsec', () => {
     assert.notEqual(await readFile(join(lab, 'adatum', 'pki', 'adatum-root.crt'), 'utf8'), root);
   });
 
-  it('validate without -f says on stderr that it read ./manifests', async () => {
+  it('validate, plan, apply, probe and watch without -f say first, on stderr, that they read ./manifests (text mode only)', async () => {
     const checkout = join(dir.path, 'checkout');
     await cp(join(REPOSITORY, 'manifests'), join(checkout, 'manifests'), { recursive: true });
-    const result = await domsecIn(checkout, ['validate']);
-    assert.equal(result.stderr.split('\n')[0], 'domsec: no -f given: reading ./manifests');
+    // No engine listens at --server: each says what it read, then fails to reach it.
+    const server = ['--server', `http://127.0.0.1:${await freePort()}`];
+    const commands = [
+      ['validate'],
+      ['plan', ...server],
+      ['apply', '--auto-approve', ...server],
+      ['probe', 'contoso.com', '--timeout', '1'],
+      ['watch', ...server],
+    ];
+    const NOTICE = 'domsec: no -f given: reading ./manifests';
+    for (const command of commands) {
+      const result = await domsecIn(checkout, command, {}, 15_000);
+      assert.equal(result.stderr.split('\n')[0], NOTICE, `${command[0]}:\n${result.stderr}`);
+      assert.equal(result.stderr.split(NOTICE).length, 2, `${command[0]} says it once`);
+      const given = await domsecIn(checkout, [...command, '-f', 'manifests'], {}, 15_000);
+      assert.doesNotMatch(given.stderr, /no -f given/, `${command[0]} -f`);
+      const json = await domsecIn(checkout, [...command, '-o', 'json'], {}, 15_000);
+      assert.doesNotMatch(json.stderr, /no -f given/, `${command[0]} -o json`);
+    }
     const json = await domsecIn(checkout, ['validate', '-o', 'json']);
     assert.deepEqual(JSON.parse(json.stdout).files.length, 3, 'stdout stays one JSON document');
-    const given = await domsecIn(checkout, ['validate', '-f', 'manifests']);
-    assert.doesNotMatch(given.stderr, /no -f given/);
+    // A saved plan is no manifest directory: apply FILE says nothing about ./manifests.
+    const saved = await domsecIn(checkout, ['apply', 'no-such.plan', ...server]);
+    assert.equal(saved.code, 1);
+    assert.doesNotMatch(saved.stderr, /no -f given/);
   });
 
   it('explain DS001 prints what the code means and how to fix it, as the troubleshooting page says', async () => {
