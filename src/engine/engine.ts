@@ -34,7 +34,7 @@ import { ProtocolLog } from './protocol-log.js';
 import { ReceiveListener } from './receive.js';
 import { ConnectionCounter } from './receive/limits.js';
 import { StorageGuard } from './queue/storage-guard.js';
-import { EngineDelivery } from './delivery/engine-delivery.js';
+import { EngineDelivery, type TlsPolicyLab } from './delivery/engine-delivery.js';
 import { nextHopDomainOf } from './queue/suspended.js';
 import { prepareStateDirectory } from './state-directory.js';
 import { engineIdentity } from './state-identity.js';
@@ -80,6 +80,8 @@ export interface EngineOptions {
    * by default.
    */
   upgradeConfig?: (config: RuntimeConfig) => Promise<RuntimeConfig>;
+  /** Labs and tests only: extra CAs for MTA-STS (policy hosts and MX hosts) and the policy port. */
+  tlsPolicyLab?: TlsPolicyLab;
 }
 
 const APPLIED_FILE = 'applied-config.json';
@@ -164,6 +166,7 @@ export class Engine {
         log,
         protocolLog,
         generation: () => current.engine?.generation,
+        ...(options.tlsPolicyLab === undefined ? {} : { tlsPolicyLab: options.tlsPolicyLab }),
       });
       const history = await GenerationHistory.open(join(stateDir, 'history'));
       if (current.lost !== undefined) throw new StateLockError(current.lost);

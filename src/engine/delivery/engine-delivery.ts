@@ -15,6 +15,7 @@ import { OpenSessions, type SendTimeouts } from '../send/session.js';
 import type { DeliverLocal } from '../queue/dispatcher.js';
 import { createLocalDelivery, maildirRoot, sweepTemporaryFiles } from './maildir.js';
 import { createRelayDelivery, type RelayDeliverLocal } from './relay.js';
+import { StsPolicyCache } from '../policy/mta-sts-cache.js';
 import type { DomainName } from '../../domain-name.js';
 
 export interface EngineDeliveryOptions {
@@ -27,6 +28,13 @@ export interface EngineDeliveryOptions {
   clock?: () => number;
   timeouts?: Partial<SendTimeouts>;
   dns?: ResolveOptions;
+  /** Labs and tests only: CAs trusted for MTA-STS besides the platform's, the policy host's port. */
+  tlsPolicyLab?: TlsPolicyLab;
+}
+
+export interface TlsPolicyLab {
+  extraCas?: string[];
+  mtaStsPort?: number;
 }
 
 /**
@@ -70,6 +78,11 @@ export class EngineDelivery {
       ...(options.protocolLog === undefined ? {} : { protocolLog: options.protocolLog }),
       ...(options.timeouts === undefined ? {} : { timeouts: options.timeouts }),
       ...(options.dns === undefined ? {} : { dns: options.dns }),
+      // MTA-STS policies are kept in <state>/mta-sts until their max_age.
+      tlsPolicy: {
+        cache: new StsPolicyCache(join(options.stateDir, 'mta-sts')),
+        ...options.tlsPolicyLab,
+      },
     });
     const dispatcher = new Dispatcher({
       queue,

@@ -99,7 +99,7 @@ async function daneForHost(
     steps.push(`TLSA ${name}: ${error.problem}: the host is not used (DANE fails closed)`);
     return {
       kind: 'defer',
-      reason: `4.7.5 DANE: TLSA look-up for ${name} failed (${error.problem})`,
+      reason: `TLSA look-up for ${name} failed (${error.problem}): the host is not used`,
     };
   }
   if (!answer.secure) {

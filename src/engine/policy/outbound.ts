@@ -60,7 +60,7 @@ export type HopTls =
   /** Nothing published: the connector's TLS (requireTls from the connector or the policy). */
   | { kind: 'connector'; requireTls: boolean }
   /** This hop may not be used; the reason is the queue's last error if no hop takes the mail. */
-  | { kind: 'refused'; reason: string };
+  | { kind: 'refused'; by: 'dane' | 'mta-sts'; reason: string };
 
 export interface DestinationTls {
   domain: DomainName;
@@ -101,7 +101,11 @@ export async function destinationTls(
     steps.push(
       'DANE: the resolver is not configured as validating (resolver.validating): no answer is secure',
     );
-  const dane = policy.dane === 'disable' ? undefined : await daneForDomain(resolver, domain, port);
+  // Without a validating resolver nothing is secure: DANE is not looked up at all.
+  const dane =
+    policy.dane === 'disable' || settings.validating !== true
+      ? undefined
+      : await daneForDomain(resolver, domain, port);
   if (dane !== undefined) steps.push(...dane.steps.map((step) => `DANE: ${step}`));
   let sts: StsLookup | undefined;
   if (policy.mtaSts !== 'disable') {
@@ -128,16 +132,23 @@ export function hopTls(
   const { policy, dane, sts, domain } = destination;
   const by = policy.name === null ? '' : ` by TlsPolicy ${policy.name}`;
   const daneHost = dane?.hosts.get(host);
-  if (daneHost?.kind === 'defer') return { kind: 'refused', reason: daneHost.reason };
+  if (daneHost?.kind === 'defer') return { kind: 'refused', by: 'dane', reason: daneHost.reason };
   if (daneHost?.kind === 'tlsa')
     return { kind: 'dane', records: daneHost.records, names: daneHost.names };
+  if (dane?.secure === true && daneHost === undefined)
+    // The secure MX answer does not name this host: whatever answer named it is not believed.
+    return {
+      kind: 'refused',
+      by: 'dane',
+      reason: `${host} is not among the DNSSEC-validated MX hosts of ${domain}`,
+    };
   if (policy.dane === 'require') {
     const why =
       daneHost?.why ??
       (dane?.secure === true
         ? `${host} is not a secure MX host of ${domain}`
         : `the MX records of ${domain} are not DNSSEC-validated`);
-    return { kind: 'refused', reason: `4.7.5 DANE: required for ${domain}${by}, and ${why}` };
+    return { kind: 'refused', by: 'dane', reason: `required for ${domain}${by}, and ${why}` };
   }
   const stsPolicy = sts?.policy;
   if (policy.mtaSts !== 'disable') {
@@ -145,7 +156,8 @@ export function hopTls(
       if (policy.mtaSts === 'require')
         return {
           kind: 'refused',
-          reason: `4.7.5 MTA-STS: required for ${domain}${by}, and it has no policy in force`,
+          by: 'mta-sts',
+          reason: `required for ${domain}${by}, and it has no policy in force`,
         };
     } else {
       // `require` enforces a policy its domain is still testing.
@@ -154,7 +166,8 @@ export function hopTls(
         if (mode === 'enforce')
           return {
             kind: 'refused',
-            reason: `4.7.5 MTA-STS: ${host} is not an MX host the policy of ${domain} names (mx ${stsPolicy.mx.join(', ')})`,
+            by: 'mta-sts',
+            reason: `${host} is not an MX host the policy of ${domain} names (mx ${stsPolicy.mx.join(', ')})`,
           };
       }
       return { kind: 'mta-sts', mode, host, cas: extraCas };

@@ -14,7 +14,17 @@ export type SessionTlsPolicy = TlsPolicy | { kind: 'none' };
 
 /** Whether the policy refuses to send without STARTTLS (never a plaintext fallback). */
 export function tlsMandatory(policy: SessionTlsPolicy): boolean {
-  return policy.kind === 'domain-secure' || policy.kind === 'required';
+  switch (policy.kind) {
+    case 'domain-secure':
+    case 'required':
+    case 'dane': // RFC 7672 §2.2: usable TLSA records, no plaintext
+      return true;
+    case 'mta-sts':
+      return policy.required;
+    case 'opportunistic':
+    case 'none':
+      return false;
+  }
 }
 
 /**
@@ -37,7 +47,8 @@ let anonymousContext: SecureContext | undefined;
  * certificate and the partner's anchors (its sendContext); otherwise no client certificate.
  * OpenSSL never rejects here: the partner's chain and names are judged by verifyPeer after the
  * handshake, not by the MX host name (Node's hostname check would fail every MX named otherwise
- * than the partner domain), and a non-partner's certificate is not judged at all.
+ * than the partner domain); a published policy (DANE, MTA-STS) is judged the same way, after the
+ * handshake; any other non-partner's certificate is not judged at all.
  */
 export function clientTlsOptions(policy: SessionTlsPolicy, host: string): ConnectionOptions {
   const servername = sniServerName(host);
@@ -45,7 +56,9 @@ export function clientTlsOptions(policy: SessionTlsPolicy, host: string): Connec
     secureContext:
       policy.kind === 'domain-secure'
         ? policy.partner.sendContext
-        : (anonymousContext ??= createSecureContext({ minVersion: 'TLSv1.2' })),
+        : policy.kind === 'mta-sts'
+          ? policy.context // PKIX against the platform's CAs: authorized says whether it chains
+          : (anonymousContext ??= createSecureContext({ minVersion: 'TLSv1.2' })),
     rejectUnauthorized: false,
     checkServerIdentity: () => undefined,
     minVersion: 'TLSv1.2',

@@ -20,6 +20,8 @@ import { formatEndpoint } from '../../units.js';
 import { chooseSendConnector, nextHopsFor, sendSecurePartner, tlsPolicyFor } from './route.js';
 import { HopFailure } from './remote-replies.js';
 import { ConnectionCache } from './connection-cache.js';
+import { destinationTls, type OutboundPolicyServices } from '../policy/outbound.js';
+import { hopSessionPolicy, publishedPoliciesApply } from '../policy/session-policy.js';
 import {
   DEFAULT_SEND_TIMEOUTS,
   type OpenSessions,
@@ -41,6 +43,11 @@ export interface RemoteDeliveryOptions {
   connectionCacheMs?: number;
   /** Counts the sessions open now per send connector, kept idle ones included. */
   openSessions?: OpenSessions;
+  /**
+   * DANE and MTA-STS for non-partner domains (the engine always gives it); without it such
+   * domains get the connector's TLS only.
+   */
+  tlsPolicy?: OutboundPolicyServices;
 }
 
 /** Exchange's form for a batch no hop took (the demo and admins look for these words). */
@@ -124,14 +131,44 @@ async function deliverRemote(
     return finish();
   }
 
+  // What a non-partner publishes (DANE, MTA-STS), looked up once for the batch.
+  const services = options.tlsPolicy;
+  const connectorTls =
+    policy.kind === 'required' || policy.kind === 'opportunistic' ? policy : undefined;
+  const destination =
+    services !== undefined &&
+    connectorTls !== undefined &&
+    publishedPoliciesApply(generation.config, connector.spec.routing, domain)
+      ? await destinationTls(domain, generation.config, connector.spec.port, services)
+      : undefined;
+  if (destination !== undefined)
+    log.log('debug', 'send.tls_policy', { domain, steps: destination.steps });
+
   const hopReplies: SmtpReply[] = [];
   for (const hop of hops) {
     if (pending.length === 0 || signal.aborted) break;
     let session: SmtpClientSession | undefined;
+    const hopPolicy =
+      destination === undefined || connectorTls === undefined
+        ? policy
+        : hopSessionPolicy(connectorTls, destination, hop.host, services?.extraCas);
+    if (hopPolicy.kind === 'refused') {
+      // The hop is not tried at all: nothing is sent where the published policy forbids it.
+      const reply = withDetail(hopPolicy.reply, hopPolicy.detail);
+      hopReplies.push(reply);
+      log.log('warn', 'send.hop_refused_by_policy', {
+        domain,
+        connector: connector.name,
+        host: hop.host,
+        address: formatEndpoint(hop.address, hop.port),
+        reply: smtpReplyText(reply),
+      });
+      continue;
+    }
     const settings: SessionSettings = {
       hop,
       hostname: generation.hostname,
-      policy,
+      policy: hopPolicy,
       connector: connector.name,
       log,
       protocolLog: options.protocolLog,

@@ -6,6 +6,7 @@ import { resolveNextHops, resolveRoutes, type NextHop, type ResolveOptions } fro
 import type { Generation, LoadedPartner, LoadedSendConnector } from '../generation.js';
 import { parseHostPort } from '../../units.js';
 import type { DomainName } from '../../domain-name.js';
+import type { PublishedPolicy } from '../policy/session-policy.js';
 
 export type TlsPolicy =
   /** Mutual TLS: STARTTLS mandatory, our certificate, the partner's anchors and names checked. */
@@ -13,7 +14,9 @@ export type TlsPolicy =
   /** STARTTLS mandatory (requireTls), no client certificate, the server's certificate not judged. */
   | { kind: 'required' }
   /** STARTTLS when offered, plaintext otherwise. */
-  | { kind: 'opportunistic' };
+  | { kind: 'opportunistic' }
+  /** A non-partner hop's published policy: DANE, or MTA-STS (policy/session-policy.ts). */
+  | PublishedPolicy;
 
 export { addressSpaceMatch, chooseSendConnector } from '../../address-spaces.js';
 

@@ -2,6 +2,7 @@
 // nodemailer's SMTPConnection: connect, STARTTLS by the TLS policy, a partner's certificate checked
 // BEFORE MAIL FROM, then messages (RSET between) and QUIT. Failures of the hop throw HopFailure with
 // the reply to quote; a message's own refusal (LMTP: each recipient's) is its DeliveryOutcome.
+import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { NextHop } from '../dns.js';
@@ -20,6 +21,11 @@ import {
 } from './remote-replies.js';
 import { clientTlsOptions, tlsMandatory, type SessionTlsPolicy } from './client-tls.js';
 import { formatEndpoint } from '../../units.js';
+import {
+  judgePublishedPolicy,
+  missingTlsReply,
+  type PublishedPolicy,
+} from '../policy/session-policy.js';
 import { withDetail } from '../../smtp-reply.js';
 
 export { tlsMandatory, type SessionTlsPolicy } from './client-tls.js';
@@ -104,7 +110,7 @@ export class SmtpClientSession {
       lmtp: settings.lmtp === true,
       secure: false,
       requireTLS: mandatory, // never a plaintext fallback, whatever the server offers
-      opportunisticTLS: policy.kind === 'opportunistic',
+      opportunisticTLS: !mandatory && policy.kind !== 'none', // an MTA-STS policy in testing too
       ignoreTLS: policy.kind === 'none',
       servername: tls.servername,
       connectionTimeout: timeouts.connectMs,
@@ -136,7 +142,16 @@ export class SmtpClientSession {
         'connect',
       );
     } catch (error) {
-      throw new HopFailure(hopReply(error as SmtpError, mandatory, 'connect'));
+      const reply = hopReply(error as SmtpError, mandatory, 'connect');
+      if (
+        reply === REPLIES.starttlsRequiredToSend &&
+        (policy.kind === 'dane' || policy.kind === 'mta-sts')
+      ) {
+        // The published policy is why TLS was required: its words, not the connector's.
+        const missing = missingTlsReply(policy);
+        throw new HopFailure(withDetail(missing.reply, missing.detail));
+      }
+      throw new HopFailure(reply);
     }
     try {
       session.checkTls();
@@ -158,6 +173,10 @@ export class SmtpClientSession {
     if (!this.connection.secure) {
       if (!tlsMandatory(policy)) return;
       this.note('STARTTLS was not negotiated; TLS is required');
+      if (policy.kind === 'dane' || policy.kind === 'mta-sts') {
+        const missing = missingTlsReply(policy);
+        throw new HopFailure(withDetail(missing.reply, missing.detail));
+      }
       throw new HopFailure(REPLIES.starttlsRequiredToSend);
     }
     const tls = socket as TLSSocket;
@@ -168,6 +187,10 @@ export class SmtpClientSession {
       this.note(
         `server certificate subject="${distinguishedName(leaf.subject)}" sha256=${leaf.fingerprint256}`,
       );
+    }
+    if (policy.kind === 'dane' || policy.kind === 'mta-sts') {
+      this.judgePublished(policy, chain, tls);
+      return;
     }
     if (policy.kind !== 'domain-secure') return;
     const verdict = verifyPeer({
@@ -200,6 +223,28 @@ export class SmtpClientSession {
       fingerprint: verdict.fingerprint ?? null,
     });
     throw new HopFailure(withDetail(REPLIES.certificateValidation, verdict.reason));
+  }
+
+  /** DANE or MTA-STS on the server's chain; throws HopFailure when the policy refuses it. */
+  private judgePublished(policy: PublishedPolicy, chain: X509Certificate[], tls: TLSSocket): void {
+    const verdict = judgePublishedPolicy(policy, chain, tls.authorized, authorizationCode(tls));
+    this.note(verdict.note);
+    const fields = {
+      domain: policy.domain,
+      host: policy.host,
+      address: this.settings.hop.address,
+      connector: this.settings.connector,
+      fingerprint: chain[0]?.fingerprint256 ?? null,
+    };
+    if (verdict.ok) {
+      this.settings.log.log(verdict.warning === undefined ? 'info' : 'warn', verdict.event, {
+        ...fields,
+        ...(verdict.warning === undefined ? {} : { reason: verdict.warning }),
+      });
+      return;
+    }
+    this.settings.log.log('warn', verdict.event, { ...fields, reason: verdict.detail });
+    throw new HopFailure(withDetail(verdict.reply, verdict.detail));
   }
 
   /** What closes this session on shutdown. */

@@ -1,0 +1,189 @@
+// A published TLS policy as one SMTP session applies it: the session policy for a hop (DANE or
+// MTA-STS on top of the connector's), the TLS context MTA-STS verifies with, and the verdict on
+// the server's chain once STARTTLS is up and before MAIL FROM. Failures are replies with a code
+// (454 4.7.5 DANE: ..., 454 4.7.5 MTA-STS: ...), the hop's last error.
+import type { X509Certificate } from 'node:crypto';
+import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
+import { certificateDnsNames, coversHost } from '../../certificate-names.js';
+import { parseDomainName, type DomainName } from '../../domain-name.js';
+import type { RuntimeConfig, SendRouting } from '../../model.js';
+import type { SmtpReply } from '../../smtp-reply.js';
+import { hopTls, type DestinationTls } from './outbound.js';
+import { describeRecord, matchChain, type TlsaRecord } from './tlsa.js';
+
+/** What a session to a non-partner hop verifies beyond the connector's TLS. */
+export type PublishedPolicy =
+  | {
+      kind: 'dane';
+      domain: DomainName;
+      host: DomainName;
+      records: TlsaRecord[];
+      names: DomainName[];
+    }
+  | {
+      kind: 'mta-sts';
+      domain: DomainName;
+      host: DomainName;
+      mode: 'enforce' | 'testing';
+      /** STARTTLS mandatory: enforce, or requireTls from the connector or the TlsPolicy. */
+      required: boolean;
+      /** The platform's CAs and any extra lab CAs: `authorized` is PKIX against these. */
+      context: SecureContext;
+    };
+
+export const POLICY_REPLIES = {
+  dane: { code: 454, enhanced: '4.7.5', text: 'DANE' },
+  mtaSts: { code: 454, enhanced: '4.7.5', text: 'MTA-STS' },
+} as const satisfies Record<string, SmtpReply>;
+
+export interface PolicyRefusal {
+  kind: 'refused';
+  reply: SmtpReply;
+  detail: string;
+}
+
+/**
+ * Whether a domain's published policies are looked up: mail routed by its MX records. A smart host
+ * is not the domain's MX (RFC 8461 §4.1), and a static route is a lab's override of DNS.
+ */
+export function publishedPoliciesApply(
+  config: RuntimeConfig,
+  routing: SendRouting,
+  domain: DomainName,
+): boolean {
+  return 'dnsMx' in routing && !Object.hasOwn(config.organization.spec.resolver.static, domain);
+}
+
+/** The connector's TLS as route.ts gives it for a non-partner. */
+export type ConnectorTls = { kind: 'required' } | { kind: 'opportunistic' };
+
+/** The policy of one hop: the published one, the connector's (raised by requireTls), or a refusal. */
+export function hopSessionPolicy(
+  connector: ConnectorTls,
+  destination: DestinationTls,
+  hostName: string,
+  extraCas: readonly string[] = [],
+): PublishedPolicy | ConnectorTls | PolicyRefusal {
+  const parsed = parseDomainName(hostName);
+  // An IP literal host (a smart host or static route) publishes nothing.
+  if (!parsed.ok) return connector;
+  const host = parsed.name;
+  const verdict = hopTls(destination, host, extraCas);
+  const required = connector.kind === 'required' || destination.policy.requireTls;
+  switch (verdict.kind) {
+    case 'refused':
+      return {
+        kind: 'refused',
+        reply: verdict.by === 'dane' ? POLICY_REPLIES.dane : POLICY_REPLIES.mtaSts,
+        detail: verdict.reason,
+      };
+    case 'dane':
+      return {
+        kind: 'dane',
+        domain: destination.domain,
+        host,
+        records: verdict.records,
+        names: verdict.names,
+      };
+    case 'mta-sts':
+      return {
+        kind: 'mta-sts',
+        domain: destination.domain,
+        host,
+        mode: verdict.mode,
+        required: required || verdict.mode === 'enforce',
+        context: mtaStsContext(verdict.cas),
+      };
+    case 'connector':
+      return required ? { kind: 'required' } : connector;
+  }
+}
+
+const contexts = new Map<string, SecureContext>();
+
+/** One context per set of extra CAs (none in production): built once, reused by every session. */
+export function mtaStsContext(extraCas: readonly string[]): SecureContext {
+  const key = extraCas.join('\n');
+  let context = contexts.get(key);
+  if (context === undefined) {
+    context = createSecureContext({
+      minVersion: 'TLSv1.2',
+      ...(extraCas.length > 0 ? { ca: [...rootCertificates, ...extraCas] } : {}),
+    });
+    if (contexts.size > 16) contexts.clear();
+    contexts.set(key, context);
+  }
+  return context;
+}
+
+/** Why STARTTLS is missing is a policy failure when a published policy required it. */
+export function missingTlsReply(policy: PublishedPolicy): { reply: SmtpReply; detail: string } {
+  return policy.kind === 'dane'
+    ? {
+        reply: POLICY_REPLIES.dane,
+        detail: `${policy.host} publishes TLSA records and the session has no TLS (STARTTLS not offered or stripped); not sent in plaintext`,
+      }
+    : {
+        reply: POLICY_REPLIES.mtaSts,
+        detail: `the policy of ${policy.domain} is enforce and ${policy.host} gave no TLS (STARTTLS not offered or stripped); not sent in plaintext`,
+      };
+}
+
+export type PolicyVerdict =
+  | { ok: true; note: string; event: string; warning?: string }
+  | { ok: false; note: string; event: string; reply: SmtpReply; detail: string };
+
+/**
+ * The server's chain under the hop's published policy. `authorized` and `opensslError` are what
+ * OpenSSL concluded against the session's context (the MTA-STS one: PKIX to a trusted CA).
+ */
+export function judgePublishedPolicy(
+  policy: PublishedPolicy,
+  chain: readonly X509Certificate[],
+  authorized: boolean,
+  opensslError: string | null,
+): PolicyVerdict {
+  if (policy.kind === 'dane') {
+    const verdict = matchChain({ records: policy.records, chain, names: policy.names });
+    if (verdict.ok)
+      return {
+        ok: true,
+        event: 'send.dane_verified',
+        note: `DANE: ${verdict.how} (${describeRecord(verdict.record)})`,
+      };
+    return {
+      ok: false,
+      event: 'send.dane_refused',
+      note: `DANE: refused ${policy.host}: ${verdict.reason}`,
+      reply: POLICY_REPLIES.dane,
+      detail: `${verdict.reason} at ${policy.host}`,
+    };
+  }
+  const leaf = chain[0];
+  let problem: string | undefined;
+  if (leaf === undefined) problem = 'the server sent no certificate';
+  else if (!authorized)
+    problem = `the certificate of ${policy.host} does not chain to a trusted CA (${opensslError ?? 'unknown'})`;
+  else if (!coversHost(certificateDnsNames(leaf), policy.host))
+    problem = `the certificate names ${certificateDnsNames(leaf).join(', ') || 'nothing'}, not ${policy.host}`;
+  if (problem === undefined)
+    return {
+      ok: true,
+      event: 'send.mta_sts_verified',
+      note: `MTA-STS: ${policy.host} verified for ${policy.domain} (mode ${policy.mode})`,
+    };
+  if (policy.mode === 'testing')
+    return {
+      ok: true,
+      event: 'send.mta_sts_testing_failure',
+      note: `MTA-STS (testing): ${problem}; delivered anyway`,
+      warning: problem,
+    };
+  return {
+    ok: false,
+    event: 'send.mta_sts_refused',
+    note: `MTA-STS: refused ${policy.host}: ${problem}`,
+    reply: POLICY_REPLIES.mtaSts,
+    detail: problem,
+  };
+}
