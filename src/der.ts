@@ -1,5 +1,6 @@
-// The little DER the product reads and writes itself: element boundaries, OIDs and times (for
-// CRLs, which Node cannot parse) and encoding (for the lab PKI's CRLs). Shared by engine and pki.
+// The little DER the product reads and writes itself: element boundaries and OIDs (certificate
+// extensions and keys Node does not decode) and encoding (for the lab PKI's CRLs). CRLs are read
+// by @peculiar/x509. Shared by engine and pki.
 
 export interface DerElement {
   tag: number;
@@ -58,16 +59,6 @@ export function derOid(der: Uint8Array, { start, end }: DerElement): string {
     }
   }
   return parts.join('.');
-}
-
-/** UTCTime (YYMMDDHHMMSSZ) or GeneralizedTime (YYYYMMDDHHMMSSZ), as ms since the epoch. */
-export function derTime(der: Uint8Array, { start, end }: DerElement): number {
-  const text = Buffer.from(der.subarray(start, end)).toString('latin1');
-  const match = /^(\d{2}|\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text);
-  if (match === null) throw new DerError(`time ${JSON.stringify(text)}`);
-  const [, y = '', mo = '', d = '', h = '', mi = '', s = ''] = match;
-  const year = y.length === 4 ? Number(y) : Number(y) + (Number(y) < 50 ? 2000 : 1900);
-  return Date.UTC(year, Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
 }
 
 /** One DER element: tag, length, content. */

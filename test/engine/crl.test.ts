@@ -7,6 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
+import fc from 'fast-check';
 import {
   buildGeneration,
   ConfigurationError,
@@ -56,6 +57,14 @@ before(async () => {
 after(async () => {
   await dir.remove();
 });
+
+/** The DER inside a PEM CRL, and back. */
+function pemBody(pem: string): Buffer {
+  return Buffer.from(pem.replace(/-----[A-Z0-9 ]+-----|\s/g, ''), 'base64');
+}
+function pemOf(der: Buffer): string {
+  return `-----BEGIN X509 CRL-----\n${der.toString('base64')}\n-----END X509 CRL-----\n`;
+}
 
 /** treyresearch with adatum's root as anchor, carrying the given CRL. */
 function generationWith(crl: string | undefined): Generation {
@@ -118,6 +127,60 @@ describe('revocation lists', () => {
       () => generationWith(truncated),
       /trust anchor adatum-root: its CRL cannot be read/,
     );
+  });
+
+  it('refuses bytes after the list, a SHA-1 signature, and two signature algorithms that differ', () => {
+    const root = new X509Certificate(lab().adatumRoot.certPem);
+    const der = pemBody(crlPem);
+    const refused = (bytes: Buffer, pattern: RegExp) =>
+      assert.throws(
+        () => readRevocationList(pemOf(bytes), root),
+        (error: unknown) => error instanceof CrlError && pattern.test(error.message),
+        String(pattern),
+      );
+    refused(Buffer.concat([der, Buffer.from([0x05, 0x00])]), /cannot be read: data after the list/);
+    // sha256WithRSAEncryption (…01 01 0b) as sha1WithRSAEncryption (…01 01 05), in one or both
+    // of the list's two AlgorithmIdentifiers.
+    const sha256 = Buffer.from('2a864886f70d01010b', 'hex');
+    const sha1 = Buffer.from('2a864886f70d010105', 'hex');
+    const inner = der.indexOf(sha256);
+    const outer = der.indexOf(sha256, inner + 1);
+    assert.ok(inner > 0 && outer > inner);
+    const both = Buffer.from(der);
+    sha1.copy(both, inner);
+    sha1.copy(both, outer);
+    refused(both, /algorithm not accepted \(1\.2\.840\.113549\.1\.1\.5\)/);
+    const one = Buffer.from(der);
+    sha1.copy(one, inner);
+    refused(one, /two signature algorithms differ/);
+  });
+
+  it('reads a list changed in any byte as the original, or refuses it (fast-check)', () => {
+    const root = new X509Certificate(lab().adatumRoot.certPem);
+    const der = pemBody(crlPem);
+    const original = readRevocationList(crlPem, root);
+    let accepted = 0;
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: der.length - 1 }),
+        fc.integer({ min: 1, max: 255 }),
+        (at, flip) => {
+          const changed = Buffer.from(der);
+          changed[at] = (changed[at] ?? 0) ^ flip;
+          let list;
+          try {
+            list = readRevocationList(pemOf(changed), root);
+          } catch (error) {
+            assert.ok(error instanceof CrlError, `byte ${at} ^ ${flip}: ${String(error)}`);
+            return;
+          }
+          accepted++;
+          assert.deepEqual(list, original, `byte ${at} ^ ${flip} read differently`);
+        },
+      ),
+      { numRuns: 400 },
+    );
+    assert.ok(accepted < 40, `${accepted} changed lists accepted`);
   });
 });
 

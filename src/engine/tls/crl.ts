@@ -1,8 +1,11 @@
 // Certificate revocation lists of trust anchors (a certificate revoked by a CRL of the
-// partner's anchor is refused). Node cannot read CRLs, so this reads the few DER fields a check
-// needs, and verifies the list's signature with the anchor's key before believing a word of it.
+// partner's anchor is refused). @peculiar/x509 reads the list; its signature is checked with the
+// anchor's key before a word of it is believed, synchronously with node:crypto (the library's own
+// check is WebCrypto, asynchronous, and generations are built synchronously).
 import { verify, type X509Certificate } from 'node:crypto';
-import { derChildren, derElement, derOid, derTime, type DerElement } from '../../der.js';
+import { createRequire } from 'node:module';
+import type * as X509 from '@peculiar/x509';
+import { derElement } from '../../der.js';
 
 export interface RevocationList {
   /** Serial numbers of revoked certificates: uppercase hex without leading zeros. */
@@ -25,6 +28,42 @@ const SIGNATURE_DIGESTS: ReadonlyMap<string, string | null> = new Map([
   ['1.3.101.112', null], // Ed25519
 ]);
 
+/** What a check needs of a parsed list that X509Crl keeps to itself: the signed bytes. */
+interface SignedList {
+  crl: X509.X509Crl;
+  /** The DER of tbsCertList as it was signed. */
+  signed: ArrayBuffer | undefined;
+  /** The signature algorithm outside the signed part, and whether the signed part names it too. */
+  algorithm: string;
+  algorithmsAgree: boolean;
+}
+
+let readList: ((der: Uint8Array) => SignedList) | undefined;
+
+/**
+ * The reader of CRLs, made on the first list: loading @peculiar/x509 (after the Reflect polyfill
+ * it requires) takes a good part of a second, which a command without CRLs should not pay.
+ */
+function listReader(): (der: Uint8Array) => SignedList {
+  if (readList !== undefined) return readList;
+  const require = createRequire(import.meta.url);
+  require('reflect-metadata');
+  const { X509Crl } = require('@peculiar/x509') as typeof X509;
+  class ReadCrl extends X509Crl {
+    signedList(): SignedList {
+      const { asn } = this;
+      return {
+        crl: this,
+        signed: asn.tbsCertListRaw,
+        algorithm: asn.signatureAlgorithm.algorithm,
+        algorithmsAgree: asn.signatureAlgorithm.isEqual(asn.tbsCertList.signature),
+      };
+    }
+  }
+  readList = (der) => new ReadCrl(der).signedList();
+  return readList;
+}
+
 /**
  * The revocation list in `pem`, after checking it was signed by `issuer`. Throws CrlError when it
  * cannot be read, is signed by another key or with a weak algorithm.
@@ -33,56 +72,45 @@ export function readRevocationList(pem: string, issuer: X509Certificate): Revoca
   const base64 = /-----BEGIN X509 CRL-----([\s\S]*?)-----END X509 CRL-----/.exec(pem)?.[1];
   if (base64 === undefined) throw new CrlError('holds no PEM CRL');
   const der = Buffer.from(base64.replace(/\s+/g, ''), 'base64');
+  let list: SignedList;
   try {
-    return readDer(der, issuer);
+    list = listReader()(der);
   } catch (error) {
-    if (error instanceof CrlError) throw error;
+    throw new CrlError(`cannot be read: ${(error as Error).message.split('\n')[0]}`);
+  }
+  const { crl, signed, algorithm, algorithmsAgree } = list;
+  // The one thing the library lets by: bytes after the list, which nobody signed.
+  let end: number;
+  try {
+    end = derElement(der, 0, 0x30).end;
+  } catch (error) {
     throw new CrlError(`cannot be read: ${(error as Error).message}`);
   }
-}
-
-function readDer(der: Buffer, issuer: X509Certificate): RevocationList {
-  const list = derElement(der, 0, 0x30);
-  if (list.end !== der.length) throw new CrlError('cannot be read: data after the list');
-  const [tbs, algorithm, signature] = derChildren(der, list);
-  if (tbs?.tag !== 0x30 || algorithm?.tag !== 0x30 || signature?.tag !== 0x03) {
-    throw new CrlError('cannot be read: not a CertificateList');
+  if (end !== der.length) throw new CrlError('cannot be read: data after the list');
+  const digest = SIGNATURE_DIGESTS.get(algorithm);
+  if (digest === undefined) {
+    throw new CrlError(`is signed with an algorithm not accepted (${algorithm})`);
   }
-  const oid = derOid(der, derElement(der, algorithm.start, 0x06));
-  const digest = SIGNATURE_DIGESTS.get(oid);
-  if (digest === undefined) throw new CrlError(`is signed with an algorithm not accepted (${oid})`);
-  // A BIT STRING's first octet counts unused bits: 0 for every signature.
-  const signatureBytes = der.subarray(signature.start + 1, signature.end);
-  const signed = verify(
+  if (!algorithmsAgree) {
+    throw new CrlError('cannot be read: its two signature algorithms differ');
+  }
+  if (signed === undefined) throw new CrlError('cannot be read: no signed part');
+  const signedBy = verify(
     digest,
-    der.subarray(tbs.offset, tbs.end),
+    new Uint8Array(signed),
     issuer.publicKey,
-    signatureBytes,
+    new Uint8Array(crl.signature),
   );
-  if (!signed) throw new CrlError(`is not signed by ${issuer.subject.split('\n').join(', ')}`);
-
-  const fields = derChildren(der, tbs);
-  let index = fields[0]?.tag === 0x02 ? 1 : 0; // version (v2)
-  index += 2; // signature algorithm, repeated; issuer
-  const time = (field: DerElement | undefined) =>
-    field !== undefined && (field.tag === 0x17 || field.tag === 0x18) ? field : undefined;
-  const thisField = time(fields[index++]);
-  if (thisField === undefined) throw new CrlError('cannot be read: no thisUpdate');
-  const nextField = time(fields[index]);
-  if (nextField !== undefined) index++;
-  const revoked = new Set<string>();
-  const entries = fields[index];
-  if (entries?.tag === 0x30) {
-    for (const entry of derChildren(der, entries)) {
-      const serial = derElement(der, entry.start, 0x02);
-      revoked.add(normalSerial(der.subarray(serial.start, serial.end).toString('hex')));
-    }
+  if (!signedBy) throw new CrlError(`is not signed by ${issuer.subject.split('\n').join(', ')}`);
+  try {
+    return {
+      revoked: new Set(crl.entries.map((entry) => normalSerial(entry.serialNumber))),
+      thisUpdate: crl.thisUpdate.getTime(),
+      nextUpdate: crl.nextUpdate?.getTime(),
+    };
+  } catch (error) {
+    throw new CrlError(`cannot be read: ${(error as Error).message.split('\n')[0]}`);
   }
-  return {
-    revoked,
-    thisUpdate: derTime(der, thisField),
-    nextUpdate: nextField === undefined ? undefined : derTime(der, nextField),
-  };
 }
 
 /** A serial number as it is compared: uppercase hex, no leading zeros. */
