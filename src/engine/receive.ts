@@ -110,7 +110,6 @@ export class ReceiveListener {
       // Our refusals carry their enhanced code in the text (SmtpReplyError), smtp-server's own
       // mapping would prefix a second, different one: ENHANCEDSTATUSCODES stays hidden.
       hideENHANCEDSTATUSCODES: true,
-      logger: smtpServerLogger((id, event, data) => this.traceById(id, event, data)),
       onConnect: (session, callback) => callback(this.onConnect(session)),
       onSecure: (socket, session, callback) => callback(this.onSecure(socket, session)),
       onMailFrom: (address, session, callback) => {
@@ -135,6 +134,9 @@ export class ReceiveListener {
       onClose: (session) => this.onClose(session),
     };
     this.server = new SMTPServer(serverOptions);
+    // Given as the `logger` option, smtp-server would wrap the trace in a logger that copies every
+    // entry (some twenty per session) before handing it on: the trace reads its lines directly.
+    this.server.logger = smtpServerLogger((id, event, data) => this.traceById(id, event, data));
     this.limiter = new ReceiveLimiter(this.server, limits);
     // A connector under stress (counted across the engine's listeners) shortens the waits of its
     // sessions on every listener, this one included.
