@@ -18,12 +18,15 @@ import {
   type SuspendResponse,
 } from './protocol.js';
 import { ENGINE_ID_HEADER } from './preconditions.js';
+import { decodeStalePlan, type StalePlan } from '../stale-plan.js';
 
 export class ControlError extends Error {
   override name = 'ControlError';
   constructor(
     message: string,
     readonly code: ErrorCode | 'unreachable',
+    /** For stale-plan: why, as the engine said it in fields; none from an older engine. */
+    readonly stale?: StalePlan,
   ) {
     super(message);
   }
@@ -132,7 +135,7 @@ export class ControlClient {
           `the engine at ${this.url} refused the admin token from ${this.tokenSource}: ${message}`,
           'unauthorized',
         );
-      throw new ControlError(message, error?.code ?? 'internal');
+      throw new ControlError(message, error?.code ?? 'internal', decodeStalePlan(error?.stale));
     }
     return parsed as T;
   }

@@ -10,6 +10,7 @@ import type {
   ReconcileStatus,
   RuntimeConfig,
 } from '../model.js';
+import type { StalePlan } from '../stale-plan.js';
 
 export const API_PREFIX = '/v1';
 
@@ -162,5 +163,7 @@ export interface ErrorResponse {
     field?: string;
     /** What the field's schema expected, in words. */
     expected?: string;
+    /** For stale-plan: why, as fields (absent from engines before this field). */
+    stale?: StalePlan;
   };
 }

@@ -43,6 +43,7 @@ import {
 } from './request-body.js';
 import type { BodyRoute } from './request-schemas.js';
 import { formatEndpoint } from '../units.js';
+import type { StalePlan } from '../stale-plan.js';
 
 export interface ControlServerOptions {
   engine: Engine;
@@ -69,6 +70,8 @@ class HttpError extends Error {
     message: string,
     /** For a body that does not decode: the wrong field's JSON pointer and what was expected. */
     readonly field?: { pointer: string; expected: string },
+    /** For a stale plan: why, as fields. */
+    readonly stale?: StalePlan,
   ) {
     super(message);
   }
@@ -116,6 +119,7 @@ export async function startControlServer(options: ControlServerOptions): Promise
           ...(failure.field === undefined
             ? {}
             : { field: failure.field.pointer, expected: failure.field.expected }),
+          ...(failure.stale === undefined ? {} : { stale: failure.stale }),
         },
       } satisfies ErrorResponse);
     });
@@ -154,13 +158,12 @@ export async function startControlServer(options: ControlServerOptions): Promise
         return send(response, 200, engine.state());
       case `POST ${API_PREFIX}/apply`: {
         const { config, baseGeneration } = await body('apply', request);
+        const engineId = engineIdFrom(request);
         return send(
           response,
           200,
           await applying(
-            engine.metrics.timeApply(() =>
-              engine.apply(config, baseGeneration, { engineId: engineIdOf(request.headers) }),
-            ),
+            engine.metrics.timeApply(() => engine.apply(config, baseGeneration, { engineId })),
           ),
         );
       }
@@ -172,14 +175,13 @@ export async function startControlServer(options: ControlServerOptions): Promise
         } satisfies HistoryResponse);
       case `POST ${API_PREFIX}/rollback`: {
         const { generation, baseGeneration } = await body('rollback', request);
+        const engineId = engineIdFrom(request);
         return send(
           response,
           200,
           await applying(
             engine.metrics.timeApply(() =>
-              engine.rollback(generation, baseGeneration, {
-                engineId: engineIdOf(request.headers),
-              }),
+              engine.rollback(generation, baseGeneration, { engineId }),
             ),
           ),
         );
@@ -258,6 +260,13 @@ export async function startControlServer(options: ControlServerOptions): Promise
   };
 }
 
+/** The engine a change was planned against, if the request names one; 400 when it is malformed. */
+function engineIdFrom(request: IncomingMessage): string | undefined {
+  const header = engineIdOf(request.headers);
+  if (!header.ok) throw new HttpError(400, 'bad-request', header.reason);
+  return header.engineId;
+}
+
 /** The engine's apply failures as the API's error codes. */
 async function applying(result: Promise<ApplyResult>): Promise<ApplyResult> {
   try {
@@ -265,7 +274,7 @@ async function applying(result: Promise<ApplyResult>): Promise<ApplyResult> {
   } catch (error) {
     if (error instanceof EngineBusyError) throw new HttpError(423, 'locked', error.message);
     if (error instanceof StaleGenerationError)
-      throw new HttpError(409, 'stale-plan', error.message);
+      throw new HttpError(409, 'stale-plan', error.message, undefined, error.stale);
     if (error instanceof UnknownGenerationError)
       throw new HttpError(404, 'not-found', error.message);
     // A bug, not a refusal: its text is logged (500), not shown as the reason an apply failed.

@@ -40,13 +40,18 @@ import { prepareStateDirectory } from './state-directory.js';
 import { engineIdentity } from './state-identity.js';
 import { StateLock, StateLockError } from './state-lock.js';
 import { formatEndpoint } from '../units.js';
+import { describeStalePlan, type StalePlan } from '../stale-plan.js';
 
 export class EngineBusyError extends Error {
   override name = 'EngineBusyError';
 }
 
+/** A plan refused as stale; `stale` says why in fields (the admin API passes them on). */
 export class StaleGenerationError extends Error {
   override name = 'StaleGenerationError';
+  constructor(readonly stale: StalePlan) {
+    super(`${describeStalePlan(stale)}: plan again`);
+  }
 }
 
 export class UnknownGenerationError extends Error {
@@ -359,14 +364,14 @@ export class Engine {
       throw new EngineBusyError('locked: another apply is in progress; try again when it ends');
     const { baseGeneration, engineId } = preconditions;
     if (engineId !== undefined && engineId !== this.identity) {
-      throw new ForeignPlanError(
-        `the plan was made against engine ${engineId}, this is engine ${this.identity} (another state directory), even if at the same generation: plan again`,
-      );
+      throw new ForeignPlanError({ code: 'other-engine', base: engineId, current: this.identity });
     }
     if (baseGeneration !== undefined && baseGeneration !== this.currentGeneration) {
-      throw new StaleGenerationError(
-        `the plan was made against generation ${baseGeneration}, the engine is now at ${this.currentGeneration}: plan again`,
-      );
+      throw new StaleGenerationError({
+        code: 'generation-moved',
+        base: baseGeneration,
+        current: this.currentGeneration,
+      });
     }
     this.applying = true;
     let result: ApplyResult;
