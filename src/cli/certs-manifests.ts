@@ -8,7 +8,8 @@ import { displayPath, findManifestFiles } from '../config/manifest-files.js';
 import { createCertificateAuthority, issueCertificate } from '../pki/lab.js';
 import { writeSecret } from '../pki/organization.js';
 import { CliError } from './errors.js';
-import type { Output } from './output.js';
+import type { WrittenFile } from './certs.js';
+import { jsonText, type Output, type OutputFormat } from './output.js';
 
 interface ManifestEntry {
   kind?: unknown;
@@ -42,7 +43,7 @@ const text = (value: unknown): string | undefined =>
 export async function certsLabForManifests(
   paths: string[],
   out: Output,
-  options: { force?: boolean } = {},
+  options: { force?: boolean; output?: OutputFormat } = {},
 ): Promise<number> {
   const entries = await readEntries(paths);
   const organization = entries.find((entry) => entry.kind === 'Organization');
@@ -109,12 +110,16 @@ export async function certsLabForManifests(
   await writeFile(certPath, mail.certPem);
   await writeSecret(keyPath, mail.keyPem);
   const shown = (path: string) => displayPath(path);
-  out.stdout(
+  const lines: string[] = [
     `${shown(rootPath)}: a lab CA (key beside it, mode 0600), for your partner to trust\n`,
-  );
-  out.stdout(
     `${shown(certPath)} and ${shown(keyPath)}: ${[...new Set([hostname, ...domains])].join(', ')}\n`,
-  );
+  ];
+  const written: WrittenFile[] = [
+    { path: shown(rootPath), holds: 'ca-certificate' },
+    { path: shown(rootKeyPath), holds: 'ca-key' },
+    { path: shown(certPath), holds: 'certificate' },
+    { path: shown(keyPath), holds: 'key' },
+  ];
   for (const anchor of anchors) {
     // The partner's real root comes from its administrators; this one only lets validate pass.
     const stand = createCertificateAuthority({
@@ -123,9 +128,11 @@ export async function certsLabForManifests(
       pathLength: 0,
     });
     await writeFile(anchor.path, stand.certPem);
-    out.stdout(
+    lines.push(
       `${anchor.path}: a stand-in for ${anchor.name}; replace it with the partner's root\n`,
     );
+    written.push({ path: anchor.path, holds: 'partner-ca-certificate' });
   }
+  out.stdout(options.output === 'json' ? jsonText({ written }) : lines.join(''));
   return 0;
 }

@@ -3,7 +3,7 @@ import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeLabPki } from '../pki/organization.js';
 import { CliError } from './errors.js';
-import type { Output } from './output.js';
+import { jsonText, type Output, type OutputFormat } from './output.js';
 import { progressStep } from './progress.js';
 
 export const STORY_ORGANIZATIONS = [
@@ -11,10 +11,16 @@ export const STORY_ORGANIZATIONS = [
   { name: 'treyresearch', hostname: 'mail.treyresearch.net', domains: ['treyresearch.net'] },
 ];
 
+/** A file certs lab wrote, as -o json lists it. */
+export interface WrittenFile {
+  path: string;
+  holds: 'ca-certificate' | 'ca-key' | 'certificate' | 'key' | 'partner-ca-certificate';
+}
+
 export async function certsLabCommand(
   dir: string,
   out: Output,
-  options: { force?: boolean } = {},
+  options: { force?: boolean; output?: OutputFormat } = {},
 ): Promise<number> {
   if (options.force !== true) {
     const existing = await existingLabFiles(dir);
@@ -25,6 +31,23 @@ export async function certsLabCommand(
       );
   }
   await writeLabPki(dir, STORY_ORGANIZATIONS, progressStep());
+  if (options.output === 'json') {
+    const written: WrittenFile[] = STORY_ORGANIZATIONS.flatMap((org) => {
+      const pki = join(dir, org.name, 'pki');
+      return [
+        { path: join(pki, `${org.name}-root.crt`), holds: 'ca-certificate' as const },
+        { path: join(pki, `${org.name}-root.key`), holds: 'ca-key' as const },
+        { path: join(pki, `${org.hostname}.crt`), holds: 'certificate' as const },
+        { path: join(pki, `${org.hostname}.key`), holds: 'key' as const },
+        ...STORY_ORGANIZATIONS.filter((other) => other !== org).map((other) => ({
+          path: join(pki, `${other.name}-root.crt`),
+          holds: 'partner-ca-certificate' as const,
+        })),
+      ];
+    });
+    out.stdout(jsonText({ written }));
+    return 0;
+  }
   for (const org of STORY_ORGANIZATIONS) {
     out.stdout(
       `${dir}/${org.name}/pki: ${org.name}-root.crt (CA), ${org.hostname}.crt and .key (mode 0600)\n`,

@@ -8,13 +8,64 @@ import { closestName } from '../config/suggest.js';
 import {
   DIAGNOSTIC_CODES,
   findDiagnosticCode,
+  type DiagnosticCodeEntry,
   looksLikeDiagnosticCode,
 } from '../config/diagnostic-codes.js';
 import { CliError } from './errors.js';
+import { formatOption, jsonText, type OutputFormat } from './output.js';
+
+/** What a path names: a diagnostic code, or a kind and the field walked to in its schema. */
+type Explained =
+  { code: DiagnosticCodeEntry } | { kind: string; walked: string[]; node: SchemaNode };
 
 /** The text `domsec explain` prints for a path such as `PartnerDomain.domainSecure.send`. */
 export function explain(path: string): string {
-  if (looksLikeDiagnosticCode(path)) return explainCode(path);
+  const found = lookUp(path);
+  return 'code' in found ? renderCode(found.code) : render(found.kind, found.walked, found.node);
+}
+
+/** The same as one JSON object (formatVersion 1): what the text says, field by field. */
+export function explainJson(path: string): string {
+  const found = lookUp(path);
+  if ('code' in found) {
+    const { code, severity, meaning, fix } = found.code;
+    return jsonText({ code, severity, meaning, fix });
+  }
+  const { kind, walked, node } = found;
+  return jsonText({
+    kind,
+    apiVersion: API_VERSION,
+    ...(walked.length > 0 ? { field: walked.join('.') } : {}),
+    ...fieldJson(node),
+  });
+}
+
+/** One schema node as JSON: type, description, allowed values, default, sub-fields. */
+function fieldJson(node: SchemaNode): Record<string, unknown> {
+  const allowed = node.enum ?? (node.const === undefined ? undefined : [node.const]);
+  const container = node.type === 'array' && node.items !== undefined ? node.items : node;
+  const required = new Set(container.required ?? []);
+  const properties = Object.entries(container.properties ?? {});
+  return {
+    type: typeName(node),
+    description: node.description ?? null,
+    ...(allowed === undefined ? {} : { allowed }),
+    ...(node.default === undefined ? {} : { default: node.default }),
+    ...(properties.length === 0
+      ? {}
+      : {
+          fields: properties.map(([name, child]) => ({
+            name,
+            required: required.has(name),
+            type: typeName(child),
+            description: child.description ?? null,
+          })),
+        }),
+  };
+}
+
+function lookUp(path: string): Explained {
+  if (looksLikeDiagnosticCode(path)) return { code: findCode(path) };
   const [kindName = '', ...fields] = path.split('.').filter((part) => part !== '');
   const kind = findKind(kindName);
   if (kind === undefined) {
@@ -45,11 +96,11 @@ export function explain(path: string): string {
     walked.push(step);
     node = child;
   }
-  return render(kind, walked, node);
+  return { kind, walked, node };
 }
 
-/** What a diagnostic code means and how to fix it. */
-function explainCode(code: string): string {
+/** A diagnostic code's catalogue entry, or a one-line refusal naming the known codes. */
+function findCode(code: string): DiagnosticCodeEntry {
   const entry = findDiagnosticCode(code);
   if (entry === undefined) {
     const codes = DIAGNOSTIC_CODES.map((known) => known.code);
@@ -57,6 +108,11 @@ function explainCode(code: string): string {
       `unknown diagnostic code "${code}": the codes are ${codes.filter((known) => known.startsWith('DS')).join(', ')} (and ${codes.filter((known) => !known.startsWith('DS')).join(', ')})`,
     );
   }
+  return entry;
+}
+
+/** What a diagnostic code means and how to fix it. */
+function renderCode(entry: DiagnosticCodeEntry): string {
   const lines = [`CODE:     ${entry.code}`, `SEVERITY: ${entry.severity}`, ''];
   lines.push('MEANING:', ...wrap(entry.meaning, '    '), '', 'FIX:', ...wrap(entry.fix, '    '));
   return `${lines.join('\n')}\n`;
@@ -117,7 +173,8 @@ export function register(program: Command): void {
       'document a kind or one of its fields, from schemas/ (like kubectl explain), or a diagnostic code',
     )
     .argument('<KIND[.FIELD]|CODE>', 'e.g. PartnerDomain, PartnerDomain.domainSecure.send, DS001')
-    .action((path: string) => {
-      process.stdout.write(explain(path));
+    .addOption(formatOption())
+    .action((path: string, o: { output: OutputFormat }) => {
+      process.stdout.write(o.output === 'json' ? explainJson(path) : explain(path));
     });
 }

@@ -4,7 +4,7 @@ import { Command, Option } from 'commander';
 import { register as registerApply } from './apply.js';
 import { CliError, describeFailure, EXIT } from './errors.js';
 import { abortWhenLauncherExits } from './launcher-exit.js';
-import { formatOption, processOutput, quietOnBrokenPipe } from './output.js';
+import { formatOption, processOutput, quietOnBrokenPipe, type OutputFormat } from './output.js';
 import { manifestPaths } from './manifests.js';
 import { register as registerPlan } from './plan.js';
 import { register as registerQueue } from './queue.js';
@@ -114,6 +114,7 @@ program
   )
   .option('--log-format <format>', 'json or pretty (default: pretty on a terminal, else json)')
   .option('--log-level <level>', 'debug, info, warn or error', 'info')
+  .addOption(formatOption())
   .action(
     run(
       async (o: {
@@ -127,6 +128,7 @@ program
         approveWeakening?: boolean;
         logFormat?: string;
         logLevel?: string;
+        output: OutputFormat;
       }) =>
         // Loaded here: the engine's modules would slow every other command's start.
         (await import('./serve.js')).serveCommand(
@@ -153,13 +155,19 @@ certs
   )
   .addOption(files())
   .option('--force', 'replace an existing CA and its keys (partners trusting the old root break)')
+  .addOption(formatOption())
   .action(
-    run(async (dir: string | undefined, o: { force?: boolean; file?: string[] }) => {
-      if (o.file === undefined)
-        return (await import('./certs.js')).certsLabCommand(dir ?? 'examples', out, o);
-      if (dir !== undefined) throw new CliError('give either DIR or -f manifests, not both');
-      return (await import('./certs-manifests.js')).certsLabForManifests(o.file, out, o);
-    }),
+    run(
+      async (
+        dir: string | undefined,
+        o: { force?: boolean; file?: string[]; output: OutputFormat },
+      ) => {
+        if (o.file === undefined)
+          return (await import('./certs.js')).certsLabCommand(dir ?? 'examples', out, o);
+        if (dir !== undefined) throw new CliError('give either DIR or -f manifests, not both');
+        return (await import('./certs-manifests.js')).certsLabForManifests(o.file, out, o);
+      },
+    ),
   );
 
 try {

@@ -67,8 +67,13 @@ export async function queueRetry(
   client: ControlClient,
   out: Output,
   domain?: string,
+  format: OutputFormat = 'text',
 ): Promise<number> {
   const { retried, suspended = [] } = await client.retry(domain);
+  if (format === 'json') {
+    out.stdout(jsonText({ domain: domain ?? null, retried, suspended }));
+    return 0;
+  }
   if (domain !== undefined && suspended.length > 0) {
     // Retrying a held queue would defeat the hold: say so, and how to lift it.
     out.stdout(
@@ -89,13 +94,16 @@ export async function queueSuspend(
   client: ControlClient,
   out: Output,
   domain: string,
+  format: OutputFormat = 'text',
 ): Promise<number> {
   const result = await client.suspend(domain);
   out.stdout(
-    result.suspended
-      ? `Suspended the queue for ${result.domain} (${result.messages} message(s) held; ` +
+    format === 'json'
+      ? jsonText({ ...result })
+      : result.suspended
+        ? `Suspended the queue for ${result.domain} (${result.messages} message(s) held; ` +
           'mail keeps arriving and waits, and still expires).\n'
-      : `The queue for ${result.domain} was already suspended (${result.messages} message(s) held).\n`,
+        : `The queue for ${result.domain} was already suspended (${result.messages} message(s) held).\n`,
   );
   return 0;
 }
@@ -104,12 +112,15 @@ export async function queueResume(
   client: ControlClient,
   out: Output,
   domain: string,
+  format: OutputFormat = 'text',
 ): Promise<number> {
   const result = await client.resume(domain);
   out.stdout(
-    result.resumed
-      ? `Resumed the queue for ${result.domain}: delivering ${result.retried} message(s) now.\n`
-      : `The queue for ${result.domain} is not suspended: nothing to resume.\n`,
+    format === 'json'
+      ? jsonText({ ...result })
+      : result.resumed
+        ? `Resumed the queue for ${result.domain}: delivering ${result.retried} message(s) now.\n`
+        : `The queue for ${result.domain} is not suspended: nothing to resume.\n`,
   );
   return 0;
 }
@@ -135,31 +146,40 @@ export function register(program: Command, out: Output = processOutput()): void 
           queueShow(await connectEngineFor(o), out, id, o.output),
       ),
     );
-  withTarget(
-    queue.command('retry [domain]').description('retry now (one next-hop domain, or all)'),
-  ).action(
-    commandAction(async (domain: string | undefined, o: TargetOptions & { file?: string[] }) =>
-      queueRetry(await connectEngineFor(o), out, domain),
-    ),
-  );
+  withTarget(queue.command('retry [domain]').description('retry now (one next-hop domain, or all)'))
+    .addOption(formatOption())
+    .action(
+      commandAction(
+        async (
+          domain: string | undefined,
+          o: TargetOptions & { file?: string[]; output: OutputFormat },
+        ) => queueRetry(await connectEngineFor(o), out, domain, o.output),
+      ),
+    );
   withTarget(
     queue
       .command('suspend <domain>')
       .description(
         'hold delivery to a next-hop domain (kept across restarts; mail waits, still expires)',
       ),
-  ).action(
-    commandAction(async (domain: string, o: TargetOptions & { file?: string[] }) =>
-      queueSuspend(await connectEngineFor(o), out, domain),
-    ),
-  );
+  )
+    .addOption(formatOption())
+    .action(
+      commandAction(
+        async (domain: string, o: TargetOptions & { file?: string[]; output: OutputFormat }) =>
+          queueSuspend(await connectEngineFor(o), out, domain, o.output),
+      ),
+    );
   withTarget(
     queue
       .command('resume <domain>')
       .description("lift a suspension and deliver the domain's mail at once"),
-  ).action(
-    commandAction(async (domain: string, o: TargetOptions & { file?: string[] }) =>
-      queueResume(await connectEngineFor(o), out, domain),
-    ),
-  );
+  )
+    .addOption(formatOption())
+    .action(
+      commandAction(
+        async (domain: string, o: TargetOptions & { file?: string[]; output: OutputFormat }) =>
+          queueResume(await connectEngineFor(o), out, domain, o.output),
+      ),
+    );
 }

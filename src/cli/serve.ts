@@ -34,8 +34,8 @@ import { parseHostPort } from '../units.js';
 import { CliError } from './errors.js';
 import { WARNINGS_PER_CODE } from './manifests.js';
 import { progressStep } from './progress.js';
-import { parseResync, parseSettle } from './watch.js';
-import type { Output } from './output.js';
+import { parseResync, parseSettle, watchEventLine } from './watch.js';
+import { jsonText, type Output, type OutputFormat } from './output.js';
 
 export interface ServeOptions {
   file?: string[];
@@ -54,6 +54,8 @@ export interface ServeOptions {
   logFormat?: string;
   /** debug, info (default), warn or error. */
   logLevel?: string;
+  /** json: the startup summary (and --watch's events) as one JSON object per line. */
+  output?: OutputFormat;
 }
 
 const DEFAULT_ADMIN = '127.0.0.1:8025';
@@ -67,6 +69,7 @@ export async function serveCommand(
 ): Promise<number> {
   const resyncMs = parseResync(options.resync);
   const settleMs = parseSettle(options.settle);
+  const json = options.output === 'json';
   if (options.resync !== undefined && !options.watch)
     throw new CliError('--resync goes with --watch');
   if ((options.settle !== undefined || options.prune === true) && !options.watch)
@@ -148,7 +151,17 @@ export async function serveCommand(
         generation: engine.currentGeneration,
       });
       out.stdout(
-        `Refused the manifests: ${refusal.said}; the engine runs its saved generation ${engine.currentGeneration}.\n`,
+        json
+          ? jsonText(
+              {
+                event: 'refused',
+                outcome: refusal.outcome,
+                reason: refusal.said,
+                generation: engine.currentGeneration,
+              },
+              true,
+            )
+          : `Refused the manifests: ${refusal.said}; the engine runs its saved generation ${engine.currentGeneration}.\n`,
       );
     }
     let control;
@@ -167,7 +180,17 @@ export async function serveCommand(
       );
     }
     out.stdout(
-      `domsec engine ready: generation ${engine.currentGeneration}, admin API ${control.url} (token: ${token.where})\n`,
+      json
+        ? jsonText(
+            {
+              event: 'ready',
+              generation: engine.currentGeneration,
+              admin: control.url,
+              token: token.file === undefined ? { from: 'DOMSEC_TOKEN' } : { file: token.file },
+            },
+            true,
+          )
+        : `domsec engine ready: generation ${engine.currentGeneration}, admin API ${control.url} (token: ${token.where})\n`,
     );
     // Until a signal, or until the engine stops by itself (its state lock was lost).
     const running = AbortSignal.any([signal, engine.halted]);
@@ -177,6 +200,7 @@ export async function serveCommand(
         client: new ControlClient(control.url, token.value),
         signal: running,
         print: (text) => out.stdout(text),
+        ...(json ? { report: (event) => out.stdout(watchEventLine(event)) } : {}),
         approveWeakening: options.approveWeakening === true,
         prune: options.prune === true,
         ...(resyncMs === undefined ? {} : { resyncMs }),
@@ -296,7 +320,7 @@ function logSettings(options: ServeOptions): { format: LogFormat; level: LogLeve
 async function adminToken(
   config: RuntimeConfig | undefined,
   stateDir: string,
-): Promise<{ value: string; where: string }> {
+): Promise<{ value: string; where: string; file?: string }> {
   const fromEnvironment = process.env.DOMSEC_TOKEN;
   if (fromEnvironment !== undefined && fromEnvironment !== '')
     // Said on the ready line: a shell that exported another engine's token starts this one
@@ -305,7 +329,7 @@ async function adminToken(
   const file = config?.organization.spec.admin.tokenFile ?? join(resolve(stateDir), 'admin.token');
   try {
     const value = (await readFile(file, 'utf8')).trim();
-    if (value !== '') return { value, where: file };
+    if (value !== '') return { value, where: file, file };
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
       throw new CliError(`cannot read the admin token file ${file} (${codeOf(error)})`);
@@ -316,7 +340,7 @@ async function adminToken(
   } catch (error) {
     throw new CliError(`cannot write the admin token file ${file} (${codeOf(error)})`);
   }
-  return { value, where: file };
+  return { value, where: file, file };
 }
 
 /** An address on this machine only: `localhost`, ::1 or 127.0.0.0/8. */

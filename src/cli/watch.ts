@@ -38,7 +38,7 @@ export async function watchCommand(
     client,
     signal,
     print: (text) => out.stdout(text),
-    ...(options.output === 'json' ? { report: (event) => out.stdout(eventLine(event)) } : {}),
+    ...(options.output === 'json' ? { report: (event) => out.stdout(watchEventLine(event)) } : {}),
     approveWeakening: options.approveWeakening,
     prune: options.prune === true,
     ...(resyncMs === undefined ? {} : { resyncMs }),
@@ -48,7 +48,7 @@ export async function watchCommand(
 }
 
 /** An event as one JSON line: the text is kept as message, except a plan's (the plan is there). */
-function eventLine({ text, ...event }: WatchEvent): string {
+export function watchEventLine({ text, ...event }: WatchEvent): string {
   return jsonText(event.event === 'plan' ? event : { ...event, message: text.trimEnd() }, true);
 }
 

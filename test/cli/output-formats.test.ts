@@ -3,23 +3,40 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { domsec, RunningCli } from '../support/cli.js';
 import { partnerManifest } from '../support/manifests.js';
 import { startCliLab, type CliLab } from '../support/cli-lab.js';
 
-const COMMANDS = [
-  ['validate'],
-  ['plan'],
-  ['apply', '--auto-approve'],
-  ['rollback', '1', '--auto-approve'],
-  ['status'],
-  ['history'],
-  ['queue', 'list'],
-  ['queue', 'show', 'some-id'],
-  ['probe', 'adatum.com'],
-  ['watch'],
-];
+/** The commands `domsec --help` lists, groups (export, queue, certs) by their subcommands. */
+async function leafCommands(): Promise<string[][]> {
+  const commandsOf = async (path: string[]) => {
+    const help = (await domsec([...path, '--help'])).stdout;
+    const section = help.slice(help.indexOf('Commands:'));
+    return help.includes('Commands:')
+      ? [...section.matchAll(/^ {2}([a-z]+)\b/gm)]
+          .map((match) => match[1] ?? '')
+          .filter((name) => name !== 'help')
+      : undefined;
+  };
+  const leaves: string[][] = [];
+  for (const name of (await commandsOf([])) ?? []) {
+    const sub = await commandsOf([name]);
+    if (sub === undefined) leaves.push([name]);
+    else for (const child of sub) leaves.push([name, child]);
+  }
+  return leaves;
+}
+
+/** The arguments each command needs before its options; any value does to reach -o. */
+const ARGUMENTS: Record<string, string[]> = {
+  rollback: ['1'],
+  probe: ['treyresearch.net'],
+  explain: ['DS001'],
+  'queue show': ['some-id'],
+  'queue suspend': ['treyresearch.net'],
+  'queue resume': ['treyresearch.net'],
+};
 
 describe('output formats', () => {
   let lab: CliLab;
@@ -33,14 +50,20 @@ describe('output formats', () => {
 
   after(() => lab.stop());
 
-  for (const command of COMMANDS) {
-    it(`${command.join(' ')} refuses -o xml in one line with exit 1`, async () => {
-      const result = await domsec([...command, '-f', manifests, '-o', 'xml'], env, 15_000);
-      assert.equal(result.code, 1, result.stderr);
-      assert.equal(result.stdout, '');
-      assert.equal(result.stderr, 'domsec: -o xml: the output format is text or json\n');
-    });
-  }
+  it('every command domsec --help lists takes -o text|json and refuses -o xml in one line with exit 1', async () => {
+    const commands = await leafCommands();
+    assert.ok(commands.length >= 17, commands.map((c) => c.join(' ')).join(', '));
+    for (const command of commands) {
+      const name = command.join(' ');
+      const help = (await domsec([...command, '--help'])).stdout;
+      assert.match(help, /-o, --output <format> +output format: text or json/, `${name} --help`);
+      const args = [...command, ...(ARGUMENTS[name] ?? []), '-o', 'xml'];
+      const result = await domsec(args, env, 15_000);
+      assert.equal(result.code, 1, `${name}: ${result.stderr}`);
+      assert.equal(result.stdout, '', name);
+      assert.equal(result.stderr, 'domsec: -o xml: the output format is text or json\n', name);
+    }
+  });
 
   it('apply -o json prints one object with formatVersion, the plan and the generation', async () => {
     const result = await domsec(
@@ -137,5 +160,67 @@ describe('output formats', () => {
       ['watching', 'plan', 'applied'],
       watch.stdout,
     );
+  });
+
+  it('every command domsec --help lists prints -o json as JSON with formatVersion 1', async () => {
+    const out = join(lab.root.path, 'formats');
+    const m = ['-f', manifests];
+    /** Each command with what it needs; output read as one JSON document, or lines of them. */
+    const cases: Record<string, { args: string[]; lines?: boolean; exit?: number }> = {
+      validate: { args: m },
+      plan: { args: m },
+      apply: { args: [...m, '--auto-approve', '--approve-weakening'] },
+      status: { args: m },
+      history: { args: m },
+      // Mail to the lab's partner goes to a closed port: the probe fails, and says so in JSON.
+      probe: { args: ['treyresearch.net', ...m, '--timeout', '2'], exit: 1 },
+      explain: { args: ['PartnerDomain.certificateNameMatch'] },
+      'export crds': { args: [] },
+      'certs lab': { args: [join(out, 'lab')] },
+      'queue suspend': { args: ['treyresearch.net', ...m] },
+      'queue list': { args: m },
+      'queue retry': { args: ['treyresearch.net', ...m] },
+      'queue resume': { args: ['treyresearch.net', ...m] },
+      rollback: { args: ['1', ...m, '--auto-approve', '--approve-weakening'] },
+    };
+    /** Long-running: started, read until their first line, stopped. */
+    const running: Record<string, string[]> = {
+      watch: [...m],
+      serve: ['--state', join(out, 'state'), '--admin', '127.0.0.1:0'],
+    };
+    /** Asserted against a real queued message in its own test file. */
+    const elsewhere: Record<string, string> = { 'queue show': 'queue-show.test.ts' };
+    const commands = (await leafCommands()).map((command) => command.join(' '));
+    assert.deepEqual(
+      commands.filter((name) => !(name in cases || name in running || name in elsewhere)),
+      [],
+      'a command without a -o json case here',
+    );
+    for (const [name, { args, exit = 0 }] of Object.entries(cases)) {
+      const result = await domsec([...name.split(' '), ...args, '-o', 'json'], env, 20_000);
+      assert.equal(result.code, exit, `${name}: ${result.stderr}`);
+      const parsed = JSON.parse(result.stdout) as { formatVersion?: number };
+      assert.equal(parsed.formatVersion, 1, name);
+    }
+    for (const [name, args] of Object.entries(running)) {
+      const child = new RunningCli([name, ...args, '-o', 'json'], env);
+      try {
+        await child.waitForOutput(/\n/, 20_000);
+      } finally {
+        await child.stop();
+      }
+      const first = JSON.parse(child.stdout.split('\n')[0] ?? '') as {
+        formatVersion?: number;
+        event?: string;
+      };
+      assert.equal(first.formatVersion, 1, `${name}: ${child.stdout}`);
+      assert.equal(first.event, name === 'serve' ? 'ready' : 'watching', name);
+    }
+    for (const file of Object.values(elsewhere))
+      assert.match(
+        await readFile(join(import.meta.dirname, file), 'utf8'),
+        /'-o', 'json'/,
+        `${file} covers -o json`,
+      );
   });
 });
