@@ -54,6 +54,20 @@ export class StaleGenerationError extends Error {
   }
 }
 
+/**
+ * An apply that failed before it committed: `reason` says why, in fields' stead of a sentence to
+ * take apart; the message adds that the running generation is unchanged (there is none at start).
+ */
+export class ApplyNotCommittedError extends Error {
+  override name = 'ApplyNotCommittedError';
+  constructor(
+    readonly reason: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${reason}; the previous configuration keeps running`, options);
+  }
+}
+
 export class UnknownGenerationError extends Error {
   override name = 'UnknownGenerationError';
 }
@@ -426,12 +440,7 @@ export class Engine {
       }
     } catch (error) {
       await Promise.all(started.map(([, listener]) => listener.close()));
-      throw new Error(
-        `cannot bind ${describeFailure(error)}; the previous configuration keeps running`,
-        {
-          cause: error,
-        },
-      );
+      throw new ApplyNotCommittedError(`cannot bind ${describeFailure(error)}`, { cause: error });
     }
 
     // Save what a restart comes back to before committing: a state directory that refuses the
@@ -440,8 +449,9 @@ export class Engine {
       await this.persist(next.config);
     } catch (error) {
       await Promise.all(started.map(([, listener]) => listener.close()));
-      throw new Error(
-        `cannot save the configuration in the state directory (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); the previous configuration keeps running`,
+      const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+      throw new ApplyNotCommittedError(
+        `cannot save the configuration in the state directory (${code})`,
         { cause: error },
       );
     }
