@@ -1,5 +1,6 @@
 // domsec probe DOMAIN: checks domain security towards a partner step by step (MX, connect,
-// STARTTLS, our certificate, theirs) with the manifests' configuration; exit 0 only if it works.
+// STARTTLS, our certificate, theirs), or another domain's DANE and MTA-STS, with the manifests'
+// configuration; exit 0 only if it works.
 import type { Command } from 'commander';
 import type { ProbeReport } from '../engine/send/probe.js';
 import { CliError, commandAction, EXIT } from './errors.js';
@@ -35,7 +36,8 @@ export async function probeCommand(
 
 /** The checklist: one line per step, grouped by next hop, then the verdict. */
 export function renderProbe(report: ProbeReport): string {
-  const lines = [`Domain security to ${report.domain}`];
+  const policy = report.kind === 'tls-policy';
+  const lines = [`${policy ? 'TLS' : 'Domain security'} to ${report.domain}`];
   let hop: string | undefined;
   for (const step of report.steps) {
     if (step.hop !== hop && step.hop !== undefined) lines.push(`  next hop ${step.hop}`);
@@ -45,8 +47,8 @@ export function renderProbe(report: ProbeReport): string {
   }
   lines.push(
     report.ok
-      ? `OK: mail to ${report.domain} would be sent domain-secured`
-      : `FAILED: domain security to ${report.domain} would not work`,
+      ? `OK: mail to ${report.domain} would be sent ${policy ? 'as its TLS policy says' : 'domain-secured'}`
+      : `FAILED: ${policy ? 'TLS' : 'domain security'} to ${report.domain} would not work`,
   );
   return `${lines.join('\n')}\n`;
 }

@@ -134,13 +134,16 @@ describe('domsec probe', () => {
     );
   });
 
-  it('fails at once for a domain that is not a send-secure partner', async () => {
+  it('probes a domain that is not a send-secure partner as a TLS policy, failing where no connector covers it', async () => {
     const { code, text } = await probe(await treyManifests(9, 'root'), 'fabrikam.com');
     assert.equal(code, 1);
+    assert.match(text, /^TLS to fabrikam\.com$/m);
+    assert.match(text, /\[pass\] partner: fabrikam\.com is not a send-secure partner/);
     assert.match(
       text,
-      /\[FAIL\] partner: fabrikam\.com is not a PartnerDomain with domainSecure\.send/,
+      /\[FAIL\] send connector: 451 4\.4\.0 No send connector covers the recipient domain/,
     );
+    assert.match(text, /^FAILED: TLS to fabrikam\.com would not work$/m);
   });
 
   it('fails at connect, naming the hop, when nothing listens there', async () => {

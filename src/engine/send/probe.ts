@@ -1,17 +1,31 @@
-// `domsec probe DOMAIN`, the engine side: every step of domain security towards a partner, each
-// pass or fail with its reason, as an administrator's checklist. Routing, DNS and verification
-// are the engine's own (route.ts, dns.ts, tls/verify.ts); only the SMTP dialog is spelled out.
+// `domsec probe DOMAIN`, the engine side: every step of domain security towards a partner, or of
+// the published TLS policies (DANE, MTA-STS) towards any other domain, each pass or fail with its
+// reason, as an administrator's checklist. Routing, DNS, policy look-ups and verification are the
+// engine's own (route.ts, dns.ts, policy/, tls/verify.ts); only the SMTP dialog is spelled out.
 import { connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls, type TLSSocket } from 'node:tls';
 import { NextHopError, type NextHop } from '../dns.js';
 import type { Generation, LoadedPartner } from '../generation.js';
 import { formatReply, REPLIES } from '../replies.js';
 import { authorizationCode, peerChain, verifyPeer } from '../tls/verify.js';
-import { clientTlsOptions } from './client-tls.js';
-import { chooseSendConnector, nextHopsFor, sendSecurePartner } from './route.js';
-import { parseDomainName } from '../../domain-name.js';
+import { clientTlsOptions, tlsMandatory, type SessionTlsPolicy } from './client-tls.js';
+import { chooseSendConnector, nextHopsFor, sendSecurePartner, tlsPolicyFor } from './route.js';
+import { parseDomainName, type DomainName } from '../../domain-name.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { StsPolicyCache } from '../policy/mta-sts-cache.js';
+import { destinationTls, type DestinationTls } from '../policy/outbound.js';
+import {
+  hopSessionPolicy,
+  judgePublishedPolicy,
+  missingTlsReply,
+  publishedPoliciesApply,
+  type ConnectorTls,
+  type PublishedPolicy,
+} from '../policy/session-policy.js';
 import { formatEndpoint } from '../../units.js';
-import { parseSmtpReply, smtpReplyText, type SmtpReply } from '../../smtp-reply.js';
+import { parseSmtpReply, smtpReplyText, withDetail, type SmtpReply } from '../../smtp-reply.js';
 
 export interface ProbeStep {
   step: string;
@@ -27,13 +41,24 @@ export interface ProbeStep {
 
 export interface ProbeReport {
   domain: string;
+  /** What was probed: mutual TLS to a send-secure partner, or another domain's TLS policies. */
+  kind: 'domain-security' | 'tls-policy';
   ok: boolean;
   steps: ProbeStep[];
 }
 
 export interface ProbeOptions {
   timeoutMs?: number; // per network wait, default 10 s
+  /** Where MTA-STS policies are kept; a probe of its own by default (a temporary directory). */
+  stsCache?: StsPolicyCache;
+  /** Labs only: extra CAs for MTA-STS and the policy host's port. */
+  tlsPolicyLab?: { extraCas?: string[]; mtaStsPort?: number };
 }
+
+/** How a hop's server is judged once TLS is up. */
+type HopCheck =
+  | { kind: 'partner'; partner: LoadedPartner }
+  | { kind: 'policy'; policy: PublishedPolicy | ConnectorTls };
 
 /** Runs the checklist; never throws for a failure of the partner or the network. */
 export async function probeDomain(
@@ -43,8 +68,10 @@ export async function probeDomain(
 ): Promise<ProbeReport> {
   const steps: ProbeStep[] = [];
   const parsed = parseDomainName(spelled);
+  let kind: ProbeReport['kind'] = 'domain-security';
   const report = (): ProbeReport => ({
     domain: parsed.ok ? parsed.name : spelled,
+    kind,
     ok: steps.every((s) => s.ok),
     steps,
   });
@@ -61,11 +88,8 @@ export async function probeDomain(
 
   const partner = sendSecurePartner(generation, domain);
   if (partner === undefined) {
-    steps.push({
-      step: 'partner',
-      ok: false,
-      detail: `${domain} is not a PartnerDomain with domainSecure.send: true (TLSSendDomainSecureList)`,
-    });
+    kind = 'tls-policy';
+    await probeTlsPolicy(generation, domain, steps, timeoutMs, options);
     return report();
   }
   steps.push({ step: 'partner', ok: true, detail: `PartnerDomain/${partner.name}` });
@@ -92,21 +116,138 @@ export async function probeDomain(
     steps.push({ step: 'next hops', ok: false, detail });
     return report();
   }
-  const named = (h: NextHop) => `${h.host} ${formatEndpoint(h.address, h.port)}`;
   const listed = hops.map((h) => `${named(h)} (preference ${h.preference})`);
   steps.push({ step: 'next hops', ok: true, detail: listed.join(', ') });
 
   for (const hop of hops) {
-    const hopSteps = await probeHop(generation, partner, hop, timeoutMs);
+    const hopSteps = await probeHop(generation, { kind: 'partner', partner }, hop, timeoutMs);
     steps.push(...hopSteps.map((s) => ({ ...s, hop: named(hop) })));
   }
   return report();
 }
 
-/** One next hop: connect, EHLO, STARTTLS, the partner's certificate, our certificate (MAIL FROM). */
+const named = (h: NextHop) => `${h.host} ${formatEndpoint(h.address, h.port)}`;
+
+/**
+ * A domain that is not a send-secure partner: its connector, its next hops, what its TlsPolicy
+ * asks, what DANE and MTA-STS publish, and per hop the requirement and the server's answer to it.
+ */
+async function probeTlsPolicy(
+  generation: Generation,
+  domain: DomainName,
+  steps: ProbeStep[],
+  timeoutMs: number,
+  options: ProbeOptions,
+): Promise<void> {
+  steps.push({
+    step: 'partner',
+    ok: true,
+    detail: `${domain} is not a send-secure partner: TLS as its connector and published policies say`,
+  });
+  const connector = chooseSendConnector(generation.sendConnectors, domain);
+  if (connector === undefined) {
+    steps.push({ step: 'send connector', ok: false, detail: formatReply(REPLIES.noRoute) });
+    return;
+  }
+  const connectorTls = tlsPolicyFor(connector, undefined, domain);
+  if (connectorTls.kind !== 'required' && connectorTls.kind !== 'opportunistic') {
+    const detail =
+      connectorTls.kind === 'refused' ? connectorTls.reason : `unexpected ${connectorTls.kind}`;
+    steps.push({ step: 'send connector', ok: false, detail });
+    return;
+  }
+  steps.push({
+    step: 'send connector',
+    ok: true,
+    detail: `SendConnector/${connector.name}, TLS ${connectorTls.kind}`,
+  });
+  let hops: NextHop[];
+  try {
+    hops = await nextHopsFor(connector, domain, generation, { timeoutMs, tries: 1 });
+  } catch (error) {
+    const detail =
+      error instanceof NextHopError ? smtpReplyText(error.reply) : (error as Error).message;
+    steps.push({ step: 'next hops', ok: false, detail });
+    return;
+  }
+  const listed = hops.map((h) => `${named(h)} (preference ${h.preference})`);
+  steps.push({ step: 'next hops', ok: true, detail: listed.join(', ') });
+
+  const lab = options.tlsPolicyLab ?? {};
+  let destination: DestinationTls | undefined;
+  if (publishedPoliciesApply(generation.config, connector.spec.routing, domain)) {
+    // Without a cache of the engine's, the probe keeps fetched policies in a directory of its own.
+    const temporary =
+      options.stsCache === undefined
+        ? await mkdtemp(join(tmpdir(), 'domsec-probe-sts-'))
+        : undefined;
+    try {
+      const cache = options.stsCache ?? new StsPolicyCache(temporary ?? '');
+      destination = await destinationTls(domain, generation.config, connector.spec.port, {
+        cache,
+        ...lab,
+        timeoutMs,
+      });
+    } finally {
+      if (temporary !== undefined) await rm(temporary, { recursive: true, force: true });
+    }
+    for (const line of destination.steps) {
+      const source = /^(DANE|MTA-STS): (.*)$/s.exec(line);
+      steps.push(
+        source === null
+          ? { step: 'TLS policy', ok: true, detail: line }
+          : { step: source[1] ?? '', ok: true, detail: source[2] ?? '' },
+      );
+    }
+  } else {
+    steps.push({
+      step: 'TLS policy',
+      ok: true,
+      detail: 'not looked up: smart hosts or a static route carry this domain',
+    });
+  }
+
+  for (const hop of hops) {
+    const policy =
+      destination === undefined
+        ? connectorTls
+        : hopSessionPolicy(connectorTls, destination, hop.host, lab.extraCas);
+    const at = named(hop);
+    if (policy.kind === 'refused') {
+      steps.push({
+        step: 'hop policy',
+        ok: false,
+        detail: smtpReplyText(withDetail(policy.reply, policy.detail)),
+        hop: at,
+      });
+      continue;
+    }
+    steps.push({ step: 'hop policy', ok: true, detail: describeHopPolicy(policy), hop: at });
+    const hopSteps = await probeHop(generation, { kind: 'policy', policy }, hop, timeoutMs);
+    steps.push(...hopSteps.map((s) => ({ ...s, hop: at })));
+  }
+}
+
+function describeHopPolicy(policy: PublishedPolicy | ConnectorTls): string {
+  switch (policy.kind) {
+    case 'dane':
+      return `DANE: TLS required, the certificate must match ${policy.records.length} TLSA record(s)`;
+    case 'mta-sts':
+      return `MTA-STS ${policy.mode}: TLS ${policy.required ? 'required' : 'attempted'}, a certificate that chains to a trusted CA and names ${policy.host}`;
+    case 'required':
+      return 'TLS required, the certificate not judged';
+    case 'opportunistic':
+      return 'STARTTLS when offered, the certificate not judged';
+  }
+}
+
+/**
+ * One next hop: connect, EHLO, STARTTLS, the server's certificate (the partner's, or judged by the
+ * hop's published policy), then MAIL FROM (for a partner: whether it accepts our certificate).
+ */
 async function probeHop(
   generation: Generation,
-  partner: LoadedPartner,
+  check: HopCheck,
   hop: NextHop,
   timeoutMs: number,
 ): Promise<ProbeStep[]> {
@@ -128,10 +269,21 @@ async function probeHop(
     }
     // The extensions are the reply's lines: read from the lines as the server sent them.
     const offersTls = /^250[ -]STARTTLS$/im.test(ehlo.raw);
+    const session: SessionTlsPolicy =
+      check.kind === 'partner' ? { kind: 'domain-secure', partner: check.partner } : check.policy;
+    const mandatory = tlsMandatory(session);
     steps.push({
       step: 'STARTTLS offered',
-      ok: offersTls,
-      detail: offersTls ? 'yes' : formatReply(REPLIES.starttlsRequiredToSend),
+      ok: offersTls || !mandatory,
+      detail: offersTls
+        ? 'yes'
+        : !mandatory
+          ? 'no: mail would be sent without TLS (opportunistic)'
+          : session.kind === 'dane' || session.kind === 'mta-sts'
+            ? smtpReplyText(
+                withDetail(missingTlsReply(session).reply, missingTlsReply(session).detail),
+              )
+            : formatReply(REPLIES.starttlsRequiredToSend),
     });
     if (!offersTls) return steps;
     const ready = await dialog.command('STARTTLS');
@@ -141,15 +293,49 @@ async function probeHop(
     }
     const tls = (await dialog.open(
       // The handshake a delivery makes: our certificate, the partner's anchors, SNI as send sets it.
-      () =>
-        connectTls({ socket, ...clientTlsOptions({ kind: 'domain-secure', partner }, hop.host) }),
+      () => connectTls({ socket, ...clientTlsOptions(session, hop.host) }),
       'secureConnect',
     )) as TLSSocket;
     steps.push({
       step: 'TLS handshake',
       ok: true,
-      detail: `${tls.getProtocol() ?? '?'} ${tls.getCipher().name}, presenting our certificate ${generation.certificate.fingerprint}`,
+      detail: `${tls.getProtocol() ?? '?'} ${tls.getCipher().name}${check.kind === 'partner' ? `, presenting our certificate ${generation.certificate.fingerprint}` : ''}`,
     });
+    if (check.kind === 'policy') {
+      const chain = peerChain(tls);
+      const leaf = chain[0];
+      const policy = check.policy;
+      if (policy.kind === 'dane' || policy.kind === 'mta-sts') {
+        const verdict = judgePublishedPolicy(policy, chain, tls.authorized, authorizationCode(tls));
+        const step = policy.kind === 'dane' ? 'DANE' : 'MTA-STS';
+        steps.push(
+          verdict.ok
+            ? { step, ok: true, detail: verdict.note.replace(/^[A-Z-]+( \(testing\))?: /, '') }
+            : { step, ok: false, detail: smtpReplyText(withDetail(verdict.reply, verdict.detail)) },
+        );
+        if (!verdict.ok) return steps;
+      } else {
+        steps.push({
+          step: 'server certificate',
+          ok: true,
+          detail: `not judged: subject="${leaf?.subject.replace(/\n/g, ', ') ?? 'none'}"`,
+        });
+      }
+      const sender = `postmaster@${[...generation.acceptedDomains][0] ?? generation.hostname}`;
+      await dialog.command(`EHLO ${generation.hostname}`);
+      steps.push(
+        replyStep(
+          'MAIL FROM',
+          (await dialog.command(`MAIL FROM:<${sender}>`)).reply,
+          250,
+          'MAIL FROM',
+        ),
+      );
+      await dialog.command('RSET').catch(() => undefined);
+      await dialog.command('QUIT').catch(() => undefined);
+      return steps;
+    }
+    const { partner } = check;
 
     const verdict = verifyPeer({
       chain: peerChain(tls),
