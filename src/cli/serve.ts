@@ -12,7 +12,7 @@ import {
 } from '../config/index.js';
 import { startControlServer } from '../control/server.js';
 import { ControlClient } from '../control/client.js';
-import { Engine } from '../engine/engine.js';
+import { ApplyNotCommittedError, Engine } from '../engine/engine.js';
 import { StateDirectoryError } from '../engine/state-directory.js';
 import { StateLockedError, StateLockError } from '../engine/state-lock.js';
 import {
@@ -127,10 +127,8 @@ export async function serveCommand(
         : await engine.resume();
     } catch (error) {
       // At start there is no previous configuration to keep: say what stops the engine.
-      const reason = (error as Error).message.replace(
-        /; the previous configuration keeps running$/,
-        '',
-      );
+      const reason =
+        error instanceof ApplyNotCommittedError ? error.reason : (error as Error).message;
       throw new CliError(
         `cannot start the engine from ${fromManifests ? 'the manifests' : `${options.state} (the configuration applied last)`}: ${reason}`,
       );
