@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { eventually } from '../support/eventually.js';
 import { TREY } from '../support/manifests.js';
 import { tempDir } from '../support/tmp.js';
 import { sendLarge, storedBody } from './large-sender.js';
@@ -71,11 +72,11 @@ describe('crash safety with large messages', { timeout: 180_000 }, () => {
     try {
       for (let kill = 0; kill < KILLS; kill += 1) {
         const before = acknowledged.size;
-        const bound = Date.now() + 30_000;
-        while (acknowledged.size === before) {
-          if (Date.now() > bound) throw new Error('no message was acknowledged for 30 s');
-          await sleep(10);
-        }
+        await eventually('a message acknowledged', () => acknowledged.size, {
+          timeoutMs: 30_000,
+          intervalMs: 10,
+          until: (count) => count > before,
+        });
         // Sessions are mid-DATA most of the time: a kill a moment later cuts bodies being written.
         await sleep(150 + kill * 170);
         t.diagnostic(`kill ${kill + 1} with ${inFlight} sessions in flight`);
@@ -90,24 +91,23 @@ describe('crash safety with large messages', { timeout: 180_000 }, () => {
 
     const mail = join(state, 'mail');
     const queue = join(state, 'queue');
-    const bound = Date.now() + 60_000;
     let found = await delivered(mail);
-    for (;;) {
-      const files = await queueFiles(queue);
-      const waiting = [...acknowledged.keys()].filter((id) => !found.has(id));
-      if (
-        waiting.length === 0 &&
-        (files.control ?? []).length === 0 &&
-        (files.data ?? []).length === 0
-      )
-        break;
-      if (Date.now() > bound)
-        throw new Error(
-          `not drained: ${waiting.length} undelivered, queue ${JSON.stringify(files)}`,
-        );
-      await sleep(200);
-      found = await delivered(mail);
-    }
+    await eventually(
+      'every acknowledged message delivered and the queue empty',
+      async () => {
+        found = await delivered(mail);
+        const undelivered = [...acknowledged.keys()].filter((id) => !found.has(id)).length;
+        return { undelivered, queue: await queueFiles(queue) };
+      },
+      {
+        timeoutMs: 60_000,
+        intervalMs: 200,
+        until: ({ undelivered, queue: files }) =>
+          undelivered === 0 &&
+          (files.control ?? []).length === 0 &&
+          (files.data ?? []).length === 0,
+      },
+    );
     assert.equal(await engine.stop(), 0);
     engine = undefined;
 

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { eventually } from '../support/eventually.js';
 import { TREY } from '../support/manifests.js';
 import { tempDir } from '../support/tmp.js';
 import {
@@ -98,11 +99,11 @@ describe('crash safety', () => {
       for (let kill = 0; kill < KILLS; kill += 1) {
         const acknowledgedBefore = acknowledged.size;
         // Traffic flows again (a new 250), then 0.3 s to 1.5 s more: every kill lands mid-load.
-        const bound = Date.now() + 20_000;
-        while (acknowledged.size === acknowledgedBefore) {
-          if (Date.now() > bound) throw new Error('no message was acknowledged for 20 s');
-          await sleep(5);
-        }
+        await eventually('a message acknowledged', () => acknowledged.size, {
+          timeoutMs: 20_000,
+          intervalMs: 5,
+          until: (count) => count > acknowledgedBefore,
+        });
         await sleep(300 + Math.floor(random() * 1200));
         lives.push(acknowledged.size - acknowledgedBefore);
         await engine.kill();
@@ -117,19 +118,20 @@ describe('crash safety', () => {
     // Drain: every acknowledged message delivered and the queue empty, within a bound.
     const mail = join(state, 'mail');
     const queue = join(state, 'queue');
-    const drainBound = Date.now() + 30_000;
     let delivered = await deliveredIds(mail);
-    for (;;) {
-      const files = await queueFiles(queue);
-      const waiting = [...acknowledged].filter((id) => !delivered.has(id));
-      if (waiting.length === 0 && (files.control ?? []).length === 0) break;
-      if (Date.now() > drainBound)
-        throw new Error(
-          `not drained: ${waiting.length} undelivered, queue ${JSON.stringify(files)}`,
-        );
-      await sleep(100);
-      delivered = await deliveredIds(mail);
-    }
+    await eventually(
+      'every acknowledged message delivered and the queue empty',
+      async () => {
+        delivered = await deliveredIds(mail);
+        const undelivered = [...acknowledged].filter((id) => !delivered.has(id)).length;
+        return { undelivered, queue: await queueFiles(queue) };
+      },
+      {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+        until: (seen) => seen.undelivered === 0 && (seen.queue.control ?? []).length === 0,
+      },
+    );
     assert.equal(await engine.stop(), 0);
     const files = await queueFiles(queue);
 

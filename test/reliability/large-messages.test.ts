@@ -7,6 +7,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SMTPServer } from 'smtp-server';
+import { eventually } from '../support/eventually.js';
 import { TREY } from '../support/manifests.js';
 import { tempDir, type TempDir } from '../support/tmp.js';
 import { queueFiles, writePartnerLab, type PartnerLab } from './partner-lab.js';
@@ -27,8 +28,6 @@ async function memoryOf(pid: number): Promise<{ peak: number; now: number }> {
     Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]) * 1024;
   return { peak: kb('VmHWM'), now: kb('VmRSS') };
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Sends SESSIONS large messages at once; resolves with id -> body hash of those that got 250. */
 async function sendAll(lab: PartnerLab, tag: string): Promise<Map<string, string>> {
@@ -75,22 +74,29 @@ describe('large messages', { timeout: 120_000 }, () => {
     const seconds = (Date.now() - started) / 1000;
 
     const mail = join(state, 'mail', TREY.domain);
-    const bound = Date.now() + 60_000;
     const found = new Map<string, string>();
-    while (found.size < SESSIONS) {
-      if (Date.now() > bound)
-        throw new Error(
-          `only ${found.size} of ${SESSIONS} delivered in 60 s\n${engine.stderr.slice(-3000)}`,
-        );
-      await sleep(100);
-      for (const mailbox of await readdir(mail).catch(() => [] as string[])) {
-        for (const name of await readdir(join(mail, mailbox, 'new')).catch(() => [] as string[])) {
-          if ([...found.keys()].some((id) => name.includes(id))) continue;
-          const stored = await storedBody(join(mail, mailbox, 'new', name));
-          if (stored.id !== undefined) found.set(stored.id, stored.bodyHash);
+    const serving = engine;
+    await eventually(
+      `the ${SESSIONS} messages delivered`,
+      async () => {
+        for (const mailbox of await readdir(mail).catch(() => [] as string[])) {
+          for (const name of await readdir(join(mail, mailbox, 'new')).catch(
+            () => [] as string[],
+          )) {
+            if ([...found.keys()].some((id) => name.includes(id))) continue;
+            const stored = await storedBody(join(mail, mailbox, 'new', name));
+            if (stored.id !== undefined) found.set(stored.id, stored.bodyHash);
+          }
         }
-      }
-    }
+        return found.size;
+      },
+      {
+        timeoutMs: 60_000,
+        intervalMs: 100,
+        until: (delivered) => delivered >= SESSIONS,
+        explain: () => serving.stderr.slice(-3000),
+      },
+    );
     const memory = await memoryOf(pid);
     const figures = {
       sessions: SESSIONS,
@@ -108,9 +114,11 @@ describe('large messages', { timeout: 120_000 }, () => {
     );
     assert.ok(memory.peak < PEAK_RSS_BOUND, `peak RSS ${figures.peakRssMB} MB`);
     // Delivered: nothing left in the queue's data/.
-    const drained = Date.now() + 10_000;
-    while (((await queueFiles(join(state, 'queue'))).data ?? []).length > 0 && Date.now() < drained)
-      await sleep(50);
+    await eventually(
+      "the queue's data/ to empty",
+      async () => (await queueFiles(join(state, 'queue'))).data ?? [],
+      { until: (data) => data.length === 0 },
+    );
     assert.deepEqual((await queueFiles(join(state, 'queue'))).data, []);
     assert.equal(await engine.stop(), 0);
     engine = undefined;
@@ -167,12 +175,11 @@ describe('large messages', { timeout: 120_000 }, () => {
     await engine.ready();
     const pid = engine.pid ?? 0;
     const expected = await sendAll(lab, 'r');
-    const bound = Date.now() + 60_000;
-    while (received.size < SESSIONS) {
-      if (Date.now() > bound)
-        throw new Error(`only ${received.size} of ${SESSIONS} relayed in 60 s`);
-      await sleep(100);
-    }
+    await eventually(`the ${SESSIONS} messages relayed`, () => received.size, {
+      timeoutMs: 60_000,
+      intervalMs: 100,
+      until: (relayed) => relayed >= SESSIONS,
+    });
     const memory = await memoryOf(pid);
     t.diagnostic(`relay peak RSS ${Math.round(memory.peak / 2 ** 20)} MB`);
     assert.deepEqual(

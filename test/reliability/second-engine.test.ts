@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { eventually } from '../support/eventually.js';
 import { TREY } from '../support/manifests.js';
 import { domsec } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
@@ -55,18 +56,22 @@ describe('a second engine on the same state directory', () => {
     let secondMs: number | undefined;
     let acknowledgedBefore: number | undefined;
     try {
-      const bound = Date.now() + 20_000;
-      while (acknowledged.size < 50) {
-        if (Date.now() > bound) throw new Error('no traffic after 20 s');
-        await sleep(10);
-      }
+      await eventually('50 messages acknowledged', () => acknowledged.size, {
+        timeoutMs: 20_000,
+        intervalMs: 10,
+        until: (count) => count >= 50,
+      });
       acknowledgedBefore = acknowledged.size;
       const started = Date.now();
       second = await domsec(['serve', '-f', lab.manifests, '--state', state], env, 15_000);
       secondMs = Date.now() - started;
       // Traffic goes on to the first engine a while after the second one left.
       const more = acknowledged.size;
-      while (acknowledged.size < more + 50) await sleep(10);
+      await eventually('50 more messages acknowledged', () => acknowledged.size, {
+        timeoutMs: 20_000,
+        intervalMs: 10,
+        until: (count) => count >= more + 50,
+      });
     } finally {
       sending = false;
       await Promise.all(clients);
@@ -88,14 +93,16 @@ describe('a second engine on the same state directory', () => {
     // Every 250 delivered by the first engine; nothing it queued was removed or found corrupt.
     const mail = join(state, 'mail');
     const drain = async () => {
-      const bound = Date.now() + 30_000;
-      for (;;) {
-        const delivered = await deliveredIds(mail);
-        const waiting = [...acknowledged].filter((id) => !delivered.has(id));
-        if (waiting.length === 0) return delivered;
-        if (Date.now() > bound) throw new Error(`${waiting.length} acknowledged, undelivered`);
-        await sleep(100);
-      }
+      let delivered = await deliveredIds(mail);
+      await eventually(
+        'every acknowledged message delivered',
+        async () => {
+          delivered = await deliveredIds(mail);
+          return [...acknowledged].filter((id) => !delivered.has(id)).length;
+        },
+        { timeoutMs: 30_000, intervalMs: 100, until: (undelivered) => undelivered === 0 },
+      );
+      return delivered;
     };
     await drain();
     const files = await queueFiles(join(state, 'queue'));
