@@ -49,7 +49,7 @@ function yamlFiles(directory: string): string[] {
 
 /** Plain scalars whose meaning differs between YAML 1.1, 1.2 and parsers' own schemas. */
 // prettier-ignore
-const HOSTILE_PLAIN = ['yes', 'no', 'on', 'off', 'y', 'n', 'Yes', 'NO', 'On', '~', 'null', 'Null',
+const HOSTILE_PLAIN = ['', 'yes', 'no', 'on', 'off', 'y', 'n', 'Yes', 'NO', 'On', '~', 'null', 'Null',
   'NULL', 'true', 'True', 'TRUE', 'false', 'tRUE', '0', '-0', '+1', '012', '089', '0o17', '0o8',
   '0x1F', '0X1F', '0xg', '0b101', '1_000', '1e3', '1E3', '-1.5e-3', '.5', '-.5', '+.5', '1.', '1.0',
   '.inf', '-.Inf', '+.INF', '.nan', '.NaN', 'nan', 'inf', '2001-12-14', '2001-12-14T21:59:43.10-05:00',
@@ -64,6 +64,11 @@ const HOSTILE_WRITTEN = ["'yes'", "'it''s'", "''", '""', '"\\x41\\u00e9\\U0001F6
   '!!js/function "function () {}"', '!!js/regexp /a/', '!!js/undefined ~', '!custom x',
   '!!timestamp 2001-12-14', '!<tag:yaml.org,2002:str> x', '!!python/object:os.system x',
   '!!merge <<', '!!set {a: ~}', '!!omap [a: 1]'];
+/** Block scalars (a PEM written inline, say), their lines indented below their key by `block`. */
+// prettier-ignore
+const BLOCK_SCALARS = ['|\n-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----', '>-\nfolded\ntext',
+  '|+\nkept\n', '|-\nstripped', '>\nfolded\n\n  more indented\nback', '|2\n  two more', '"multi\nline"',
+  "'single\n\nquoted'", 'plain\ncontinued', '|\n# not a comment'];
 const SAFE_KEYS = [
   'apiVersion',
   'kind',
@@ -92,6 +97,7 @@ const scalar: fc.Arbitrary<Tree> = fc
     { weight: 5, arbitrary: fc.constantFrom(...HOSTILE_PLAIN) },
     { weight: 1, arbitrary: fc.constantFrom(...HOSTILE_WRITTEN) },
     { weight: 2, arbitrary: fc.stringMatching(/^[a-z][a-z0-9.-]{0,12}$/) },
+    { weight: 1, arbitrary: fc.constantFrom(...BLOCK_SCALARS) },
   )
   .map((text) => ({ kind: 'scalar', text }));
 const key = fc.oneof(
@@ -126,7 +132,8 @@ function flow(node: Tree): string {
 function block(node: Tree, indent: number, flowAt: (depth: number) => boolean, depth = 0): string {
   const pad = ' '.repeat(indent);
   const nested = (value: Tree): string => {
-    if (value.kind === 'scalar' || flowAt(depth + 1)) return ` ${flow(value)}\n`;
+    if (value.kind === 'scalar') return ` ${value.text.replace(/\n/g, `\n${pad}  `)}\n`;
+    if (flowAt(depth + 1)) return ` ${flow(value)}\n`;
     if (value.kind === 'map' && value.entries.length === 0) return ' {}\n';
     if (value.kind === 'seq' && value.items.length === 0) return ' []\n';
     return `\n${block(value, indent + 2, flowAt, depth + 1)}`;
