@@ -16,6 +16,7 @@ import type { DeliverLocal } from '../queue/dispatcher.js';
 import { createLocalDelivery, maildirRoot, sweepTemporaryFiles } from './maildir.js';
 import { createRelayDelivery, type RelayDeliverLocal } from './relay.js';
 import { StsPolicyCache } from '../policy/mta-sts-cache.js';
+import { chooseTlsPolicy } from '../policy/outbound.js';
 import type { DomainName } from '../../domain-name.js';
 
 export interface EngineDeliveryOptions {
@@ -202,5 +203,7 @@ function dependencies(generation: Generation, domain: DomainName): string {
     certificate: generation.certificate.fingerprint,
     hostname: generation.hostname,
     resolver: org.resolver,
+    // Which TlsPolicy covers the domain, and what it says: a looser one may let waiting mail go.
+    tlsPolicy: chooseTlsPolicy(generation.config.tlsPolicies ?? [], domain),
   });
 }
