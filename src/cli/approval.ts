@@ -34,10 +34,14 @@ export function refusedError(
   outcome: Extract<GateOutcome, { status: 'refused' }>,
   verb: string,
 ): CliError {
-  if (outcome.message === 'cancelled')
-    return new CliError(`${verb.charAt(0).toUpperCase()}${verb.slice(1)} cancelled.`);
-  if (outcome.message.startsWith('refusing')) return new CliError(outcome.message);
-  return new CliError(`refusing to ${verb}: ${outcome.message}`);
+  switch (outcome.refusal) {
+    case 'cancelled':
+      return new CliError(`${verb.charAt(0).toUpperCase()}${verb.slice(1)} cancelled.`);
+    case 'unconfirmed': // approvalFor worded it: "refusing to VERB without confirmation: ..."
+      return new CliError(outcome.message);
+    case 'weakening':
+      return new CliError(`refusing to ${verb}: ${outcome.message}`);
+  }
 }
 
 async function confirm(question: string): Promise<boolean> {

@@ -30,7 +30,13 @@ export interface GateRequest {
 export type GateOutcome =
   | { status: 'unchanged'; plan: Plan }
   | { status: 'approved'; plan: Plan }
-  | { status: 'refused'; plan: Plan; message: string };
+  | {
+      status: 'refused';
+      plan: Plan;
+      /** Why, for callers to word it: no one to ask, the user said no, weakening unapproved. */
+      refusal: 'unconfirmed' | 'cancelled' | 'weakening';
+      message: string;
+    };
 
 /**
  * Plans, prints and judges. An approved outcome is to be applied with plan.baseGeneration as the
@@ -49,15 +55,16 @@ export async function judgePlan(
   if (plan.changes.length === 0) return { status: 'unchanged', plan };
   switch (approval.kind) {
     case 'refused':
-      return { status: 'refused', plan, message: approval.reason };
+      return { status: 'refused', plan, refusal: 'unconfirmed', message: approval.reason };
     case 'terminal':
       return (await approval.confirm())
         ? { status: 'approved', plan }
-        : { status: 'refused', plan, message: 'cancelled' };
+        : { status: 'refused', plan, refusal: 'cancelled', message: 'cancelled' };
     case 'unattended': {
       const weakening = weakeningChanges(plan);
       if (weakening.length === 0 || approval.approveWeakening) return { status: 'approved', plan };
-      return { status: 'refused', plan, message: weakeningRefusal(weakening) };
+      const message = weakeningRefusal(weakening);
+      return { status: 'refused', plan, refusal: 'weakening', message };
     }
   }
 }
