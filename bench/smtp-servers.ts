@@ -249,6 +249,8 @@ class NodeServer implements Server {
         ...(process.env.BENCH_PROFILE === undefined
           ? []
           : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`]),
+        // BENCH_NODE_ARGS: more flags for the Node servers (--trace-deopt, --perf-basic-prof, ...).
+        ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== ''),
       ],
     });
     if (process.env.BENCH_PROFILE !== undefined)

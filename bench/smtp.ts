@@ -25,7 +25,14 @@
 // kept connections at --latency-rate messages a second (100: far from saturating), the 8 together
 // every 80 ms and quiet in between, and prints p50/p99/max of 250 → new/; the goal: the engine
 // delivers every message within 50 ms of its 250 (mail left waiting for the next burst misses it).
-import { loadavg } from 'node:os';
+// Last, each server's CPU per message beside the load generator's, and the rate their sum allows
+// on this machine's cores: the bound on any ratio once every core is busy (32 new connections).
+// TMPDIR places every server's files (the engine's state directory, Postfix's queue and
+// Maildir). On a machine whose /tmp sees heavy file churn (test suites), ext4 without a journal
+// spent 0.3-0.9 ms of CPU creating a file there, skipping recently deleted inodes, against
+// 0.02-0.03 ms in a quiet directory: Postfix (two new files per message) pays that twice as often
+// as the engine (one), which flatters the engine's ratio.
+import { availableParallelism, loadavg } from 'node:os';
 import { postfixInstalled } from '../test/support/postfix.js';
 import { deliveryLatencies, startDeliveryWatch, type DeliveryWatch } from './delivery-watch.js';
 import { runLargeMessages } from './smtp-large.js';
@@ -98,6 +105,9 @@ interface Pooled {
   messages: number;
   seconds: number;
   drain: number;
+  /** CPU time of the server and of the load generator over the rows (µs). */
+  serverMicros: number;
+  clientMicros: number;
   latencies: number[];
   deliveries: number[] | undefined;
 }
@@ -196,12 +206,16 @@ async function main(): Promise<void> {
               messages: 0,
               seconds: 0,
               drain: 0,
+              serverMicros: 0,
+              clientMicros: 0,
               latencies: [],
               deliveries: delivery === undefined ? undefined : [],
             };
             sum.messages += run.messages;
             sum.seconds += run.seconds;
             sum.drain += drainSeconds;
+            sum.serverMicros += run.cpuMicros;
+            sum.clientMicros += run.clientMicros;
             sum.latencies.push(...run.latencies);
             sum.deliveries?.push(...(delivery?.sorted ?? []));
             pooled.set(key, sum);
@@ -307,6 +321,9 @@ interface SummaryRow {
   p99: number;
   new50: number;
   new99: number;
+  /** CPU per message (µs): the server's, the load generator's. */
+  serverCpu: number;
+  clientCpu: number;
 }
 
 /** The tables after the rows: engine against each other server, and shares of the handshake limit. */
@@ -328,6 +345,8 @@ function summary(
       p99: percentile(sorted, 99),
       new50: percentile(deliveries, 50),
       new99: percentile(deliveries, 99),
+      serverCpu: sum.serverMicros / Math.max(1, sum.messages),
+      clientCpu: sum.clientMicros / Math.max(1, sum.messages),
     });
   }
   const pooledNote = rounds > 1 ? ` (${rounds} rounds pooled)` : '';
@@ -366,6 +385,7 @@ function summary(
       }
     }
   }
+  cpuCeilings(rows, kinds, modes, counts, pooledNote);
   if (!modes.includes('new')) return;
   console.log(
     `\nnew connections a second as a share of the bare mutual-TLS handshake (TLS 1.3, client certificate, a new connection each, one Node process)${pooledNote}`,
@@ -378,6 +398,64 @@ function summary(
       return `${((100 * rate) / limit).toFixed(0)}%`.padStart(9);
     });
     console.log([String(clients).padStart(7), limit.toFixed(0).padStart(12), ...shares].join(' '));
+  }
+}
+
+/**
+ * CPU per message, and the rate it allows when the bench has the machine to itself: the load
+ * generator runs on the same cores as the servers, so once they are all busy (32 clients with
+ * new connections) a server's rate is cores / (its CPU + the generator's CPU) per message, and a
+ * ratio between two servers is bounded by the ratio of those sums, whatever each server saves
+ * on its own. Read beside the rates: CPU time counts less of the noise of a shared machine.
+ */
+function cpuCeilings(
+  rows: Map<string, SummaryRow>,
+  kinds: ServerKind[],
+  modes: Mode[],
+  counts: number[],
+  pooledNote: string,
+): void {
+  const cores = availableParallelism();
+  const shown: RowKind[] = [...kinds, ...(modes.includes('new') ? (['handshake'] as const) : [])];
+  if (modes.length === 0) return;
+  console.log(
+    `\nCPU µs per message, server + load generator, and the msgs/s that allows on ${cores} cores (${cores} × 10^6 / sum)${pooledNote}`,
+  );
+  console.log(
+    [
+      'mode'.padEnd(6),
+      'clients'.padStart(7),
+      ...shown.map((kind) => `${kind} µs, ceiling`.padStart(24)),
+      ...(kinds.includes('engine') && kinds.includes('postfix')
+        ? ['  engine/postfix ceilings']
+        : []),
+    ].join(' '),
+  );
+  for (const mode of modes) {
+    for (const clients of counts) {
+      const ceiling = (kind: RowKind) => {
+        const row = rows.get(`${kind} ${kind === 'handshake' ? 'new' : mode} ${clients}`);
+        return row === undefined
+          ? undefined
+          : { row, rate: (cores * 1e6) / (row.serverCpu + row.clientCpu) };
+      };
+      const cells = shown.map((kind) => {
+        if (kind === 'handshake' && mode !== 'new') return '-'.padStart(24);
+        const found = ceiling(kind);
+        return found === undefined
+          ? '-'.padStart(24)
+          : `${found.row.serverCpu.toFixed(0)} + ${found.row.clientCpu.toFixed(0)}, ${found.rate.toFixed(0)}`.padStart(
+              24,
+            );
+      });
+      const engine = ceiling('engine');
+      const postfix = ceiling('postfix');
+      const ratio =
+        engine === undefined || postfix === undefined
+          ? ''
+          : `  ${(engine.rate / postfix.rate).toFixed(2)} (servers alone ${(postfix.row.serverCpu / engine.row.serverCpu).toFixed(2)})`;
+      console.log([mode.padEnd(6), String(clients).padStart(7), ...cells].join(' ') + ratio);
+    }
   }
 }
 
