@@ -4,7 +4,6 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileDurably } from '../../durable-file.js';
 import type { EngineLog } from '../log.js';
-import { syncDirectory } from './store.js';
 import { parseDomainName, type DomainName } from '../../domain-name.js';
 
 export const SUSPENDED_FILE = 'suspended.json';
@@ -87,10 +86,10 @@ export class SuspendedDomains {
 
   private async save(undo: () => void): Promise<void> {
     const text = JSON.stringify({ formatVersion: 1, domains: this.list() } satisfies SuspendedFile);
-    const write = this.writing
-      .then(() => writeFileDurably(join(this.directory, SUSPENDED_FILE), text))
-      // The rename is durable too: an acknowledged suspend must not come undone by a power cut.
-      .then(() => syncDirectory(this.directory));
+    // Durable with its rename (the directory is synced): a power cut cannot undo a suspend.
+    const write = this.writing.then(() =>
+      writeFileDurably(join(this.directory, SUSPENDED_FILE), text),
+    );
     this.writing = write.catch(() => undefined);
     try {
       await write;
