@@ -30,10 +30,12 @@ export interface PostfixListener {
   /**
    * `mutual`: STARTTLS mandatory and a client certificate required and verified against
    * `clientCa` (smtpd_tls_security_level = encrypt, smtpd_tls_req_ccert = yes);
+   * `server`: STARTTLS mandatory with the server's certificate, no client certificate asked
+   * (an ordinary MX host, as DANE and MTA-STS senders meet them);
    * `none`: no STARTTLS at all (plaintext; also where a test injects mail).
    */
-  tls: 'mutual' | 'none';
-  /** The server certificate of a `mutual` listener; default: the instance's `certificate`. */
+  tls: 'mutual' | 'server' | 'none';
+  /** The server certificate of a TLS listener; default: the instance's `certificate`. */
   certificate?: PostfixIdentity;
 }
 
@@ -283,6 +285,15 @@ export async function startPostfix(options: PostfixOptions): Promise<Postfix> {
           `-o smtpd_tls_cert_file=${id.cert}`,
           `-o smtpd_tls_key_file=${id.key}`,
           `-o smtpd_tls_CAfile=${clientCa}`,
+        );
+      } else if (listener.tls === 'server') {
+        const id =
+          listener.certificate === undefined ? own : await identity(name, listener.certificate);
+        flags.push(
+          '-o smtpd_tls_security_level=encrypt',
+          '-o smtpd_tls_ask_ccert=no',
+          `-o smtpd_tls_cert_file=${id.cert}`,
+          `-o smtpd_tls_key_file=${id.key}`,
         );
       } else {
         flags.push('-o smtpd_tls_security_level=none');
