@@ -2,7 +2,7 @@
 // STARTTLS, our certificate, theirs), or another domain's DANE and MTA-STS, with the manifests'
 // configuration; exit 0 only if it works.
 import type { Command } from 'commander';
-import type { ProbeReport } from '../engine/send/probe.js';
+import type { ProbeReport } from '../engine/index.js';
 import { CliError, commandAction, EXIT } from './errors.js';
 import { fileOption, loadOrFail, manifestPaths } from './manifests.js';
 import { formatOption, processOutput, type Output } from './output.js';
@@ -20,10 +20,7 @@ export async function probeCommand(
 ): Promise<number> {
   const { config } = await loadOrFail(options.file, out);
   // Loaded here: the engine's modules would slow every other command's start.
-  const [{ buildGeneration }, { probeDomain }] = await Promise.all([
-    import('../engine/generation.js'),
-    import('../engine/send/probe.js'),
-  ]);
+  const { buildGeneration, probeDomain } = await import('../engine/index.js');
   const generation = buildGeneration(config, 0);
   const report = await probeDomain(generation, domain, { timeoutMs: options.timeout * 1000 });
   out.stdout(

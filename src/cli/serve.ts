@@ -12,17 +12,19 @@ import {
 } from '../config/index.js';
 import { startControlServer } from '../control/server.js';
 import { ControlClient } from '../control/client.js';
-import { ApplyNotCommittedError, Engine } from '../engine/engine.js';
-import { StateDirectoryError } from '../engine/state-directory.js';
-import { StateLockedError, StateLockError } from '../engine/state-lock.js';
 import {
+  ApplyNotCommittedError,
   defaultLogFormat,
+  Engine,
   LOG_LEVELS,
   pinoLog,
+  StateDirectoryError,
+  StateLockedError,
+  StateLockError,
   type EngineLog,
   type LogFormat,
   type LogLevel,
-} from '../engine/log.js';
+} from '../engine/index.js';
 import type { RuntimeConfig } from '../model.js';
 import { passGate, savedGenerationState } from '../reconcile/gate.js';
 import { isLoopback } from '../reconcile/loopback.js';

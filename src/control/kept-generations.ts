@@ -2,7 +2,7 @@
 // /v1/history/GEN (rollback plans from one before it is made), brought up to date as the engine
 // brings one up to date when it rolls back to it.
 import { join, resolve } from 'node:path';
-import { GenerationHistory } from '../engine/history.js';
+import { GenerationHistory } from '../engine/index.js';
 import type { RuntimeConfig } from '../model.js';
 
 export type KeptConfigReader = (generation: number) => Promise<RuntimeConfig | undefined>;

@@ -1,8 +1,6 @@
 // The operator's view of a running engine (GET /v1/overview, read by the status page): the
 // organization, each partner's domain security per direction, connectors, queues, last reconcile.
-import type { Engine } from '../engine/engine.js';
-import type { PartnerDirection } from '../engine/partner-health.js';
-import { distinguishedName } from '../engine/tls/verify.js';
+import { distinguishedName, type Engine, type PartnerDirection } from '../engine/index.js';
 import type { OverviewResponse, PartnerDirectionView } from './protocol.js';
 import { formatEndpoint } from '../units.js';
 

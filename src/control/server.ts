@@ -5,12 +5,16 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Engine } from '../engine/engine.js';
-import { EngineBusyError, StaleGenerationError, UnknownGenerationError } from '../engine/engine.js';
+import {
+  EngineBusyError,
+  nextHopDomainOf,
+  StaleGenerationError,
+  UnknownGenerationError,
+  type Engine,
+  type EngineLog,
+} from '../engine/index.js';
 import type { ApplyResult, RuntimeConfig } from '../model.js';
 import { describeConfig } from '../objects.js';
-import { nextHopDomainOf } from '../engine/queue/suspended.js';
-import type { EngineLog } from '../engine/log.js';
 import { overview } from './overview.js';
 import { engineIdOf } from './preconditions.js';
 import {
