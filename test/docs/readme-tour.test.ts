@@ -182,7 +182,7 @@ describe("README.md's five-minute tour, as written", () => {
   after(async () => {
     // Whatever the tour left running (it should be nothing) goes, then the copy.
     for (const pid of engines) if (alive(pid)) process.kill(pid, 'SIGKILL');
-    for (const job of jobs) {
+    for (const job of jobs.filter((pid) => pid > 0)) {
       try {
         process.kill(-job, 'SIGKILL');
       } catch {
@@ -247,7 +247,9 @@ describe("README.md's five-minute tour, as written", () => {
               `{\n${step.command}\n} < /dev/null > '${out}' 2> '${join(io, `err.${index}`)}'\necho $! > '${rc}'\n`,
             );
             while ((await read(rc)) === '' && remaining() > 0) await sleep(20);
-            jobs.push(Number(await read(rc)));
+            const job = Number(await read(rc));
+            assert.ok(job > 0, `no job started for ${step.command}`);
+            jobs.push(job);
             continue;
           }
           // Standard input is not the shell's: node would make the shell's script pipe non-blocking.
@@ -289,6 +291,7 @@ describe("README.md's five-minute tour, as written", () => {
           const lock = JSON.parse(await readFile(join(checkout, state, 'lock'), 'utf8')) as {
             pid: number;
           };
+          assert.ok(Number.isInteger(lock.pid) && lock.pid > 0, `${state}/lock names no PID`);
           engines.push(lock.pid);
           recordToken((await read(join(checkout, state, 'admin.token'))).trim());
         }
