@@ -2,7 +2,7 @@
 // certificate it revokes is refused in both directions over real sockets, like any other failure.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { sign, X509Certificate } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
@@ -17,6 +17,7 @@ import { memoryLog } from '../../src/engine/log.js';
 import type { OutboundMessage } from '../../src/engine/queue/outcome.js';
 import { createRemoteDelivery } from '../../src/engine/send/deliver.js';
 import { CrlError, normalSerial, readRevocationList } from '../../src/engine/tls/crl.js';
+import { derChildren, derElement, derEncode } from '../../src/der.js';
 import {
   createCertificateAuthority,
   createRevocationList,
@@ -129,7 +130,7 @@ describe('revocation lists', () => {
     );
   });
 
-  it('refuses bytes after the list, a SHA-1 signature, and two signature algorithms that differ', () => {
+  it('refuses bytes after the list, a SHA-1 signature, two signature algorithms that differ, and one for another kind of key', () => {
     const root = new X509Certificate(lab().adatumRoot.certPem);
     const der = pemBody(crlPem);
     const refused = (bytes: Buffer, pattern: RegExp) =>
@@ -153,6 +154,19 @@ describe('revocation lists', () => {
     const one = Buffer.from(der);
     sha1.copy(one, inner);
     refused(one, /two signature algorithms differ/);
+
+    // Signed by the RSA root over the signed part, and labelled ecdsa-with-SHA256: crypto.verify
+    // would check the RSA signature all the same.
+    const [tbs] = derChildren(der, derElement(der, 0, 0x30));
+    assert.ok(tbs !== undefined);
+    const fields = derChildren(der, tbs).map((field) => der.subarray(field.offset, field.end));
+    const ecdsa = derEncode(0x30, derEncode(0x06, Buffer.from('2a8648ce3d040302', 'hex')));
+    const relabelled = derEncode(0x30, fields[0] ?? Buffer.alloc(0), ecdsa, ...fields.slice(2));
+    const signature = sign('sha256', relabelled, lab().adatumRoot.keyPem);
+    refused(
+      derEncode(0x30, relabelled, ecdsa, derEncode(0x03, Buffer.from([0]), signature)),
+      /signed with 1\.2\.840\.10045\.4\.3\.2, an algorithm for ec keys, and the anchor's key is rsa/,
+    );
   });
 
   it('reads a list changed in any byte as the original, or refuses it (fast-check)', () => {

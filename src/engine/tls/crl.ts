@@ -17,15 +17,19 @@ export interface RevocationList {
 
 export class CrlError extends Error {}
 
-/** Signature algorithms accepted on a CRL, by OID, with the digest crypto.verify needs. */
-const SIGNATURE_DIGESTS: ReadonlyMap<string, string | null> = new Map([
-  ['1.2.840.113549.1.1.11', 'sha256'], // sha256WithRSAEncryption
-  ['1.2.840.113549.1.1.12', 'sha384'],
-  ['1.2.840.113549.1.1.13', 'sha512'],
-  ['1.2.840.10045.4.3.2', 'sha256'], // ecdsa-with-SHA256
-  ['1.2.840.10045.4.3.3', 'sha384'],
-  ['1.2.840.10045.4.3.4', 'sha512'],
-  ['1.3.101.112', null], // Ed25519
+/**
+ * Signature algorithms accepted on a CRL, by OID: the digest crypto.verify needs, and the kind of
+ * key that signs with it (Node would check an RSA signature labelled ECDSA, or anything labelled
+ * Ed25519, with whatever key it is given).
+ */
+const SIGNATURE_ALGORITHMS: ReadonlyMap<string, { digest: string | null; key: string }> = new Map([
+  ['1.2.840.113549.1.1.11', { digest: 'sha256', key: 'rsa' }], // sha256WithRSAEncryption
+  ['1.2.840.113549.1.1.12', { digest: 'sha384', key: 'rsa' }],
+  ['1.2.840.113549.1.1.13', { digest: 'sha512', key: 'rsa' }],
+  ['1.2.840.10045.4.3.2', { digest: 'sha256', key: 'ec' }], // ecdsa-with-SHA256
+  ['1.2.840.10045.4.3.3', { digest: 'sha384', key: 'ec' }],
+  ['1.2.840.10045.4.3.4', { digest: 'sha512', key: 'ec' }],
+  ['1.3.101.112', { digest: null, key: 'ed25519' }], // Ed25519
 ]);
 
 /** What a check needs of a parsed list that X509Crl keeps to itself: the signed bytes. */
@@ -87,20 +91,31 @@ export function readRevocationList(pem: string, issuer: X509Certificate): Revoca
     throw new CrlError(`cannot be read: ${(error as Error).message}`);
   }
   if (end !== der.length) throw new CrlError('cannot be read: data after the list');
-  const digest = SIGNATURE_DIGESTS.get(algorithm);
-  if (digest === undefined) {
+  const accepted = SIGNATURE_ALGORITHMS.get(algorithm);
+  if (accepted === undefined) {
     throw new CrlError(`is signed with an algorithm not accepted (${algorithm})`);
   }
   if (!algorithmsAgree) {
     throw new CrlError('cannot be read: its two signature algorithms differ');
   }
+  const keyType = issuer.publicKey.asymmetricKeyType;
+  if (keyType !== accepted.key) {
+    throw new CrlError(
+      `is signed with ${algorithm}, an algorithm for ${accepted.key} keys, and the anchor's key is ${keyType}`,
+    );
+  }
   if (signed === undefined) throw new CrlError('cannot be read: no signed part');
-  const signedBy = verify(
-    digest,
-    new Uint8Array(signed),
-    issuer.publicKey,
-    new Uint8Array(crl.signature),
-  );
+  let signedBy: boolean;
+  try {
+    signedBy = verify(
+      accepted.digest,
+      new Uint8Array(signed),
+      issuer.publicKey,
+      new Uint8Array(crl.signature),
+    );
+  } catch {
+    signedBy = false;
+  }
   if (!signedBy) throw new CrlError(`is not signed by ${issuer.subject.split('\n').join(', ')}`);
   try {
     return {
