@@ -6,8 +6,13 @@
 // node --import tsx bench/smtp.ts [--seconds 4] [--rounds 1] [--only engine|baseline|postfix[,...]]
 //   [--mode new|reuse|resume] [--clients 1,8,32] [--client-context per-connection|shared] [--ecdsa]
 //   [--generators K] [--postfix-set name=value]... [--latency [--latency-rate 100]] [--no-watch]
+//   [--warmup 3000]
 // --generators K splits the clients over K processes (one by default, which tops out near one
 // core's worth of TLS handshakes: about 420 new connections a second here).
+// --warmup N: before the rows, N messages on new connections from 8 clients to each server
+// (3,000 by default, at most a minute; 0 for none): V8 optimizes the engine's per-connection code
+// only after several hundred to a few thousand connections, and a row without that spends part of
+// its time in the interpreter (seen as V8's compiler threads busy through a whole row).
 // BENCH_PROFILE=<dir> writes the Node servers' CPU profiles there (each server names its pid, each
 // row its time window; bench/cpu-profile-top.ts sums up a profile's self time in a window).
 //
@@ -60,6 +65,18 @@ const LATENCY_MESSAGES = 1_000;
 const LATENCY_CLIENTS = 8;
 
 type RowKind = ServerKind | 'handshake';
+
+const WARMUP_MESSAGES = 3_000;
+const WARMUP_LIMIT_MS = 60_000;
+
+/** `messages` on new connections from 8 clients, in rounds of 2 s, for at most a minute. */
+async function warmUp(server: Server, messages: number): Promise<void> {
+  const deadline = performance.now() + WARMUP_LIMIT_MS;
+  for (let sent = 0; sent < messages && performance.now() < deadline;) {
+    sent += (await load(server, 'new', 8, 2)).messages;
+  }
+  await server.idle();
+}
 
 function loadAverage(): string {
   return loadavg()
@@ -147,6 +164,7 @@ async function main(): Promise<void> {
   const clientsFlag = flag(args, '--clients');
   const counts = clientsFlag !== undefined ? clientsFlag.split(',').map(Number) : [1, 8, 32];
   const watching = !args.includes('--no-watch');
+  const warmup = Number(flag(args, '--warmup') ?? WARMUP_MESSAGES);
   console.log(
     `4 KB messages, client certificate over STARTTLS, ${process.env.BENCH_KEY_TYPE ?? 'rsa-2048'} keys, ${SHARED_CONTEXTS ? 'shared' : 'per-connection'} client TLS contexts, ${seconds} s per row (Node ${process.version})`,
   );
@@ -172,6 +190,9 @@ async function main(): Promise<void> {
       const server = await startServer(kind, seconds * kinds.length * rounds);
       servers.set(kind, server);
       await load(server, 'reuse', 4, 1); // warm-up: JIT, session caches, Postfix's processes
+      // The engine's code run once per connection or message reaches V8's optimizing tier only
+      // after several hundred of them: without this, a short row measures the interpreter.
+      if (modes.some((mode) => mode !== 'reuse')) await warmUp(server, warmup);
       await server.idle();
     }
     // After the warm-up, which made the Maildirs.
