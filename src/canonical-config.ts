@@ -68,6 +68,16 @@ export function canonicalConfig(config: RuntimeConfig): CanonicalConfig {
         spec.acceptedDomains.map((d, i) => inOrg.name(`spec.acceptedDomains[${i}]`, d)),
       ),
       resolver: { ...spec.resolver, static: staticRoutes },
+      ...(spec.mtaSts === undefined
+        ? {}
+        : {
+            mtaSts: {
+              ...spec.mtaSts,
+              mx: unique(
+                spec.mtaSts.mx.map((p, i) => inOrg.pattern(`spec.mtaSts.mx[${i}]`, p, false)),
+              ),
+            },
+          }),
     },
   };
 

@@ -73,6 +73,8 @@ export interface OrganizationSpec {
    */
   resolver: { servers: string[]; validating?: boolean; static: Record<string, StaticRoute[]> };
   admin: { listen: string; tokenFile?: string };
+  /** The MTA-STS policy we publish for our accepted domains (`dns records`); absent: none. */
+  mtaSts?: { mode: 'enforce' | 'testing' | 'none'; mx: string[]; maxAge: number };
 }
 
 export interface CertificateSpec {

@@ -16,6 +16,7 @@ import { register as registerStatus } from './status.js';
 import { register as registerExplain } from './explain.js';
 import { register as registerExport } from './export.js';
 import { register as registerProbe } from './probe.js';
+import { register as registerDns } from './dns.js';
 
 // Everything that can go wrong ends here as one line: a reader gone (`domsec plan | head -1`)
 // is no failure at all, and a failure nobody caught still prints one line, not a stack.
@@ -140,6 +141,7 @@ program
   );
 
 registerProbe(program);
+registerDns(program);
 registerExplain(program);
 registerExport(program);
 

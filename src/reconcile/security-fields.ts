@@ -304,6 +304,13 @@ export const SECURITY_FIELDS: Record<Kind, KindRules> = {
       field('resolver.static', neutral('lab routes; certificates, not routes, prove a partner'), {
         whole: true,
       }),
+      field('mtaSts.mode', ordered('our published MTA-STS policy', ['enforce', 'testing', 'none'])),
+      field(
+        'mtaSts.mx',
+        widensWhenAdded('MTA-STS mx patterns', 'senders accept TLS to another host as ours'),
+        { whole: true },
+      ),
+      field('mtaSts.maxAge', neutral('how long senders keep our policy')),
       field('admin.listen', adminListen),
       field('admin.tokenFile', neutral('where the token is read from')),
     ],

@@ -1,0 +1,113 @@
+// domsec dns records: the DNS records to publish for our side, from the manifests: a TLSA record
+// (DANE-EE 3 1 1) of the Organization certificate's key at our host name, and for each accepted
+// domain the `_mta-sts` TXT record of the MTA-STS policy the Organization declares, with the
+// policy file to serve. Nothing is looked up or changed: the output is for the zone's owner.
+import type { Command } from 'commander';
+import { X509Certificate } from 'node:crypto';
+import { commandAction, EXIT } from './errors.js';
+import { fileOption, loadOrFail, manifestPaths } from './manifests.js';
+import { formatOption, processOutput, type Output } from './output.js';
+import type { RuntimeConfig } from '../model.js';
+import { daneEeKeyDigest, formatStsPolicy, stsPolicyId } from '../published-records.js';
+
+export interface DnsRecords {
+  formatVersion: 1;
+  tlsa: { name: string; usage: number; selector: number; matchingType: number; data: string }[];
+  /** Null when the Organization declares no MTA-STS policy. */
+  mtaSts: { id: string; policy: string; records: { name: string; text: string }[] } | null;
+}
+
+/** The records for a configuration; pure. */
+export function dnsRecords(config: RuntimeConfig): DnsRecords {
+  const org = config.organization.spec;
+  const certificate = config.certificates.find((c) => c.name === org.certificate);
+  const tlsa =
+    certificate === undefined
+      ? []
+      : [
+          {
+            name: `_25._tcp.${org.hostname}.`,
+            usage: 3,
+            selector: 1,
+            matchingType: 1,
+            data: daneEeKeyDigest(new X509Certificate(certificate.spec.certPem)),
+          },
+        ];
+  const declared = org.mtaSts;
+  if (declared === undefined) return { formatVersion: 1, tlsa, mtaSts: null };
+  const policy = formatStsPolicy({
+    mode: declared.mode,
+    mx: declared.mx.length > 0 ? declared.mx : [org.hostname],
+    maxAge: declared.maxAge,
+  });
+  const id = stsPolicyId(policy);
+  return {
+    formatVersion: 1,
+    tlsa,
+    mtaSts: {
+      id,
+      policy,
+      records: org.acceptedDomains.map((domain) => ({
+        name: `_mta-sts.${domain}.`,
+        text: `v=STSv1; id=${id}`,
+      })),
+    },
+  };
+}
+
+export function renderDnsRecords(records: DnsRecords, acceptedDomains: readonly string[]): string {
+  const lines: string[] = [];
+  for (const r of records.tlsa) {
+    lines.push(
+      '; DANE (RFC 7672): our certificate key, in a DNSSEC-signed zone. Before changing the key,',
+      '; publish the next key record beside this one and wait a TTL.',
+      `${r.name} IN TLSA ${r.usage} ${r.selector} ${r.matchingType} ${r.data}`,
+    );
+  }
+  if (records.mtaSts === null) {
+    lines.push('; MTA-STS: the Organization declares no policy (spec.mtaSts)');
+  } else {
+    lines.push('; MTA-STS (RFC 8461): one TXT record per accepted domain');
+    for (const r of records.mtaSts.records) lines.push(`${r.name} IN TXT "${r.text}"`);
+    lines.push(
+      `; serve this file, as text/plain over HTTPS with a publicly trusted certificate, at`,
+      ...acceptedDomains.map((d) => `;   https://mta-sts.${d}/.well-known/mta-sts.txt`),
+      ...records.mtaSts.policy
+        .split('\r\n')
+        .filter((line) => line !== '')
+        .map((line) => `;   ${line}`),
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export async function dnsRecordsCommand(
+  options: { file: string[]; output: 'text' | 'json' },
+  out: Output,
+): Promise<number> {
+  const { config } = await loadOrFail(options.file, out);
+  const records = dnsRecords(config);
+  out.stdout(
+    options.output === 'json'
+      ? `${JSON.stringify(records, null, 2)}\n`
+      : renderDnsRecords(records, config.organization.spec.acceptedDomains),
+  );
+  return EXIT.ok;
+}
+
+export function register(program: Command): void {
+  const dns = program.command('dns').description('DNS records to publish for our side');
+  dns
+    .command('records')
+    .description('print our TLSA record and MTA-STS TXT records (and the policy file to serve)')
+    .addOption(fileOption())
+    .addOption(formatOption())
+    .action(
+      commandAction((o: { file?: string[]; output: 'text' | 'json' }) =>
+        dnsRecordsCommand(
+          { ...o, file: manifestPaths(o.file, { output: o.output, out: processOutput() }) },
+          processOutput(),
+        ),
+      ),
+    );
+}
