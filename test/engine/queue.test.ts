@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { memoryLog } from '../../src/engine/log.js';
 import type { IncomingMessage } from '../../src/engine/message-sink.js';
 import { MessageQueue, type SettlePolicy } from '../../src/engine/queue/queue.js';
-import { newMessageId } from '../../src/engine/queue/store.js';
+import { MessageIds } from '../../src/engine/queue/record.js';
 import { runUntilKilled } from '../support/killed-script.js';
 import { tempDir } from '../support/tmp.js';
 import { reply } from '../support/replies.js';
@@ -90,10 +90,11 @@ describe('MessageQueue', () => {
 
   it('gives message ids that sort by arrival, within one millisecond and when the clock steps back', () => {
     const at = Date.now() + 60_000;
+    const generator = new MessageIds();
     const ids = [
-      ...Array.from({ length: 500 }, () => newMessageId(at)),
-      newMessageId(at - 5_000), // the clock stepped back
-      newMessageId(at + 1),
+      ...Array.from({ length: 500 }, () => generator.next(at)),
+      generator.next(at - 5_000), // the clock stepped back
+      generator.next(at + 1),
     ];
     assert.deepEqual([...ids].sort(), ids);
     assert.equal(new Set(ids).size, ids.length);

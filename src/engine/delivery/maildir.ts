@@ -16,7 +16,7 @@ import {
 import { failAll, type DeliveryOutcome, type RecipientFailure } from '../queue/outcome.js';
 import { REPLIES } from '../replies.js';
 import { withDetail } from '../../smtp-reply.js';
-import { syncDirectory } from '../queue/store.js';
+import { DirectorySyncs } from '../queue/directory-syncs.js';
 import { parseAddress } from '../../domain-name.js';
 
 let deliveries = 0;
@@ -63,7 +63,11 @@ export function mailboxName(localPart: string): string {
 }
 
 export class Maildir {
-  constructor(readonly root: string) {}
+  constructor(
+    readonly root: string,
+    /** Shared by the deliveries of one local delivery, so that their fsyncs of new/ group. */
+    private readonly syncs = new DirectorySyncs(),
+  ) {}
 
   /** The Maildir of one address; created on first delivery (a catch-all store for now). */
   pathFor(address: string): string {
@@ -107,7 +111,7 @@ export class Maildir {
       await rm(temporary, { force: true });
       throw error;
     }
-    await syncDirectory(join(mailbox, 'new'));
+    await this.syncs.sync(join(mailbox, 'new'));
     return target;
   }
 }
@@ -183,12 +187,13 @@ export function maildirRoot(configured: string, stateDir: string): string {
 
 /** Local delivery as the dispatcher calls it: each recipient's copy, failures kept per recipient. */
 export function createLocalDelivery(options: LocalDeliveryOptions): DeliverLocal {
+  const syncs = new DirectorySyncs();
   return async (message, generation): Promise<DeliveryOutcome> => {
     const configured = generation.config.organization.spec.delivery.maildir;
     if (configured === undefined) {
       return failAll(message, withDetail(REPLIES.localError, 'no Maildir configured'), false);
     }
-    const maildir = new Maildir(maildirRoot(configured, options.stateDir));
+    const maildir = new Maildir(maildirRoot(configured, options.stateDir), syncs);
     const body = await messageContent(message);
     const delivered: string[] = [];
     const failures: RecipientFailure[] = [];

@@ -2,7 +2,7 @@
 // the dispatcher holds it), and what the queue shows of its entries: per-domain summaries, messages.
 import type { QueuedMessageSummary, QueueStatus, QueueSummary } from '../../model.js';
 import type { JournalLocation } from './journal.js';
-import type { ControlRecord } from './store.js';
+import type { ControlRecord } from './record.js';
 import type { DomainName } from '../../domain-name.js';
 
 export interface Entry {

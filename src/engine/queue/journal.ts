@@ -4,7 +4,9 @@ import { crc32 } from 'node:zlib';
 import { mkdir, open, readdir, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EngineLog } from '../log.js';
-import { checkControlRecord, syncDirectory, unwritten, type ControlRecord } from './store.js';
+import { checkControlRecord, type ControlRecord } from './record.js';
+import type { DirectorySyncs } from './directory-syncs.js';
+import { unwritten } from './store.js';
 
 const MAGIC = Buffer.from('DQJ1', 'latin1');
 const HEADER_BYTES = 16;
@@ -119,6 +121,8 @@ export class Journal {
     private nextNumber: number,
     /** How long what is live in a rotated-out segment may stay before onRotate hears of it. */
     private readonly rotatedGraceMs: number,
+    /** The queue's group commit of directory fsyncs (its file store's). */
+    private readonly syncs: DirectorySyncs,
   ) {}
 
   /**
@@ -130,6 +134,7 @@ export class Journal {
   static async replay(
     directory: string,
     log: EngineLog,
+    syncs: DirectorySyncs,
     rotatedGraceMs = ROTATED_GRACE_MS,
   ): Promise<{ journal: Journal; replayed: ReplayResult }> {
     await mkdir(directory, { recursive: true, mode: 0o700 });
@@ -197,7 +202,7 @@ export class Journal {
       const records = entry.records.filter((record) => !done.has(record.id));
       if (records.length > 0) live.push({ ...entry, records });
     }
-    const journal = new Journal(directory, log, (numbers.at(-1) ?? 0) + 1, rotatedGraceMs);
+    const journal = new Journal(directory, log, (numbers.at(-1) ?? 0) + 1, rotatedGraceMs, syncs);
     return { journal, replayed: { live, segments: numbers, damaged } };
   }
 
@@ -229,14 +234,14 @@ export class Journal {
           if (error.code !== 'ENOENT') throw error;
         },
       );
-    if (numbers.length > 0) await syncDirectory(this.directory);
+    if (numbers.length > 0) await this.syncs.sync(this.directory);
   }
 
   /** Moves a damaged segment aside (recovery found records after a bad one). */
   async quarantine(number: number, corruptDir: string): Promise<void> {
     const name = segmentName(number);
     await rename(join(this.directory, name), join(corruptDir, `journal-${name}.${Date.now()}`));
-    await syncDirectory(corruptDir);
+    await this.syncs.sync(corruptDir);
   }
 
   /** Appends an accepted message; resolves once it is durable, with where its body is. */
@@ -391,7 +396,7 @@ export class Journal {
     this.nextNumber += 1;
     const handle = await open(join(this.directory, segmentName(number)), 'wx+', 0o600);
     try {
-      await syncDirectory(this.directory);
+      await this.syncs.sync(this.directory);
     } catch (error) {
       await handle.close();
       await unlink(join(this.directory, segmentName(number))).catch(() => undefined);

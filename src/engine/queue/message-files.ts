@@ -6,7 +6,8 @@ import type { EngineLog } from '../log.js';
 import type { Entry } from './entry.js';
 import { Journal, type JournalLocation } from './journal.js';
 import type { MessageContent } from './message-body.js';
-import { QueueStore, type BodyFile, type ControlRecord } from './store.js';
+import type { ControlRecord } from './record.js';
+import { QueueStore, type BodyFile } from './store.js';
 
 const REPLAY_BATCH = 64;
 
@@ -171,6 +172,7 @@ async function replayJournal(
   const { journal, replayed } = await Journal.replay(
     join(store.directory, 'journal'),
     log,
+    store.syncs,
     rotatedGraceMs,
   );
   // REPLAY_BATCH at a time: their fsyncs of data/ and control/ are shared (measured: 5,000

@@ -26,8 +26,6 @@ import type {
   MessageSink,
   SpooledMessage,
 } from '../message-sink.js';
-import { REPLIES } from '../replies.js';
-import { smtpReplyText, storedReply, withDetail, type SmtpReply } from '../../smtp-reply.js';
 import { buildNonDeliveryReport, headerSection, type BouncedRecipient } from './dsn.js';
 import type { DeliveryOutcome, OutboundMessage } from './outcome.js';
 import { listMessages, summarize, type Entry, type NextHopSummary } from './entry.js';
@@ -35,28 +33,15 @@ import { groupByDomain } from './recipients.js';
 import { MessageFiles, type MessageFilesOptions } from './message-files.js';
 import { contentHead } from './message-body.js';
 import type { JournalLocation } from './journal.js';
-import { BodyFile, newMessageId, type ControlRecord } from './store.js';
+import { BodyFile } from './store.js';
+import { entryId, MessageIds, type ControlRecord } from './record.js';
+import { expiredWhileSuspended, settle, suspendedOutcome, type SettlePolicy } from './settle.js';
 import { nextHopDomainOf, SuspendedDomains } from './suspended.js';
 import type { DomainName } from '../../domain-name.js';
 
-/** What settling an attempt needs from the running configuration (a Generation has all three). */
-export interface SettlePolicy {
-  hostname: string;
-  retrySchedule: readonly number[]; // ms
-  expireAfter: number; // ms
-  /**
-   * A delay notice after this long in the queue (ms): the Organization's queue.delayNotice, which a
-   * Generation carries; 4 hours (the Organization's default) for a caller that gives none.
-   */
-  delayNoticeAfter?: number;
-}
+export type { SettlePolicy } from './settle.js';
 
 export type QueueOptions = MessageFilesOptions;
-
-export const DELAY_NOTICE_AFTER_MS = 4 * 3_600_000;
-
-/** Used when a configuration gives no schedule at all: better slow than a tight loop. */
-const FALLBACK_RETRY_MS = 5 * 60_000;
 
 /** At most this much of accepted bodies stays in memory waiting for its first attempt. */
 const BODY_CACHE_BYTES = 32 * 1024 * 1024;
@@ -69,6 +54,7 @@ export class MessageQueue implements MessageSink {
   private readonly byMessage = new Map<string, Set<Entry>>();
   private readonly listeners = new Set<() => void>();
   private readonly pending = new Set<Promise<unknown>>();
+  private readonly ids = new MessageIds();
   private cachedBytes = 0;
   private closed = false;
 
@@ -115,7 +101,7 @@ export class MessageQueue implements MessageSink {
 
   private openBody(): Promise<BodyFile> {
     if (this.closed) return Promise.reject(new Error('the queue is closed'));
-    return this.files.openBody(newMessageId(this.clock()));
+    return this.files.openBody(this.ids.next(this.clock()));
   }
 
   private async writeSpooled(message: SpooledMessage): Promise<string[]> {
@@ -138,7 +124,7 @@ export class MessageQueue implements MessageSink {
   private async write(message: IncomingMessage): Promise<string[]> {
     if (this.closed) throw new Error('the queue is closed');
     const now = this.clock();
-    const id = newMessageId(now);
+    const id = this.ids.next(now);
     const records = this.recordsFor(id, message, message.body.length, now);
     const location = await this.files.accept(id, records, message.body);
     // Kept in memory for the first attempt (bounded), so delivery does not read the file back.
@@ -157,7 +143,7 @@ export class MessageQueue implements MessageSink {
     if (groups.size === 0) throw new RangeError('a message needs at least one recipient');
     return [...groups].map(([domain, recipients], index): ControlRecord => ({
       version: 1,
-      id: `${id}.${index + 1}`,
+      id: entryId(id, index + 1),
       message: id,
       nextHopDomain: domain,
       from: message.from,
@@ -351,29 +337,12 @@ export class MessageQueue implements MessageSink {
       (e) =>
         !e.active &&
         this.suspended.has(e.record.nextHopDomain) &&
-        Date.parse(e.record.receivedAt) + policy.expireAfter <= now,
+        expiredWhileSuspended(e.record, policy, now),
     );
     await Promise.all(
       expired.map((entry) => {
         entry.active = true;
-        // The last error is stored as text (what earlier versions wrote too): read back here.
-        const { lastError, nextHopDomain } = entry.record;
-        const reply =
-          lastError === null
-            ? withDetail(REPLIES.localError, `the queue for ${nextHopDomain} is suspended`)
-            : storedReply(lastError, REPLIES.localError);
-        return this.settle(
-          entry.record.id,
-          {
-            delivered: [],
-            failures: entry.record.recipients.map((recipient) => ({
-              recipient,
-              reply,
-              permanent: false,
-            })),
-          },
-          policy,
-        );
+        return this.settle(entry.record.id, suspendedOutcome(entry.record), policy);
       }),
     );
     return expired.length;
@@ -413,88 +382,41 @@ export class MessageQueue implements MessageSink {
     entry.body = undefined;
   }
 
+  /** Applies the settlement (settle.ts) of an attempt: reports first, then the entry's files. */
   private async apply(entry: Entry, outcome: DeliveryOutcome, policy: SettlePolicy): Promise<void> {
     const { record } = entry;
     const now = this.clock();
-    const delivered = new Set(outcome.delivered);
-    const failures = new Map(outcome.failures.map((f) => [f.recipient, f]));
-    const bounced: BouncedRecipient[] = [];
-    const remaining: string[] = [];
-    let lastReply: SmtpReply | undefined;
-    for (const recipient of record.recipients) {
-      if (delivered.has(recipient)) continue;
-      const failure = failures.get(recipient);
-      if (failure?.permanent === true) {
-        bounced.push({ recipient, reply: failure.reply });
-        continue;
-      }
-      lastReply ??=
-        failure?.reply ?? withDetail(REPLIES.localError, 'no result for this recipient');
-      remaining.push(recipient);
-    }
-    lastReply ??= bounced[0]?.reply;
-    // The record keeps the last error as text: what `queue` shows, and earlier versions read.
-    const lastError = lastReply === undefined ? null : smtpReplyText(lastReply);
-
-    const expiresAt = Date.parse(record.receivedAt) + policy.expireAfter;
-    if (remaining.length > 0 && now >= expiresAt) {
-      const expired = REPLIES.messageExpired;
-      for (const recipient of remaining.splice(0)) {
-        bounced.push({
-          recipient,
-          reply: { ...expired, text: `${expired.text}. Last error: ${lastError ?? 'none'}` },
-        });
-      }
-    }
+    const decision = settle(record, outcome, policy, now);
     // The report is durable before the entry changes: a crash in between repeats, never loses it.
-    if (bounced.length > 0) await this.bounce(entry, bounced, policy, now);
+    if (decision.bounced.length > 0) await this.bounce(entry, decision.bounced, policy, now);
 
-    if (outcome.delivered.length > 0) {
+    if (decision.delivered.length > 0) {
       this.log.log('info', 'queue.delivered', {
         id: record.id,
-        recipients: [...delivered],
+        recipients: decision.delivered,
         nextHopDomain: record.nextHopDomain,
       });
     }
-    if (remaining.length === 0) {
+    const { next } = decision;
+    if (next.state === 'done') {
       await this.files.finish(entry, () => this.remove(entry));
       this.log.log('info', 'queue.done', { id: record.id });
       return;
     }
-    const schedule = policy.retrySchedule;
-    const delay = schedule[Math.min(record.attempts, schedule.length - 1)] ?? FALLBACK_RETRY_MS;
-    const dueAt = Math.min(now + delay, expiresAt);
-    let delayNotifiedAt = record.delayNotifiedAt ?? null;
-    const noticeAt =
-      Date.parse(record.receivedAt) + (policy.delayNoticeAfter ?? DELAY_NOTICE_AFTER_MS);
-    if (delayNotifiedAt === null && now >= noticeAt) {
-      // Like the report, the notice is durable before the record says it went: a crash repeats it.
-      const delayed = remaining.map((recipient) => ({
-        recipient,
-        reply: lastReply ?? REPLIES.localError,
-      }));
-      await this.bounce(entry, delayed, policy, now, new Date(expiresAt));
-      delayNotifiedAt = new Date(now).toISOString();
-    }
-    const updated: ControlRecord = {
-      ...record,
-      delayNotifiedAt,
-      recipients: remaining,
-      attempts: record.attempts + 1,
-      lastError,
-      lastAttemptAt: new Date(now).toISOString(),
-      nextAttemptAt: new Date(dueAt).toISOString(),
-    };
+    // Like the report, the notice is durable before the record says it went: a crash repeats it.
+    const { notice } = decision;
+    if (notice !== undefined)
+      await this.bounce(entry, notice.recipients, policy, now, notice.willRetryUntil);
     // A record that changes lives in the file store: the message moves there first.
-    await this.files.update(entry, updated, () => this.entriesOf(record.message));
-    entry.record = updated;
-    entry.dueAt = dueAt;
+    await this.files.update(entry, next.record, () => this.entriesOf(record.message));
+    entry.record = next.record;
+    entry.dueAt = next.dueAt;
     this.log.log('warn', 'queue.deferred', {
       id: record.id,
       nextHopDomain: record.nextHopDomain,
-      attempts: updated.attempts,
-      lastError,
-      nextAttemptAt: updated.nextAttemptAt,
+      attempts: next.record.attempts,
+      lastError: decision.lastError,
+      nextAttemptAt: next.record.nextAttemptAt,
     });
   }
 

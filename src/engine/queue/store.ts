@@ -2,7 +2,6 @@
 // written durably (body and staged records fsync'ed, then the records renamed, control/ fsync'ed),
 // and the recovery scan at open that drops crash leftovers and quarantines torn files (queue.ts).
 // A large body is written into data/ as it arrives (BodyFile) and committed the same way.
-import { randomBytes } from 'node:crypto';
 import {
   mkdir,
   open,
@@ -15,50 +14,11 @@ import {
 } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EngineLog } from '../log.js';
-import type { DomainSecuredBy, SpooledBody } from '../message-sink.js';
-import { domainName, type DomainName } from '../../domain-name.js';
-
-/** One queue entry: a message's envelope for one next-hop domain. The file is the commit point. */
-export interface ControlRecord {
-  version: 1;
-  id: string; // "<message>.<n>", also the file name
-  message: string; // the body is data/<message>.eml
-  nextHopDomain: DomainName;
-  from: string; // "" for the null sender
-  recipients: string[]; // still to deliver
-  size: number;
-  receivedAt: string; // ISO
-  connector: string;
-  remoteAddress: string;
-  domainSecured: DomainSecuredBy | null;
-  attempts: number;
-  lastError: string | null;
-  lastAttemptAt: string | null;
-  nextAttemptAt: string; // ISO
-  /** When the delay notice went to the sender; absent or null: not yet. */
-  delayNotifiedAt?: string | null;
-}
+import type { SpooledBody } from '../message-sink.js';
+import { parseControlRecord, type ControlRecord } from './record.js';
+import { DirectorySyncs } from './directory-syncs.js';
 
 const TEMPORARY = '.tmp';
-const ENTRY_ID = /^[0-9A-Z]+\.\d+$/;
-
-let lastIdTime = 0;
-let idSequence = 0;
-
-/**
- * Postfix-like long queue ids: time, then a sequence within the millisecond (so ids sort by arrival
- * even when several arrive in one, or the clock steps back), then randomness.
- */
-export function newMessageId(now: number): string {
-  if (now > lastIdTime) {
-    lastIdTime = now;
-    idSequence = 0;
-  } else {
-    idSequence += 1;
-  }
-  const sequence = idSequence.toString(36).padStart(3, '0');
-  return `${lastIdTime.toString(36)}${sequence}${randomBytes(5).toString('hex')}`.toUpperCase();
-}
 
 /**
  * A body written into data/<message>.eml as it arrives. It is no part of the queue until commit()
@@ -138,7 +98,11 @@ export class QueueStore {
   readonly controlDir: string;
   readonly corruptDir: string;
 
-  constructor(readonly directory: string) {
+  constructor(
+    readonly directory: string,
+    /** The queue's group commit of directory fsyncs, shared with its journal. */
+    readonly syncs = new DirectorySyncs(),
+  ) {
     this.dataDir = join(directory, 'data');
     this.controlDir = join(directory, 'control');
     this.corruptDir = join(directory, 'corrupt');
@@ -148,7 +112,7 @@ export class QueueStore {
     for (const dir of [this.dataDir, this.controlDir, this.corruptDir]) {
       await mkdir(dir, { recursive: true, mode: 0o700 });
     }
-    await syncDirectory(this.directory);
+    await this.syncs.sync(this.directory);
   }
 
   bodyPath(message: string): string {
@@ -167,7 +131,7 @@ export class QueueStore {
       // The directory entry exists once open() returns: its fsync need not wait for the data's.
       await Promise.all([
         handle.writeFile(body).then(() => handle.sync()),
-        syncDirectory(this.dataDir),
+        this.syncs.sync(this.dataDir),
       ]);
       written = true;
     } finally {
@@ -183,7 +147,7 @@ export class QueueStore {
 
   /** A BodyFile made durable: its data and its directory entry (fsync'ed at the same time). */
   private async finishBody(body: BodyFile): Promise<void> {
-    await Promise.all([body.finish(), syncDirectory(this.dataDir)]);
+    await Promise.all([body.finish(), this.syncs.sync(this.dataDir)]);
   }
 
   /**
@@ -235,7 +199,8 @@ export class QueueStore {
       removed = (await removeFile(this.temporaryPath(id))) || removed;
     }
     removed = (await removeFile(this.bodyPath(message))) || removed;
-    if (removed) await Promise.all([syncDirectory(this.controlDir), syncDirectory(this.dataDir)]);
+    if (removed)
+      await Promise.all([this.syncs.sync(this.controlDir), this.syncs.sync(this.dataDir)]);
   }
 
   readBody(message: string): Promise<Buffer> {
@@ -276,13 +241,13 @@ export class QueueStore {
     await Promise.all(
       records.map((record) => rename(this.temporaryPath(record.id), this.controlPath(record.id))),
     );
-    await syncDirectory(this.controlDir);
+    await this.syncs.sync(this.controlDir);
   }
 
   /** Durable before the body goes: a crash in between leaves an orphan body, never a record without one. */
   async removeControl(id: string): Promise<void> {
     await removeFile(this.controlPath(id));
-    await syncDirectory(this.controlDir);
+    await this.syncs.sync(this.controlDir);
   }
 
   /**
@@ -343,86 +308,18 @@ export class QueueStore {
       await this.removeBody(message);
       log.log('info', 'queue.orphan_removed', { message });
     }
-    await syncDirectory(this.controlDir);
-    await syncDirectory(this.dataDir);
-    if (torn.size > 0) await syncDirectory(this.corruptDir);
+    await this.syncs.sync(this.controlDir);
+    await this.syncs.sync(this.dataDir);
+    if (torn.size > 0) await this.syncs.sync(this.corruptDir);
     return kept;
   }
 
   private async quarantine(name: string, reason: string, log: EngineLog): Promise<void> {
     const target = join(this.corruptDir, `${name}.${Date.now()}`);
     await rename(join(this.controlDir, name), target);
-    await syncDirectory(this.corruptDir);
+    await this.syncs.sync(this.corruptDir);
     log.log('error', 'queue.corrupt_control', { file: name, reason, movedTo: target });
   }
-}
-
-/** Checks the shape field by field: a record we cannot trust is quarantined, not guessed at. */
-export function parseControlRecord(text: string, expectedId: string): ControlRecord | string {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    return `not JSON: ${(error as Error).message}`;
-  }
-  return checkControlRecord(value, expectedId);
-}
-
-/** The same checks on a value already parsed (the journal's records). */
-export function checkControlRecord(value: unknown, expectedId: string): ControlRecord | string {
-  if (typeof value !== 'object' || value === null) return 'not an object';
-  const record = value as Record<string, unknown>;
-  const strings = [
-    'id',
-    'message',
-    'nextHopDomain',
-    'from',
-    'receivedAt',
-    'connector',
-    'remoteAddress',
-    'nextAttemptAt',
-  ];
-  for (const field of strings) {
-    if (typeof record[field] !== 'string') return `${field} is not a string`;
-  }
-  if (record.version !== 1) return `unknown version ${String(record.version)}`;
-  // Records of engines that keyed queues on a lower-cased spelling come back canonical.
-  const domain = domainName(record.nextHopDomain as string);
-  if (domain === undefined) return 'nextHopDomain is not a domain name';
-  record.nextHopDomain = domain;
-  if (record.id !== expectedId || !ENTRY_ID.test(expectedId))
-    return 'id does not match the file name';
-  if (!(record.id as string).startsWith(`${record.message as string}.`))
-    return 'id does not name its message';
-  const recipients = record.recipients;
-  if (
-    !Array.isArray(recipients) ||
-    recipients.length === 0 ||
-    !recipients.every((r) => typeof r === 'string')
-  ) {
-    return 'recipients is not a non-empty list of addresses';
-  }
-  if (!Number.isSafeInteger(record.attempts) || (record.attempts as number) < 0)
-    return 'attempts is not a count';
-  if (!Number.isSafeInteger(record.size) || (record.size as number) < 0)
-    return 'size is not a byte count';
-  for (const field of ['receivedAt', 'nextAttemptAt']) {
-    if (Number.isNaN(Date.parse(record[field] as string))) return `${field} is not a time`;
-  }
-  for (const field of ['lastError', 'lastAttemptAt', 'delayNotifiedAt']) {
-    if (field === 'delayNotifiedAt' && record[field] === undefined) continue; // older records
-    if (record[field] !== null && typeof record[field] !== 'string')
-      return `${field} is not a string or null`;
-  }
-  const secured = record.domainSecured;
-  if (
-    secured !== null &&
-    (typeof secured !== 'object' ||
-      typeof (secured as Record<string, unknown>).partner !== 'string')
-  ) {
-    return 'domainSecured is malformed';
-  }
-  return record as unknown as ControlRecord;
 }
 
 /** unlink, where a file already gone is no error (rm's force costs an lstat per call). */
@@ -433,50 +330,5 @@ async function removeFile(path: string): Promise<boolean> {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     return false;
-  }
-}
-
-/**
- * fsync on a directory makes renames and unlinks in it durable (POSIX; Windows cannot open one).
- * Group commit of directory fsyncs: callers that arrive while a sync of the same directory runs
- * share the next one, which starts after it (the running one may predate their change). Under
- * load one fsync then covers many messages; none is acknowledged before its own entry is durable.
- */
-const directorySyncs = new Map<string, { running: Promise<void>; next?: Promise<void> }>();
-
-export function syncDirectory(path: string): Promise<void> {
-  if (process.platform === 'win32') return Promise.resolve();
-  const current = directorySyncs.get(path);
-  if (current === undefined) {
-    const running = fsyncDirectory(path).finally(() => advance(path, running));
-    directorySyncs.set(path, { running });
-    return running;
-  }
-  current.next ??= current.running.catch(() => undefined).then(() => fsyncDirectory(path));
-  return current.next;
-}
-
-/** The running sync is done: the queued one (if any) becomes the running one. */
-function advance(path: string, finished: Promise<void>): void {
-  const current = directorySyncs.get(path);
-  if (current === undefined || current.running !== finished) return;
-  if (current.next === undefined) {
-    directorySyncs.delete(path);
-    return;
-  }
-  const running = current.next;
-  directorySyncs.set(path, { running });
-  running.then(
-    () => advance(path, running),
-    () => advance(path, running),
-  );
-}
-
-async function fsyncDirectory(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
