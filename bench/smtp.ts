@@ -9,7 +9,7 @@
 //   [--warmup 3000]
 // --generators K splits the clients over K processes (one by default, which tops out near one
 // core's worth of TLS handshakes: about 420 new connections a second here).
-// --warmup N: before the rows, N messages on new connections from 8 clients to each server
+// --warmup N: before the rows, N messages on new connections from 8 clients to each Node server
 // (3,000 by default, at most a minute; 0 for none): V8 optimizes the engine's per-connection code
 // only after several hundred to a few thousand connections, and a row without that spends part of
 // its time in the interpreter (seen as V8's compiler threads busy through a whole row).
@@ -192,7 +192,9 @@ async function main(): Promise<void> {
       await load(server, 'reuse', 4, 1); // warm-up: JIT, session caches, Postfix's processes
       // The engine's code run once per connection or message reaches V8's optimizing tier only
       // after several hundred of them: without this, a short row measures the interpreter.
-      if (modes.some((mode) => mode !== 'reuse')) await warmUp(server, warmup);
+      // Postfix, compiled ahead, needs no more than the above.
+      if (kind !== 'postfix' && modes.some((mode) => mode !== 'reuse'))
+        await warmUp(server, warmup);
       await server.idle();
     }
     // After the warm-up, which made the Maildirs.
