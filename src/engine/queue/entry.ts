@@ -1,7 +1,9 @@
 // A queue entry as the queue holds it in memory (its control record, when it is next due, whether
-// the dispatcher holds it), and what the queue shows of its entries: per-domain summaries, messages.
+// the dispatcher holds it, the body of a first attempt), and what the queue shows of its entries:
+// per-domain summaries, messages. One owner changes an Entry: MessageQueue (queue.ts), settling
+// with settle.ts's decisions. The files (message-files.ts) only read one, as a StoredEntry; where a
+// message's bytes are (journal or file store) is theirs, not the entry's.
 import type { QueuedMessageSummary, QueueStatus, QueueSummary } from '../../model.js';
-import type { JournalLocation } from './journal.js';
 import type { ControlRecord } from './record.js';
 import type { DomainName } from '../../domain-name.js';
 
@@ -11,9 +13,10 @@ export interface Entry {
   active: boolean;
   /** The body as accepted, until the first attempt is settled; undefined: read it from disk. */
   body?: Buffer;
-  /** Where the body is while the message is in the journal; undefined: in the file store. */
-  journal?: JournalLocation;
 }
+
+/** What the files see of an entry: read-only. */
+export type StoredEntry = Readonly<Pick<Entry, 'record' | 'body'>>;
 
 /** A queue's summary as the engine keys it: by canonical next-hop domain. */
 export type NextHopSummary = QueueSummary & { nextHopDomain: DomainName };

@@ -3,7 +3,7 @@
 // the start (its body written there as it arrived); the move between them, and the replay at open.
 import { join } from 'node:path';
 import type { EngineLog } from '../log.js';
-import type { Entry } from './entry.js';
+import type { StoredEntry } from './entry.js';
 import { Journal, type JournalLocation } from './journal.js';
 import type { MessageContent } from './message-body.js';
 import type { ControlRecord } from './record.js';
@@ -19,6 +19,8 @@ export interface MessageFilesOptions {
 export class MessageFiles {
   /** Messages being moved from the journal to the file store. */
   private readonly moving = new Map<string, Promise<void>>();
+  /** Message id -> where its body is in the journal. A message not here is in the file store. */
+  private readonly inJournal = new Map<string, JournalLocation>();
 
   private constructor(
     private readonly store: QueueStore,
@@ -50,13 +52,20 @@ export class MessageFiles {
     return this.journal.rotatedOut(segment);
   }
 
+  /** The journal segment that holds a message; undefined: it is in the file store. */
+  journalSegment(message: string): number | undefined {
+    return this.inJournal.get(message)?.segment;
+  }
+
   /** Makes a new message durable (the commit before 250); resolves with where its body is. */
-  accept(
+  async accept(
     message: string,
     records: readonly ControlRecord[],
     body: Buffer,
   ): Promise<JournalLocation> {
-    return this.journal.accept(message, records, body);
+    const location = await this.journal.accept(message, records, body);
+    this.inJournal.set(message, location);
+    return location;
   }
 
   /** A body for a large new message, written into the file store as it arrives. */
@@ -73,15 +82,17 @@ export class MessageFiles {
   }
 
   /** The whole body in memory. */
-  body(entry: Entry): Promise<Buffer> {
+  body(entry: StoredEntry): Promise<Buffer> {
     if (entry.body !== undefined) return Promise.resolve(entry.body);
-    if (entry.journal !== undefined) return this.journal.read(entry.journal);
+    const location = this.inJournal.get(entry.record.message);
+    if (location !== undefined) return this.journal.read(location);
     return this.store.readBody(entry.record.message);
   }
 
   /** The body where it is: a stored one is read in chunks by whoever delivers it. */
-  content(entry: Entry): Promise<MessageContent> {
-    if (entry.body !== undefined || entry.journal !== undefined) return this.body(entry);
+  content(entry: StoredEntry): Promise<MessageContent> {
+    if (entry.body !== undefined || this.inJournal.has(entry.record.message))
+      return this.body(entry);
     return Promise.resolve({
       path: this.store.bodyPath(entry.record.message),
       size: entry.record.size,
@@ -93,12 +104,13 @@ export class MessageFiles {
    * was the last to name its body. A move of the message may be running: this waits for it, so
    * that the files the move writes are removed too.
    */
-  async finish(entry: Entry, forget: () => boolean): Promise<void> {
-    await this.settled(entry.record.message);
-    if (entry.journal !== undefined) {
-      this.journal.done(entry.record.id, entry.journal.segment);
-      entry.journal = undefined;
-      forget();
+  async finish(entry: StoredEntry, forget: () => boolean): Promise<void> {
+    const { message } = entry.record;
+    await this.settled(message);
+    const location = this.inJournal.get(message);
+    if (location !== undefined) {
+      this.journal.done(entry.record.id, location.segment);
+      if (forget()) this.inJournal.delete(message);
       return;
     }
     await this.store.removeControl(entry.record.id);
@@ -107,25 +119,30 @@ export class MessageFiles {
 
   /**
    * Replaces an entry's record (an attempt deferred it): the message moves to the file store
-   * first if it is still in the journal, with the message's other entries in the journal (held).
+   * first if it is still in the journal, with the message's other entries (held: all it has).
    */
-  async update(entry: Entry, updated: ControlRecord, held: () => Entry[]): Promise<void> {
+  async update(
+    entry: StoredEntry,
+    updated: ControlRecord,
+    held: () => StoredEntry[],
+  ): Promise<void> {
     await this.settled(entry.record.message);
-    if (entry.journal !== undefined) await this.move(entry.record.message, held());
+    if (this.inJournal.has(entry.record.message)) await this.move(entry.record.message, held());
     await this.store.writeControl(updated);
   }
 
   /**
-   * Moves a message's entries still in the journal to the file store: body and control records
-   * committed there, then the journal's M record synced. Only then may its files change.
+   * Moves a message still in the journal, with its entries (all it has still queued), to the file
+   * store: body and control records committed there, then the journal's M record synced. Only then
+   * may its files change.
    */
-  move(message: string, entries: readonly Entry[]): Promise<void> {
+  move(message: string, held: readonly StoredEntry[]): Promise<void> {
     const running = this.moving.get(message);
     if (running !== undefined) return running;
-    const held = entries.filter((entry) => entry.journal !== undefined);
+    const location = this.inJournal.get(message);
     const first = held[0];
-    if (first?.journal === undefined) return Promise.resolve();
-    const segment = first.journal.segment;
+    if (location === undefined || first === undefined) return Promise.resolve();
+    const { segment } = location;
     const ids = held.map((entry) => entry.record.id);
     const work = (async () => {
       const body = await this.body(first);
@@ -140,7 +157,7 @@ export class MessageFiles {
         await this.store.discard(message, ids);
         throw error;
       }
-      for (const entry of held) entry.journal = undefined;
+      this.inJournal.delete(message);
     })().finally(() => this.moving.delete(message));
     this.moving.set(message, work);
     return work;

@@ -11,12 +11,13 @@
 // (temporary name, fsync, rename, directory fsync) and deleted when nothing is left, the body going
 // with the last record that names it. Opening the queue replays the journal into the file store and
 // recovers that (store.ts). An entry is ready when its next attempt is due, active while the
-// dispatcher holds it, retry otherwise. A permanent (5xx) failure, or one still temporary after
-// expireAfter, ends the recipient with a non-delivery report to the sender, queued here like any
-// message. So a crash can repeat a delivery but never lose an acknowledged message. An operator may
-// suspend a next-hop domain (Exchange's Suspend-Queue): its entries stay queued, are never handed
-// out, and still expire; the suspended set is operational state kept in suspended.json, not in any
-// manifest.
+// dispatcher holds it, retry otherwise. What an attempt did is decided by settle.ts (pure) and
+// applied here: a permanent (5xx) failure, or one still temporary after expireAfter, ends the
+// recipient with a non-delivery report to the sender, queued here like any message. So a crash can
+// repeat a delivery but never lose an acknowledged message. An operator may suspend a next-hop
+// domain (Exchange's Suspend-Queue): its entries stay queued, are never handed out, and still
+// expire; the suspended set is operational state kept in suspended.json, not in any manifest.
+// MessageQueue is the one owner of its entries (entry.ts): the files only read them.
 import type { QueuedMessageSummary } from '../../model.js';
 import type { EngineLog } from '../log.js';
 import type {
@@ -171,7 +172,6 @@ export class MessageQueue implements MessageSink {
   ): string[] {
     for (const record of records) {
       const entry: Entry = { record, dueAt, active: false };
-      if (journal !== undefined) entry.journal = journal;
       if (body !== undefined) {
         entry.body = body;
         this.cachedBytes += body.length;
@@ -308,8 +308,8 @@ export class MessageQueue implements MessageSink {
     if (entry === undefined) return;
     entry.active = false;
     // Missed by its segment's rotation while it was out: it moves now.
-    if (entry.journal !== undefined && this.files.rotatedOut(entry.journal.segment))
-      this.moveIdle(entry.journal.segment);
+    const segment = this.files.journalSegment(entry.record.message);
+    if (segment !== undefined && this.files.rotatedOut(segment)) this.moveIdle(segment);
   }
 
   /** Makes idle entries (of one next-hop domain, or all) due now; returns how many. Not suspended ones. */
@@ -501,7 +501,9 @@ export class MessageQueue implements MessageSink {
   private moveIdle(segment: number): void {
     const messages = new Set<string>();
     for (const entry of this.entries.values()) {
-      if (!entry.active && entry.journal?.segment === segment) messages.add(entry.record.message);
+      if (entry.active) continue;
+      const { message } = entry.record;
+      if (this.files.journalSegment(message) === segment) messages.add(message);
     }
     for (const message of messages) {
       void this.track(
