@@ -13,6 +13,8 @@ command -v postfix >/dev/null 2>&1 || need+=(postfix)
 command -v testssl >/dev/null 2>&1 || need+=(testssl.sh)
 command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-liberation)
 command -v flock >/dev/null 2>&1 || need+=(util-linux)
+# ip brings up the loopback of the network namespace the tutorial's test runs in (unshare -n).
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 [ "${#need[@]}" -eq 0 ] && exit 0
 
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
