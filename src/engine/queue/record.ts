@@ -55,6 +55,11 @@ export function entryId(message: string, n: number): string {
   return `${message}.${n}`;
 }
 
+/** The message an entry id names ("<message>.<n>"); undefined when it is no entry id. */
+export function messageOfEntry(id: string): string | undefined {
+  return ENTRY_ID.test(id) ? id.slice(0, id.lastIndexOf('.')) : undefined;
+}
+
 /** Checks the shape field by field: a record we cannot trust is quarantined, not guessed at. */
 export function parseControlRecord(text: string, expectedId: string): ControlRecord | string {
   let value: unknown;

@@ -3,6 +3,7 @@
 // and the recovery scan at open that drops crash leftovers and quarantines torn files (queue.ts).
 // A large body is written into data/ as it arrives (BodyFile) and committed the same way.
 import {
+  copyFile,
   mkdir,
   open,
   readdir,
@@ -15,7 +16,7 @@ import {
 import { join } from 'node:path';
 import type { EngineLog } from '../log.js';
 import type { SpooledBody } from '../message-sink.js';
-import { parseControlRecord, type ControlRecord } from './record.js';
+import { messageOfEntry, parseControlRecord, type ControlRecord } from './record.js';
 import { DirectorySyncs } from './directory-syncs.js';
 
 const TEMPORARY = '.tmp';
@@ -252,11 +253,15 @@ export class QueueStore {
 
   /**
    * Replays the directories after a start or a crash: temporary files are dropped, records that
-   * do not parse, lost their body or name a body of another size (a torn write) move to corrupt/
-   * with the body, and bodies no record names are removed.
+   * cannot be read, do not pass the check (record.ts), lost their body or name a body of another
+   * size (a torn write) move to corrupt/ with the body (a copy of it while an intact record of the
+   * message still names it), and bodies no record names are removed. Damage is logged, never
+   * thrown: the engine starts with what it can trust.
    */
   async recover(log: EngineLog): Promise<ControlRecord[]> {
     const records: ControlRecord[] = [];
+    // Messages a quarantined record names: their bodies go to corrupt/ too, never removed.
+    const suspect = new Set<string>();
     for (const name of (await readdir(this.controlDir)).sort()) {
       const path = join(this.controlDir, name);
       if (name.endsWith(TEMPORARY)) {
@@ -264,9 +269,14 @@ export class QueueStore {
         continue;
       }
       if (!name.endsWith('.json')) continue;
-      const parsed = parseControlRecord(await readFile(path, 'utf8'), name.slice(0, -5));
+      const parsed = await readFile(path, 'utf8').then(
+        (text) => parseControlRecord(text, name.slice(0, -5)),
+        (error: NodeJS.ErrnoException) => `unreadable: ${error.code ?? error.message}`,
+      );
       if (typeof parsed === 'string') {
         await this.quarantine(name, parsed, log);
+        const message = messageOfEntry(name.slice(0, -5));
+        if (message !== undefined) suspect.add(message);
         continue;
       }
       records.push(parsed);
@@ -280,7 +290,6 @@ export class QueueStore {
       bodies.set(name.slice(0, -4), (await stat(join(this.dataDir, name))).size);
     }
     const kept: ControlRecord[] = [];
-    const torn = new Set<string>();
     for (const record of records) {
       const size = bodies.get(record.message);
       if (size === record.size) {
@@ -291,26 +300,34 @@ export class QueueStore {
         size === undefined
           ? `its body data/${record.message}.eml is missing`
           : `its body data/${record.message}.eml has ${size} bytes, the record says ${record.size}`;
-      if (size !== undefined) torn.add(record.message);
+      suspect.add(record.message);
       await this.quarantine(`${record.id}.json`, reason, log);
     }
     const named = new Set(kept.map((record) => record.message));
+    let quarantined = false;
     for (const message of bodies.keys()) {
-      if (named.has(message)) continue;
-      if (torn.has(message)) {
-        // Kept beside its records for whoever investigates; never delivered.
+      if (suspect.has(message)) {
+        // Kept beside its records for whoever investigates; never delivered for them. A body that
+        // an intact record still names stays for that one, and a copy goes to corrupt/.
         const target = join(this.corruptDir, `${message}.eml.${Date.now()}`);
-        await rename(this.bodyPath(message), target);
-        log.log('error', 'queue.corrupt_body', { message, movedTo: target });
+        if (named.has(message)) {
+          await copyFile(this.bodyPath(message), target);
+          log.log('error', 'queue.corrupt_body', { message, copiedTo: target });
+        } else {
+          await rename(this.bodyPath(message), target);
+          log.log('error', 'queue.corrupt_body', { message, movedTo: target });
+        }
+        quarantined = true;
         continue;
       }
+      if (named.has(message)) continue;
       // Written before its control record: the message was never acknowledged.
       await this.removeBody(message);
       log.log('info', 'queue.orphan_removed', { message });
     }
     await this.syncs.sync(this.controlDir);
     await this.syncs.sync(this.dataDir);
-    if (torn.size > 0) await this.syncs.sync(this.corruptDir);
+    if (quarantined) await this.syncs.sync(this.corruptDir);
     return kept;
   }
 
