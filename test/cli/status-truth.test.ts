@@ -31,7 +31,8 @@ const commands = [registerApply, registerRollback, registerStatus];
 /** Stops a listener's socket behind the engine's back, as a failed listener would. */
 async function breakListener(engine: Engine, binding: string): Promise<void> {
   // Test-only reach into the engine: no public API kills a listener, which is the point.
-  const listeners = engine['listeners'] as Map<string, unknown>;
+  const listeners = (engine['listeners'] as unknown as { listeners: Map<string, unknown> })
+    .listeners;
   const listener = listeners.get(binding) as { server: { server: Server } } | undefined;
   assert.ok(listener !== undefined, `no listener ${binding}`);
   await new Promise<void>((resolve) => listener.server.server.close(() => resolve()));
