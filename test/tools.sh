@@ -15,6 +15,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-liberation)
 command -v flock >/dev/null 2>&1 || need+=(util-linux)
 # ip brings up the loopback of the network namespace the tutorial's test runs in (unshare -n).
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+# openssl shows a certificate in the tutorial.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ "${#need[@]}" -eq 0 ] && exit 0
 
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
