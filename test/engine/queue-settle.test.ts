@@ -11,6 +11,7 @@ import type { ControlRecord } from '../../src/engine/queue/record.js';
 import {
   DELAY_NOTICE_AFTER_MS,
   expiresAt,
+  reportlessBecause,
   settle,
   suspendedOutcome,
   type SettlePolicy,
@@ -300,5 +301,22 @@ describe('settle', () => {
     const tried = { ...fresh, lastError: '451 4.4.1 Try later' };
     const last = settle(tried, suspendedOutcome(tried), policy, T0 + HOUR);
     assert.match(last.bounced[0]?.reply.text ?? '', /Last error: 451 4\.4\.1 Try later$/);
+  });
+
+  it('sends no report to the null sender nor to a sender without a domain, and one to any other', () => {
+    assert.equal(reportlessBecause(''), 'null sender');
+    for (const from of ['alice', '@adatum.com', 'alice@']) {
+      assert.equal(reportlessBecause(from), 'sender has no domain', from);
+    }
+    fc.assert(
+      fc.property(fc.string({ minLength: 1 }), fc.string({ minLength: 1 }), (local, domain) => {
+        const from = `${local}@${domain.replaceAll('@', '')}`;
+        assert.equal(
+          reportlessBecause(from),
+          domain.replaceAll('@', '') === '' ? 'sender has no domain' : undefined,
+        );
+      }),
+      { numRuns: 1_000 },
+    );
   });
 });

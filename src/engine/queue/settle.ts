@@ -147,3 +147,16 @@ export function suspendedOutcome(record: ControlRecord): DeliveryOutcome {
     failures: record.recipients.map((recipient) => ({ recipient, reply, permanent: false })),
   };
 }
+
+/**
+ * Why no report (non-delivery or delay) can go to a record's sender; undefined: one goes. RFC 3464
+ * §2: a report about a report (the null sender) would loop; Postfix and Exchange drop it too.
+ */
+export function reportlessBecause(
+  from: string,
+): 'null sender' | 'sender has no domain' | undefined {
+  if (from === '') return 'null sender';
+  const at = from.lastIndexOf('@');
+  if (at <= 0 || at === from.length - 1) return 'sender has no domain';
+  return undefined;
+}
