@@ -20,7 +20,6 @@
 // MessageQueue is the one owner of its entries (entry.ts): the files only read them.
 import type { QueuedMessageSummary } from '../../model.js';
 import type { EngineLog } from '../log.js';
-import { loggedEvents, type EngineEvents } from '../events.js';
 import type {
   BodySpool,
   IncomingEnvelope,
@@ -49,10 +48,7 @@ import type { DomainName } from '../../domain-name.js';
 
 export type { SettlePolicy } from './settle.js';
 
-export type QueueOptions = MessageFilesOptions & {
-  /** Where acceptances and deliveries are told; the queue's log only when not given. */
-  events?: EngineEvents;
-};
+export type QueueOptions = MessageFilesOptions;
 
 /** At most this much of accepted bodies stays in memory waiting for its first attempt. */
 const BODY_CACHE_BYTES = 32 * 1024 * 1024;
@@ -74,7 +70,6 @@ export class MessageQueue implements MessageSink {
     private readonly log: EngineLog,
     private readonly suspended: SuspendedDomains,
     readonly clock: () => number,
-    private readonly events: EngineEvents,
   ) {}
 
   /** Opens (creating) the queue directory and recovers every entry on disk. */
@@ -85,13 +80,7 @@ export class MessageQueue implements MessageSink {
     options: QueueOptions = {},
   ): Promise<MessageQueue> {
     const { files, records } = await MessageFiles.open(directory, log, options);
-    const queue = new MessageQueue(
-      files,
-      log,
-      await SuspendedDomains.load(directory, log),
-      clock,
-      options.events ?? loggedEvents(log),
-    );
+    const queue = new MessageQueue(files, log, await SuspendedDomains.load(directory, log), clock);
     files.onRotate = (segment) => queue.moveIdle(segment);
     for (const record of records) {
       queue.add({ record, dueAt: Date.parse(record.nextAttemptAt), active: false });
@@ -195,16 +184,16 @@ export class MessageQueue implements MessageSink {
       }
       this.add(entry);
     }
-    this.events.emit({
-      type: 'queue.accepted',
+    this.log.log('info', 'queue.accepted', {
       message: id,
       entries: records.map((r) => r.id),
       from: message.from,
       nextHops: [...new Set(records.map((r) => r.nextHopDomain))],
       size: records[0]?.size,
-      domainSecured: message.domainSecured ?? null,
+      domainSecured: message.domainSecured?.partner ?? null,
+      domainSecuredBy: message.domainSecured ?? null,
       connector: message.connector,
-      ...(journal === undefined ? { stored: 'data' as const } : {}),
+      ...(journal === undefined ? { stored: 'data' } : {}),
     });
     this.notify();
     return records.map((r) => r.id);
@@ -408,8 +397,7 @@ export class MessageQueue implements MessageSink {
     if (decision.bounced.length > 0) await this.bounce(entry, decision.bounced, policy, now);
 
     if (decision.delivered.length > 0) {
-      this.events.emit({
-        type: 'queue.delivered',
+      this.log.log('info', 'queue.delivered', {
         id: record.id,
         recipients: decision.delivered,
         nextHopDomain: record.nextHopDomain,
