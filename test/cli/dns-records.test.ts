@@ -104,7 +104,10 @@ describe('dns records', () => {
   });
 
   it('formats any policy so that it parses back the same, and the id changes with it (property)', () => {
-    const label = fc.stringMatching(/^[a-z][a-z0-9-]{0,8}[a-z0-9]$/);
+    const label = fc
+      .stringMatching(/^[a-z][a-z0-9-]{0,8}[a-z0-9]$/)
+      // "--" in the third and fourth places is IDNA's (xn--...): such labels are not plain names.
+      .filter((text) => !text.includes('--'));
     const pattern = fc
       .tuple(fc.boolean(), fc.array(label, { minLength: 2, maxLength: 3 }))
       .map(([wild, parts]) => `${wild ? '*.' : ''}${parts.join('.')}`);

@@ -136,7 +136,10 @@ describe('MX patterns', () => {
   });
 
   it('decides any spelling of a host as its canonical form, and no pattern covers hosts of other parents (property)', () => {
-    const label = fc.stringMatching(/^[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?$/);
+    const label = fc
+      .stringMatching(/^[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?$/)
+      // "--" in the third and fourth places is IDNA's (xn--...): such labels are not plain names.
+      .filter((text) => !text.includes('--'));
     fc.assert(
       fc.property(
         fc.array(label, { minLength: 1, maxLength: 4 }),
