@@ -41,7 +41,16 @@ export class ConnectionCache {
   /** The key of what a session was opened and verified for: the hop, its name, the policy, the protocol. */
   static key(settings: Pick<SessionSettings, 'hop' | 'policy' | 'connector' | 'lmtp'>): string {
     const { hop, policy, connector } = settings;
-    const partner = policy.kind === 'domain-secure' ? policy.partner.domain : '';
+    // A session verified for one partner, or under one domain's published policy, is not another's:
+    // a session kept after an MTA-STS testing failure must never carry an enforce domain's mail.
+    const partner =
+      policy.kind === 'domain-secure'
+        ? policy.partner.domain
+        : policy.kind === 'dane'
+          ? `${policy.domain} ${policy.records.map((r) => `${r.usage} ${r.selector} ${r.matchingType} ${r.data.toString('hex')}`).join(',')}`
+          : policy.kind === 'mta-sts'
+            ? `${policy.domain} ${policy.mode} ${String(policy.required)}`
+            : '';
     const protocol = settings.lmtp === true ? 'lmtp' : 'smtp';
     return JSON.stringify([
       hop.address,
