@@ -16,7 +16,8 @@ import type { Attempt } from './state-status.js';
 import { describeConfig } from '../objects.js';
 import type { Generation } from './generation.js';
 import { GenerationHistory } from './history.js';
-import { observedLog, type EngineLog } from './log.js';
+import type { EngineLog } from './log.js';
+import { EngineEvents, eventLog } from './events.js';
 import { EngineMetrics } from './metrics.js';
 import { PartnerHealth } from './partner-health.js';
 import { ProtocolLog } from './protocol-log.js';
@@ -105,12 +106,16 @@ export class Engine {
       const identity = await engineIdentity(stateDir, options.log);
       const protocolLog = new ProtocolLog(join(stateDir, 'logs', 'protocol'));
       const slot = new GenerationSlot();
-      // Every event the engine logs also feeds the partners' health and the metrics.
-      const observers: Parameters<typeof observedLog>[1][number][] = [];
-      const log = observedLog(options.log, observers);
+      const log = options.log;
+      // What happened, told to the event log, the partners' health and the metrics alike.
+      const events = new EngineEvents((event, error) =>
+        log.log('error', 'events.subscriber-failed', { event: event.type, error: error.message }),
+      );
+      events.subscribe(eventLog(log));
       delivery = await EngineDelivery.open({
         stateDir,
         log,
+        events,
         protocolLog,
         generation: () => slot.current,
         ...(options.tlsPolicyLab === undefined ? {} : { tlsPolicyLab: options.tlsPolicyLab }),
@@ -122,10 +127,11 @@ export class Engine {
         slot,
         sink: delivery.queue,
         log,
+        events,
         protocolLog,
         counter: new ConnectionCounter(),
         // One for every listener: a full queue disk refuses MAIL FROM on all of them (452 4.3.1).
-        storage: new StorageGuard({ directory: join(stateDir, 'queue'), log: options.log }),
+        storage: new StorageGuard({ directory: join(stateDir, 'queue'), log }),
       });
       const partners = new PartnerHealth();
       const running = delivery;
@@ -139,7 +145,8 @@ export class Engine {
         sendSessions: () => sendSessions(slot.current, running),
         partners,
       });
-      observers.push(partners, metrics);
+      events.subscribe((event) => partners.observe(event));
+      events.subscribe((event) => metrics.observe(event));
       const lifecycle = new Lifecycle({
         slot,
         listeners,

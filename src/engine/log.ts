@@ -72,28 +72,6 @@ export function jsonLog(
   return pinoLog({ write, level: minimum, format: 'json' });
 }
 
-/** Every event goes to the log, and is shown to each observer (metrics, partner health). */
-export function observedLog(
-  log: EngineLog,
-  observers: readonly {
-    observe(level: LogLevel, event: string, fields: Record<string, unknown>): void;
-  }[],
-): EngineLog {
-  return {
-    log(level, event, fields = {}) {
-      log.log(level, event, fields);
-      for (const observer of observers) {
-        try {
-          observer.observe(level, event, fields);
-        } catch (error) {
-          // Counting must never break the path that emitted the event.
-          log.log('error', 'log.observer_failed', { event, error: (error as Error).message });
-        }
-      }
-    },
-  };
-}
-
 /** A log that keeps its entries, for tests and for the control API's recent events. */
 export function memoryLog(): EngineLog & {
   entries: { level: LogLevel; event: string; fields: Record<string, unknown> }[];

@@ -1,10 +1,10 @@
 // The engine's Prometheus metrics, in a registry of its own (several engines in one process stay
-// apart). Counters follow the engine's events (an observer of the EngineLog); gauges are computed
+// apart). Counters follow the engine's events (a subscriber of EngineEvents); gauges are computed
 // at scrape time from what the engine holds: queues, our certificate, the partners' certificates.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { QueuedMessageSummary } from '../model.js';
 import type { Generation } from './generation.js';
-import type { LogLevel } from './log.js';
+import type { EngineEvent } from './events.js';
 import type { PartnerHealth } from './partner-health.js';
 import { chooseSendConnector, sendSecurePartner } from './send/route.js';
 import { domainName } from '../domain-name.js';
@@ -86,40 +86,38 @@ export class EngineMetrics {
     this.defineGauges(registers);
   }
 
-  /** The EngineLog observer. */
-  observe(_level: LogLevel, event: string, fields: Record<string, unknown>): void {
-    switch (event) {
+  /** The EngineEvents subscriber. */
+  observe(event: EngineEvent): void {
+    switch (event.type) {
       case 'queue.accepted': {
         // Reports the queue writes itself (DSNs) are not received mail.
-        if (typeof fields.connector !== 'string' || fields.connector === 'queue') return;
-        const secured = typeof fields.domainSecured === 'string';
-        this.received.inc({ connector: fields.connector, domain_secured: String(secured) });
+        if (event.connector === 'queue') return;
+        const secured = event.domainSecured !== null;
+        this.received.inc({ connector: event.connector, domain_secured: String(secured) });
         return;
       }
       case 'queue.delivered': {
-        if (typeof fields.nextHopDomain !== 'string') return;
-        const route = this.route(fields.nextHopDomain);
+        const route = this.route(event.nextHopDomain);
         this.sent.inc({ connector: route.connector, domain_secured: String(route.domainSecured) });
         return;
       }
       case 'partner.refused':
         this.verificationFailures.inc({
           direction: 'receive',
-          reason: refusalReason(String(fields.reason)),
+          reason: refusalReason(event.reason),
         });
         return;
-      case 'receive.stress_started':
-      case 'receive.stress_ended':
-        if (typeof fields.connector !== 'string') return;
+      case 'receive.stress-started':
+      case 'receive.stress-ended':
         this.stress.set(
-          { connector: fields.connector },
-          event === 'receive.stress_started' ? 1 : 0,
+          { connector: event.connector },
+          event.type === 'receive.stress-started' ? 1 : 0,
         );
         return;
-      case 'send.partner_refused':
+      case 'send.partner-refused':
         this.verificationFailures.inc({
           direction: 'send',
-          reason: refusalReason(String(fields.reason)),
+          reason: refusalReason(event.reason),
         });
         return;
       default:

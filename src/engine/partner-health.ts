@@ -1,7 +1,7 @@
 // What the engine last saw of each partner's domain security, per direction: the last verified
 // certificate (subject, fingerprint, expiry) and the last refusal. Fed by the engine's events
-// (an observer of the EngineLog), read by the status page and by /metrics.
-import type { LogLevel } from './log.js';
+// (a subscriber of EngineEvents), read by the status page and by /metrics.
+import type { EngineEvent } from './events.js';
 import { domainName } from '../domain-name.js';
 
 export type PartnerDirection = 'send' | 'receive';
@@ -36,26 +36,26 @@ export class PartnerHealth {
 
   constructor(private readonly clock: () => Date = () => new Date()) {}
 
-  /** The EngineLog observer: picks the events that verify or refuse a partner. */
-  observe(_level: LogLevel, event: string, fields: Record<string, unknown>): void {
-    switch (event) {
-      case 'send.partner_verified':
-        return this.verified('send', fields.partner, {
-          subject: fields.subject,
-          fingerprint: fields.fingerprint,
-          notAfter: fields.notAfter,
-        });
-      case 'send.partner_refused':
-        return this.refused('send', fields.partner, fields);
+  /** The EngineEvents subscriber: picks the events that verify or refuse a partner. */
+  observe(event: EngineEvent): void {
+    switch (event.type) {
+      case 'send.partner-verified':
+        return this.verified('send', event.partner, event);
+      case 'send.partner-refused':
+        return this.refused('send', event.partner, { ...event, subject: event.subject ?? null });
       case 'partner.refused':
-        return this.refused('receive', fields.partner, fields);
+        return this.refused('receive', event.partner, {
+          ...event,
+          subject: null,
+          fingerprint: null,
+        });
       case 'queue.accepted': {
-        const by = fields.domainSecuredBy as Record<string, unknown> | null | undefined;
-        if (by === null || by === undefined) return;
+        const by = event.domainSecured;
+        if (by === null) return;
         return this.verified('receive', by.partner, {
           subject: by.certificateSubject,
           fingerprint: by.certificateFingerprint,
-          notAfter: by.certificateNotAfter,
+          notAfter: by.certificateNotAfter ?? null,
         });
       }
       default:
@@ -85,10 +85,9 @@ export class PartnerHealth {
 
   private verified(
     direction: PartnerDirection,
-    partner: unknown,
-    certificate: { subject: unknown; fingerprint: unknown; notAfter: unknown },
+    partner: string,
+    certificate: { subject: string; fingerprint: string; notAfter: string | null },
   ): void {
-    if (typeof partner !== 'string') return;
     const previous = this.get(partner, direction);
     this.seen.set(healthKey(direction, partner), {
       result: 'secured',
@@ -104,19 +103,18 @@ export class PartnerHealth {
 
   private refused(
     direction: PartnerDirection,
-    partner: unknown,
-    fields: Record<string, unknown>,
+    partner: string,
+    refusal: { reason: string; subject: string | null; fingerprint: string | null },
   ): void {
-    if (typeof partner !== 'string') return;
     const previous = this.get(partner, direction);
     this.seen.set(healthKey(direction, partner), {
       result: 'failing',
       lastVerified: previous?.lastVerified ?? null,
       lastRefusal: {
-        reason: text(fields.reason) ?? 'refused',
+        reason: text(refusal.reason) ?? 'refused',
         at: this.clock().toISOString(),
-        subject: text(fields.subject),
-        fingerprint: text(fields.fingerprint),
+        subject: text(refusal.subject),
+        fingerprint: text(refusal.fingerprint),
       },
     });
   }

@@ -45,6 +45,7 @@ import {
 } from './receive/limits.js';
 import { REPLIES, SmtpReplyError } from './replies.js';
 import { verifyPeer, type PeerVerdict } from './tls/verify.js';
+import { loggedEvents, type EngineEvents } from './events.js';
 import { addressDomain, parseAddress } from '../domain-name.js';
 
 export interface ReceiveListenerOptions {
@@ -69,6 +70,8 @@ export interface ReceiveListenerOptions {
   counter?: ConnectionCounter;
   /** Shared by an engine's listeners: while the queue is short of storage, MAIL FROM gets 452 4.3.1. */
   storage?: StorageGuard;
+  /** Where partner refusals and stress changes are told; its log only when not given. */
+  events?: EngineEvents;
 }
 
 const DEFAULT_CLOSE_TIMEOUT = 5_000;
@@ -86,9 +89,11 @@ export class ReceiveListener {
   private readonly counter: ConnectionCounter;
   private readonly limiter: ReceiveLimiter;
   private readonly unwatchStress: () => void;
+  private readonly events: EngineEvents;
 
   constructor(private readonly options: ReceiveListenerOptions) {
     this.counter = options.counter ?? new ConnectionCounter();
+    this.events = options.events ?? loggedEvents(options.log);
     const generation = options.generation();
     const limits = { ...DEFAULT_RECEIVE_LIMITS, ...options.limits };
     this.tlsIdentity = tlsIdentity(generation);
@@ -329,7 +334,8 @@ export class ReceiveListener {
       );
       if (partner !== undefined && !state.refusedPartners.has(partner)) {
         state.refusedPartners.add(partner);
-        this.options.log.log('warn', 'partner.refused', {
+        this.events.emit({
+          type: 'partner.refused',
           partner,
           reason: decision.reason,
           reply: `${decision.reply.code} ${decision.reply.enhanced}`,
@@ -416,8 +422,10 @@ export class ReceiveListener {
   /** Once per start or end of a connector's stress, by the listener whose session caused it. */
   private logStress(change: StressChange): void {
     const { stressed, ...counts } = change;
-    if (stressed) this.options.log.log('warn', 'receive.stress_started', counts);
-    else this.options.log.log('info', 'receive.stress_ended', counts);
+    this.events.emit({
+      type: stressed ? 'receive.stress-started' : 'receive.stress-ended',
+      ...counts,
+    });
   }
 
   // ------------------------------------------------------------------------------------------

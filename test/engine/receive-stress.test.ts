@@ -277,7 +277,7 @@ describe('a receive connector under stress', () => {
     const idle = await Promise.all(Array.from({ length: 7 }, () => open()));
     for (const client of idle) assert.match(await client.reply(), /^220 /);
     await pause(2_300);
-    assert.equal(events('receive.stress_started').length, 0, '7 of 10 is no stress');
+    assert.equal(events('receive.stress-started').length, 0, '7 of 10 is no stress');
     const eighth = await open();
     const started = Date.now();
     assert.match(await eighth.reply(), /^220 /);
@@ -290,14 +290,14 @@ describe('a receive connector under stress', () => {
     }
     const shedMs = Date.now() - started;
     assert.ok(shedMs < 1_000, `the 7 idle sessions were shed in ${shedMs} ms`);
-    assert.deepEqual(events('receive.stress_started')[0]?.fields, {
+    assert.deepEqual(events('receive.stress-started')[0]?.fields, {
       connector: 'from-partners',
       sessions: 8,
       maxInboundConnection: 10,
       closed: 7,
     });
     // Down to 60% of 10 the stress ends; the session that saw it keeps the shorter wait.
-    const ended = events('receive.stress_ended')[0]?.fields;
+    const ended = events('receive.stress-ended')[0]?.fields;
     assert.equal(ended?.sessions, 6, 'ends when 60% of 10 is reached');
     assert.equal(ended?.refused, 0);
     eighth.write('NOOP');
@@ -357,7 +357,7 @@ describe('a receive connector under stress', () => {
     }
     const fillers = await Promise.all(Array.from({ length: 6 }, () => open()));
     for (const client of fillers) assert.match(await client.reply(), /^220 /);
-    assert.equal(events('receive.stress_started')[0]?.fields.closed, 1);
+    assert.equal(events('receive.stress-started')[0]?.fields.closed, 1);
     assert.match(await talking.command('NOOP'), /^250 /, 'the talking TLS session is kept');
     assert.equal(
       await quiet.command('NOOP'),
@@ -454,8 +454,8 @@ describe('a connection flood against an engine', () => {
     const greeted = flood.filter((_, i) => greetings[i]?.startsWith('220 '));
     assert.equal(greeted.length, 180, 'strangers get 90% of maxInboundConnection');
     assert.equal(greetings.filter((g) => g.startsWith('421 4.3.2 ')).length, 20);
-    assert.equal(events('receive.stress_started').length, 1);
-    assert.equal(events('receive.stress_started')[0]?.fields.sessions, 160);
+    assert.equal(events('receive.stress-started').length, 1);
+    assert.equal(events('receive.stress-started')[0]?.fields.sessions, 160);
     assert.equal(await stress(), 1, 'the gauge shows the stress');
 
     // Full for strangers: one more from elsewhere is refused, the partner is not.
@@ -487,11 +487,11 @@ describe('a connection flood against an engine', () => {
     const shedMs = Date.now() - flooding;
     console.log(`flood of 180 idle sessions shed ${shedMs} ms after it began (stress timeout 1 s)`);
     assert.ok(shedMs < 3_500, `shed in ${shedMs} ms`);
-    await eventually('the stress to end', () => events('receive.stress_ended').length > 0, {
+    await eventually('the stress to end', () => events('receive.stress-ended').length > 0, {
       timeoutMs: 2_000,
       intervalMs: 20,
     });
-    const ended = events('receive.stress_ended')[0]?.fields;
+    const ended = events('receive.stress-ended')[0]?.fields;
     assert.equal(ended?.connector, 'from-partners');
     assert.ok(Number(ended?.refused) >= 21, `refused under stress: ${String(ended?.refused)}`);
     assert.equal(await stress(), 0, 'the gauge follows the end');

@@ -123,7 +123,7 @@ describe('connection reuse across rounds', () => {
     assert.equal(peer.connections, 1);
     assert.equal(new Set(peer.messages.map((m) => m.sessionId)).size, 1);
     assert.equal(
-      log.entries.filter((e) => e.event === 'send.partner_verified').length,
+      log.entries.filter((e) => e.event === 'send.partner-verified').length,
       1,
       'the partner was verified once, on the connection that carried both',
     );

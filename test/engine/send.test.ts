@@ -89,7 +89,7 @@ describe('sending', () => {
     assert.equal(partner.messages.length, 1);
     assert.equal(partner.messages[0]?.secure, true);
     assert.equal(partner.clientCertificates[0]?.fingerprint256, lab().treyMail.fingerprint);
-    assert.ok(log.entries.some((e) => e.event === 'send.partner_verified'));
+    assert.ok(log.entries.some((e) => e.event === 'send.partner-verified'));
   });
 
   it('refuses a partner certificate from an untrusted CA before MAIL FROM, keeping the message queued', async () => {

@@ -427,7 +427,7 @@ describe('trust attacks: sending (hostile partner server)', () => {
           problems.push(`${attack.attack}: failed with ${failure?.reply}`);
         else if (!expected.test(reason))
           problems.push(`${attack.attack}: refused because ${reason}`);
-        else if (!log.entries.some((e) => e.event === 'send.partner_refused'))
+        else if (!log.entries.some((e) => e.event === 'send.partner-refused'))
           problems.push(`${attack.attack}: refusal not logged`);
         else figures.refused += 1;
       }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { ResolveOptions } from '../dns.js';
 import type { Generation } from '../generation.js';
 import type { EngineLog } from '../log.js';
+import type { EngineEvents } from '../events.js';
 import type { ProtocolLog } from '../protocol-log.js';
 import { Dispatcher } from '../queue/dispatcher.js';
 import { MessageQueue } from '../queue/queue.js';
@@ -23,6 +24,8 @@ export interface EngineDeliveryOptions {
   /** The queue lives in <stateDir>/queue; a relative Maildir root is taken from here. */
   stateDir: string;
   log: EngineLog;
+  /** Where the queue and the send path tell what happened (metrics, partner health, the log). */
+  events?: EngineEvents;
   protocolLog?: ProtocolLog;
   /** The generation the engine runs; undefined before the first apply (nothing is sent). */
   generation: () => Generation | undefined;
@@ -62,6 +65,7 @@ export class EngineDelivery {
       join(options.stateDir, 'queue'),
       options.log,
       options.clock,
+      options.events === undefined ? {} : { events: options.events },
     );
     const relaying = new AbortController();
     const relay = createRelayDelivery({
@@ -74,6 +78,7 @@ export class EngineDelivery {
     const local = mailboxDelivery(createLocalDelivery({ stateDir: options.stateDir }), relay);
     const remote = createRemoteDelivery({
       log: options.log,
+      ...(options.events === undefined ? {} : { events: options.events }),
       connectionCacheMs: DEFAULT_CONNECTION_CACHE_MS,
       openSessions: sendSessions,
       ...(options.protocolLog === undefined ? {} : { protocolLog: options.protocolLog }),

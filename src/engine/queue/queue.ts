@@ -20,6 +20,7 @@
 // MessageQueue is the one owner of its entries (entry.ts): the files only read them.
 import type { QueuedMessageSummary } from '../../model.js';
 import type { EngineLog } from '../log.js';
+import { loggedEvents, type EngineEvents } from '../events.js';
 import type {
   BodySpool,
   IncomingEnvelope,
@@ -48,7 +49,10 @@ import type { DomainName } from '../../domain-name.js';
 
 export type { SettlePolicy } from './settle.js';
 
-export type QueueOptions = MessageFilesOptions;
+export type QueueOptions = MessageFilesOptions & {
+  /** Where acceptances and deliveries are told; the queue's log only when not given. */
+  events?: EngineEvents;
+};
 
 /** At most this much of accepted bodies stays in memory waiting for its first attempt. */
 const BODY_CACHE_BYTES = 32 * 1024 * 1024;
@@ -70,6 +74,7 @@ export class MessageQueue implements MessageSink {
     private readonly log: EngineLog,
     private readonly suspended: SuspendedDomains,
     readonly clock: () => number,
+    private readonly events: EngineEvents,
   ) {}
 
   /** Opens (creating) the queue directory and recovers every entry on disk. */
@@ -80,7 +85,13 @@ export class MessageQueue implements MessageSink {
     options: QueueOptions = {},
   ): Promise<MessageQueue> {
     const { files, records } = await MessageFiles.open(directory, log, options);
-    const queue = new MessageQueue(files, log, await SuspendedDomains.load(directory, log), clock);
+    const queue = new MessageQueue(
+      files,
+      log,
+      await SuspendedDomains.load(directory, log),
+      clock,
+      options.events ?? loggedEvents(log),
+    );
     files.onRotate = (segment) => queue.moveIdle(segment);
     for (const record of records) {
       queue.add({ record, dueAt: Date.parse(record.nextAttemptAt), active: false });
@@ -184,16 +195,16 @@ export class MessageQueue implements MessageSink {
       }
       this.add(entry);
     }
-    this.log.log('info', 'queue.accepted', {
+    this.events.emit({
+      type: 'queue.accepted',
       message: id,
       entries: records.map((r) => r.id),
       from: message.from,
       nextHops: [...new Set(records.map((r) => r.nextHopDomain))],
       size: records[0]?.size,
-      domainSecured: message.domainSecured?.partner ?? null,
-      domainSecuredBy: message.domainSecured ?? null,
+      domainSecured: message.domainSecured ?? null,
       connector: message.connector,
-      ...(journal === undefined ? { stored: 'data' } : {}),
+      ...(journal === undefined ? { stored: 'data' as const } : {}),
     });
     this.notify();
     return records.map((r) => r.id);
@@ -397,7 +408,8 @@ export class MessageQueue implements MessageSink {
     if (decision.bounced.length > 0) await this.bounce(entry, decision.bounced, policy, now);
 
     if (decision.delivered.length > 0) {
-      this.log.log('info', 'queue.delivered', {
+      this.events.emit({
+        type: 'queue.delivered',
         id: record.id,
         recipients: decision.delivered,
         nextHopDomain: record.nextHopDomain,

@@ -7,6 +7,7 @@ import type { ListenerState } from '../../model.js';
 import { formatEndpoint } from '../../units.js';
 import { parseBinding, type Binding } from '../addresses.js';
 import type { Generation } from '../generation.js';
+import type { EngineEvents } from '../events.js';
 import type { EngineLog } from '../log.js';
 import type { MessageSink } from '../message-sink.js';
 import type { ProtocolLog } from '../protocol-log.js';
@@ -19,6 +20,7 @@ export interface ListenerSetOptions {
   slot: GenerationSource;
   sink: MessageSink;
   log: EngineLog;
+  events: EngineEvents;
   protocolLog: ProtocolLog;
   /** One count of sessions per connector and client across every listener (connector limits). */
   counter: ConnectionCounter;
@@ -73,6 +75,7 @@ export class ListenerSet {
           generation: prepared.serving,
           sink: this.options.sink,
           log: this.options.log,
+          events: this.options.events,
           protocolLog: this.options.protocolLog,
           counter: this.options.counter,
           storage: this.options.storage,

@@ -5,6 +5,7 @@
 import { NextHopError, type ResolveOptions } from '../dns.js';
 import type { Generation } from '../generation.js';
 import type { EngineLog } from '../log.js';
+import type { EngineEvents } from '../events.js';
 import type { ProtocolLog } from '../protocol-log.js';
 import type { DeliverRemote } from '../queue/dispatcher.js';
 import {
@@ -34,6 +35,8 @@ import type { DomainName } from '../../domain-name.js';
 export interface RemoteDeliveryOptions {
   log: EngineLog;
   protocolLog?: ProtocolLog;
+  /** Where partner verifications and refusals are told; the log only when not given. */
+  events?: EngineEvents;
   timeouts?: Partial<SendTimeouts>;
   dns?: ResolveOptions;
   /**
@@ -171,6 +174,7 @@ async function deliverRemote(
       policy: hopPolicy,
       connector: connector.name,
       log,
+      events: options.events,
       protocolLog: options.protocolLog,
       protocolLogging: connector.spec.protocolLogging === 'verbose',
       timeouts: options.timeouts,

@@ -7,6 +7,7 @@ import type { TLSSocket } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { NextHop } from '../dns.js';
 import type { EngineLog } from '../log.js';
+import { loggedEvents, type EngineEvents } from '../events.js';
 import type { ProtocolLog, ProtocolEvent } from '../protocol-log.js';
 import { REPLIES } from '../replies.js';
 import { authorizationCode, distinguishedName, peerChain, verifyPeer } from '../tls/verify.js';
@@ -72,6 +73,8 @@ export interface SessionSettings {
   /** The send connector's name, or what else the session serves; for the logs. */
   connector: string;
   log: EngineLog;
+  /** Where partner verifications and refusals are told; the log only when not given. */
+  events?: EngineEvents | undefined;
   /** Written when the connector's protocolLogging is verbose. */
   protocolLog?: ProtocolLog | undefined;
   protocolLogging: boolean;
@@ -165,6 +168,7 @@ export class SmtpClientSession {
   /** After the TLS upgrade and the second EHLO, before any MAIL FROM. */
   private checkTls(): void {
     const { policy, hop, log } = this.settings;
+    const events = this.settings.events ?? loggedEvents(log);
     const socket = this.connection._socket;
     // nodemailer keeps the live socket in `_socket` (typed, and documented @public) and sets
     // `secure` once STARTTLS succeeded: `_socket` is then the TLSSocket of tls.connect. It has no
@@ -201,7 +205,8 @@ export class SmtpClientSession {
     });
     if (verdict.ok) {
       this.note(`domain security: verified ${policy.partner.domain} (issuer "${verdict.issuer}")`);
-      log.log('info', 'send.partner_verified', {
+      events.emit({
+        type: 'send.partner-verified',
         partner: policy.partner.domain,
         host: hop.host,
         address: hop.address,
@@ -213,7 +218,8 @@ export class SmtpClientSession {
       return;
     }
     this.note(`domain security: refused ${policy.partner.domain}: ${verdict.reason}`);
-    log.log('warn', 'send.partner_refused', {
+    events.emit({
+      type: 'send.partner-refused',
       partner: policy.partner.domain,
       host: hop.host,
       address: hop.address,
