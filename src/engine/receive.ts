@@ -151,7 +151,7 @@ export class ReceiveListener {
     greetWithoutDelay(this.server);
     this.server.on('error', (error: Error & { remoteAddress?: string }) => {
       if (!this.listening) return; // listen() reports its own failure
-      options.log.log('debug', 'receive.connection_error', {
+      options.log.log('debug', 'receive.connection-error', {
         binding: options.binding.text,
         remote: error.remoteAddress,
         error: error.message,
@@ -205,7 +205,7 @@ export class ReceiveListener {
       this.server.updateSecureContext(tlsOptions(generation));
       this.tlsIdentity = identity;
     } catch (error) {
-      this.options.log.log('error', 'receive.reload_failed', {
+      this.options.log.log('error', 'receive.reload-failed', {
         binding: this.options.binding.text,
         generation: generation.number,
         error: (error as Error).message,
@@ -254,7 +254,7 @@ export class ReceiveListener {
     const generation = this.currentGeneration();
     const connector = placeConnection(generation, this.options.binding, session.remoteAddress);
     if (connector === undefined) {
-      this.options.log.log('info', 'receive.connection_refused', {
+      this.options.log.log('info', 'receive.connection-refused', {
         binding: this.options.binding.text,
         remote: session.remoteAddress,
       });
@@ -273,7 +273,7 @@ export class ReceiveListener {
     if (admission.stress !== undefined) this.logStress(admission.stress);
     const overLimit = admission.refusal;
     if (overLimit !== undefined) {
-      this.options.log.log('info', 'receive.connection_limit', {
+      this.options.log.log('info', 'receive.connection-limit', {
         connector: connector.name,
         remote: session.remoteAddress,
         reply: `${overLimit.code} ${overLimit.enhanced}`,

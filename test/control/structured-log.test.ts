@@ -20,7 +20,7 @@ describe('structured log', () => {
   it('writes one JSON object per event with level, ISO time and event; below the level nothing', () => {
     const out = capture();
     const log = pinoLog({ write: out.write, level: 'info', format: 'json' });
-    log.log('debug', 'receive.connection_error', { remote: '127.0.0.1' });
+    log.log('debug', 'receive.connection-error', { remote: '127.0.0.1' });
     log.log('warn', 'partner.refused', { partner: 'adatum.com', reason: 'not under TLS' });
     assert.equal(out.lines.length, 1);
     const entry = JSON.parse(out.lines[0] ?? '') as Record<string, unknown>;

@@ -58,7 +58,7 @@ describe('MessageQueue commit', () => {
       [],
     );
     assert.ok(
-      !log.entries.some((e) => e.event === 'queue.corrupt_control'),
+      !log.entries.some((e) => e.event === 'queue.corrupt-control'),
       'no record without its body',
     );
     assert.deepEqual(await readdir(join(queueDir, 'corrupt')), []);

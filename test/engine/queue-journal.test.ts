@@ -59,8 +59,8 @@ describe('queue journal', () => {
         .sort(),
       [first, second].sort(),
     );
-    assert.ok(log.entries.some((e) => e.event === 'queue.journal_torn_tail'));
-    assert.ok(!log.entries.some((e) => e.event === 'queue.corrupt_journal'));
+    assert.ok(log.entries.some((e) => e.event === 'queue.journal-torn-tail'));
+    assert.ok(!log.entries.some((e) => e.event === 'queue.corrupt-journal'));
     assert.deepEqual(await readdir(journalDir()), [], 'the segment is removed after the replay');
     assert.deepEqual(await readdir(join(queueDir, 'corrupt')), []);
     await reopened.close();
@@ -83,7 +83,7 @@ describe('queue journal', () => {
       reopened.messages().map((m) => m.id),
       [kept],
     );
-    assert.ok(log.entries.some((e) => e.event === 'queue.corrupt_journal'));
+    assert.ok(log.entries.some((e) => e.event === 'queue.corrupt-journal'));
     assert.deepEqual(await readdir(journalDir()), []);
     const corrupt = await readdir(join(queueDir, 'corrupt'));
     assert.equal(corrupt.length, 1);

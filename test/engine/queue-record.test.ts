@@ -65,8 +65,8 @@ describe('control records read back', () => {
     assert.deepEqual(await corruptFiles(queueDir), [`${ids[0]}.json`, `${message}.eml`].sort());
     const kept = (await readdir(join(queueDir, 'corrupt'))).find((f) => f.includes('.eml'));
     assert.deepEqual(await readFile(join(queueDir, 'corrupt', kept ?? '')), BODY);
-    assert.ok(!log.entries.some((e) => e.event === 'queue.orphan_removed'));
-    const line = log.entries.find((e) => e.event === 'queue.corrupt_body');
+    assert.ok(!log.entries.some((e) => e.event === 'queue.orphan-removed'));
+    const line = log.entries.find((e) => e.event === 'queue.corrupt-body');
     assert.equal(line?.level, 'error');
     assert.ok(body.endsWith(`${message}.eml`));
   });
@@ -92,7 +92,7 @@ describe('control records read back', () => {
     await queue.close();
     assert.deepEqual(await readFile(body), BODY);
     assert.deepEqual(await corruptFiles(queueDir), [`${ids[1]}.json`, `${message}.eml`].sort());
-    const line = log.entries.find((e) => e.event === 'queue.corrupt_control');
+    const line = log.entries.find((e) => e.event === 'queue.corrupt-control');
     assert.match(String(line?.fields.reason), /unknown version 2/);
   });
 
@@ -106,7 +106,7 @@ describe('control records read back', () => {
     const queue = await MessageQueue.open(queueDir, log, () => T0);
     assert.deepEqual(queue.messages(), []);
     await queue.close();
-    const line = log.entries.find((e) => e.event === 'queue.corrupt_control');
+    const line = log.entries.find((e) => e.event === 'queue.corrupt-control');
     assert.match(String(line?.fields.reason), /^unreadable: EISDIR/);
     assert.deepEqual(await corruptFiles(queueDir), [`${ids[0]}.json`, `${message}.eml`].sort());
   });

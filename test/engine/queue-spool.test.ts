@@ -145,7 +145,7 @@ describe('MessageQueue spooled bodies', () => {
       [`${message}.eml`],
       'the half-written body is gone',
     );
-    assert.ok(log.entries.some((e) => e.event === 'queue.orphan_removed'));
+    assert.ok(log.entries.some((e) => e.event === 'queue.orphan-removed'));
     await queue.close();
   });
 });

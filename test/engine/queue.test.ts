@@ -169,7 +169,7 @@ describe('MessageQueue', () => {
     assert.deepEqual(await readdir(join(dir.path, 'queue', 'control')), [`${id}.json`]);
     assert.ok(
       log.entries.some(
-        (e) => e.event === 'queue.orphan_removed' && e.fields.message === 'ORPHAN0000',
+        (e) => e.event === 'queue.orphan-removed' && e.fields.message === 'ORPHAN0000',
       ),
     );
     assert.equal(second.messages().length, 1);
@@ -190,7 +190,7 @@ describe('MessageQueue', () => {
     const corrupt = await readdir(join(dir.path, 'queue', 'corrupt'));
     assert.equal(corrupt.length, 1);
     assert.match(corrupt[0] ?? '', /^BROKEN\.1\.json\.\d+$/);
-    const line = log.entries.find((e) => e.event === 'queue.corrupt_control');
+    const line = log.entries.find((e) => e.event === 'queue.corrupt-control');
     assert.equal(line?.level, 'error');
     assert.match(String(line?.fields.reason), /not JSON/);
     await second.close();
@@ -338,7 +338,7 @@ describe('MessageQueue', () => {
     );
     await settleAt(T0 + 6 * 3_600_000);
     assert.equal(queue.messages().filter((m) => m.from === '').length, 1, 'only one notice');
-    assert.ok(log.entries.some((e) => e.event === 'queue.delay_notified'));
+    assert.ok(log.entries.some((e) => e.event === 'queue.delay-notified'));
     await queue.close();
     // The flag survives a restart: no second notice from a reopened queue.
     const reopened = await open();
@@ -366,7 +366,7 @@ describe('MessageQueue', () => {
     );
     assert.deepEqual(queue.messages(), []);
     assert.deepEqual(await readdir(join(dir.path, 'queue', 'data')), []);
-    assert.ok(log.entries.some((e) => e.event === 'queue.bounced_without_report'));
+    assert.ok(log.entries.some((e) => e.event === 'queue.bounced-without-report'));
     await queue.close();
   });
 

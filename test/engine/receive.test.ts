@@ -272,7 +272,7 @@ describe('ReceiveListener', () => {
       generation({ receiveConnector: { remoteIPRanges: ['10.0.0.0/8'] } }),
     );
     assertReply(await submit(port, fromAdatum, { certificate: lab().adatumMail }), 554, '5.7.1');
-    assert.ok(log.entries.some((e) => e.event === 'receive.connection_refused'));
+    assert.ok(log.entries.some((e) => e.event === 'receive.connection-refused'));
   });
 
   it('places a connection on the connector with the most specific range', async (t) => {
@@ -320,7 +320,7 @@ describe('ReceiveListener', () => {
     sink.failure = new Error('the queue is closed');
     assertReply(await submit(port, fromAdatum, client), 451, '4.3.0');
     assert.equal(sink.messages.length, 0);
-    assert.equal(log.entries.filter((e) => e.event === 'receive.queue_failed').length, 2);
+    assert.equal(log.entries.filter((e) => e.event === 'receive.queue-failed').length, 2);
   });
 
   it('accepts, after reload with a new CA list, a certificate it refused, on the same listener', async (t) => {

@@ -110,7 +110,7 @@ describe('TLS renegotiation on receive', () => {
     assert.ok(
       log.entries.some(
         (e) =>
-          e.event === 'receive.connection_error' && /renegotiation/i.test(String(e.fields.error)),
+          e.event === 'receive.connection-error' && /renegotiation/i.test(String(e.fields.error)),
       ),
       JSON.stringify(log.entries),
     );

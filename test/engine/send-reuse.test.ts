@@ -278,7 +278,7 @@ describe('connection reuse across rounds', () => {
     assert.equal(sessions.size, 2);
     assert.equal(received.length, 2);
     assert.deepEqual(
-      log.entries.filter((e) => e.event === 'send.hop_failed'),
+      log.entries.filter((e) => e.event === 'send.hop-failed'),
       [],
       'a connection the hop closed while idle is no failure of the hop',
     );

@@ -243,7 +243,7 @@ describe('sending', () => {
       const { deliver, log } = sender();
       const [outcome] = await deliver('adatum.com', [message(['bob@adatum.com'])], generation);
       assert.deepEqual(outcome?.delivered, ['bob@adatum.com']);
-      const failed = log.entries.filter((e) => e.event === 'send.hop_failed');
+      const failed = log.entries.filter((e) => e.event === 'send.hop-failed');
       assert.equal(failed.length, 1);
       assert.equal(failed[0]?.fields.host, 'mx1.adatum.com');
       assert.match(
@@ -272,7 +272,7 @@ describe('sending', () => {
         `^451 4\\.4\\.0 Primary target IP address responded with: "421 4\\.2\\.1 Unable to connect: .*127\\.0\\.0\\.1:${first}\\." Attempted failover`,
       ),
     );
-    assert.equal(log.entries.filter((e) => e.event === 'send.hop_failed').length, 2);
+    assert.equal(log.entries.filter((e) => e.event === 'send.hop-failed').length, 2);
   });
 
   it('sends to other domains with opportunistic TLS and without our certificate', async () => {

@@ -92,7 +92,7 @@ describe('torn queue files', () => {
     assert.deepEqual(delivered, ['intact']);
 
     const events = engine.events();
-    const corrupt = events.filter((e) => e.event === 'queue.corrupt_control');
+    const corrupt = events.filter((e) => e.event === 'queue.corrupt-control');
     assert.deepEqual(
       corrupt.map((e) => e.file).sort(),
       [tornRecord.record, tornBody.record].sort(),
@@ -104,7 +104,7 @@ describe('torn queue files', () => {
     );
     assert.ok(
       events.some(
-        (e) => e.event === 'queue.corrupt_body' && e.message === tornBody.body.slice(0, -4),
+        (e) => e.event === 'queue.corrupt-body' && e.message === tornBody.body.slice(0, -4),
       ),
     );
     const files = await queueFiles(queue);

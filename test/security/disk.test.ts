@@ -125,7 +125,7 @@ describe('storage failures', () => {
     assert.deepEqual(await queueCounts(queue), before, 'no body or record of the refused message');
     assert.ok(
       running.log.entries.some(
-        (e) => e.event === 'receive.queue_failed' && e.fields.reply === '452 4.3.1',
+        (e) => e.event === 'receive.queue-failed' && e.fields.reply === '452 4.3.1',
       ),
     );
 
@@ -211,7 +211,7 @@ describe('storage failures', () => {
     const refusedIn = Date.now() - asked;
     assert.ok(refusedIn < 2_000, `refused in ${refusedIn} ms`);
     assert.ok(
-      running.log.entries.some((e) => e.event === 'queue.storage_short'),
+      running.log.entries.some((e) => e.event === 'queue.storage-short'),
       'the engine says its queue storage is short',
     );
 
@@ -238,7 +238,7 @@ describe('storage failures', () => {
     assert.match(await client.reply(), /^250 2\.6\.0 /);
     client.write('QUIT');
     assert.ok(
-      running.log.entries.some((e) => e.event === 'queue.storage_recovered'),
+      running.log.entries.some((e) => e.event === 'queue.storage-recovered'),
       'the engine says its queue storage is back',
     );
     t.diagnostic(`MAIL FROM refused in ${refusedIn} ms; accepted ${recoveredIn} ms after freeing`);
@@ -283,7 +283,7 @@ describe('StorageGuard', () => {
     assert.equal(guard.suspected, false);
     assert.deepEqual(
       log.entries.map((e) => e.event),
-      ['queue.storage_short', 'queue.storage_recovered'],
+      ['queue.storage-short', 'queue.storage-recovered'],
     );
   });
 

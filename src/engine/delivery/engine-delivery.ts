@@ -151,10 +151,10 @@ export class EngineDelivery {
     this.swept.add(root);
     void sweepTemporaryFiles(root).then(
       (removed) => {
-        if (removed > 0) this.log.log('info', 'delivery.maildir_swept', { root, removed });
+        if (removed > 0) this.log.log('info', 'delivery.maildir-swept', { root, removed });
       },
       (error: Error) =>
-        this.log.log('warn', 'delivery.maildir_sweep_failed', { root, error: error.message }),
+        this.log.log('warn', 'delivery.maildir-sweep-failed', { root, error: error.message }),
     );
   }
 

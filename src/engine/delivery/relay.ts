@@ -89,7 +89,7 @@ export function createRelayDelivery(options: RelayDeliveryOptions): RelayDeliver
     const outcome = await relayMessage(message, settings, generation, cache);
     const deferred = outcome.failures.find((f) => !f.permanent);
     if (deferred !== undefined) {
-      options.log.log('warn', 'delivery.relay_deferred', {
+      options.log.log('warn', 'delivery.relay-deferred', {
         id: message.id,
         relay: relay.host,
         reply: smtpReplyText(deferred.reply),

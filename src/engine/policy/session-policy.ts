@@ -148,12 +148,12 @@ export function judgePublishedPolicy(
     if (verdict.ok)
       return {
         ok: true,
-        event: 'send.dane_verified',
+        event: 'send.dane-verified',
         note: `DANE: ${verdict.how} (${describeRecord(verdict.record)})`,
       };
     return {
       ok: false,
-      event: 'send.dane_refused',
+      event: 'send.dane-refused',
       note: `DANE: refused ${policy.host}: ${verdict.reason}`,
       reply: POLICY_REPLIES.dane,
       detail: `${verdict.reason} at ${policy.host}`,
@@ -169,19 +169,19 @@ export function judgePublishedPolicy(
   if (problem === undefined)
     return {
       ok: true,
-      event: 'send.mta_sts_verified',
+      event: 'send.mta-sts-verified',
       note: `MTA-STS: ${policy.host} verified for ${policy.domain} (mode ${policy.mode})`,
     };
   if (policy.mode === 'testing')
     return {
       ok: true,
-      event: 'send.mta_sts_testing_failure',
+      event: 'send.mta-sts-testing-failure',
       note: `MTA-STS (testing): ${problem}; delivered anyway`,
       warning: problem,
     };
   return {
     ok: false,
-    event: 'send.mta_sts_refused',
+    event: 'send.mta-sts-refused',
     note: `MTA-STS: refused ${policy.host}: ${problem}`,
     reply: POLICY_REPLIES.mtaSts,
     detail: problem,

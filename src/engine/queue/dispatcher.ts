@@ -198,7 +198,7 @@ export class Dispatcher {
     try {
       await this.options.queue.expireSuspended(generation);
     } catch (error) {
-      this.options.log.log('error', 'queue.expire_failed', { error: (error as Error).message });
+      this.options.log.log('error', 'queue.expire-failed', { error: (error as Error).message });
     }
   }
 
@@ -271,7 +271,7 @@ export class Dispatcher {
       await this.options.queue.settle(message.id, outcome, generation);
     } catch (error) {
       this.options.queue.release(message.id);
-      this.options.log.log('error', 'queue.settle_failed', {
+      this.options.log.log('error', 'queue.settle-failed', {
         id: message.id,
         error: (error as Error).message,
       });

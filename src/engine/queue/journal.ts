@@ -165,7 +165,7 @@ export class Journal {
         if (parsed === undefined) {
           // The last thing written: a write cut short. Otherwise damage: skip the one record.
           if (!data.subarray(end).some((byte) => byte !== 0)) break;
-          log.log('error', 'queue.corrupt_journal', { segment: name, at: offset, bytes: length });
+          log.log('error', 'queue.corrupt-journal', { segment: name, at: offset, bytes: length });
           skipped += 1;
           offset = end;
           continue;
@@ -187,7 +187,7 @@ export class Journal {
       }
       if (offset < data.length && data.subarray(offset).some((byte) => byte !== 0)) {
         // Unframed bytes at the end: a tail cut short (never acknowledged), or damage.
-        log.log('info', 'queue.journal_torn_tail', {
+        log.log('info', 'queue.journal-torn-tail', {
           segment: name,
           at: offset,
           bytes: data.length - offset,
@@ -261,7 +261,7 @@ export class Journal {
     this.release(segment, 1);
     this.append('D', [Buffer.from(JSON.stringify({ id }), 'utf8')], false, 0).catch(
       (error: Error) =>
-        this.log.log('warn', 'queue.journal_write_failed', {
+        this.log.log('warn', 'queue.journal-write-failed', {
           record: 'D',
           id,
           error: error.message,
@@ -318,7 +318,7 @@ export class Journal {
       await segment.handle.close();
       await unlink(join(this.directory, segmentName(segment.number)));
     } catch (error) {
-      this.log.log('warn', 'queue.journal_retire_failed', {
+      this.log.log('warn', 'queue.journal-retire-failed', {
         segment: segment.number,
         error: (error as Error).message,
       });

@@ -206,6 +206,6 @@ async function replayJournal(
   for (const segment of replayed.damaged) await journal.quarantine(segment, store.corruptDir);
   await journal.clear(replayed.segments.filter((segment) => !replayed.damaged.includes(segment)));
   if (replayed.live.length > 0)
-    log.log('info', 'queue.journal_replayed', { messages: replayed.live.length });
+    log.log('info', 'queue.journal-replayed', { messages: replayed.live.length });
   return journal;
 }

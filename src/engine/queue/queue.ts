@@ -450,7 +450,7 @@ export class MessageQueue implements MessageSink {
     const fields = { id: record.id, recipients: recipients.map((r) => r.recipient) };
     const unreported = reportlessBecause(record.from);
     if (unreported !== undefined) {
-      this.log.log('warn', 'queue.bounced_without_report', { ...fields, reason: unreported });
+      this.log.log('warn', 'queue.bounced-without-report', { ...fields, reason: unreported });
       return;
     }
     const original = await contentHead(await this.files.content(entry), REPORTED_HEAD_BYTES);
@@ -472,7 +472,7 @@ export class MessageQueue implements MessageSink {
       connector: 'queue',
       remoteAddress: '',
     });
-    const event = willRetryUntil === undefined ? 'queue.bounced' : 'queue.delay_notified';
+    const event = willRetryUntil === undefined ? 'queue.bounced' : 'queue.delay-notified';
     this.log.log('warn', event, { ...fields, report: ids[0], to: record.from });
   }
 
@@ -520,7 +520,7 @@ export class MessageQueue implements MessageSink {
         this.files
           .move(message, this.entriesOf(message))
           .catch((error: Error) =>
-            this.log.log('warn', 'queue.move_failed', { message, error: error.message }),
+            this.log.log('warn', 'queue.move-failed', { message, error: error.message }),
           ),
       );
     }
@@ -538,7 +538,7 @@ export class MessageQueue implements MessageSink {
       try {
         listener();
       } catch (error) {
-        this.log.log('error', 'queue.listener_failed', { error: (error as Error).message });
+        this.log.log('error', 'queue.listener-failed', { error: (error as Error).message });
       }
     }
   }

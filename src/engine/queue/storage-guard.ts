@@ -63,7 +63,7 @@ export class StorageGuard {
     this.failures += 1;
     if (this.tripped) return;
     this.tripped = true;
-    this.options.log.log('warn', 'queue.storage_short', {
+    this.options.log.log('warn', 'queue.storage-short', {
       directory: this.options.directory,
       error: code,
     });
@@ -107,9 +107,9 @@ export class StorageGuard {
     this.last = { at: this.now(), short };
     if (!short && this.tripped) {
       this.tripped = false;
-      this.options.log.log('info', 'queue.storage_recovered', { directory, free });
+      this.options.log.log('info', 'queue.storage-recovered', { directory, free });
     } else if (short) {
-      this.options.log.log('debug', 'queue.storage_still_short', { directory, reason });
+      this.options.log.log('debug', 'queue.storage-still-short', { directory, reason });
     }
     return short;
   }

@@ -312,10 +312,10 @@ export class QueueStore {
         const target = join(this.corruptDir, `${message}.eml.${Date.now()}`);
         if (named.has(message)) {
           await copyFile(this.bodyPath(message), target);
-          log.log('error', 'queue.corrupt_body', { message, copiedTo: target });
+          log.log('error', 'queue.corrupt-body', { message, copiedTo: target });
         } else {
           await rename(this.bodyPath(message), target);
-          log.log('error', 'queue.corrupt_body', { message, movedTo: target });
+          log.log('error', 'queue.corrupt-body', { message, movedTo: target });
         }
         quarantined = true;
         continue;
@@ -323,7 +323,7 @@ export class QueueStore {
       if (named.has(message)) continue;
       // Written before its control record: the message was never acknowledged.
       await this.removeBody(message);
-      log.log('info', 'queue.orphan_removed', { message });
+      log.log('info', 'queue.orphan-removed', { message });
     }
     await this.syncs.sync(this.controlDir);
     await this.syncs.sync(this.dataDir);
@@ -335,7 +335,7 @@ export class QueueStore {
     const target = join(this.corruptDir, `${name}.${Date.now()}`);
     await rename(join(this.controlDir, name), target);
     await this.syncs.sync(this.corruptDir);
-    log.log('error', 'queue.corrupt_control', { file: name, reason, movedTo: target });
+    log.log('error', 'queue.corrupt-control', { file: name, reason, movedTo: target });
   }
 }
 

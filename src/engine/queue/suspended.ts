@@ -51,7 +51,7 @@ export class SuspendedDomains {
       return new SuspendedDomains(directory, new Set(saved.domains.map(nextHopDomainOf)));
     } catch (error) {
       // Written durably, so this is damage, not a torn write: say so loudly and hold nothing.
-      log.log('error', 'queue.suspended_unreadable', { path, error: (error as Error).message });
+      log.log('error', 'queue.suspended-unreadable', { path, error: (error as Error).message });
       return new SuspendedDomains(directory, new Set());
     }
   }

@@ -79,7 +79,7 @@ export async function queueMessage(
       message.trace(`header section over the limit of ${message.maxHeaderSize} bytes`);
       throw new SmtpReplyError(REPLIES.headerTooBig);
     case 'malformed':
-      log.log('info', 'receive.message_refused', {
+      log.log('info', 'receive.message-refused', {
         session: message.sessionId,
         connector: message.connector,
         reason: received.reason,
@@ -92,7 +92,7 @@ export async function queueMessage(
       break;
   }
   if (domainSecured !== undefined && received.domainSecured === undefined) {
-    log.log('info', 'receive.partner_author_mismatch', {
+    log.log('info', 'receive.partner-author-mismatch', {
       session: message.sessionId,
       connector: message.connector,
       partner: domainSecured.partner,
@@ -132,7 +132,7 @@ function storageFailure(
 ): SmtpReplyError {
   const code = (error as NodeJS.ErrnoException).code;
   const short = STORAGE_FAILURE_CODES.has(code ?? '');
-  log.log('error', 'receive.queue_failed', {
+  log.log('error', 'receive.queue-failed', {
     session: message.sessionId,
     connector: message.connector,
     error: error.message,

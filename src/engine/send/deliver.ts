@@ -90,7 +90,7 @@ async function deliverRemote(
 
   const connector = chooseSendConnector(generation.sendConnectors, domain);
   if (connector === undefined) {
-    log.log('warn', 'send.no_connector', { domain });
+    log.log('warn', 'send.no-connector', { domain });
     for (const m of messages) results.set(m, failAllWith(m, REPLIES.noRoute, domain));
     return finish();
   }
@@ -104,7 +104,7 @@ async function deliverRemote(
   const partner = sendSecurePartner(generation, domain);
   const policy = tlsPolicyFor(connector, partner, domain);
   if (policy.kind === 'refused') {
-    log.log('warn', 'send.no_partner', {
+    log.log('warn', 'send.no-partner', {
       domain,
       connector: connector.name,
       reason: policy.reason,
@@ -114,7 +114,7 @@ async function deliverRemote(
   }
   if (partner !== undefined && !connector.spec.domainSecure) {
     // validate (DS003) refuses this connector; the partner is still sent only over verified MTLS.
-    log.log('warn', 'send.partner_on_connector_without_domain_security', {
+    log.log('warn', 'send.partner-on-connector-without-domain-security', {
       domain,
       connector: connector.name,
     });
@@ -125,7 +125,7 @@ async function deliverRemote(
     hops = await nextHopsFor(connector, domain, generation, options.dns);
   } catch (error) {
     if (!(error instanceof NextHopError)) throw error;
-    log.log('warn', 'send.no_hops', {
+    log.log('warn', 'send.no-hops', {
       domain,
       reply: smtpReplyText(error.reply),
       permanent: error.permanent,
@@ -145,7 +145,7 @@ async function deliverRemote(
       ? await destinationTls(domain, generation.config, connector.spec.port, services)
       : undefined;
   if (destination !== undefined)
-    log.log('debug', 'send.tls_policy', { domain, steps: destination.steps });
+    log.log('debug', 'send.tls-policy', { domain, steps: destination.steps });
 
   const hopReplies: SmtpReply[] = [];
   for (const hop of hops) {
@@ -159,7 +159,7 @@ async function deliverRemote(
       // The hop is not tried at all: nothing is sent where the published policy forbids it.
       const reply = withDetail(hopPolicy.reply, hopPolicy.detail);
       hopReplies.push(reply);
-      log.log('warn', 'send.hop_refused_by_policy', {
+      log.log('warn', 'send.hop-refused-by-policy', {
         domain,
         connector: connector.name,
         host: hop.host,
@@ -206,7 +206,7 @@ async function deliverRemote(
     } catch (error) {
       if (!(error instanceof HopFailure)) throw error;
       hopReplies.push(error.reply);
-      log.log('warn', 'send.hop_failed', {
+      log.log('warn', 'send.hop-failed', {
         domain,
         connector: connector.name,
         host: hop.host,

@@ -174,7 +174,7 @@ describe('sending under DANE and MTA-STS', () => {
     const { outcome, log } = await send('dane.example', generation(server.port));
     assert.deepEqual(outcome.failures, []);
     assert.equal(server.messages[0]?.secure, true);
-    assert.ok(log.entries.some((e) => e.event === 'send.dane_verified'));
+    assert.ok(log.entries.some((e) => e.event === 'send.dane-verified'));
   });
 
   it('defers with "454 4.7.5 DANE: no TLSA record matched" and never sends MAIL FROM to a mismatching host', async () => {
@@ -306,7 +306,7 @@ describe('sending under DANE and MTA-STS', () => {
       const { outcome, log } = await send('sts.example', generation(server.port));
       assert.deepEqual(outcome.failures, []);
       assert.equal(server.messages[0]?.secure, true);
-      assert.ok(log.entries.some((e) => e.event === 'send.mta_sts_verified'));
+      assert.ok(log.entries.some((e) => e.event === 'send.mta-sts-verified'));
     });
 
     it('defers a wrong certificate (untrusted CA, or another name) before MAIL FROM', async () => {
@@ -354,7 +354,7 @@ describe('sending under DANE and MTA-STS', () => {
       sts(ENFORCE('*.sts.example').replace('enforce', 'testing'));
       const testing = await send('sts.example', generation(server.port));
       assert.deepEqual(testing.outcome.failures, []);
-      assert.ok(testing.log.entries.some((e) => e.event === 'send.mta_sts_testing_failure'));
+      assert.ok(testing.log.entries.some((e) => e.event === 'send.mta-sts-testing-failure'));
       sts();
       const policies = [
         {
