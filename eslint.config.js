@@ -2,6 +2,13 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+// One naming style for the engine's log events: `area.what-happened`, dot-separated kebab case.
+const KEBAB_EVENTS = {
+  selector:
+    "CallExpression[callee.property.name='log'][arguments.length>=2] > Literal.arguments:nth-child(2)[value=/^(?![a-z]+(-[a-z]+)*\\.[a-z]+(-[a-z]+)*$)/]",
+  message: "name log events 'area.what-happened' (dot-separated kebab case, like partner.refused)",
+};
+
 // The other layers reach the engine through its facade only, src/engine/index.ts (one rule per
 // files entry: a second no-restricted-imports for the same files would replace the first).
 const ENGINE_FACADE = {
@@ -60,7 +67,7 @@ export default tseslint.config(
   {
     files: ['src/**/*.ts'],
     ignores: ['src/domain-name.ts', 'src/pki/**'],
-    rules: { 'no-restricted-syntax': ['error', CANONICAL_DOMAINS] },
+    rules: { 'no-restricted-syntax': ['error', CANONICAL_DOMAINS, KEBAB_EVENTS] },
   },
   // no-restricted-imports does not look at import(): the facade holds for a lazy load too.
   {
@@ -69,6 +76,7 @@ export default tseslint.config(
       'no-restricted-syntax': [
         'error',
         CANONICAL_DOMAINS,
+        KEBAB_EVENTS,
         {
           selector: 'ImportExpression[source.value=/(^|\\/)engine\\/(?!index\\.js$)/]',
           message: ENGINE_FACADE.message,
