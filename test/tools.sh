@@ -17,6 +17,8 @@ command -v flock >/dev/null 2>&1 || need+=(util-linux)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 # openssl shows a certificate in the tutorial.
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# strace shows the order of a durable write's syscalls (file fsync, rename, directory fsync).
+command -v strace >/dev/null 2>&1 || need+=(strace)
 [ "${#need[@]}" -eq 0 ] && exit 0
 
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
