@@ -73,8 +73,11 @@ export interface OrganizationSpec {
    */
   resolver: { servers: string[]; validating?: boolean; static: Record<string, StaticRoute[]> };
   admin: { listen: string; tokenFile?: string };
-  /** The MTA-STS policy we publish for our accepted domains (`dns records`); absent: none. */
-  mtaSts?: { mode: 'enforce' | 'testing' | 'none'; mx: string[]; maxAge: number };
+  /**
+   * The MTA-STS policy we publish for our accepted domains (`dns records`); absent: none.
+   * `listen`: where serve answers it over HTTPS; absent: not served.
+   */
+  mtaSts?: { mode: 'enforce' | 'testing' | 'none'; mx: string[]; maxAge: number; listen?: string };
 }
 
 export interface CertificateSpec {

@@ -28,6 +28,24 @@ export function formatStsPolicy(policy: PublishedStsPolicy): string {
 }
 
 /**
+ * Our policy file as the Organization declares it (its `mx` patterns, or our hostname when it
+ * lists none), or undefined when it declares no policy. `dns records` prints it and `serve`
+ * answers it: one text, so the id printed is the hash of what is served.
+ */
+export function ourStsPolicyFile(organization: {
+  hostname: string;
+  mtaSts?: { mode: PublishedStsPolicy['mode']; mx: readonly string[]; maxAge: number };
+}): string | undefined {
+  const declared = organization.mtaSts;
+  if (declared === undefined) return undefined;
+  return formatStsPolicy({
+    mode: declared.mode,
+    mx: declared.mx.length > 0 ? declared.mx : [organization.hostname],
+    maxAge: declared.maxAge,
+  });
+}
+
+/**
  * The `id` of the `_mta-sts` TXT record: the first 32 hex digits of the policy file's SHA-256,
  * so that it changes exactly when the policy does (senders fetch again when the id changes).
  */

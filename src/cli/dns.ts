@@ -8,7 +8,7 @@ import { commandAction, EXIT } from './errors.js';
 import { fileOption, loadOrFail, manifestPaths } from './manifests.js';
 import { formatOption, processOutput, type Output } from './output.js';
 import type { RuntimeConfig } from '../model.js';
-import { daneEeKeyDigest, formatStsPolicy, stsPolicyId } from '../published-records.js';
+import { daneEeKeyDigest, ourStsPolicyFile, stsPolicyId } from '../published-records.js';
 
 export interface DnsRecords {
   formatVersion: 1;
@@ -33,13 +33,8 @@ export function dnsRecords(config: RuntimeConfig): DnsRecords {
             data: daneEeKeyDigest(new X509Certificate(certificate.spec.certPem)),
           },
         ];
-  const declared = org.mtaSts;
-  if (declared === undefined) return { formatVersion: 1, tlsa, mtaSts: null };
-  const policy = formatStsPolicy({
-    mode: declared.mode,
-    mx: declared.mx.length > 0 ? declared.mx : [org.hostname],
-    maxAge: declared.maxAge,
-  });
+  const policy = ourStsPolicyFile(org);
+  if (policy === undefined) return { formatVersion: 1, tlsa, mtaSts: null };
   const id = stsPolicyId(policy);
   return {
     formatVersion: 1,

@@ -337,6 +337,11 @@ export class Engine {
     return this.listeners.address(binding);
   }
 
+  /** Where our MTA-STS policy is served over HTTPS (Organization mtaSts.listen); null: not. */
+  mtaStsAddress(): { address: string; port: number } | null {
+    return this.listeners.policyAddress();
+  }
+
   /** Stops listening, lets sessions and deliveries in flight end, closes the queue, unlocks. */
   async close(): Promise<void> {
     await this.shutdown();

@@ -2,7 +2,8 @@
 // binds what the next generation adds before anything changes (prepare); when the slot commits,
 // the new listeners join, the kept ones serve the new generation and the dropped ones close.
 // A bind that fails fails the apply: a committed generation never has a listener missing, and
-// one that stops listening later is reported as not listening (drift).
+// one that stops listening later is reported as not listening (drift). Our MTA-STS policy
+// listener (Organization mtaSts.listen) is bound, kept and swapped the same way.
 import type { ListenerState } from '../../model.js';
 import { formatEndpoint } from '../../units.js';
 import { parseBinding, type Binding } from '../addresses.js';
@@ -10,6 +11,7 @@ import type { Generation } from '../generation.js';
 import type { EngineEvents } from '../events.js';
 import type { EngineLog } from '../log.js';
 import type { MessageSink } from '../message-sink.js';
+import { PolicyListener } from '../policy/policy-listener.js';
 import type { ProtocolLog } from '../protocol-log.js';
 import { ReceiveListener } from '../receive.js';
 import type { ConnectionCounter } from '../receive/limits.js';
@@ -50,8 +52,10 @@ export class ListenerSet {
   private staged: Staged | undefined;
   /** Listeners replaced or dropped by a commit, still letting their sessions end. */
   private readonly closing: Promise<void>[] = [];
+  private readonly policy: PolicyListener;
 
   constructor(private readonly options: ListenerSetOptions) {
+    this.policy = new PolicyListener(options.log);
     options.slot.subscribe((next) => this.install(next));
   }
 
@@ -83,6 +87,7 @@ export class ListenerSet {
         await listener.listen();
         started.push([key, listener]);
       }
+      await this.policy.prepare(prepared.generation);
     } catch (error) {
       await Promise.all(started.map(([, listener]) => listener.close()));
       throw new BindError(describeBindFailure(error), { cause: error });
@@ -95,7 +100,10 @@ export class ListenerSet {
     const staged = this.staged;
     if (staged?.prepared !== prepared) return;
     this.staged = undefined;
-    await Promise.all(staged.started.map(([, listener]) => listener.close()));
+    await Promise.all([
+      ...staged.started.map(([, listener]) => listener.close()),
+      this.policy.abort(prepared.generation),
+    ]);
   }
 
   /** The slot committed `next`: the staged listeners join, the others follow or close. */
@@ -116,6 +124,12 @@ export class ListenerSet {
         this.closing.push(listener.close());
       }
     }
+    this.policy.install(next);
+  }
+
+  /** Where our MTA-STS policy is served; null when it is not. */
+  policyAddress(): { address: string; port: number } | null {
+    return this.policy.address();
   }
 
   get size(): number {
@@ -169,9 +183,11 @@ export class ListenerSet {
     this.listeners.clear();
     return {
       sessions: listeners.reduce((sum, l) => sum + l.sessionCount, 0),
-      closed: Promise.all([...listeners.map((l) => l.close()), ...this.closing]).then(
-        () => undefined,
-      ),
+      closed: Promise.all([
+        ...listeners.map((l) => l.close()),
+        ...this.closing,
+        this.policy.close(),
+      ]).then(() => undefined),
     };
   }
 }
