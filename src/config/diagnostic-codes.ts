@@ -154,6 +154,13 @@ export const DIAGNOSTIC_CODES: readonly DiagnosticCodeEntry[] = [
     fix: 'Keep the address space in one policy; use `*.example.com` or a single domain in another to make it more specific.',
   },
   {
+    code: 'DS022',
+    severity: 'error',
+    meaning:
+      "The Organization serves its MTA-STS policy (`mtaSts.listen`), but its certificate does not name `mta-sts.<domain>` for an accepted domain: senders fetch the policy from that name with PKIX verification, so that domain's policy could never be fetched.",
+    fix: 'Issue the certificate with `mta-sts.<domain>` (or `*.<domain>`) for each accepted domain, from a CA that senders trust; or remove `mtaSts.listen` and serve the policy file `domsec dns records` prints from another web server.',
+  },
+  {
     code: 'DS101',
     severity: 'warning',
     meaning: 'A certificate expires within 30 days.',

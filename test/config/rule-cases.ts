@@ -83,6 +83,12 @@ const adatumCertificate = (options: Omit<Parameters<typeof issueCertificate>[1],
     ...options,
   });
 
+/** organization.yaml of the base serving its MTA-STS policy (mtaSts.listen). */
+const servingMtaSts = replace(
+  '  certificate: mail-adatum\n',
+  "  certificate: mail-adatum\n  mtaSts: {mode: enforce, listen: '0.0.0.0:443'}\n",
+);
+
 /** The base's connectors.yaml followed by more documents. */
 const baseConnectorsAnd = async (more: string): Promise<string> =>
   `${await readFile(join(FIXTURES, 'base', 'connectors.yaml'), 'utf8')}---\n${more}`;
@@ -833,6 +839,49 @@ export const RULE_CASES: readonly RuleCases[] = [
         name: 'two TLS policies with one address space, whatever its spelling',
         fixture: 'DS021',
         diagnostics: [{ code: 'DS021', at: { file: 'policies.yaml', needle: 'Fabrikam.Example' } }],
+      },
+    ],
+  },
+  {
+    code: 'DS022',
+    valid: [
+      {
+        name: 'the policy served with a certificate that names mta-sts.adatum.com',
+        files: { 'organization.yaml': servingMtaSts },
+        prepare: withCertificate(() =>
+          adatumCertificate({ dnsNames: ['mail.adatum.com', 'adatum.com', 'mta-sts.adatum.com'] }),
+        ),
+      },
+      {
+        name: 'a one-label wildcard covers mta-sts.adatum.com',
+        files: { 'organization.yaml': servingMtaSts },
+        prepare: withCertificate(() =>
+          adatumCertificate({ dnsNames: ['*.adatum.com', 'adatum.com'] }),
+        ),
+      },
+      {
+        name: 'a policy declared but not served: the certificate need not name mta-sts',
+        files: {
+          'organization.yaml': replace(
+            '  certificate: mail-adatum\n',
+            '  certificate: mail-adatum\n  mtaSts: {mode: enforce}\n',
+          ),
+        },
+      },
+    ],
+    invalid: [
+      {
+        name: 'the policy served with a certificate that lacks mta-sts.adatum.com, at the accepted domain',
+        files: { 'organization.yaml': servingMtaSts },
+        diagnostics: [
+          {
+            code: 'DS022',
+            at: { file: 'organization.yaml', needle: 'adatum.com]' },
+            message:
+              /Organization\/adatum serves its MTA-STS policy on 0\.0\.0\.0:443, but Certificate\/mail-adatum does not name mta-sts\.adatum\.com/,
+            hint: /add mta-sts\.adatum\.com/,
+          },
+        ],
       },
     ],
   },

@@ -9,6 +9,7 @@ import { checkConnectorOverlap } from './connector-overlap.js';
 import type { Rule, RuleContext } from './context.js';
 import { checkFiles } from './files.js';
 import { checkKeyStrength } from './key-strength.js';
+import { checkMtaStsListener } from './mta-sts-listener.js';
 import { checkOpenRelay } from './open-relay.js';
 import { checkOrganizationCertificate } from './organization-certificate.js';
 import { checkPartnerConnectors } from './partner-connectors.js';
@@ -43,6 +44,7 @@ export const RULES: readonly Rule[] = [
   checkRequiredTlsOffered, // DS018
   checkOpenRelay, // DS019, DS107
   checkTlsPolicies, // DS020, DS021
+  checkMtaStsListener, // DS022
   checkAdminListen, // DS108
 ];
 
