@@ -52,6 +52,11 @@ function normalise(text: string): string {
       // A Maildir file: its time, unique part, host and size.
       .replace(/\/(new|cur)\/\d+\.[^\s/]+/g, '/$1/<file>')
       .replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:<port>')
+      // Session and message ids, random (and not always with a digit in them).
+      .replace(/^([^,\n]*,[\w-]+,)[\w-]+(,\d+,)/gm, '$1<session>$2')
+      .replace(/"session":"[^"]*"/g, '"session":"<session>"')
+      .replace(/ id [\w-]+;/g, ' id <id>;')
+      .replace(/queued as [\w.-]+/g, 'queued as <id>')
       .replace(/\b(?=[A-Za-z0-9]*\d)(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{10,}\b/g, '<id>')
   );
 }
