@@ -67,7 +67,8 @@ function shutdownSignal(): AbortSignal {
 const program = new Command('domsec')
   .description('SMTP domain security (mutual TLS between partner domains) kept as code')
   .version('0.1.0')
-  .showHelpAfterError();
+  // An unknown option or argument: commander's one line and a hint, never a usage dump.
+  .showHelpAfterError('(add --help for usage)');
 
 program
   .command('validate')

@@ -65,6 +65,20 @@ describe('output formats', () => {
     }
   });
 
+  it('an unknown option, on a group or a command, is refused in two lines with no usage dump', async () => {
+    const groups = [...new Set((await leafCommands()).map((command) => command[0] ?? ''))];
+    for (const command of [[], ...groups.map((group) => [group]), ['queue', 'list']]) {
+      for (const option of ['-o', '--no-such-option']) {
+        const args = [...command, option, 'xml'];
+        const result = await domsec(args, env, 15_000);
+        const name = args.join(' ');
+        assert.notEqual(result.code, 0, name);
+        assert.doesNotMatch(result.stderr, /Usage:/, name);
+        assert.ok(result.stderr.trimEnd().split('\n').length <= 2, `${name}: ${result.stderr}`);
+      }
+    }
+  });
+
   it('apply -o json prints one object with formatVersion, the plan and the generation', async () => {
     const result = await domsec(
       ['apply', '-f', manifests, '--auto-approve', '--approve-weakening', '-o', 'json'],
