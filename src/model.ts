@@ -277,7 +277,7 @@ export interface Change {
 
 /** Something a reviewer should know before applying; never blocks the apply by itself. */
 export interface PlanWarning {
-  code: 'certificate-expiring' | 'certificate-expired' | 'queued-mail';
+  code: 'certificate-expiring' | 'certificate-expired' | 'queued-mail' | 'tlsa-not-compared';
   kind: Kind;
   name: string;
   message: string;

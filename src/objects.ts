@@ -3,6 +3,7 @@
 // configuration in it, so a plan compares like with like.
 import { createHash, X509Certificate } from 'node:crypto';
 import type { JsonObject, JsonValue, ObjectState, RuntimeConfig } from './model.js';
+import { daneEeKeyDigest } from './published-records.js';
 
 /** How a secret is written wherever the observable form would hold it. */
 export const SENSITIVE = '(sensitive)';
@@ -19,6 +20,8 @@ export function describeConfig(config: RuntimeConfig): ObjectState[] {
       fingerprint: spec.fingerprint,
       notAfter: notAfter(spec.certPem),
       chainLength: spec.chainPem.length,
+      // The data of a TLSA 3 1 1 record of its key: a plan compares it with the running one's.
+      spkiSha256: spkiSha256(spec.certPem),
       // Always loaded with the certificate and matched against it; never shown.
       privateKey: SENSITIVE,
     });
@@ -56,6 +59,15 @@ function toJson(value: unknown): JsonValue {
 function notAfter(certPem: string): string | null {
   try {
     return new Date(new X509Certificate(certPem).validTo).toISOString();
+  } catch {
+    return null;
+  }
+}
+
+/** SHA-256 of the leaf's SubjectPublicKeyInfo, or null when it cannot be parsed. */
+function spkiSha256(certPem: string): string | null {
+  try {
+    return daneEeKeyDigest(new X509Certificate(certPem));
   } catch {
     return null;
   }

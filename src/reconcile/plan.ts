@@ -51,7 +51,10 @@ export function computePlan(
       changes.push(withDefaults(change(object.kind, object.name, 'create', null, object.spec, [])));
       continue;
     }
-    const fields = diffFields(old.spec, object.spec);
+    const fields = diffFields(old.spec, object.spec).filter(
+      // An engine that does not report its key's digest is not changed by our reporting it.
+      (f) => !(object.kind === 'Certificate' && f.path === KEY_DIGEST && f.before === null),
+    );
     const replaceReasons = [
       ...(object.kind === 'ReceiveConnector' && fields.some((f) => f.path === 'bindings')
         ? ['bindings change: its listeners are rebound']
@@ -71,6 +74,7 @@ export function computePlan(
   }
 
   judgeRenamedOrganization(changes);
+  const tlsa = judgeTlsaRecord(changes, actual.objects, desired);
   changes.sort(
     (a, b) =>
       KINDS.indexOf(a.kind) - KINDS.indexOf(b.kind) ||
@@ -82,7 +86,7 @@ export function computePlan(
     changes,
     domainSecureLists: domainSecureLists(actual.objects, desired),
     relay: relayPermissions(desired),
-    warnings: warnings(changes, desired, actual, options),
+    warnings: [...warnings(changes, desired, actual, options), ...tlsa],
     summary: {
       add: changes.filter((c) => c.action === 'create').length,
       change: changes.filter((c) => c.action === 'update').length,
@@ -183,6 +187,63 @@ function judgeRenamedOrganization(changes: Change[]): void {
   });
   created.security = impact;
   created.reasons = reasons;
+}
+
+/** The Certificate field holding the data of a TLSA 3 1 1 record of its key (objects.ts). */
+const KEY_DIGEST = 'spkiSha256';
+
+/**
+ * Our TLSA record (DANE-EE 3 1 1, `dns records`) is the digest of the Organization certificate's
+ * key: a plan that changes that key (a new key in the certificate, or another certificate named)
+ * makes the published record stop matching, and DANE senders would refuse us until the new one
+ * is published. That change weakens, saying which record to publish first. Against an engine that
+ * does not report its key's digest nothing can be compared: a warning says so.
+ */
+function judgeTlsaRecord(
+  changes: Change[],
+  actual: ObjectState[],
+  desired: ObjectState[],
+): PlanWarning[] {
+  const organizationCertificate = (objects: ObjectState[]) => {
+    const organization = objects.find((o) => o.kind === 'Organization');
+    const name = organization?.spec.certificate;
+    const certificate = objects.find((o) => o.kind === 'Certificate' && o.name === name);
+    return organization === undefined || certificate === undefined
+      ? undefined
+      : { organization, certificate };
+  };
+  const before = organizationCertificate(actual);
+  const after = organizationCertificate(desired);
+  if (before === undefined || after === undefined) return [];
+  const was = before.certificate.spec[KEY_DIGEST];
+  const will = after.certificate.spec[KEY_DIGEST];
+  // Another certificate named: the Organization's change; the same one: the Certificate's.
+  const target =
+    before.certificate.name === after.certificate.name
+      ? changes.find(
+          (c) =>
+            c.kind === 'Certificate' && c.name === after.certificate.name && c.action !== 'delete',
+        )
+      : changes.find((c) => c.kind === 'Organization' && c.action !== 'delete');
+  if (target === undefined || typeof will !== 'string') return [];
+  const hostname = String(after.organization.spec.hostname);
+  const record = `_25._tcp.${hostname}. IN TLSA 3 1 1 ${will}`;
+  if (typeof was !== 'string') {
+    return [
+      {
+        code: 'tlsa-not-compared',
+        kind: target.kind,
+        name: target.name,
+        message: `the engine does not report the key of Certificate/${before.certificate.name}: cannot compare it with our TLSA record; if the key changes, publish the next TLSA record first: ${record}`,
+      },
+    ];
+  }
+  if (was === will) return [];
+  target.security = 'weakens';
+  target.reasons.push(
+    `our key changes: the TLSA 3 1 1 record of the running key (${was}) no longer matches; publish the next TLSA record first: ${record}`,
+  );
+  return [];
 }
 
 function indexObjects(objects: ObjectState[]): Map<string, ObjectState> {

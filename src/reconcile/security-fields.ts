@@ -330,6 +330,13 @@ export const SECURITY_FIELDS: Record<Kind, KindRules> = {
         from: ['certFile'],
       }),
       field('chainLength', neutral('the intermediates we send'), { from: ['chainFile'] }),
+      field(
+        'spkiSha256',
+        neutral(
+          'our key; the plan judges a new key of the Organization certificate against the TLSA record of the running one',
+        ),
+        { from: ['certFile'] },
+      ),
       field('privateKey', neutral('our key, never shown'), { from: ['keyFile'] }),
     ],
     created: nothing('a certificate we may present'),
