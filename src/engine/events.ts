@@ -5,6 +5,8 @@
 import type { EngineLog, LogLevel } from './log.js';
 import type { DomainSecuredBy } from './message-sink.js';
 import type { StressChange } from './receive/capacity.js';
+import type { DomainName } from '../domain-name.js';
+import type { PolicyType, ResultType } from './tlsrpt/results.js';
 
 export type EngineEvent =
   /** A message durably queued (received, or a report the queue wrote itself: connector 'queue'). */
@@ -58,6 +60,20 @@ export type EngineEvent =
       subject: string | null;
       names: string[];
       fingerprint: string | null;
+    }
+  /** One session's outcome under its domain's TLS policy, for TLS reporting (RFC 8460). */
+  | {
+      type: 'send.tls-result';
+      domain: DomainName;
+      policyType: PolicyType;
+      policyStrings: string[];
+      mxHost: string[];
+      result: 'success' | ResultType;
+      host: string;
+      address: string;
+      /** Our end of the connection; null when it never connected. */
+      localAddress: string | null;
+      reason?: string;
     };
 
 export type EngineEventType = EngineEvent['type'];
@@ -99,6 +115,8 @@ const LEVELS: Record<EngineEventType, LogLevel> = {
   'receive.stress-ended': 'info',
   'send.partner-verified': 'info',
   'send.partner-refused': 'warn',
+  // The verified and refused lines of DANE and MTA-STS say it already.
+  'send.tls-result': 'debug',
 };
 
 /** The event log's subscriber: each event as one line, named by its type. */

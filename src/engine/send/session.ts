@@ -28,6 +28,8 @@ import {
   type PublishedPolicy,
 } from '../policy/session-policy.js';
 import { withDetail } from '../../smtp-reply.js';
+import { certificateDnsNames, coversHost } from '../../certificate-names.js';
+import { partnerResult, publishedPolicyResult } from '../tlsrpt/session-result.js';
 
 export { tlsMandatory, type SessionTlsPolicy } from './client-tls.js';
 
@@ -146,6 +148,7 @@ export class SmtpClientSession {
       );
     } catch (error) {
       const reply = hopReply(error as SmtpError, mandatory, 'connect');
+      if (reply === REPLIES.starttlsRequiredToSend) session.reportNoTls();
       if (
         reply === REPLIES.starttlsRequiredToSend &&
         (policy.kind === 'dane' || policy.kind === 'mta-sts')
@@ -175,6 +178,8 @@ export class SmtpClientSession {
     // hook between the handshake and the second EHLO; connect() calls back right after that EHLO,
     // before any MAIL FROM, which is the moment the certificate must be judged. So: `_socket` + `secure`.
     if (!this.connection.secure) {
+      // MTA-STS testing sends without TLS, and TLS reporting counts the failure.
+      if (policy.kind === 'mta-sts' || tlsMandatory(policy)) this.reportNoTls();
       if (!tlsMandatory(policy)) return;
       this.note('STARTTLS was not negotiated; TLS is required');
       if (policy.kind === 'dane' || policy.kind === 'mta-sts') {
@@ -205,6 +210,7 @@ export class SmtpClientSession {
     });
     if (verdict.ok) {
       this.note(`domain security: verified ${policy.partner.domain} (issuer "${verdict.issuer}")`);
+      events.emit(partnerResult(policy.partner.domain, this.tlsHop(), null));
       events.emit({
         type: 'send.partner-verified',
         partner: policy.partner.domain,
@@ -218,6 +224,13 @@ export class SmtpClientSession {
       return;
     }
     this.note(`domain security: refused ${policy.partner.domain}: ${verdict.reason}`);
+    events.emit(
+      partnerResult(policy.partner.domain, this.tlsHop(), {
+        kind: 'refused',
+        opensslError: authorizationCode(tls),
+        reason: verdict.reason,
+      }),
+    );
     events.emit({
       type: 'send.partner-refused',
       partner: policy.partner.domain,
@@ -235,6 +248,23 @@ export class SmtpClientSession {
   private judgePublished(policy: PublishedPolicy, chain: X509Certificate[], tls: TLSSocket): void {
     const verdict = judgePublishedPolicy(policy, chain, tls.authorized, authorizationCode(tls));
     this.note(verdict.note);
+    const problem = verdict.ok ? verdict.warning : verdict.detail;
+    const leaf = chain[0];
+    (this.settings.events ?? loggedEvents(this.settings.log)).emit(
+      publishedPolicyResult(
+        policy,
+        this.tlsHop(),
+        problem === undefined
+          ? null
+          : {
+              kind: 'chain',
+              authorized: tls.authorized,
+              opensslError: authorizationCode(tls),
+              nameMatches: leaf !== undefined && coversHost(certificateDnsNames(leaf), policy.host),
+              reason: problem,
+            },
+      ),
+    );
     const fields = {
       domain: policy.domain,
       host: policy.host,
@@ -251,6 +281,26 @@ export class SmtpClientSession {
     }
     this.settings.log.log('warn', verdict.event, { ...fields, reason: verdict.detail });
     throw new HopFailure(withDetail(verdict.reply, verdict.detail));
+  }
+
+  /** The hop as TLS reporting names it: host, its address, our address. */
+  private tlsHop(): { host: string; address: string; localAddress: string | undefined } {
+    const socket = this.connection._socket as { localAddress?: string } | undefined;
+    return {
+      host: this.settings.hop.host,
+      address: this.settings.hop.address,
+      localAddress: socket?.localAddress,
+    };
+  }
+
+  /** A session under DANE, MTA-STS or domain security without TLS: a reported failure. */
+  private reportNoTls(): void {
+    const { policy } = this.settings;
+    const events = this.settings.events ?? loggedEvents(this.settings.log);
+    if (policy.kind === 'dane' || policy.kind === 'mta-sts')
+      events.emit(publishedPolicyResult(policy, this.tlsHop(), { kind: 'no-tls' }));
+    else if (policy.kind === 'domain-secure')
+      events.emit(partnerResult(policy.partner.domain, this.tlsHop(), { kind: 'no-tls' }));
   }
 
   /** What closes this session on shutdown. */

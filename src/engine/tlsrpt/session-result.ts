@@ -1,0 +1,115 @@
+// What one SMTP session tells TLS reporting: its policy domain, the policy type (tlsa for DANE,
+// sts for MTA-STS, no-policy-found for a domain-secure partner), and its outcome as an RFC 8460
+// result type (§4.3.2). The send session emits it as the event `send.tls-result`; TlsResults counts it.
+import type { DomainName } from '../../domain-name.js';
+import type { EventOf } from '../events.js';
+import type { PublishedPolicy } from '../policy/session-policy.js';
+import type { ResultType, SessionResult } from './results.js';
+
+export type TlsResultEvent = EventOf<'send.tls-result'>;
+
+interface Hop {
+  host: string;
+  address: string;
+  localAddress: string | undefined;
+}
+
+/** The chain did not verify under the policy: which result type OpenSSL's code and the check name. */
+function chainResultType(
+  authorized: boolean,
+  opensslError: string | null,
+  nameMatches: boolean,
+): ResultType {
+  if (opensslError === 'CERT_HAS_EXPIRED') return 'certificate-expired';
+  if (!authorized) return 'certificate-not-trusted';
+  if (!nameMatches) return 'certificate-host-mismatch';
+  return 'validation-failure';
+}
+
+/** A DANE or MTA-STS session: `outcome` null when it succeeded. */
+export function publishedPolicyResult(
+  policy: PublishedPolicy,
+  hop: Hop,
+  outcome:
+    | null
+    | { kind: 'no-tls' }
+    | {
+        kind: 'chain';
+        authorized: boolean;
+        opensslError: string | null;
+        nameMatches: boolean;
+        reason: string;
+      },
+): TlsResultEvent {
+  const base = {
+    type: 'send.tls-result' as const,
+    domain: policy.domain,
+    host: hop.host,
+    address: hop.address,
+    localAddress: hop.localAddress ?? null,
+  };
+  const policyFields =
+    policy.kind === 'dane'
+      ? {
+          policyType: 'tlsa' as const,
+          policyStrings: policy.records.map(
+            (r) => `${r.usage} ${r.selector} ${r.matchingType} ${r.data.toString('hex')}`,
+          ),
+          mxHost: [],
+        }
+      : { policyType: 'sts' as const, policyStrings: [], mxHost: [] };
+  if (outcome === null) return { ...base, ...policyFields, result: 'success' };
+  if (outcome.kind === 'no-tls')
+    return { ...base, ...policyFields, result: 'starttls-not-supported' };
+  const result: ResultType =
+    policy.kind === 'dane'
+      ? 'tlsa-invalid'
+      : chainResultType(outcome.authorized, outcome.opensslError, outcome.nameMatches);
+  return { ...base, ...policyFields, result, reason: outcome.reason };
+}
+
+/** A domain-secure partner's session (reported when the partner publishes `_smtp._tls`). */
+export function partnerResult(
+  partner: DomainName,
+  hop: Hop,
+  outcome:
+    null | { kind: 'no-tls' } | { kind: 'refused'; opensslError: string | null; reason: string },
+): TlsResultEvent {
+  const base = {
+    type: 'send.tls-result' as const,
+    domain: partner,
+    host: hop.host,
+    address: hop.address,
+    localAddress: hop.localAddress ?? null,
+    policyType: 'no-policy-found' as const,
+    policyStrings: [],
+    mxHost: [],
+  };
+  if (outcome === null) return { ...base, result: 'success' };
+  if (outcome.kind === 'no-tls') return { ...base, result: 'starttls-not-supported' };
+  return {
+    ...base,
+    result:
+      outcome.opensslError === 'CERT_HAS_EXPIRED' ? 'certificate-expired' : 'validation-failure',
+    reason: outcome.reason,
+  };
+}
+
+/** The event as TlsResults counts it. */
+export function sessionResultOf(event: TlsResultEvent): SessionResult {
+  return {
+    policyDomain: event.domain,
+    policyType: event.policyType,
+    policyStrings: event.policyStrings,
+    mxHost: event.mxHost,
+    result: event.result,
+    ...(event.result === 'success'
+      ? {}
+      : {
+          receivingMxHostname: event.host,
+          receivingIp: event.address,
+          ...(event.localAddress === null ? {} : { sendingMtaIp: event.localAddress }),
+          ...(event.reason === undefined ? {} : { reason: event.reason }),
+        }),
+  };
+}
