@@ -18,6 +18,7 @@ import type { Generation } from './generation.js';
 import { GenerationHistory } from './history.js';
 import type { EngineLog } from './log.js';
 import { EngineEvents, eventLog } from './events.js';
+import { TlsReporting, type TlsReportingOptions } from './tlsrpt/reporting.js';
 import { EngineMetrics } from './metrics.js';
 import { PartnerHealth } from './partner-health.js';
 import { ProtocolLog } from './protocol-log.js';
@@ -56,6 +57,8 @@ export interface EngineOptions {
   upgradeConfig?: (config: RuntimeConfig) => Promise<RuntimeConfig>;
   /** Labs and tests only: extra CAs for MTA-STS (policy hosts and MX hosts) and the policy port. */
   tlsPolicyLab?: TlsPolicyLab;
+  /** Tests only: TLS reporting's clock and how often it writes results and sends reports. */
+  tlsReporting?: Pick<TlsReportingOptions, 'now' | 'flushMs' | 'cycleMs'>;
 }
 
 /** What close() waited for: the shutdown line reports it. */
@@ -86,6 +89,8 @@ export class Engine {
     readonly partners: PartnerHealth,
     /** The engine's Prometheus registry (GET /metrics). */
     readonly metrics: EngineMetrics,
+    /** TLS reporting (RFC 8460): each session's result counted, a report a day per domain. */
+    readonly tlsReporting: TlsReporting,
   ) {
     halt.signal.addEventListener('abort', () => this.lockLost(), { once: true });
   }
@@ -147,6 +152,17 @@ export class Engine {
       });
       events.subscribe((event) => partners.observe(event));
       events.subscribe((event) => metrics.observe(event));
+      const tlsReporting = new TlsReporting({
+        stateDirectory: stateDir,
+        events,
+        sink: delivery.queue,
+        generation: () => slot.current,
+        log,
+        ...options.tlsReporting,
+        ...(options.tlsPolicyLab?.extraCas === undefined
+          ? {}
+          : { extraCas: options.tlsPolicyLab.extraCas }),
+      });
       const lifecycle = new Lifecycle({
         slot,
         listeners,
@@ -170,6 +186,7 @@ export class Engine {
         protocolLog,
         partners,
         metrics,
+        tlsReporting,
       );
     } catch (error) {
       await delivery?.close().catch(() => undefined);
@@ -361,6 +378,12 @@ export class Engine {
     };
     try {
       await listening.closed;
+      // Before the queue closes: a report being mailed goes into it.
+      await this.tlsReporting
+        .close()
+        .catch((error: Error) =>
+          this.log.log('error', 'tlsrpt.close-failed', { error: error.message }),
+        );
       await this.delivery.close();
       await this.protocolLog.close();
     } finally {
