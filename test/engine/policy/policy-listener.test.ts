@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
 import { request } from 'node:https';
+import { createServer, type AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
@@ -133,6 +134,20 @@ describe('MTA-STS policy listener', () => {
     assert.match(reloaded.body, /mode: testing\r\nmx: \*\.treyresearch\.net\r\n/);
     assert.notEqual(dnsRecords(testing).mtaSts?.id, records.mtaSts?.id);
     assert.equal(reloaded.fingerprint, new X509Certificate(second.certPem).fingerprint256);
+
+    // A listener that cannot be bound fails the apply; the running one keeps serving.
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    t.after(() => new Promise<void>((resolve) => taken.close(() => resolve())));
+    const takenPort = (taken.address() as AddressInfo).port;
+    await assert.rejects(
+      running.engine.apply(
+        config({ mode: 'none', mx: [], maxAge: 86400, listen: `127.0.0.1:${takenPort}` }, second),
+      ),
+      new RegExp(`cannot bind 127\\.0\\.0\\.1:${takenPort}`),
+    );
+    assert.equal(running.engine.mtaStsAddress()?.port, port);
+    assert.match((await get(port)).body, /mode: testing/);
 
     // Without listen the policy is no longer served.
     await running.engine.apply(config({ mode: 'testing', mx: [], maxAge: 86400 }, second));
