@@ -17,6 +17,7 @@ import { register as registerExplain } from './explain.js';
 import { register as registerExport } from './export.js';
 import { register as registerProbe } from './probe.js';
 import { register as registerDns } from './dns.js';
+import { register as registerTlsRpt } from './tlsrpt.js';
 
 // Everything that can go wrong ends here as one line: a reader gone (`domsec plan | head -1`)
 // is no failure at all, and a failure nobody caught still prints one line, not a stack.
@@ -147,6 +148,7 @@ registerExplain(program);
 registerExport(program);
 
 registerQueue(program);
+registerTlsRpt(program);
 
 const certs = program
   .command('certs')

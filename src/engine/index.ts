@@ -28,3 +28,5 @@ export { distinguishedName } from './tls/verify.js';
 export { nextHopDomainOf } from './queue/suspended.js';
 export { buildGeneration, type Generation } from './generation.js';
 export { probeDomain, type ProbeReport } from './send/probe.js';
+export { readDomainDay, resultDomains, utcDay, type DomainDay } from './tlsrpt/results.js';
+export { readState as readTlsReportState, type ReportState } from './tlsrpt/schedule.js';
