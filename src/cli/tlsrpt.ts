@@ -13,7 +13,7 @@ import {
   type ReportState,
 } from '../engine/index.js';
 import { CliError, commandAction, EXIT } from './errors.js';
-import { formatOption, processOutput, type Output } from './output.js';
+import { formatOption, jsonText, processOutput, type Output } from './output.js';
 
 export interface TlsRptShowOptions {
   state: string;
@@ -45,7 +45,7 @@ export async function tlsrptShowCommand(
     shown.push({ results, report: (await readTlsReportState(options.state, day, name)) ?? null });
   }
   if (options.output === 'json') {
-    out.stdout(`${JSON.stringify({ day, domains: shown }, null, 2)}\n`);
+    out.stdout(jsonText({ day, domains: shown }));
     return EXIT.ok;
   }
   if (shown.length === 0) {

@@ -89,9 +89,11 @@ describe('domsec tlsrpt show', () => {
     ]);
     assert.equal(one.code, 0, one.stderr);
     const parsed = JSON.parse(one.stdout) as {
+      formatVersion: number;
       day: string;
       domains: { results: { domain: string; policies: { success: number; failure: number }[] } }[];
     };
+    assert.equal(parsed.formatVersion, 1);
     assert.equal(parsed.day, today);
     assert.deepEqual(
       parsed.domains.map((d) => [d.results.domain, d.results.policies[0]?.failure]),
