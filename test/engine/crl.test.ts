@@ -68,16 +68,28 @@ function pemOf(der: Buffer): string {
 }
 
 /** treyresearch with adatum's root as anchor, carrying the given CRL. */
-function generationWith(crl: string | undefined): Generation {
-  const anchor = trustAnchor('adatum-root', lab().adatumRoot);
+function generationWith(
+  crl: string | undefined,
+  previous?: Generation,
+  authority = lab().adatumRoot,
+): Generation {
+  const anchor = trustAnchor('adatum-root', authority);
   return buildGeneration(
     runtimeConfig({
       trustAnchors: [
         { ...anchor, spec: { ...anchor.spec, ...(crl === undefined ? {} : { crlPem: crl }) } },
       ],
     }),
-    1,
+    (previous?.number ?? 0) + 1,
+    { previous },
   );
+}
+
+/** The revoked serials the generation's partners consult for adatum's root. */
+function revokedBy(generation: Generation): ReadonlySet<string> | undefined {
+  const root = new X509Certificate(lab().adatumRoot.certPem).fingerprint256;
+  const partner = [...generation.partnersByDomain.values()][0];
+  return partner?.revocations.get(root)?.revoked;
 }
 
 describe('revocation lists', () => {
@@ -108,6 +120,33 @@ describe('revocation lists', () => {
       );
       assert.ok(list.nextUpdate !== undefined && list.nextUpdate > Date.now());
     }
+  });
+
+  it('reuses a list the running generation verified when its text and anchor are unchanged, reads a changed one, and still refuses a bad one', () => {
+    const serial = normalSerial(new X509Certificate(revokedMail.certPem).serialNumber);
+    const first = generationWith(crlPem);
+    assert.equal(first.revocationIndex.parsed, 1);
+    const same = generationWith(crlPem, first);
+    assert.equal(same.revocationIndex.parsed, 0, 'an unchanged list is not parsed again');
+    assert.equal(revokedBy(same)?.has(serial), true, 'the reused list still revokes');
+    // Reused from a reused list: the index carries over generation after generation.
+    assert.equal(generationWith(crlPem, same).revocationIndex.parsed, 0);
+
+    const changed = createRevocationList(lab().adatumRoot, { revoked: [] });
+    const next = generationWith(changed, same);
+    assert.equal(next.revocationIndex.parsed, 1, 'a changed list is read');
+    assert.equal(revokedBy(next)?.has(serial), false);
+
+    // A bad new list fails the build with a previous generation as without one.
+    const other = createRevocationList(lab().strangerRoot, { revoked: [] });
+    assert.throws(() => generationWith(other, next), /its CRL is not signed by/);
+    // The same text under another anchor is not the list that anchor verified: read and refused.
+    assert.throws(
+      () => generationWith(crlPem, first, lab().strangerRoot),
+      /trust anchor adatum-root: its CRL is not signed by/,
+    );
+    // Without a previous generation every list is read.
+    assert.equal(generationWith(crlPem).revocationIndex.parsed, 1);
   });
 
   it('refuses a CRL another CA signed, and one that is not a CRL, naming the anchor', () => {

@@ -184,7 +184,7 @@ export class Lifecycle {
     options: { record?: boolean; rollbackOf?: number } = {},
   ): Promise<ApplyResult> {
     const { slot, listeners, status, log } = this.options;
-    const next = buildGeneration(config, number);
+    const next = buildGeneration(config, number, { previous: slot.current });
 
     // Prepare: bind every new listener and save what a restart comes back to (a state directory
     // that refuses the write refuses the apply, rather than leaving a running generation nobody
