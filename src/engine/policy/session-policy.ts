@@ -9,6 +9,7 @@ import { parseDomainName, type DomainName } from '../../domain-name.js';
 import type { RuntimeConfig, SendRouting } from '../../model.js';
 import type { SmtpReply } from '../../smtp-reply.js';
 import { hopTls, type DestinationTls } from './outbound.js';
+import type { StsPolicy } from './mta-sts-policy.js';
 import { describeRecord, matchChain, type TlsaRecord } from './tlsa.js';
 
 /** What a session to a non-partner hop verifies beyond the connector's TLS. */
@@ -29,6 +30,8 @@ export type PublishedPolicy =
       required: boolean;
       /** The platform's CAs and any extra lab CAs: `authorized` is PKIX against these. */
       context: SecureContext;
+      /** The domain's policy as fetched (TLS reporting names it); absent: not known here. */
+      published?: StsPolicy;
     };
 
 export const POLICY_REPLIES = {
@@ -93,6 +96,7 @@ export function hopSessionPolicy(
         mode: verdict.mode,
         required: required || verdict.mode === 'enforce',
         context: mtaStsContext(verdict.cas),
+        ...(destination.sts?.policy === undefined ? {} : { published: destination.sts.policy }),
       };
     case 'connector':
       return required ? { kind: 'required' } : connector;

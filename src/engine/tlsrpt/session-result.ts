@@ -57,7 +57,20 @@ export function publishedPolicyResult(
           ),
           mxHost: [],
         }
-      : { policyType: 'sts' as const, policyStrings: [], mxHost: [] };
+      : {
+          policyType: 'sts' as const,
+          // The policy's lines (RFC 8460 §4.4), in RFC 8461's order, from the policy as parsed.
+          policyStrings:
+            policy.published === undefined
+              ? []
+              : [
+                  'version: STSv1',
+                  `mode: ${policy.published.mode}`,
+                  ...policy.published.mx.map((mx) => `mx: ${mx}`),
+                  `max_age: ${policy.published.maxAge}`,
+                ],
+          mxHost: policy.published === undefined ? [] : [...policy.published.mx],
+        };
   if (outcome === null) return { ...base, ...policyFields, result: 'success' };
   if (outcome.kind === 'no-tls')
     return { ...base, ...policyFields, result: 'starttls-not-supported' };

@@ -167,6 +167,12 @@ describe('TLS reporting from the send path', () => {
     addFormats(ajv);
     const validate = ajv.compile(JSON.parse(await readFile(SCHEMA, 'utf8')) as object);
     assert.ok(validate(report), JSON.stringify(validate.errors));
+    assert.deepEqual((report.policies[0] as unknown as { policy: unknown }).policy, {
+      'policy-type': 'sts',
+      'policy-string': ['version: STSv1', 'mode: testing', 'mx: mx.sts.example', 'max_age: 3600'],
+      'policy-domain': 'sts.example',
+      'mx-host': ['mx.sts.example'],
+    });
     const detail = report.policies[0]?.['failure-details'][0];
     assert.equal(detail?.['result-type'], 'certificate-not-trusted');
     assert.equal(detail?.['receiving-mx-hostname'], 'mx.sts.example');
