@@ -68,14 +68,23 @@ export function looserWhenOn(on: string, off: string, fallback = false): Classif
  * An enum ordered from the strictest value to the loosest. A value not in the order (unknown
  * to this domsec) counts as the loosest: fail closed.
  */
-export function ordered(what: string, strictestFirst: readonly string[]): Classification {
+export function ordered(
+  what: string,
+  strictestFirst: readonly string[],
+  /** The value an absent field stands for; without one, a field added or removed is not compared. */
+  absent?: string,
+): Classification {
   const rank = (value: JsonValue | undefined) => {
     const index = strictestFirst.indexOf(String(value));
     return index === -1 ? strictestFirst.length : index;
   };
   return {
-    rule: `ordered ${strictestFirst.join(' > ')}: a looser value weakens, a stricter one strengthens`,
-    compare: (before, after) => {
+    rule:
+      `ordered ${strictestFirst.join(' > ')}: a looser value weakens, a stricter one strengthens` +
+      (absent === undefined ? '' : `; absent counts as ${absent}`),
+    compare: (was, will) => {
+      const before = was ?? absent;
+      const after = will ?? absent;
       if (before === undefined || after === undefined) return [];
       if (rank(after) > rank(before)) return [weakens(`${what} loosened to ${String(after)}`)];
       if (rank(after) < rank(before)) return [strengthens(`${what} raised to ${String(after)}`)];

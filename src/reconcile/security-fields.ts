@@ -304,7 +304,11 @@ export const SECURITY_FIELDS: Record<Kind, KindRules> = {
       field('resolver.static', neutral('lab routes; certificates, not routes, prove a partner'), {
         whole: true,
       }),
-      field('mtaSts.mode', ordered('our published MTA-STS policy', ['enforce', 'testing', 'none'])),
+      field(
+        'mtaSts.mode',
+        // No mtaSts at all publishes no policy: removing it lowers the mode to none.
+        ordered('our published MTA-STS policy', ['enforce', 'testing', 'none'], 'none'),
+      ),
       field(
         'mtaSts.mx',
         widensWhenAdded('MTA-STS mx patterns', 'senders accept TLS to another host as ours'),

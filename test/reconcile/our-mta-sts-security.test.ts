@@ -41,6 +41,19 @@ describe('our MTA-STS policy mode', () => {
     assert.deepEqual(plan('enforce', 'enforce').changes, []);
   });
 
+  it('weakens when the policy is removed altogether, as lowering it to none', () => {
+    const none = runtimeConfig({});
+    for (const mode of ['enforce', 'testing'] as const) {
+      const removed = computePlan(describeConfig(none), savedGenerationState(publishing(mode), 1));
+      const change = removed.changes.find((c) => c.kind === 'Organization');
+      assert.equal(change?.security, 'weakens', `${mode} -> (none)`);
+      assert.ok(
+        change?.reasons.includes('our published MTA-STS policy loosened to none'),
+        JSON.stringify(change?.reasons),
+      );
+    }
+  });
+
   it('is refused by the gate unattended without --approve-weakening, and passes with it', async () => {
     const refused = await judgePlan(plan('enforce', 'testing'), {
       approval: { kind: 'unattended', approveWeakening: false },
