@@ -147,6 +147,7 @@ export interface OverviewResponse {
 export type ErrorCode =
   | 'unauthorized'
   | 'not-found'
+  | 'method-not-allowed'
   | 'bad-request'
   | 'too-large'
   | 'unsupported-media-type'

@@ -76,6 +76,8 @@ class HttpError extends Error {
     readonly field?: { pointer: string; expected: string },
     /** For a stale plan: why, as fields. */
     readonly stale?: StalePlan,
+    /** For 405: the methods the path answers. */
+    readonly allow?: string,
   ) {
     super(message);
   }
@@ -92,14 +94,231 @@ class HttpError extends Error {
   }
 }
 
-/** The route's body, decoded against its schema; a 4xx before anything else happens. */
-async function body<R extends BodyRoute>(
-  route: R,
-  request: IncomingMessage,
-): Promise<BodyTypes[R]> {
-  const decoded = await readBody(route, request);
-  if (!decoded.ok) throw HttpError.of(decoded.problem);
-  return decoded.value;
+/** What a route answers: JSON, or text of a content type (/metrics). */
+type Reply =
+  { status: number; json: unknown } | { status: number; contentType: string; text: string };
+
+interface RouteContext<B> {
+  request: IncomingMessage;
+  options: ControlServerOptions;
+  /** The path's parameters, by name (`:generation` in the path). */
+  params: Readonly<Record<string, string>>;
+  /** The request body decoded against the route's schema; undefined for a route without one. */
+  body: B;
+}
+
+/**
+ * One admin API route. `decode` names the request-body schema (request-schemas.ts) the body is
+ * decoded against before `handle` runs; a route without it reads no body. Every route requires the
+ * bearer token: authentication comes before the table is consulted.
+ */
+export interface Route<B = unknown> {
+  method: 'GET' | 'POST';
+  /** The path; a segment `:name` is a parameter, matched by PARAMETERS[name]. */
+  path: string;
+  decode?: BodyRoute;
+  handle(context: RouteContext<B>): Promise<Reply> | Reply;
+}
+
+/** What each path parameter may be. */
+const PARAMETERS: Readonly<Record<string, string>> = { generation: '\\d{1,15}' };
+
+function route<R extends BodyRoute>(
+  spec: { method: 'POST'; path: string; decode: R } & {
+    handle(context: RouteContext<BodyTypes[R]>): Promise<Reply> | Reply;
+  },
+): Route;
+function route(spec: {
+  method: 'GET' | 'POST';
+  path: string;
+  handle(context: RouteContext<undefined>): Promise<Reply> | Reply;
+}): Route;
+function route(spec: Route<never>): Route {
+  return spec as Route;
+}
+
+const json = (json: unknown, status = 200): Reply => ({ status, json });
+
+/** The admin API, every route of it (the status page's static files are outside, public). */
+export const ROUTES: readonly Route[] = [
+  route({
+    method: 'GET',
+    path: '/metrics',
+    handle: async ({ options }) => {
+      const metrics = await options.engine.metrics.text();
+      return { status: 200, contentType: metrics.contentType, text: metrics.body };
+    },
+  }),
+  route({
+    method: 'GET',
+    path: `${API_PREFIX}/overview`,
+    handle: ({ options }) => json(overview(options.engine) satisfies OverviewResponse),
+  }),
+  route({
+    method: 'GET',
+    path: `${API_PREFIX}/state`,
+    handle: ({ options }) => json(options.engine.state()),
+  }),
+  route({
+    method: 'POST',
+    path: `${API_PREFIX}/apply`,
+    decode: 'apply',
+    handle: async ({ request, options: { engine }, body: { config, baseGeneration } }) => {
+      const engineId = engineIdFrom(request);
+      return json(
+        await applying(
+          engine.metrics.timeApply(() => engine.apply(config, baseGeneration, { engineId })),
+        ),
+      );
+    },
+  }),
+  route({
+    method: 'GET',
+    path: `${API_PREFIX}/history`,
+    handle: ({ options: { engine } }) =>
+      json({
+        formatVersion: 1,
+        generation: engine.currentGeneration,
+        entries: engine.history(),
+      } satisfies HistoryResponse),
+  }),
+  route({
+    method: 'GET',
+    path: `${API_PREFIX}/history/:generation`,
+    handle: async ({ options, params }) => {
+      const generation = Number(params.generation);
+      const config =
+        options.keptConfig === undefined ? undefined : await options.keptConfig(generation);
+      if (config === undefined)
+        throw new HttpError(404, 'not-found', `generation ${generation} is not kept`);
+      return json({
+        formatVersion: 1,
+        generation,
+        objects: describeConfig(config),
+      } satisfies KeptGenerationResponse);
+    },
+  }),
+  route({
+    method: 'POST',
+    path: `${API_PREFIX}/rollback`,
+    decode: 'rollback',
+    handle: async ({ request, options: { engine }, body: { generation, baseGeneration } }) => {
+      const engineId = engineIdFrom(request);
+      return json(
+        await applying(
+          engine.metrics.timeApply(() => engine.rollback(generation, baseGeneration, { engineId })),
+        ),
+      );
+    },
+  }),
+  route({
+    method: 'GET',
+    path: `${API_PREFIX}/status`,
+    handle: ({ options }) => json(options.engine.reconcileStatus()),
+  }),
+  route({
+    method: 'POST',
+    path: `${API_PREFIX}/status`,
+    decode: 'status',
+    handle: async ({ options: { engine }, body: report }) => {
+      engine.metrics.reconciled(report.outcome, report.durationMs);
+      return json(
+        await engine.reportReconcile({
+          outcome: report.outcome,
+          generation: report.generation,
+          error: report.error,
+          reconciler: report.reconciler,
+        }),
+      );
+    },
+  }),
+  route({
+    method: 'GET',
+    path: `${API_PREFIX}/queues`,
+    handle: ({ options: { engine } }) =>
+      json({
+        queues: engine.state().queues,
+        messages: engine.queuedMessages(),
+      } satisfies QueueResponse),
+  }),
+  route({
+    method: 'POST',
+    path: `${API_PREFIX}/queues/retry`,
+    decode: 'retry',
+    handle: ({ options: { engine }, body }) => {
+      const asked = body.domain;
+      const domain = asked === undefined || asked === null ? undefined : domainOf(asked);
+      // Suspended queues are not retried: the answer names them, so the operator sees why.
+      const suspended = engine
+        .suspendedQueues()
+        .filter((held) => domain === undefined || held === domain);
+      return json({
+        retried: engine.retry(domain),
+        ...(suspended.length === 0 ? {} : { suspended }),
+      } satisfies RetryResponse);
+    },
+  }),
+  route({
+    method: 'POST',
+    path: `${API_PREFIX}/queues/suspend`,
+    decode: 'suspend',
+    handle: async ({ options: { engine }, body }) => {
+      const domain = domainOf(body.domain);
+      const suspended = await engine.suspendQueue(domain);
+      const queue = engine.state().queues.find((q) => q.nextHopDomain === domain);
+      return json({
+        domain,
+        suspended,
+        messages: queue?.messageCount ?? 0,
+      } satisfies SuspendResponse);
+    },
+  }),
+  route({
+    method: 'POST',
+    path: `${API_PREFIX}/queues/resume`,
+    decode: 'resume',
+    handle: async ({ options: { engine }, body }) => {
+      const domain = domainOf(body.domain);
+      return json({ domain, ...(await engine.resumeQueue(domain)) } satisfies ResumeResponse);
+    },
+  }),
+];
+
+/** A route's path as a pattern: its parameters captured by name, the rest literal. */
+function pathPattern(path: string): RegExp {
+  const source = path
+    .split('/')
+    .map((segment) => {
+      if (!segment.startsWith(':')) return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      const name = segment.slice(1);
+      const pattern = PARAMETERS[name];
+      if (pattern === undefined) throw new RangeError(`route parameter ${name} has no pattern`);
+      return `(?<${name}>${pattern})`;
+    })
+    .join('/');
+  return new RegExp(`^${source}$`);
+}
+
+const COMPILED = ROUTES.map((entry) => ({ entry, pattern: pathPattern(entry.path) }));
+
+/** The route for a method and path, or why there is none: 404 for the path, 405 for the method. */
+function findRoute(method: string, path: string): { entry: Route; params: Record<string, string> } {
+  const allowed: string[] = [];
+  for (const { entry, pattern } of COMPILED) {
+    const match = pattern.exec(path);
+    if (match === null) continue;
+    if (entry.method === method) return { entry, params: { ...match.groups } };
+    allowed.push(entry.method);
+  }
+  if (allowed.length === 0) throw new HttpError(404, 'not-found', `no route ${method} ${path}`);
+  throw new HttpError(
+    405,
+    'method-not-allowed',
+    `${path} answers ${allowed.join(', ')}, not ${method}`,
+    undefined,
+    undefined,
+    [...new Set(allowed)].join(', '),
+  );
 }
 
 export async function startControlServer(options: ControlServerOptions): Promise<ControlServer> {
@@ -113,6 +332,7 @@ export async function startControlServer(options: ControlServerOptions): Promise
       if (!(error instanceof HttpError))
         options.log.log('error', 'control.error', { error: (error as Error).message });
       if (failure.status === 401) response.setHeader('www-authenticate', 'Bearer');
+      if (failure.allow !== undefined) response.setHeader('allow', failure.allow);
       // A refused request's body is not read (an unauthenticated or oversize upload costs
       // nothing): the connection ends with the answer.
       if (!request.complete) response.setHeader('connection', 'close');
@@ -137,113 +357,17 @@ export async function startControlServer(options: ControlServerOptions): Promise
       throw new HttpError(401, 'unauthorized', 'a valid bearer token is required');
     }
     const path = new URL(request.url ?? '/', 'http://admin').pathname;
-    const route = `${request.method ?? 'GET'} ${path}`;
-    const engine = options.engine;
-    const kept = new RegExp(`^GET ${API_PREFIX}/history/(\\d{1,15})$`).exec(route);
-    if (kept !== null && options.keptConfig !== undefined) {
-      const generation = Number(kept[1]);
-      const config = await options.keptConfig(generation);
-      if (config === undefined)
-        throw new HttpError(404, 'not-found', `generation ${generation} is not kept`);
-      return send(response, 200, {
-        formatVersion: 1,
-        generation,
-        objects: describeConfig(config),
-      } satisfies KeptGenerationResponse);
+    const { entry, params } = findRoute(request.method ?? 'GET', path);
+    let decoded: unknown;
+    if (entry.decode === undefined) request.resume();
+    else {
+      const read = await readBody(entry.decode, request);
+      if (!read.ok) throw HttpError.of(read.problem);
+      decoded = read.value;
     }
-    switch (route) {
-      case 'GET /metrics': {
-        const metrics = await engine.metrics.text();
-        return sendText(response, 200, metrics.contentType, metrics.body);
-      }
-      case `GET ${API_PREFIX}/overview`:
-        return send(response, 200, overview(engine) satisfies OverviewResponse);
-      case `GET ${API_PREFIX}/state`:
-        return send(response, 200, engine.state());
-      case `POST ${API_PREFIX}/apply`: {
-        const { config, baseGeneration } = await body('apply', request);
-        const engineId = engineIdFrom(request);
-        return send(
-          response,
-          200,
-          await applying(
-            engine.metrics.timeApply(() => engine.apply(config, baseGeneration, { engineId })),
-          ),
-        );
-      }
-      case `GET ${API_PREFIX}/history`:
-        return send(response, 200, {
-          formatVersion: 1,
-          generation: engine.currentGeneration,
-          entries: engine.history(),
-        } satisfies HistoryResponse);
-      case `POST ${API_PREFIX}/rollback`: {
-        const { generation, baseGeneration } = await body('rollback', request);
-        const engineId = engineIdFrom(request);
-        return send(
-          response,
-          200,
-          await applying(
-            engine.metrics.timeApply(() =>
-              engine.rollback(generation, baseGeneration, { engineId }),
-            ),
-          ),
-        );
-      }
-      case `GET ${API_PREFIX}/status`:
-        return send(response, 200, engine.reconcileStatus());
-      case `POST ${API_PREFIX}/status`: {
-        const report = await body('status', request);
-        engine.metrics.reconciled(report.outcome, report.durationMs);
-        return send(
-          response,
-          200,
-          await engine.reportReconcile({
-            outcome: report.outcome,
-            generation: report.generation,
-            error: report.error,
-            reconciler: report.reconciler,
-          }),
-        );
-      }
-      case `GET ${API_PREFIX}/queues`:
-        return send(response, 200, {
-          queues: engine.state().queues,
-          messages: engine.queuedMessages(),
-        } satisfies QueueResponse);
-      case `POST ${API_PREFIX}/queues/retry`: {
-        const asked = (await body('retry', request)).domain;
-        const domain = asked === undefined || asked === null ? undefined : domainOf(asked);
-        // Suspended queues are not retried: the answer names them, so the operator sees why.
-        const suspended = engine
-          .suspendedQueues()
-          .filter((held) => domain === undefined || held === domain);
-        return send(response, 200, {
-          retried: engine.retry(domain),
-          ...(suspended.length === 0 ? {} : { suspended }),
-        } satisfies RetryResponse);
-      }
-      case `POST ${API_PREFIX}/queues/suspend`: {
-        const domain = domainOf((await body('suspend', request)).domain);
-        const suspended = await engine.suspendQueue(domain);
-        const queue = engine.state().queues.find((q) => q.nextHopDomain === domain);
-        return send(response, 200, {
-          domain,
-          suspended,
-          messages: queue?.messageCount ?? 0,
-        } satisfies SuspendResponse);
-      }
-      case `POST ${API_PREFIX}/queues/resume`: {
-        const domain = domainOf((await body('resume', request)).domain);
-        return send(response, 200, {
-          domain,
-          ...(await engine.resumeQueue(domain)),
-        } satisfies ResumeResponse);
-      }
-      default:
-        request.resume();
-        throw new HttpError(404, 'not-found', `no route ${route}`);
-    }
+    const reply = await entry.handle({ request, options, params, body: decoded });
+    if ('json' in reply) send(response, reply.status, reply.json);
+    else sendText(response, reply.status, reply.contentType, reply.text);
   }
 
   await new Promise<void>((resolve, reject) => {
