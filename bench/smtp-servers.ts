@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { SMTPServer } from 'smtp-server';
 import { Engine } from '../src/engine/engine.js';
 import type { EngineLog } from '../src/engine/log.js';
-import { greetWithoutDelay } from '../src/engine/receive/limits.js';
+import { adaptSmtpServer } from '../src/engine/receive/smtp-server-adapter.js';
 import {
   createCertificateAuthority,
   issueCertificate,
@@ -142,7 +142,7 @@ async function serveBaseline(): Promise<NodeServerHandle> {
       stream.on('end', () => callback(null, 'Ok'));
     },
   });
-  greetWithoutDelay(server); // as the engine does, so the ratio shows policy and queue only
+  adaptSmtpServer(server, { greetAtOnce: true }); // as the engine does, so the ratio shows policy and queue only
   server.server.on('connection', (socket: import('node:net').Socket) => socket.setNoDelay(true));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.server.address();

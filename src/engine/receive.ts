@@ -35,10 +35,10 @@ import {
 } from './receive/server-tls.js';
 import { smtpServerLogger } from './receive/protocol-trace.js';
 import { ConnectionCounter, fromPartnerRange, type StressChange } from './receive/capacity.js';
+import { adaptSmtpServer } from './receive/smtp-server-adapter.js';
 import {
   connectorLimits,
   DEFAULT_RECEIVE_LIMITS,
-  greetWithoutDelay,
   ReceiveLimiter,
   recipientLimitReply,
   type ReceiveLimits,
@@ -142,13 +142,17 @@ export class ReceiveListener {
     // Given as the `logger` option, smtp-server would wrap the trace in a logger that copies every
     // entry (some twenty per session) before handing it on: the trace reads its lines directly.
     this.server.logger = smtpServerLogger((id, event, data) => this.traceById(id, event, data));
-    this.limiter = new ReceiveLimiter(this.server, limits);
+    this.limiter = new ReceiveLimiter(limits);
+    // Greeting at once, and the limits on each connection: the only patches of smtp-server.
+    adaptSmtpServer(this.server, {
+      greetAtOnce: true,
+      connection: (connection) => this.limiter.connection(connection),
+    });
     // A connector under stress (counted across the engine's listeners) shortens the waits of its
     // sessions on every listener, this one included.
     this.unwatchStress = this.counter.watch((change) =>
       change.stressed ? this.limiter.stress(change.connector) : 0,
     );
-    greetWithoutDelay(this.server);
     this.server.on('error', (error: Error & { remoteAddress?: string }) => {
       if (!this.listening) return; // listen() reports its own failure
       options.log.log('debug', 'receive.connection-error', {

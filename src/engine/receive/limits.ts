@@ -3,8 +3,16 @@
 // listener. Each refused with one standard reply (replies.ts), smtp-server's own wording rewritten.
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
-import type { SMTPServer, SMTPServerSession } from 'smtp-server';
-import type { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import type { SMTPServerSession } from 'smtp-server';
+import {
+  connectionSocket,
+  isEnding,
+  isReadingStream,
+  owesReply,
+  timeOut,
+  type ConnectionPatches,
+  type SMTPConnection,
+} from './smtp-server-adapter.js';
 import { REPLIES } from '../replies.js';
 import type { ReceiveConnectorSpec, SmtpReply } from '../../model.js';
 import { requireDuration, requireSize } from '../../units.js';
@@ -142,9 +150,9 @@ interface ConnectionLimits {
 /**
  * Enforces the limits on every connection smtp-server creates. Its built-in limit replies get our
  * codes and texts; junk commands beyond `junkCommandsPerSession` are answered 421 and the session
- * closed (smtp-server has no per-command hook, so this wraps its dispatcher `_onCommand`); the
- * idle timer (`_armTimeout`) takes the placed connector's value, shorter under stress, and a
- * session timer ends a session past the connector's connectionTimeout.
+ * closed; the idle timer takes the placed connector's value, shorter under stress, and a
+ * session timer ends a session past the connector's connectionTimeout. It works through the
+ * patches `connection()` returns for each connection (smtp-server-adapter.ts applies them).
  */
 export class ReceiveLimiter {
   private readonly connections = new Map<string, ConnectionLimits>();
@@ -152,12 +160,9 @@ export class ReceiveLimiter {
   private readonly watchedSockets = new WeakSet<Socket>();
 
   constructor(
-    server: SMTPServer,
     private readonly limits: ReceiveLimits,
     private readonly clock: () => number = Date.now,
-  ) {
-    adaptConnections(server, (connection) => this.adapt(connection));
-  }
+  ) {}
 
   /**
    * At session start: the connector's limits apply to this session from now to its end;
@@ -193,7 +198,7 @@ export class ReceiveLimiter {
   private stressOn(state: ConnectionLimits): boolean {
     state.stressed = true;
     const { connection } = state;
-    if (connection._closing || connection._closed) return false;
+    if (isEnding(connection)) return false;
     const wait = this.idleTimeout(state);
     const now = this.clock();
     if (!state.greeted) {
@@ -207,9 +212,7 @@ export class ReceiveLimiter {
       state.greetingTimer.unref();
     }
     // A message arriving or a TLS handshake has no silence we can see: the wait starts now.
-    const reading =
-      connection._upgrading || (connection._parser !== false && connection._parser._dataMode);
-    const silent = reading ? 0 : now - state.heardAt;
+    const silent = isReadingStream(connection) ? 0 : now - state.heardAt;
     if (silent >= wait && !owesReply(connection)) {
       this.endIdle(state);
       return true;
@@ -221,7 +224,7 @@ export class ReceiveLimiter {
   private greetingOver(state: ConnectionLimits): void {
     state.greetingTimer = undefined;
     const { connection } = state;
-    if (state.greeted || connection._closing || connection._closed) return;
+    if (state.greeted || isEnding(connection)) return;
     if (owesReply(connection)) {
       state.greetingTimer = setTimeout(() => this.greetingOver(state), SESSION_TIMEOUT_RECHECK_MS);
       state.greetingTimer.unref();
@@ -241,7 +244,7 @@ export class ReceiveLimiter {
   /** smtp-server's idle timer, with one 'timeout' listener per socket (its own adds one per arming). */
   private arm(
     state: ConnectionLimits,
-    socket: Socket = state.timed ?? state.connection._socket,
+    socket: Socket = state.timed ?? connectionSocket(state.connection),
     wait?: number,
   ): void {
     state.timed = socket;
@@ -249,7 +252,7 @@ export class ReceiveLimiter {
     socket.setTimeout(wait ?? this.idleTimeout(state));
     if (this.watchedSockets.has(socket)) return;
     this.watchedSockets.add(socket);
-    socket.on('timeout', () => state.connection._onTimeout());
+    socket.on('timeout', () => timeOut(state.connection));
     const hear = () =>
       socket.on('data', () => {
         state.heardAt = this.clock();
@@ -257,7 +260,7 @@ export class ReceiveLimiter {
       });
     // A 'data' listener sets a stream flowing: the TLS socket of a STARTTLS gets it only once
     // secure, in the same turn as smtp-server pipes it to its parser, so no byte is missed.
-    if (socket instanceof TLSSocket && socket !== state.connection._socket)
+    if (socket instanceof TLSSocket && socket !== connectionSocket(state.connection))
       socket.once('secure', hear);
     else hear();
   }
@@ -269,7 +272,7 @@ export class ReceiveLimiter {
 
   private endSession(state: ConnectionLimits): void {
     const { connection } = state;
-    if (connection._closing || connection._closed) return;
+    if (isEnding(connection)) return;
     // As smtp-server's idle timer: a reply we owe (a hook deciding, a message being queued)
     // is given first, so that a client is never told to retry a message we may still accept.
     if (owesReply(connection)) {
@@ -281,7 +284,8 @@ export class ReceiveLimiter {
     connection.send(reply.code, `${reply.enhanced} ${reply.text}`, false);
   }
 
-  private adapt(connection: SMTPConnection): void {
+  /** The patches that enforce the limits on one new connection (see smtp-server-adapter.ts). */
+  connection(connection: SMTPConnection): ConnectionPatches {
     const limits = this.limits;
     const now = this.clock();
     const state: ConnectionLimits = {
@@ -293,69 +297,34 @@ export class ReceiveLimiter {
       partialWait: false,
     };
     this.connections.set(connection.id, state);
-    const onClose = connection._onClose.bind(connection);
-    connection._onClose = () => {
-      clearTimeout(state.sessionTimer);
-      clearTimeout(state.greetingTimer);
-      this.connections.delete(connection.id);
-      onClose();
-    };
-    // Without an argument: the socket armed last (during STARTTLS, the TLS one).
-    connection._armTimeout = (socket) => this.arm(state, socket);
-    const send = connection.send.bind(connection);
-    connection.send = (code, data, context) => {
-      const text = typeof data === 'string' ? data : '';
-      const rewrite = REWRITES.find((r) => r.code === code && r.text.test(text));
-      if (rewrite === undefined) return send(code, data, context);
-      send(rewrite.reply.code, `${rewrite.reply.enhanced} ${rewrite.reply.text}`, false);
-      // A 500 does not close by itself, but the parser is gone after an over-long line.
-      if (rewrite.close) connection.close();
-    };
-    const onCommand = connection._onCommand.bind(connection);
     let commands = 0;
-    connection._onCommand = (command, callback) => {
-      const verb = command.subarray(0, 5).toString('latin1').trim().toUpperCase();
-      if (JUNK_COMMANDS.has(verb)) commands += 1;
-      if (verb === 'EHLO' || verb === 'HELO') state.greeted = true;
-      if (commands > limits.junkCommandsPerSession) {
-        const reply = REPLIES.tooManyCommands;
-        connection.send(reply.code, `${reply.enhanced} ${reply.text}`, false);
-        return;
-      }
-      onCommand(command, callback);
+    return {
+      closing: () => {
+        clearTimeout(state.sessionTimer);
+        clearTimeout(state.greetingTimer);
+        this.connections.delete(connection.id);
+      },
+      // Without an argument: the socket armed last (during STARTTLS, the TLS one).
+      armTimeout: (socket) => this.arm(state, socket),
+      send: (send, code, data, context) => {
+        const text = typeof data === 'string' ? data : '';
+        const rewrite = REWRITES.find((r) => r.code === code && r.text.test(text));
+        if (rewrite === undefined) return send(code, data, context);
+        send(rewrite.reply.code, `${rewrite.reply.enhanced} ${rewrite.reply.text}`, false);
+        // A 500 does not close by itself, but the parser is gone after an over-long line.
+        if (rewrite.close) connection.close();
+      },
+      command: (onCommand, command, callback) => {
+        const verb = command.subarray(0, 5).toString('latin1').trim().toUpperCase();
+        if (JUNK_COMMANDS.has(verb)) commands += 1;
+        if (verb === 'EHLO' || verb === 'HELO') state.greeted = true;
+        if (commands > limits.junkCommandsPerSession) {
+          const reply = REPLIES.tooManyCommands;
+          connection.send(reply.code, `${reply.enhanced} ${reply.text}`, false);
+          return;
+        }
+        onCommand(command, callback);
+      },
     };
   }
-}
-
-/** A reply is ours to give: a hook is deciding, or the message is in and being queued. */
-function owesReply(connection: SMTPConnection): boolean {
-  const parser = connection._parser;
-  return (
-    connection._handlerPending ||
-    (connection._dataStream !== false &&
-      connection._dataStream !== null &&
-      parser !== false &&
-      !parser._dataMode)
-  );
-}
-
-/**
- * smtp-server holds every greeting back 100 ms to catch clients that talk first; that alone
- * caps a client at ten new connections a second. Greeting at once keeps the check (a command
- * before the greeting still gets "421 You talk too soon") without the wait, as Postfix does.
- */
-export function greetWithoutDelay(server: SMTPServer): void {
-  adaptConnections(server, (connection) => {
-    connection.init = () => connection._setListeners(() => connection.connectionReady());
-  });
-}
-
-/** Runs `adapt` on each connection smtp-server creates, before its init() (see its connect()). */
-function adaptConnections(server: SMTPServer, adapt: (connection: SMTPConnection) => void): void {
-  const connections = server.connections;
-  const add = connections.add.bind(connections);
-  connections.add = (connection) => {
-    adapt(connection);
-    return add(connection);
-  };
 }
