@@ -11,6 +11,7 @@ import type { StsLookup, StsPolicyCache } from './mta-sts-cache.js';
 import { mxMatches } from './mta-sts-policy.js';
 import { PolicyResolver } from './resolver.js';
 import type { TlsaRecord } from './tlsa.js';
+import type { ResultType } from '../tlsrpt/results.js';
 
 /** What a domain no TlsPolicy covers gets: each published policy enforced, opportunistic otherwise. */
 export const DEFAULT_TLS_POLICY: Omit<TlsPolicySpec, 'addressSpaces'> = {
@@ -60,7 +61,13 @@ export type HopTls =
   /** Nothing published: the connector's TLS (requireTls from the connector or the policy). */
   | { kind: 'connector'; requireTls: boolean }
   /** This hop may not be used; the reason is the queue's last error if no hop takes the mail. */
-  | { kind: 'refused'; by: 'dane' | 'mta-sts'; reason: string };
+  | {
+      kind: 'refused';
+      by: 'dane' | 'mta-sts';
+      reason: string;
+      /** The failure as TLS reporting (RFC 8460 §4.3.2) names it. */
+      result: ResultType;
+    };
 
 export interface DestinationTls {
   domain: DomainName;
@@ -132,7 +139,8 @@ export function hopTls(
   const { policy, dane, sts, domain } = destination;
   const by = policy.name === null ? '' : ` by TlsPolicy ${policy.name}`;
   const daneHost = dane?.hosts.get(host);
-  if (daneHost?.kind === 'defer') return { kind: 'refused', by: 'dane', reason: daneHost.reason };
+  if (daneHost?.kind === 'defer')
+    return { kind: 'refused', by: 'dane', reason: daneHost.reason, result: 'dnssec-invalid' };
   if (daneHost?.kind === 'tlsa')
     return { kind: 'dane', records: daneHost.records, names: daneHost.names };
   if (dane?.secure === true && daneHost === undefined)
@@ -141,6 +149,7 @@ export function hopTls(
       kind: 'refused',
       by: 'dane',
       reason: `${host} is not among the DNSSEC-validated MX hosts of ${domain}`,
+      result: 'dnssec-invalid',
     };
   if (policy.dane === 'require') {
     const why =
@@ -148,7 +157,12 @@ export function hopTls(
       (dane?.secure === true
         ? `${host} is not a secure MX host of ${domain}`
         : `the MX records of ${domain} are not DNSSEC-validated`);
-    return { kind: 'refused', by: 'dane', reason: `required for ${domain}${by}, and ${why}` };
+    return {
+      kind: 'refused',
+      by: 'dane',
+      reason: `required for ${domain}${by}, and ${why}`,
+      result: 'dane-required',
+    };
   }
   const stsPolicy = sts?.policy;
   if (policy.mtaSts !== 'disable') {
@@ -158,6 +172,7 @@ export function hopTls(
           kind: 'refused',
           by: 'mta-sts',
           reason: `required for ${domain}${by}, and it has no policy in force`,
+          result: 'sts-policy-fetch-error',
         };
     } else {
       // `require` enforces a policy its domain is still testing.
@@ -168,6 +183,7 @@ export function hopTls(
             kind: 'refused',
             by: 'mta-sts',
             reason: `${host} is not an MX host the policy of ${domain} names (mx ${stsPolicy.mx.join(', ')})`,
+            result: 'validation-failure',
           };
       }
       return { kind: 'mta-sts', mode, host, cas: extraCas };

@@ -10,6 +10,7 @@ import type { RuntimeConfig, SendRouting } from '../../model.js';
 import type { SmtpReply } from '../../smtp-reply.js';
 import { hopTls, type DestinationTls } from './outbound.js';
 import type { StsPolicy } from './mta-sts-policy.js';
+import type { ResultType } from '../tlsrpt/results.js';
 import { describeRecord, matchChain, type TlsaRecord } from './tlsa.js';
 
 /** What a session to a non-partner hop verifies beyond the connector's TLS. */
@@ -43,6 +44,9 @@ export interface PolicyRefusal {
   kind: 'refused';
   reply: SmtpReply;
   detail: string;
+  by: 'dane' | 'mta-sts';
+  /** As TLS reporting names the failure. */
+  result: ResultType;
 }
 
 /**
@@ -79,6 +83,8 @@ export function hopSessionPolicy(
         kind: 'refused',
         reply: verdict.by === 'dane' ? POLICY_REPLIES.dane : POLICY_REPLIES.mtaSts,
         detail: verdict.reason,
+        by: verdict.by,
+        result: verdict.result,
       };
     case 'dane':
       return {

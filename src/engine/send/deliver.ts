@@ -23,6 +23,7 @@ import { HopFailure } from './remote-replies.js';
 import { ConnectionCache } from './connection-cache.js';
 import { destinationTls, type OutboundPolicyServices } from '../policy/outbound.js';
 import { hopSessionPolicy, publishedPoliciesApply } from '../policy/session-policy.js';
+import { refusedHopResult } from '../tlsrpt/session-result.js';
 import {
   DEFAULT_SEND_TIMEOUTS,
   type OpenSessions,
@@ -159,6 +160,9 @@ async function deliverRemote(
       // The hop is not tried at all: nothing is sent where the published policy forbids it.
       const reply = withDetail(hopPolicy.reply, hopPolicy.detail);
       hopReplies.push(reply);
+      options.events?.emit(
+        refusedHopResult(domain, hopPolicy, hop.host, hop.address, destination?.sts?.policy),
+      );
       log.log('warn', 'send.hop-refused-by-policy', {
         domain,
         connector: connector.name,

@@ -3,7 +3,8 @@
 // result type (§4.3.2). The send session emits it as the event `send.tls-result`; TlsResults counts it.
 import type { DomainName } from '../../domain-name.js';
 import type { EventOf } from '../events.js';
-import type { PublishedPolicy } from '../policy/session-policy.js';
+import type { StsPolicy } from '../policy/mta-sts-policy.js';
+import type { PolicyRefusal, PublishedPolicy } from '../policy/session-policy.js';
 import type { ResultType, SessionResult } from './results.js';
 
 export type TlsResultEvent = EventOf<'send.tls-result'>;
@@ -57,20 +58,7 @@ export function publishedPolicyResult(
           ),
           mxHost: [],
         }
-      : {
-          policyType: 'sts' as const,
-          // The policy's lines (RFC 8460 §4.4), in RFC 8461's order, from the policy as parsed.
-          policyStrings:
-            policy.published === undefined
-              ? []
-              : [
-                  'version: STSv1',
-                  `mode: ${policy.published.mode}`,
-                  ...policy.published.mx.map((mx) => `mx: ${mx}`),
-                  `max_age: ${policy.published.maxAge}`,
-                ],
-          mxHost: policy.published === undefined ? [] : [...policy.published.mx],
-        };
+      : { policyType: 'sts' as const, ...stsStrings(policy.published) };
   if (outcome === null) return { ...base, ...policyFields, result: 'success' };
   if (outcome.kind === 'no-tls')
     return { ...base, ...policyFields, result: 'starttls-not-supported' };
@@ -79,6 +67,45 @@ export function publishedPolicyResult(
       ? 'tlsa-invalid'
       : chainResultType(outcome.authorized, outcome.opensslError, outcome.nameMatches);
   return { ...base, ...policyFields, result, reason: outcome.reason };
+}
+
+/** A hop not tried at all because the domain's published policy forbids it (no connection). */
+export function refusedHopResult(
+  domain: DomainName,
+  refusal: PolicyRefusal,
+  host: string,
+  address: string,
+  published: StsPolicy | undefined,
+): TlsResultEvent {
+  return {
+    type: 'send.tls-result',
+    domain,
+    host,
+    address,
+    localAddress: null,
+    ...(refusal.by === 'dane'
+      ? { policyType: 'tlsa' as const, policyStrings: [], mxHost: [] }
+      : { policyType: 'sts' as const, ...stsStrings(published) }),
+    result: refusal.result,
+    reason: refusal.detail,
+  };
+}
+
+function stsStrings(published: StsPolicy | undefined): {
+  policyStrings: string[];
+  mxHost: string[];
+} {
+  if (published === undefined) return { policyStrings: [], mxHost: [] };
+  // The policy's lines (RFC 8460 §4.4), in RFC 8461's order, from the policy as parsed.
+  return {
+    policyStrings: [
+      'version: STSv1',
+      `mode: ${published.mode}`,
+      ...published.mx.map((mx) => `mx: ${mx}`),
+      `max_age: ${published.maxAge}`,
+    ],
+    mxHost: [...published.mx],
+  };
 }
 
 /** A domain-secure partner's session (reported when the partner publishes `_smtp._tls`). */
