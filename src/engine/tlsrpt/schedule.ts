@@ -5,7 +5,7 @@
 // and sends it to every rua not yet done. A send that fails, or a look-up that gets no answer, is
 // tried again next cycle; after `maxAgeDays` the report is abandoned with an error in the log, never
 // dropped without a word. A domain without a record is done with nothing sent.
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileDurably } from '../../durable-file.js';
 import type { DomainName } from '../../domain-name.js';
@@ -19,7 +19,13 @@ import {
   reportMessage,
   type Submitter,
 } from './report.js';
-import { readDomainDay, resultDays, resultDomains, type TlsResults } from './results.js';
+import {
+  readDomainDay,
+  resultDays,
+  resultDomains,
+  resultsDirectory,
+  type TlsResults,
+} from './results.js';
 import { postReport, type HttpsReportOptions } from './send.js';
 
 export interface ReportState {
@@ -50,6 +56,8 @@ export interface ReportSchedulerOptions {
   maxAgeDays?: number;
   /** A day is reported this long after its end (late counts are flushed by then). */
   graceMs?: number;
+  /** Results and report states of days older than this are removed (default 31). */
+  keepDays?: number;
 }
 
 export interface CycleSummary {
@@ -96,9 +104,17 @@ export class ReportScheduler {
     const at = now().getTime();
     const grace = this.options.graceMs ?? 5 * 60_000;
     const maxAge = (this.options.maxAgeDays ?? 7) * 86_400_000;
+    const keep = Math.max(this.options.keepDays ?? 31, (this.options.maxAgeDays ?? 7) + 1);
     for (const day of await resultDays(stateDirectory)) {
       const { end } = dayRange(day);
       if (end.getTime() + grace > at) continue;
+      if (at - end.getTime() > keep * 86_400_000) {
+        // Reported or abandoned long ago (keep > maxAgeDays): the state directory stays bounded.
+        await rm(join(resultsDirectory(stateDirectory), day), { recursive: true, force: true });
+        await rm(join(reportsDirectory(stateDirectory), day), { recursive: true, force: true });
+        log.log('info', 'tlsrpt.day-removed', { day });
+        continue;
+      }
       for (const domain of await resultDomains(stateDirectory, day)) {
         const state = await readState(stateDirectory, day, domain);
         if (state !== undefined && state.outcome !== 'pending') continue;

@@ -11,7 +11,12 @@ import { memoryLog } from '../../../src/engine/log.js';
 import { PolicyResolver } from '../../../src/engine/policy/resolver.js';
 import { MessageQueue } from '../../../src/engine/queue/queue.js';
 import { lookupTlsRpt } from '../../../src/engine/tlsrpt/record.js';
-import { TlsResults, type SessionResult } from '../../../src/engine/tlsrpt/results.js';
+import {
+  LIMITS,
+  resultDays,
+  TlsResults,
+  type SessionResult,
+} from '../../../src/engine/tlsrpt/results.js';
 import { readState, ReportScheduler } from '../../../src/engine/tlsrpt/schedule.js';
 import { postReport } from '../../../src/engine/tlsrpt/send.js';
 import { createCertificateAuthority, issueCertificate } from '../../../src/pki/lab.js';
@@ -326,6 +331,12 @@ describe('TLS reports: a day of results, reported once to each rua, retried unti
       assert.equal(abandoned?.level, 'error');
       assert.match(String(abandoned?.fields.lastError), /SERVFAIL/);
       assert.deepEqual(await scheduler.cycle(), { sent: 0, failed: 0, noRecord: 0, abandoned: 0 });
+      // Long after, the day's files go: the state directory does not grow a file a day forever.
+      assert.deepEqual(await resultDays(dir.path), ['2026-11-01']);
+      at = new Date('2026-12-05T01:00:00Z');
+      await scheduler.cycle();
+      assert.deepEqual(await resultDays(dir.path), []);
+      assert.equal(await readState(dir.path, '2026-11-01', FABRIKAM), undefined);
     } finally {
       await dir.remove();
     }
@@ -376,4 +387,32 @@ describe('the https: rua', () => {
       silent.close();
     }
   });
+});
+
+test('results stay bounded: failure details per policy and policies per domain, the totals still counted', async () => {
+  const dir = await tempDir('domsec-tlsrpt-bounds-');
+  try {
+    const results = new TlsResults(dir.path, () => new Date('2026-12-06T10:00:00Z'));
+    const failures = LIMITS.failureDetailsPerPolicy + 50;
+    for (let i = 0; i < failures; i += 1)
+      await results.record(
+        session(FABRIKAM, 'certificate-not-trusted', {
+          receivingIp: `192.0.2.${i % 250}`,
+          reason: `r${i}`,
+        }),
+      );
+    for (let i = 0; i < LIMITS.policiesPerDomain + 5; i += 1)
+      await results.record(session(FABRIKAM, 'success', { policyStrings: [`mode: v${i}`] }));
+    await results.flush();
+    const day = JSON.parse(
+      await readFile(`${dir.path}/tlsrpt/results/2026-12-06/fabrikam.example.json`, 'utf8'),
+    ) as { policies: { success: number; failure: number; failures: unknown[] }[] };
+    assert.equal(day.policies.length, LIMITS.policiesPerDomain);
+    assert.equal(day.policies[0]?.failures.length, LIMITS.failureDetailsPerPolicy);
+    assert.equal(day.policies[0]?.failure, failures);
+    const total = day.policies.reduce((sum, p) => sum + p.success, 0);
+    assert.equal(total, LIMITS.policiesPerDomain + 5);
+  } finally {
+    await dir.remove();
+  }
 });
