@@ -15,7 +15,10 @@ import { canonicalConfig, describeDomainProblems } from '../canonical-config.js'
 import type { DomainName } from '../domain-name.js';
 import { requireDuration, requireSize } from '../units.js';
 import { parseBinding, parseRange, type Binding, type IpRange } from './addresses.js';
+import { BoundedMemo } from './bounded-memo.js';
+import { MAX_CHAINS_PER_PARTNER, type ChainFacts } from './tls/chain-facts.js';
 import { CrlError, readRevocationList, type RevocationList } from './tls/crl.js';
+import { connectorLimits, type ConnectorLimits } from './receive/limits.js';
 
 export interface LoadedCertificate {
   name: string;
@@ -30,8 +33,15 @@ export interface LoadedPartner {
   domain: DomainName;
   /** The partner's anchors: the only roots its certificates may chain to. */
   anchors: X509Certificate[];
+  /** The anchors' SHA-256 fingerprints (X509Certificate computes one on every read). */
+  anchorFingerprints: ReadonlySet<string>;
   anchorPems: string[];
   remoteRanges: IpRange[];
+  /**
+   * What verification decided without the clock about the chains this partner presented, by
+   * role, OpenSSL's code and the chain's fingerprints: this generation's, bounded.
+   */
+  verifiedChains: BoundedMemo<string, ChainFacts>;
   /** Revocation lists by the SHA-256 fingerprint of the anchor that signed them (all anchors). */
   revocations: ReadonlyMap<string, RevocationList>;
   /**
@@ -47,6 +57,8 @@ export interface LoadedReceiveConnector {
   bindings: Binding[];
   remoteRanges: IpRange[];
   maxMessageSize: number;
+  /** Its limits, durations and sizes parsed. */
+  limits: ConnectorLimits;
 }
 
 export interface LoadedSendConnector {
@@ -68,6 +80,8 @@ export interface Generation {
   /** Client side for non-partners: our certificate, the platform CA store. */
   readonly opportunisticContext: SecureContext;
   readonly partnersByDomain: ReadonlyMap<DomainName, LoadedPartner>;
+  /** The remoteIPRanges of every receive-secure partner: the only way to know one before TLS. */
+  readonly partnerRanges: readonly IpRange[];
   readonly receiveConnectors: readonly LoadedReceiveConnector[];
   readonly sendConnectors: readonly LoadedSendConnector[];
   readonly retrySchedule: readonly number[]; // ms
@@ -169,6 +183,9 @@ export function buildGeneration(
     serverTls: { key, cert, ca: [...receiveCa] },
     opportunisticContext: tryContext('our certificate', () => createSecureContext({ key, cert })),
     partnersByDomain,
+    partnerRanges: [...partnersByDomain.values()]
+      .filter((partner) => partner.spec.domainSecure.receive)
+      .flatMap((partner) => partner.remoteRanges),
     receiveConnectors: config.receiveConnectors.map(loadReceiveConnector),
     sendConnectors: config.sendConnectors.map(({ name, spec }) => ({
       name,
@@ -205,13 +222,16 @@ function loadCertificate({ name, spec }: Named<CertificateSpec>): LoadedCertific
 /** What partners with the same trust anchors have in common; built once per anchor set. */
 interface SharedTrust {
   anchors: X509Certificate[];
+  anchorFingerprints: ReadonlySet<string>;
   anchorPems: string[];
   sendContext: SecureContext;
 }
 
 function loadTrust(partner: string, anchorPems: string[], key: string, cert: string): SharedTrust {
+  const anchors = anchorPems.map((pem) => new X509Certificate(pem));
   return {
-    anchors: anchorPems.map((pem) => new X509Certificate(pem)),
+    anchors,
+    anchorFingerprints: new Set(anchors.map((anchor) => anchor.fingerprint256)),
     anchorPems,
     sendContext: tryContext(`partner ${partner}`, () =>
       createSecureContext({ key, cert, ca: anchorPems }),
@@ -272,7 +292,9 @@ function loadPartner(
     spec,
     domain: spec.domain as DomainName, // canonical: buildGeneration made it so
     anchors: trust.anchors,
+    anchorFingerprints: trust.anchorFingerprints,
     anchorPems: trust.anchorPems,
+    verifiedChains: new BoundedMemo(MAX_CHAINS_PER_PARTNER),
     revocations,
     remoteRanges: spec.remoteIPRanges.map(parseRange),
     sendContext: trust.sendContext,
@@ -286,6 +308,7 @@ function loadReceiveConnector({ name, spec }: Named<ReceiveConnectorSpec>): Load
     bindings: spec.bindings.map(parseBinding),
     remoteRanges: spec.remoteIPRanges.map(parseRange),
     maxMessageSize: requireSize(spec.maxMessageSize),
+    limits: connectorLimits(spec),
   };
 }
 

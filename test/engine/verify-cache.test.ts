@@ -157,6 +157,26 @@ describe('verified chain cache', () => {
     });
     assert.ok(checks > 0, 'the oldest chain was dropped and is judged again');
   });
+
+  it('keeps what it decided on the generation’s partner, bounded, and a new generation starts empty', () => {
+    const { adatumRoot, adatumMail } = lab();
+    const anchors = [trustAnchor('adatum-root', adatumRoot)];
+    const partner = adatum(anchors);
+    assert.equal(partner.verifiedChains.size, 0);
+    assert.equal(verifyPeer({ chain: x509(adatumMail.certPem), partner, role: 'client' }).ok, true);
+    assert.equal(verifyPeer({ chain: x509(adatumMail.certPem), partner, role: 'server' }).ok, true);
+    assert.equal(partner.verifiedChains.size, 2, 'one entry per chain and role');
+    for (let i = 0; i < partner.verifiedChains.limit + 5; i += 1) {
+      verifyPeer({
+        chain: x509(adatumMail.certPem),
+        partner,
+        role: 'client',
+        opensslError: `E${i}`,
+      });
+    }
+    assert.equal(partner.verifiedChains.size, partner.verifiedChains.limit);
+    assert.equal(adatum(anchors).verifiedChains.size, 0);
+  });
 });
 
 describe('parsed peer certificates', () => {

@@ -79,7 +79,11 @@ const EXTENSIONS_TAG = 0xa3; // [3] EXPLICIT in TBSCertificate
 
 const readings = new WeakMap<X509Certificate, ExtensionReading>();
 
-/** Parsed certificates are shared (verify.ts keeps them by fingerprint), so is their reading. */
+/**
+ * A certificate's reading, computed once. Keyed by the certificate object, a pure function of its
+ * bytes: an entry lives exactly as long as its certificate (peer certificates are kept in a bounded
+ * memo by fingerprint, anchors with their generation), so this holds nothing they do not.
+ */
 export function certificateExtensions(certificate: X509Certificate): ExtensionReading {
   let reading = readings.get(certificate);
   if (reading === undefined) {

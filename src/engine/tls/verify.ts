@@ -2,13 +2,16 @@
 // that partner's own anchors, every certificate on it be valid now, the path fit the peer's role
 // (chain-purpose.ts) and the leaf name the partner. OpenSSL's single verdict over the union CA
 // list is only an extra input.
-// What does not depend on the clock is cached per partner and chain; validity is checked per call.
+// What does not depend on the clock is kept on the generation's partner per chain; validity is
+// checked per call.
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket, DetailedPeerCertificate } from 'node:tls';
 import type { LoadedPartner } from '../generation.js';
 import { certificateDnsNames, namesPartner } from '../../certificate-names.js';
 import { keyWeakness, signatureWeakness } from '../../certificate-strength.js';
 import { chainPurposeProblem } from './chain-purpose.js';
+import { BoundedMemo } from '../bounded-memo.js';
+import type { ChainFacts, PathValidity } from './chain-facts.js';
 import { normalSerial } from './crl.js';
 
 export type PeerVerdict =
@@ -28,8 +31,6 @@ export interface VerifyPeerInput {
 
 /** Certificates above the leaf that a path may climb through before it must reach an anchor. */
 const MAX_PATH_DEPTH = 8;
-/** Chains remembered per partner (least recently used first out): a partner uses one or two. */
-const MAX_CHAINS_PER_PARTNER = 64;
 
 export function verifyPeer(input: VerifyPeerInput): PeerVerdict {
   const { chain, role } = input;
@@ -69,57 +70,16 @@ export function verifyPeer(input: VerifyPeerInput): PeerVerdict {
   return { ok: true, subject, fingerprint, names, issuer: facts.issuer };
 }
 
-/** A certificate on the path to the anchor, as far as its validity check needs it. */
-interface PathValidity {
-  subject: string;
-  notBefore: number;
-  notAfter: number;
-}
-
 /**
- * What verifyPeer decides without the clock, for one chain against one partner in one role: the
- * path to an anchor (undefined: none, with the refusal), then the first key, purpose, name or
- * OpenSSL refusal, which counts only once every certificate on the path is valid.
+ * The chain's facts from the partner's memo (so per generation: a new generation, with new
+ * anchors, names or purpose rule, starts empty). Keyed by the role, OpenSSL's code and every
+ * certificate of the chain in order (the SHA-256 of its DER).
  */
-type ChainFacts = { subject: string; fingerprint: string; names: string[] } & (
-  | { path: undefined; refusal: string }
-  | {
-      path: PathValidity[];
-      refusal: string | undefined;
-      issuer: string;
-      /** The anchor's CRL that was consulted, whose freshness is judged per call. */
-      revocation?: { issuer: string; nextUpdate: number | undefined };
-    }
-);
-
-/**
- * Per partner object, so per generation: a new generation (new anchors, names or purpose rule)
- * starts empty, and an old one's cache goes with its partners. Keyed by the role, OpenSSL's code
- * and every certificate of the chain in order (the SHA-256 of its DER).
- */
-const chainCache = new WeakMap<LoadedPartner, Map<string, ChainFacts>>();
-
 function chainFacts(input: VerifyPeerInput): ChainFacts {
   const { chain, partner, role } = input;
   const openssl = input.opensslError ?? '';
   const key = `${role}\n${openssl}\n${chain.map((cert) => cert.fingerprint256).join(',')}`;
-  let cache = chainCache.get(partner);
-  if (cache === undefined) {
-    cache = new Map();
-    chainCache.set(partner, cache);
-  }
-  let facts = cache.get(key);
-  if (facts !== undefined) {
-    cache.delete(key); // re-inserted below as the most recently used
-  } else {
-    facts = computeChainFacts(chain, partner, role, openssl);
-    if (cache.size >= MAX_CHAINS_PER_PARTNER) {
-      const oldest = cache.keys().next();
-      if (oldest.done !== true) cache.delete(oldest.value);
-    }
-  }
-  cache.set(key, facts);
-  return facts;
+  return partner.verifiedChains.get(key, () => computeChainFacts(chain, partner, role, openssl));
 }
 
 function computeChainFacts(
@@ -216,7 +176,7 @@ function pathToAnchor(
   chain: readonly X509Certificate[],
   partner: LoadedPartner,
 ): X509Certificate[] | undefined {
-  const anchors = anchorFingerprints(partner);
+  const anchors = partner.anchorFingerprints;
   const leaf = chain[0];
   if (leaf === undefined) return undefined;
   const path = [leaf];
@@ -248,18 +208,6 @@ function issued(parent: X509Certificate, child: X509Certificate): boolean {
   }
 }
 
-const anchorCache = new WeakMap<LoadedPartner, ReadonlySet<string>>();
-
-/** fingerprint256 is computed on every read; a partner's anchors are fixed per generation. */
-function anchorFingerprints(partner: LoadedPartner): ReadonlySet<string> {
-  let found = anchorCache.get(partner);
-  if (found === undefined) {
-    found = new Set(partner.anchors.map((anchor) => anchor.fingerprint256));
-    anchorCache.set(partner, found);
-  }
-  return found;
-}
-
 function validityProblem({ notBefore, notAfter }: PathValidity, now: number): string | undefined {
   if (Number.isNaN(notBefore) || Number.isNaN(notAfter)) return 'has an unreadable validity period';
   if (now < notBefore) return `is not valid before ${new Date(notBefore).toISOString()}`;
@@ -286,23 +234,11 @@ export function distinguishedName(text: string): string {
  * certificate. Safe to share: an X509Certificate is a pure function of its bytes; which
  * certificates a chain has, in which order, is still read from each handshake.
  */
-const parsedCertificates = new Map<string, X509Certificate>();
-const MAX_PARSED_CERTIFICATES = 1_000;
+const parsedCertificates = new BoundedMemo<string, X509Certificate>(1_000);
 
 function parsed(cert: DetailedPeerCertificate): X509Certificate {
-  const key = cert.fingerprint256; // Node computes it over the DER it hands over as raw
-  let x509 = parsedCertificates.get(key);
-  if (x509 !== undefined) {
-    parsedCertificates.delete(key); // re-inserted below as the most recently used
-  } else {
-    x509 = new X509Certificate(cert.raw);
-    if (parsedCertificates.size >= MAX_PARSED_CERTIFICATES) {
-      const oldest = parsedCertificates.keys().next();
-      if (oldest.done !== true) parsedCertificates.delete(oldest.value);
-    }
-  }
-  parsedCertificates.set(key, x509);
-  return x509;
+  // Node computes the fingerprint over the DER it hands over as raw.
+  return parsedCertificates.get(cert.fingerprint256, () => new X509Certificate(cert.raw));
 }
 
 /**
