@@ -250,4 +250,44 @@ describe('send sessions tell TLS reporting their result', () => {
     ]);
     assert.match(unnamed?.reason ?? '', /not an MX host the policy of sts\.example names/);
   });
+  it('a domain-secure partner: verified is a no-policy-found success, refused a failure; expired is certificate-expired', async () => {
+    dns.zones.set('adatum.com', { MX: [{ preference: 10, exchange: 'mail.adatum.com' }] });
+    dns.zones.set('mail.adatum.com', { A: ['127.0.0.1'] });
+    const partnerGeneration = (port: number) =>
+      buildGeneration(
+        runtimeConfig({
+          organization: { resolver: { servers: [dns.server], validating: true, static: {} } },
+          sendConnectors: [sendConnector('out', { port })],
+        }),
+        1,
+      );
+    const genuine = await peer({ certificate: lab().adatumMail });
+    const [verified] = await results('adatum.com', partnerGeneration(genuine.port));
+    assert.deepEqual(brief(verified as Result), [
+      'adatum.com',
+      'no-policy-found',
+      'success',
+      'mail.adatum.com',
+    ]);
+    assert.equal(genuine.messages.length, 1);
+
+    const impostor = await peer({ certificate: lab().strangerAdatum });
+    const [refused] = await results('adatum.com', partnerGeneration(impostor.port));
+    assert.deepEqual(brief(refused as Result), [
+      'adatum.com',
+      'no-policy-found',
+      'validation-failure',
+      'mail.adatum.com',
+    ]);
+    assert.deepEqual(impostor.mailCommands, []);
+
+    const expired = await peer({ certificate: lab().adatumExpired });
+    const [old] = await results('adatum.com', partnerGeneration(expired.port));
+    assert.deepEqual(brief(old as Result), [
+      'adatum.com',
+      'no-policy-found',
+      'certificate-expired',
+      'mail.adatum.com',
+    ]);
+  });
 });
