@@ -37,7 +37,6 @@ import { smtpServerLogger } from './receive/protocol-trace.js';
 import { ConnectionCounter, fromPartnerRange, type StressChange } from './receive/capacity.js';
 import { adaptSmtpServer } from './receive/smtp-server-adapter.js';
 import {
-  connectorLimits,
   DEFAULT_RECEIVE_LIMITS,
   ReceiveLimiter,
   recipientLimitReply,
@@ -265,7 +264,7 @@ export class ReceiveListener {
       return new SmtpReplyError(REPLIES.connectionRefused);
     }
     // The connector's limits as this generation has them hold for the whole session.
-    const limits = connectorLimits(connector.spec);
+    const limits = connector.limits;
     // A client inside a partner's remoteIPRanges may use the capacity strangers cannot.
     const partnerRange = fromPartnerRange(generation, session.remoteAddress);
     const admission = this.counter.admit(
@@ -376,7 +375,7 @@ export class ReceiveListener {
   private onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Error | undefined {
     const state = this.sessions.get(session.id);
     if (state === undefined) return new SmtpReplyError(REPLIES.localError);
-    const overLimit = recipientLimitReply(session, connectorLimits(state.connector.spec));
+    const overLimit = recipientLimitReply(session, state.connector.limits);
     if (overLimit !== undefined) return new SmtpReplyError(overLimit);
     const canonical =
       canonicalEnvelopeAddress(address) ?? routableRecipient(address, state.generation);
@@ -402,7 +401,7 @@ export class ReceiveListener {
         tls: state.tls,
         domainSecured: state.domainSecured,
         maxMessageSize: state.connector.maxMessageSize,
-        maxHeaderSize: connectorLimits(state.connector.spec).maxHeaderSize,
+        maxHeaderSize: state.connector.limits.maxHeaderSize,
         trace: (line) => this.trace(state, '*', line),
       },
       session,

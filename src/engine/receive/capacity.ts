@@ -1,7 +1,7 @@
 // A receive connector's capacity: sessions counted per connector and per client, the share kept
 // for partners (known at connect only by their remoteIPRanges), and stress, Postfix's name for a
 // server near its connection limit, during which the waits for clients are shorter (limits.ts).
-import { matchRange, type IpRange } from '../addresses.js';
+import { matchRange } from '../addresses.js';
 import type { Generation } from '../generation.js';
 import { REPLIES } from '../replies.js';
 import type { SmtpReply } from '../../model.js';
@@ -172,19 +172,11 @@ function decrement(counts: Map<string, number>, key: string): void {
   else counts.delete(key);
 }
 
-const partnerRanges = new WeakMap<Generation, IpRange[]>();
-
 /**
  * Whether a client is inside the remoteIPRanges of a receive-secure partner of the generation:
  * the only way to know a partner before TLS. A partner without remoteIPRanges is a stranger here.
  */
 export function fromPartnerRange(generation: Generation, remoteAddress: string): boolean {
-  let ranges = partnerRanges.get(generation);
-  if (ranges === undefined) {
-    ranges = [...generation.partnersByDomain.values()]
-      .filter((partner) => partner.spec.domainSecure.receive)
-      .flatMap((partner) => partner.remoteRanges);
-    partnerRanges.set(generation, ranges);
-  }
+  const ranges = generation.partnerRanges;
   return ranges.length > 0 && matchRange(ranges, remoteAddress) !== undefined;
 }

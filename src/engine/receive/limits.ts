@@ -54,24 +54,17 @@ export interface ConnectorLimits {
   maxHeaderSize: number;
 }
 
-const parsedLimits = new WeakMap<ReceiveConnectorSpec, ConnectorLimits>();
-
-/** The limits of a connector spec, parsed once per spec (so once per generation). */
+/** The limits of a connector spec, parsed (the generation build does it once per connector). */
 export function connectorLimits(spec: ReceiveConnectorSpec): ConnectorLimits {
-  let limits = parsedLimits.get(spec);
-  if (limits === undefined) {
-    limits = {
-      maxInboundConnection: spec.maxInboundConnection,
-      maxInboundConnectionPerSource: spec.maxInboundConnectionPerSource,
-      inactivityTimeout: requireDuration(spec.connectionInactivityTimeout),
-      stressInactivityTimeout: requireDuration(spec.stressInactivityTimeout),
-      sessionTimeout: requireDuration(spec.connectionTimeout),
-      maxRecipientsPerMessage: spec.maxRecipientsPerMessage,
-      maxHeaderSize: requireSize(spec.maxHeaderSize),
-    };
-    parsedLimits.set(spec, limits);
-  }
-  return limits;
+  return {
+    maxInboundConnection: spec.maxInboundConnection,
+    maxInboundConnectionPerSource: spec.maxInboundConnectionPerSource,
+    inactivityTimeout: requireDuration(spec.connectionInactivityTimeout),
+    stressInactivityTimeout: requireDuration(spec.stressInactivityTimeout),
+    sessionTimeout: requireDuration(spec.connectionTimeout),
+    maxRecipientsPerMessage: spec.maxRecipientsPerMessage,
+    maxHeaderSize: requireSize(spec.maxHeaderSize),
+  };
 }
 
 // The counter lives with capacity and stress; the engine shares one across its listeners.
