@@ -5,7 +5,12 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileDurably } from '../../durable-file.js';
 import type { DomainName } from '../../domain-name.js';
-import { fetchStsPolicy, type StsFetchOptions } from './mta-sts-fetch.js';
+import {
+  fetchStsPolicy,
+  StsFetchError,
+  type StsFetchFailure,
+  type StsFetchOptions,
+} from './mta-sts-fetch.js';
 import { mxPattern, parseStsRecord, type StsPolicy } from './mta-sts-policy.js';
 import { DnsLookupError } from './resolver.js';
 
@@ -26,6 +31,8 @@ export interface StsLookup {
   problems: string[];
   /** The steps, for probe. */
   steps: string[];
+  /** The domain publishes a policy (its TXT id) that could not be fetched or read: TLS reporting. */
+  failure?: StsFetchFailure;
 }
 
 export class StsPolicyCache {
@@ -95,7 +102,8 @@ export class StsPolicyCache {
     } catch (error) {
       const message = (error as Error).message;
       problems.push(message);
-      return keep(`policy fetch failed (${message})`);
+      const failure = error instanceof StsFetchError ? error.failure : 'sts-policy-fetch-error';
+      return { ...keep(`policy fetch failed (${message})`), failure };
     }
   }
 

@@ -19,9 +19,35 @@ export interface StsFetchOptions {
   timeoutMs?: number;
 }
 
+/** What kind of failure, as TLS reporting (RFC 8460 §4.3.2.2) names it. */
+export type StsFetchFailure =
+  'sts-policy-fetch-error' | 'sts-policy-invalid' | 'sts-webpki-invalid';
+
 export class StsFetchError extends Error {
   override name = 'StsFetchError';
+  constructor(
+    message: string,
+    readonly failure: StsFetchFailure = 'sts-policy-fetch-error',
+  ) {
+    super(message);
+  }
 }
+
+/** OpenSSL's and Node's codes for a certificate that does not verify (PKIX or the name). */
+const WEBPKI_CODES = new Set([
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'CERT_UNTRUSTED',
+  'CERT_REVOKED',
+  'CERT_SIGNATURE_FAILURE',
+  'INVALID_CA',
+]);
 
 /** The policy host of a domain. */
 export function policyHost(domain: DomainName): string {
@@ -36,7 +62,10 @@ export async function fetchStsPolicy(
   const text = await get(host, options);
   const parsed = parseStsPolicy(text);
   if (!parsed.ok)
-    throw new StsFetchError(`the policy of ${domain} does not parse: ${parsed.reason}`);
+    throw new StsFetchError(
+      `the policy of ${domain} does not parse: ${parsed.reason}`,
+      'sts-policy-invalid',
+    );
   return parsed.value;
 }
 
@@ -72,7 +101,14 @@ function get(host: string, options: StsFetchOptions): Promise<string> {
       () => finish(new StsFetchError(`https://${host}: no policy within ${timeoutMs} ms`)),
       timeoutMs,
     );
-    req.on('error', (error) => finish(new StsFetchError(`https://${host}: ${error.message}`)));
+    req.on('error', (error: NodeJS.ErrnoException) =>
+      finish(
+        new StsFetchError(
+          `https://${host}: ${error.message}`,
+          WEBPKI_CODES.has(error.code ?? '') ? 'sts-webpki-invalid' : 'sts-policy-fetch-error',
+        ),
+      ),
+    );
     req.on('response', (response) => {
       const status = response.statusCode ?? 0;
       // §3.3: redirects are not followed; anything but 200 is no policy.

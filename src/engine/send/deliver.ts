@@ -23,7 +23,7 @@ import { HopFailure } from './remote-replies.js';
 import { ConnectionCache } from './connection-cache.js';
 import { destinationTls, type OutboundPolicyServices } from '../policy/outbound.js';
 import { hopSessionPolicy, publishedPoliciesApply } from '../policy/session-policy.js';
-import { refusedHopResult } from '../tlsrpt/session-result.js';
+import { refusedHopResult, stsFetchResult } from '../tlsrpt/session-result.js';
 import {
   DEFAULT_SEND_TIMEOUTS,
   type OpenSessions,
@@ -172,6 +172,11 @@ async function deliverRemote(
       });
       continue;
     }
+    const stsFailure =
+      destination?.sts?.policy === undefined ? destination?.sts?.failure : undefined;
+    if (stsFailure !== undefined && destination !== undefined)
+      // The domain publishes a policy we could not fetch or read: sent as without one, and reported.
+      options.events?.emit(stsFetchResult(destination.domain, stsFailure, hop.host, hop.address));
     const settings: SessionSettings = {
       hop,
       hostname: generation.hostname,

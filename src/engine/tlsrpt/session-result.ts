@@ -3,6 +3,7 @@
 // result type (§4.3.2). The send session emits it as the event `send.tls-result`; TlsResults counts it.
 import type { DomainName } from '../../domain-name.js';
 import type { EventOf } from '../events.js';
+import type { StsFetchFailure } from '../policy/mta-sts-fetch.js';
 import type { StsPolicy } from '../policy/mta-sts-policy.js';
 import type { PolicyRefusal, PublishedPolicy } from '../policy/session-policy.js';
 import type { ResultType, SessionResult } from './results.js';
@@ -88,6 +89,26 @@ export function refusedHopResult(
       : { policyType: 'sts' as const, ...stsStrings(published) }),
     result: refusal.result,
     reason: refusal.detail,
+  };
+}
+
+/** A session to a domain whose MTA-STS policy could not be fetched or read (none cached). */
+export function stsFetchResult(
+  domain: DomainName,
+  failure: StsFetchFailure,
+  host: string,
+  address: string,
+): TlsResultEvent {
+  return {
+    type: 'send.tls-result',
+    domain,
+    host,
+    address,
+    localAddress: null,
+    policyType: 'sts',
+    policyStrings: [],
+    mxHost: [],
+    result: failure,
   };
 }
 

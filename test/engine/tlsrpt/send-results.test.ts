@@ -290,4 +290,44 @@ describe('send sessions tell TLS reporting their result', () => {
       'mail.adatum.com',
     ]);
   });
+  it('an MTA-STS policy that cannot be fetched, does not parse, or is on a host without a valid certificate: reported, sent as without one', async () => {
+    const receiver = await peer({});
+    const withPolicy = (domain: string) => {
+      publish(domain, `mx.${domain}`, false);
+      dns.zones.set(`_mta-sts.${domain}`, { TXT: ['v=STSv1; id=f1'] });
+      dns.zones.set(`mta-sts.${domain}`, { A: ['127.0.0.1'] });
+    };
+    withPolicy('sts.example');
+    const kept = policyHost.response;
+    try {
+      policyHost.response = { status: 404, contentType: 'text/plain', body: 'no' };
+      const [missing] = await results('sts.example', generation(receiver.port));
+      assert.deepEqual(brief(missing as Result), [
+        'sts.example',
+        'sts',
+        'sts-policy-fetch-error',
+        'mx.sts.example',
+      ]);
+      policyHost.response = { status: 200, contentType: 'text/plain', body: 'version: STSv9\n' };
+      const [invalid] = await results('sts.example', generation(receiver.port));
+      assert.deepEqual(brief(invalid as Result), [
+        'sts.example',
+        'sts',
+        'sts-policy-invalid',
+        'mx.sts.example',
+      ]);
+    } finally {
+      policyHost.response = kept;
+    }
+    // The policy host's certificate names mta-sts.sts.example, not mta-sts.webpki.example.
+    withPolicy('webpki.example');
+    const [webpki] = await results('webpki.example', generation(receiver.port));
+    assert.deepEqual(brief(webpki as Result), [
+      'webpki.example',
+      'sts',
+      'sts-webpki-invalid',
+      'mx.webpki.example',
+    ]);
+    assert.equal(receiver.messages.length, 3);
+  });
 });
