@@ -2,6 +2,7 @@
 // `v=TLSRPTv1` first, exactly one `rua=` with mailto: and https: URIs, extensions by the RFC's
 // grammar, nothing else. A domain with no such record, or more than one, gets no report. A look-up
 // that fails (SERVFAIL, timeout) is not "no record": the caller keeps the report and tries again.
+import { isIP } from 'node:net';
 import { parseAddress, type DomainName } from '../../domain-name.js';
 import { DnsLookupError, type PolicyResolver } from '../policy/resolver.js';
 
@@ -105,6 +106,9 @@ function parseReportUri(uri: string): { ok: true; uri: ReportUri } | { ok: false
     }
     if (url.protocol !== 'https:' || url.hostname === '') return refuse('is not an https URL');
     if (url.username !== '' || url.password !== '') return refuse('carries credentials');
+    // A name, not an address: a record cannot point our POST at an address of its choosing.
+    if (isIP(url.hostname.replace(/^\[|\]$/g, '')) !== 0)
+      return refuse('names an IP address, not a host');
     return { ok: true, uri: { kind: 'https', url, uri } };
   }
   return refuse('is neither mailto: nor https:');

@@ -116,14 +116,18 @@ export class ReportScheduler {
         continue;
       }
       for (const domain of await resultDomains(stateDirectory, day)) {
-        const state = await readState(stateDirectory, day, domain);
-        if (state !== undefined && state.outcome !== 'pending') continue;
-        const outcome = await this.report(day, domain, state, at - end.getTime() > maxAge).catch(
-          (error: Error) => {
+        // One domain's trouble (a damaged file, a full disk) is its own: the others go on.
+        const outcome = await readState(stateDirectory, day, domain)
+          .then((state) =>
+            state !== undefined && state.outcome !== 'pending'
+              ? ('done' as const)
+              : this.report(day, domain, state, at - end.getTime() > maxAge),
+          )
+          .catch((error: Error) => {
             log.log('error', 'tlsrpt.report-failed', { domain, day, error: error.message });
             return 'failed' as const;
-          },
-        );
+          });
+        if (outcome === 'done') continue;
         if (outcome === 'sent') summary.sent += 1;
         else if (outcome === 'no-record') summary.noRecord += 1;
         else if (outcome === 'abandoned') summary.abandoned += 1;

@@ -36,6 +36,8 @@ test('TLSRPT records the RFC grammar or this reader refuses', () => {
     ['v=TLSRPTv1;rua=mailto:a@[192.0.2.1]', 'not a domain name'],
     ['v=TLSRPTv1;rua=mailto:a@b..example', 'not a domain name'],
     ['v=TLSRPTv1;rua=https://user:pw@r.example/', 'credentials'],
+    ['v=TLSRPTv1;rua=https://127.0.0.1/r', 'IP address'],
+    ['v=TLSRPTv1;rua=https://[::1]:8443/r', 'IP address'],
     ['v=TLSRPTv1;;rua=mailto:a@b.example', 'not name=value'],
     ['v=TLSRPTv1;rua=mailto:a@b.example;=x', 'not name=value'],
     ['v=TLSRPTv1;rua=mailto:a@b.example;x=', 'not an extension value'],

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -322,12 +322,25 @@ describe('TLS reports: a day of results, reported once to each rua, retried unti
         log,
         maxAgeDays: 2,
       });
+      // A damaged report state of another domain fails that domain only.
+      await results.record(session(CONTOSO, 'success'));
+      await results.flush();
+      await mkdir(`${dir.path}/tlsrpt/reports/2026-11-01`, { recursive: true });
+      await writeFile(`${dir.path}/tlsrpt/reports/2026-11-01/contoso.example.json`, '{torn');
       at = new Date('2026-11-02T01:00:00Z');
-      assert.deepEqual(await scheduler.cycle(), { sent: 0, failed: 1, noRecord: 0, abandoned: 0 });
+      assert.deepEqual(await scheduler.cycle(), { sent: 0, failed: 2, noRecord: 0, abandoned: 0 });
+      assert.ok(
+        log.entries.some(
+          (e) => e.event === 'tlsrpt.report-failed' && e.fields.domain === 'contoso.example',
+        ),
+      );
+      await rm(`${dir.path}/tlsrpt/reports/2026-11-01/contoso.example.json`);
       assert.ok(log.entries.some((e) => e.event === 'tlsrpt.lookup-failed'));
       at = new Date('2026-11-05T01:00:00Z');
-      assert.deepEqual(await scheduler.cycle(), { sent: 0, failed: 0, noRecord: 0, abandoned: 1 });
-      const abandoned = log.entries.find((e) => e.event === 'tlsrpt.report-abandoned');
+      assert.deepEqual(await scheduler.cycle(), { sent: 0, failed: 0, noRecord: 0, abandoned: 2 });
+      const abandoned = log.entries.find(
+        (e) => e.event === 'tlsrpt.report-abandoned' && e.fields.domain === 'fabrikam.example',
+      );
       assert.equal(abandoned?.level, 'error');
       assert.match(String(abandoned?.fields.lastError), /SERVFAIL/);
       assert.deepEqual(await scheduler.cycle(), { sent: 0, failed: 0, noRecord: 0, abandoned: 0 });
