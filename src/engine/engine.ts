@@ -107,6 +107,7 @@ export class Engine {
       onLost: (reason) => halt.abort(new StateLockError(reason)),
     });
     let delivery: EngineDelivery | undefined;
+    let tlsReporting: TlsReporting | undefined;
     try {
       const identity = await engineIdentity(stateDir, options.log);
       const protocolLog = new ProtocolLog(join(stateDir, 'logs', 'protocol'));
@@ -152,7 +153,7 @@ export class Engine {
       });
       events.subscribe((event) => partners.observe(event));
       events.subscribe((event) => metrics.observe(event));
-      const tlsReporting = new TlsReporting({
+      tlsReporting = new TlsReporting({
         stateDirectory: stateDir,
         events,
         sink: delivery.queue,
@@ -189,6 +190,7 @@ export class Engine {
         tlsReporting,
       );
     } catch (error) {
+      await tlsReporting?.close().catch(() => undefined);
       await delivery?.close().catch(() => undefined);
       await lock.release();
       throw error;
