@@ -32,6 +32,8 @@ import { submit } from '../support/smtp-submit.js';
 import { tempDir, type TempDir } from '../support/tmp.js';
 import { requireDomainName } from '../../src/domain-name.js';
 import { replyText } from '../support/replies.js';
+import { startEngine } from '../support/engine.js';
+import { freePort } from '../support/ports.js';
 
 const run = promisify(execFile);
 const DAY = 86_400_000;
@@ -147,6 +149,33 @@ describe('revocation lists', () => {
     );
     // Without a previous generation every list is read.
     assert.equal(generationWith(crlPem).revocationIndex.parsed, 1);
+  });
+
+  it('an engine applying again with the same CRL takes it from the running generation', async () => {
+    const state = await tempDir('domsec-crl-engine-');
+    const running = await startEngine(state.path);
+    try {
+      const anchor = trustAnchor('adatum-root', lab().adatumRoot);
+      const port = await freePort();
+      const config = (crl: string) =>
+        runtimeConfig({
+          receiveConnector: { bindings: [`127.0.0.1:${port}`] },
+          trustAnchors: [{ ...anchor, spec: { ...anchor.spec, crlPem: crl } }],
+        });
+      await running.engine.apply(config(crlPem));
+      assert.equal(running.engine.running()?.revocationIndex.parsed, 1);
+      await running.engine.apply(config(crlPem));
+      assert.equal(running.engine.currentGeneration, 2);
+      assert.equal(running.engine.running()?.revocationIndex.parsed, 0, 'reused on reload');
+      await running.engine.apply(config(staleCrlPem));
+      assert.equal(running.engine.running()?.revocationIndex.parsed, 1, 'a new list is read');
+      const other = createRevocationList(lab().strangerRoot, { revoked: [] });
+      await assert.rejects(running.engine.apply(config(other)), /its CRL is not signed by/);
+      assert.equal(running.engine.currentGeneration, 3, 'the running generation stays');
+    } finally {
+      await running.stop();
+      await state.remove();
+    }
   });
 
   it('refuses a CRL another CA signed, and one that is not a CRL, naming the anchor', () => {
