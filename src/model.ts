@@ -78,6 +78,8 @@ export interface OrganizationSpec {
    * `listen`: where serve answers it over HTTPS; absent: not served.
    */
   mtaSts?: { mode: 'enforce' | 'testing' | 'none'; mx: string[]; maxAge: number; listen?: string };
+  /** We publish a TLSA 3 1 1 record of our key: plan gates a change of that key. Absent: false. */
+  publishesTlsa?: boolean;
 }
 
 export interface CertificateSpec {

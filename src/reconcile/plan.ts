@@ -196,7 +196,8 @@ const KEY_DIGEST = 'spkiSha256';
  * Our TLSA record (DANE-EE 3 1 1, `dns records`) is the digest of the Organization certificate's
  * key: a plan that changes that key (a new key in the certificate, or another certificate named)
  * makes the published record stop matching, and DANE senders would refuse us until the new one
- * is published. That change weakens, saying which record to publish first. Against an engine that
+ * is published. When the Organization says it publishes one (`publishesTlsa`), that change
+ * weakens, saying which record to publish first; otherwise a new key is an ordinary change. Against an engine that
  * does not report its key's digest nothing can be compared: a warning says so.
  */
 function judgeTlsaRecord(
@@ -215,6 +216,8 @@ function judgeTlsaRecord(
   const before = organizationCertificate(actual);
   const after = organizationCertificate(desired);
   if (before === undefined || after === undefined) return [];
+  // Only a published record can stop matching; rotating a key nobody pinned is routine.
+  if (after.organization.spec.publishesTlsa !== true) return [];
   const was = before.certificate.spec[KEY_DIGEST];
   const will = after.certificate.spec[KEY_DIGEST];
   // Another certificate named: the Organization's change; the same one: the Certificate's.

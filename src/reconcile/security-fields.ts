@@ -315,6 +315,10 @@ export const SECURITY_FIELDS: Record<Kind, KindRules> = {
         { whole: true },
       ),
       field('mtaSts.maxAge', neutral('how long senders keep our policy')),
+      field(
+        'publishesTlsa',
+        stricterWhenOn('the check of our key against our published TLSA record'),
+      ),
       field('mtaSts.listen', neutral('where our public policy is served')),
       field('admin.listen', adminListen),
       field('admin.tokenFile', neutral('where the token is read from')),

@@ -1,9 +1,10 @@
 // plan against the running engine: a new key in the Organization certificate no longer matches
 // the TLSA 3 1 1 record `dns records` printed for the running key, so the plan marks it as
 // weakening and names the record to publish first (the one `dns records` prints for the new key);
-// the gate then wants --approve-weakening.
+// the gate then wants --approve-weakening. The Organization says it publishes the record
+// (publishesTlsa); without it a new key is routine (test/reconcile/plan-tlsa.test.ts).
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createCertificateAuthority, issueCertificate } from '../../src/pki/lab.js';
@@ -29,6 +30,13 @@ describe('plan and our TLSA record', () => {
 
   before(async () => {
     lab = await startCliLab();
+    // We publish a TLSA record of our key: the plan then gates a new key.
+    const organization = join(lab.manifests, 'organization.yaml');
+    const text = await readFile(organization, 'utf8');
+    await writeFile(
+      organization,
+      text.replace('  certificate: mail\n', '  certificate: mail\n  publishesTlsa: true\n'),
+    );
     const applied = await domsec(
       ['apply', '-f', lab.manifests, '--auto-approve', '--approve-weakening'],
       lab.env,
