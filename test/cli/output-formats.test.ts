@@ -197,6 +197,7 @@ describe('output formats', () => {
       'queue resume': { args: ['treyresearch.net', ...m] },
       rollback: { args: ['1', ...m, '--auto-approve', '--approve-weakening'] },
       'dns records': { args: m },
+      'tlsrpt show': { args: ['--state', join(out, 'tlsrpt-state')] },
     };
     /** Long-running: started, read until their first line, stopped. */
     const running: Record<string, string[]> = {
