@@ -16,6 +16,9 @@ import type { EngineLog } from '../log.js';
 
 export const POLICY_PATH = '/.well-known/mta-sts.txt';
 
+/** A client that has not finished its TLS handshake by then is disconnected. */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+
 /** What a generation serves: the policy file and the host names it is served for. */
 export interface ServedPolicy {
   policy: string;
@@ -140,8 +143,11 @@ export class PolicyListener {
   }
 
   private createServer(generation: Generation): Server {
-    const server = createServer(secureOptions(generation), (request, response) =>
-      this.respond(request, response),
+    // handshakeTimeout: the idle timeout below starts only once TLS is up; a client that connects
+    // and never finishes the handshake would otherwise hold its socket for Node's default 120 s.
+    const server = createServer(
+      { ...secureOptions(generation), handshakeTimeout: HANDSHAKE_TIMEOUT_MS },
+      (request, response) => this.respond(request, response),
     );
     // A policy is a few hundred bytes: nothing a client does should hold a socket for long.
     server.headersTimeout = 10_000;

@@ -1,0 +1,197 @@
+// An attacker's view of the outbound TLS policies and our MTA-STS policy listener: a client that
+// opens connections to the listener and never finishes TLS (slowloris), a certificate whose SAN
+// smuggles a second name, a DANE-TA chain that reaches the trust anchor only through a
+// certificate that is not a CA, and MTA-STS policies and MX patterns spelled to widen what they
+// cover. Each must fail closed: disconnected, refused, not matched.
+import assert from 'node:assert/strict';
+import { createHash, X509Certificate } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { certificateDnsNames, coversHost } from '../../src/certificate-names.js';
+import { requireDomainName } from '../../src/domain-name.js';
+import { mxMatches, parseStsPolicy } from '../../src/engine/policy/mta-sts-policy.js';
+import { HANDSHAKE_TIMEOUT_MS } from '../../src/engine/policy/policy-listener.js';
+import { matchChain, type TlsaRecord } from '../../src/engine/policy/tlsa.js';
+import { createCertificateAuthority, issueCertificate } from '../../src/pki/lab.js';
+import { startEngine } from '../support/engine.js';
+import { lab } from '../support/lab.js';
+import { certificate, ORGANIZATION_CERTIFICATE, runtimeConfig } from '../support/runtime-config.js';
+import { tempDir } from '../support/tmp.js';
+
+const x509 = (pem: string) => new X509Certificate(pem);
+
+/** Resolves with how long the socket stayed open once the server closed it. */
+function closedAfter(socket: Socket, started: number): Promise<number> {
+  return new Promise((resolve) => {
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(Date.now() - started));
+  });
+}
+
+describe('TLS policy attacks', () => {
+  it('disconnects policy listener clients that never finish the TLS handshake', async (t) => {
+    const state = await tempDir('domsec-sts-slowloris-');
+    const running = await startEngine(state.path);
+    const sockets: Socket[] = [];
+    t.after(async () => {
+      for (const socket of sockets) socket.destroy();
+      await running.stop();
+      await state.remove();
+    });
+    const host = 'mta-sts.treyresearch.net';
+    const cert = issueCertificate(lab().treyRoot, {
+      commonName: 'mail.treyresearch.net',
+      dnsNames: ['mail.treyresearch.net', host],
+    });
+    await running.engine.apply(
+      runtimeConfig({
+        organization: {
+          mtaSts: { mode: 'enforce', mx: [], maxAge: 86400, listen: '127.0.0.1:0' },
+        },
+        certificates: [certificate(ORGANIZATION_CERTIFICATE, cert)],
+      }),
+    );
+    const port = running.engine.mtaStsAddress()?.port;
+    assert.ok(typeof port === 'number' && port > 0);
+
+    const started = Date.now();
+    // One says nothing after connecting; one sends the first bytes of a TLS record and stops.
+    const silent = connect(port, '127.0.0.1');
+    const partial = connect(port, '127.0.0.1', () =>
+      partial.write(Buffer.from([0x16, 0x03, 0x01])),
+    );
+    sockets.push(silent, partial);
+    const limit = HANDSHAKE_TIMEOUT_MS + 10_000; // Node's default without the fix: 120 s
+    const timeout = new Promise<number>((resolve) => {
+      const timer = setTimeout(() => resolve(Number.POSITIVE_INFINITY), limit);
+      t.after(() => clearTimeout(timer));
+    });
+    const [silentMs, partialMs] = await Promise.all([
+      Promise.race([closedAfter(silent, started), timeout]),
+      Promise.race([closedAfter(partial, started), timeout]),
+    ]);
+    assert.ok(silentMs < limit, `a silent client was still connected after ${limit} ms`);
+    assert.ok(partialMs < limit, `a half-sent handshake was still connected after ${limit} ms`);
+    assert.ok(silentMs >= HANDSHAKE_TIMEOUT_MS - 1000, `closed too early (${silentMs} ms)`);
+  });
+
+  it('never reads a second name smuggled into one SAN entry', () => {
+    const ca = createCertificateAuthority({ commonName: 'Attacker CA' });
+    for (const smuggled of [
+      'evil.example, DNS:mx.victim.example',
+      'evil.example,DNS:mx.victim.example',
+      'mx.victim.example"',
+      'mx.victim.example\u0000.evil.example',
+    ]) {
+      const cert = x509(
+        issueCertificate(ca, { commonName: 'evil.example', dnsNames: [smuggled] }).certPem,
+      );
+      assert.equal(
+        coversHost(certificateDnsNames(cert), 'mx.victim.example'),
+        false,
+        `SAN ${JSON.stringify(smuggled)} was read as naming mx.victim.example`,
+      );
+    }
+  });
+
+  it('refuses a DANE-TA chain that reaches the anchor through a certificate that is not a CA', () => {
+    const anchor = createCertificateAuthority({ commonName: 'Victim DANE-TA Root' });
+    // A real end-entity certificate the anchor issued to someone else (the attacker's own host)...
+    const attackerLeaf = issueCertificate(anchor, {
+      commonName: 'mx.attacker.example',
+      dnsNames: ['mx.attacker.example'],
+      keyUsage: null, // no keyUsage: OpenSSL's checkIssued alone would let it sign
+      extendedKeyUsage: null,
+    });
+    // ...whose key then signs a certificate for the victim's MX host.
+    const forged = issueCertificate(
+      { ...attackerLeaf, commonName: 'mx.attacker.example' },
+      { commonName: 'mx.victim.example', dnsNames: ['mx.victim.example'] },
+    );
+    const root = x509(anchor.certPem);
+    const record: TlsaRecord = {
+      usage: 2,
+      selector: 1,
+      matchingType: 1,
+      data: createHash('sha256')
+        .update(root.publicKey.export({ type: 'spki', format: 'der' }))
+        .digest(),
+    };
+    const verdict = matchChain({
+      records: [record],
+      chain: [x509(forged.certPem), x509(attackerLeaf.certPem), root],
+      names: ['mx.victim.example', 'victim.example'],
+    });
+    assert.equal(verdict.ok, false);
+    assert.match(verdict.ok ? '' : verdict.reason, /is not a CA/);
+  });
+
+  it('reads no MTA-STS policy from oddly spelled modes, keys or line ends', () => {
+    const base = (mode: string) =>
+      `version: STSv1\nmode: ${mode}\nmx: mx.victim.example\nmax_age: 86400\n`;
+    assert.equal(parseStsPolicy(base('enforce')).ok, true);
+    for (const mode of ['Enforce', 'ENFORCE', 'enforce\u0000', 'enforce;', '"enforce"', 'enforc']) {
+      assert.equal(parseStsPolicy(base(mode)).ok, false, `mode ${JSON.stringify(mode)}`);
+    }
+    // A bare CR does not end a line: "mode: testing\rmode: enforce" is no mode at all.
+    assert.equal(
+      parseStsPolicy('version: STSv1\nmode: testing\rmode: enforce\nmx: a.example\nmax_age: 1\n')
+        .ok,
+      false,
+    );
+    // The first of a repeated key holds; a later one never changes what was read.
+    const twice = parseStsPolicy(
+      'version: STSv1\r\nmode: enforce\r\nmode: none\r\nmx: a.example\r\nmax_age: 60\r\nmax_age: 0\r\n',
+    );
+    assert.deepEqual(twice.ok ? [twice.value.mode, twice.value.maxAge] : twice.reason, [
+      'enforce',
+      60,
+    ]);
+    // max_age past the 10 digits or the one-year cap.
+    assert.equal(parseStsPolicy(base('enforce').replace('86400', '99999999999')).ok, false);
+    const capped = parseStsPolicy(base('enforce').replace('86400', '9999999999'));
+    assert.equal(capped.ok ? capped.value.maxAge : 0, 31_557_600);
+    // A policy past 64 KB is not read, even when what is in it would parse.
+    assert.equal(parseStsPolicy(base('enforce') + `x: ${'a'.repeat(65_536)}\n`).ok, false);
+  });
+
+  it('refuses MX patterns that would cover more than one label, and matches IDN and odd spellings canonically', () => {
+    const policy = (mx: string) =>
+      parseStsPolicy(`version: STSv1\nmode: enforce\nmx: ${mx}\nmax_age: 86400\n`);
+    for (const mx of [
+      '*.*.victim.example',
+      '*victim.example',
+      '**.victim.example',
+      '*',
+      '*.',
+      '.victim.example',
+      'mx .victim.example',
+    ])
+      assert.equal(policy(mx).ok, false, `mx ${JSON.stringify(mx)}`);
+    const parsed = policy('*.Bücher.Example.');
+    assert.ok(parsed.ok);
+    const patterns = parsed.value.mx;
+    assert.equal(mxMatches(patterns, requireDomainName('MX.xn--bcher-kva.example.')), true);
+    assert.equal(mxMatches(patterns, requireDomainName('a.mx.xn--bcher-kva.example')), false);
+    assert.equal(mxMatches(patterns, requireDomainName('xn--bcher-kva.example')), false);
+    assert.equal(mxMatches(patterns, requireDomainName('mx.xn--bcher-kva.example.evil')), false);
+    assert.equal(mxMatches(patterns, requireDomainName('mxxn--bcher-kva.example')), false);
+  });
+
+  it('never lets a wildcard pattern cover a host more than one label below it, or outside it (property)', () => {
+    const label = fc.stringMatching(/^[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?$/);
+    fc.assert(
+      fc.property(label, label, label, label, (a, b, parent, other) => {
+        const patterns = [`*.${parent}.example`];
+        const host = (name: string) => requireDomainName(name);
+        assert.equal(mxMatches(patterns, host(`${a}.${parent}.example`)), true);
+        assert.equal(mxMatches(patterns, host(`${a}.${b}.${parent}.example`)), false);
+        assert.equal(mxMatches(patterns, host(`${parent}.example`)), false);
+        if (other !== parent)
+          assert.equal(mxMatches(patterns, host(`${a}.${other}.example`)), false);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
