@@ -5,7 +5,8 @@
 // cover. Each must fail closed: disconnected, refused, not matched.
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
+import { createServer as createHttpsServer } from 'node:https';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { certificateDnsNames, coversHost } from '../../src/certificate-names.js';
@@ -13,6 +14,8 @@ import { requireDomainName } from '../../src/domain-name.js';
 import { mxMatches, parseStsPolicy } from '../../src/engine/policy/mta-sts-policy.js';
 import { HANDSHAKE_TIMEOUT_MS } from '../../src/engine/policy/policy-listener.js';
 import { matchChain, type TlsaRecord } from '../../src/engine/policy/tlsa.js';
+import { parseTlsRptRecord } from '../../src/engine/tlsrpt/record.js';
+import { postReport } from '../../src/engine/tlsrpt/send.js';
 import { createCertificateAuthority, issueCertificate } from '../../src/pki/lab.js';
 import { startEngine } from '../support/engine.js';
 import { lab } from '../support/lab.js';
@@ -74,6 +77,43 @@ describe('TLS policy attacks', () => {
     assert.ok(silentMs < limit, `a silent client was still connected after ${limit} ms`);
     assert.ok(partialMs < limit, `a half-sent handshake was still connected after ${limit} ms`);
     assert.ok(silentMs >= HANDSHAKE_TIMEOUT_MS - 1000, `closed too early (${silentMs} ms)`);
+  });
+
+  it('posts no TLS report to an https: rua whose host is this machine (SSRF)', async (t) => {
+    // A collector on loopback with a certificate our extra CAs trust: only the address stops it.
+    const ca = createCertificateAuthority({ commonName: 'Internal Service CA' });
+    const cert = issueCertificate(ca, { commonName: 'localhost', dnsNames: ['localhost'] });
+    let connections = 0;
+    let posts = 0;
+    const internal = createHttpsServer({ key: cert.keyPem, cert: cert.certPem }, (req, res) => {
+      posts += 1;
+      req.resume();
+      res.end();
+    });
+    internal.on('connection', () => (connections += 1));
+    await new Promise<void>((resolve) => internal.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      internal.closeAllConnections();
+      internal.close();
+    });
+    const port = (internal.address() as AddressInfo).port;
+    const record = parseTlsRptRecord(`v=TLSRPTv1; rua=https://localhost:${port}/internal/admin`);
+    assert.ok(record.ok, 'the record parses: a host name, not an IP literal');
+    const uri = record.rua[0];
+    assert.ok(uri?.kind === 'https');
+    await assert.rejects(
+      postReport(uri.url, Buffer.from('report'), { extraCas: [ca.certPem], timeoutMs: 5_000 }),
+      /127\.0\.0\.1, an internal address|::1, an internal address/,
+    );
+    assert.equal(connections, 0, 'a connection was opened to the internal address');
+    assert.equal(posts, 0);
+    // The same collector where a lab says loopback is its own: posted, so only the address refused it.
+    await postReport(uri.url, Buffer.from('report'), {
+      extraCas: [ca.certPem],
+      timeoutMs: 5_000,
+      allowInternalAddresses: true,
+    });
+    assert.equal(posts, 1);
   });
 
   it('never reads a second name smuggled into one SAN entry', () => {

@@ -89,7 +89,11 @@ export class TlsReporting {
             remoteAddress: '',
           }),
       },
-      https: options.extraCas === undefined ? {} : { extraCas: options.extraCas },
+      // A lab's collectors are on loopback with the lab's CA; anywhere else they are not ours.
+      https:
+        options.extraCas === undefined
+          ? {}
+          : { extraCas: options.extraCas, allowInternalAddresses: true },
     });
     this.scheduler.start(options.cycleMs ?? 10 * 60_000);
   }
