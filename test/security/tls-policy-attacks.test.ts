@@ -11,12 +11,16 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { certificateDnsNames, coversHost } from '../../src/certificate-names.js';
 import { requireDomainName } from '../../src/domain-name.js';
+import { daneForDomain } from '../../src/engine/policy/dane-lookup.js';
 import { mxMatches, parseStsPolicy } from '../../src/engine/policy/mta-sts-policy.js';
+import { chooseTlsPolicy, hopTls } from '../../src/engine/policy/outbound.js';
+import { PolicyResolver } from '../../src/engine/policy/resolver.js';
 import { HANDSHAKE_TIMEOUT_MS } from '../../src/engine/policy/policy-listener.js';
 import { matchChain, type TlsaRecord } from '../../src/engine/policy/tlsa.js';
 import { parseTlsRptRecord } from '../../src/engine/tlsrpt/record.js';
 import { postReport } from '../../src/engine/tlsrpt/send.js';
 import { createCertificateAuthority, issueCertificate } from '../../src/pki/lab.js';
+import { startDnsServer } from '../support/dns-server.js';
 import { startEngine } from '../support/engine.js';
 import { lab } from '../support/lab.js';
 import { certificate, ORGANIZATION_CERTIFICATE, runtimeConfig } from '../support/runtime-config.js';
@@ -114,6 +118,54 @@ describe('TLS policy attacks', () => {
       allowInternalAddresses: true,
     });
     assert.equal(posts, 1);
+  });
+
+  it('uses no MX host of a DANE domain whose DNSSEC MX or address look-up fails (the routing look-up may still answer)', async (t) => {
+    // The validating resolver answers SERVFAIL for a bogus signature; an attacker on the path can
+    // also drop only the queries with the DO bit. Next-hop routing asks without it and gets the
+    // MX host: what DANE decided must then keep the host from being used without it.
+    const domain = requireDomainName('dane.example');
+    const mx = requireDomainName('mx.dane.example');
+    const dns = await startDnsServer({
+      'dane.example': { MX: [{ preference: 10, exchange: 'mx.dane.example' }], secure: true },
+      'mx.dane.example': { A: ['127.0.0.1'], secure: true },
+      '_25._tcp.mx.dane.example': {
+        TLSA: [{ usage: 3, selector: 1, matchingType: 1, data: Buffer.alloc(32, 7) }],
+        secure: true,
+      },
+    });
+    t.after(() => dns.close());
+    const resolver = new PolicyResolver({
+      servers: [dns.server],
+      validating: true,
+      timeoutMs: 500,
+      tries: 1,
+    });
+    const verdict = async () => {
+      const dane = await daneForDomain(resolver, domain, 25);
+      return hopTls(
+        { domain, policy: chooseTlsPolicy([], domain), dane, sts: undefined, steps: [] },
+        mx,
+      );
+    };
+    assert.equal((await verdict()).kind, 'dane', 'the lab zone is DANE as published');
+
+    dns.failing.add('dane.example');
+    const mxFailed = await verdict();
+    assert.equal(mxFailed.kind, 'refused', `MX SERVFAIL gave ${mxFailed.kind}`);
+    assert.match(
+      mxFailed.kind === 'refused' ? mxFailed.reason : '',
+      /MX records of dane\.example failed \(SERVFAIL\)/,
+    );
+    dns.failing.delete('dane.example');
+
+    dns.silent.add('mx.dane.example');
+    const addressFailed = await verdict();
+    assert.equal(addressFailed.kind, 'refused', `address time-out gave ${addressFailed.kind}`);
+    assert.match(
+      addressFailed.kind === 'refused' ? addressFailed.reason : '',
+      /addresses of mx\.dane\.example failed/,
+    );
   });
 
   it('never reads a second name smuggled into one SAN entry', () => {

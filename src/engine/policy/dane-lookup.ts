@@ -20,11 +20,17 @@ export interface DomainDane {
   /** By MX host name (canonical); hosts not listed have no DANE. */
   hosts: Map<DomainName, HostDane>;
   steps: string[];
+  /**
+   * The DNSSEC look-up of the MX records failed (SERVFAIL, as a validating resolver answers a
+   * bogus signature, or no answer): no host of the domain is used until it succeeds.
+   */
+  failure?: string;
 }
 
 /**
- * DANE for each MX host of the domain. A failed MX look-up is "not secure" here: next-hop routing
- * (dns.ts) makes its own look-up and defers on its own failure.
+ * DANE for each MX host of the domain. A failed MX look-up is a failure, never "not secure"
+ * (RFC 7672 §2.1.1): next-hop routing makes its own look-up without the DO bit, which an attacker
+ * who drops or breaks only the DNSSEC query would let through.
  */
 export async function daneForDomain(
   resolver: PolicyResolver,
@@ -38,8 +44,13 @@ export async function daneForDomain(
     mx = await resolver.mx(domain);
   } catch (error) {
     if (!(error instanceof DnsLookupError)) throw error;
-    steps.push(`MX ${domain}: ${error.problem}: DANE not applied`);
-    return { secure: false, hosts, steps };
+    steps.push(`MX ${domain}: ${error.problem}: no host is used (DANE fails closed)`);
+    return {
+      secure: false,
+      hosts,
+      steps,
+      failure: `the DNSSEC look-up of the MX records of ${domain} failed (${error.problem}): no host is used`,
+    };
   }
   const exchanges = mx.records.filter(
     (record) => record.exchange !== '' && record.exchange !== '.',
@@ -49,7 +60,7 @@ export async function daneForDomain(
     steps.push(
       `MX ${domain}: ${mx.status}${mx.secure ? ' (secure)' : ''}; the domain is its own host`,
     );
-    hosts.set(domain, await daneForHost(resolver, domain, domain, port, steps));
+    hosts.set(domain, await daneForHost(resolver, domain, domain, port, steps, mx.secure));
     return { secure: mx.secure, hosts, steps };
   }
   if (!mx.secure) {
@@ -64,7 +75,7 @@ export async function daneForDomain(
   for (const record of exchanges) {
     const parsed = parseDomainName(record.exchange);
     if (!parsed.ok || hosts.has(parsed.name)) continue;
-    hosts.set(parsed.name, await daneForHost(resolver, parsed.name, domain, port, steps));
+    hosts.set(parsed.name, await daneForHost(resolver, parsed.name, domain, port, steps, true));
   }
   return { secure: true, hosts, steps };
 }
@@ -75,6 +86,8 @@ async function daneForHost(
   domain: DomainName,
   port: number,
   steps: string[],
+  /** The MX answer (or the implicit MX's denial) naming the host was secure. */
+  parentSecure: boolean,
 ): Promise<HostDane> {
   // §2.2.2: the host's address records must be secure, or its TLSA records are not looked up.
   // allSettled never rejects: a failed family is simply not secure.
@@ -86,6 +99,19 @@ async function daneForHost(
     (answer) =>
       answer.status === 'fulfilled' && answer.value.status === 'answer' && answer.value.secure,
   );
+  const failed = answers.find((answer) => answer.status === 'rejected');
+  if (!secureAddress && parentSecure && failed !== undefined) {
+    // A family that could not be looked up may be the secure one: not "no DANE".
+    const problem =
+      failed.reason instanceof DnsLookupError ? failed.reason.problem : String(failed.reason);
+    steps.push(
+      `${host}: address look-up failed (${problem}): the host is not used (DANE fails closed)`,
+    );
+    return {
+      kind: 'defer',
+      reason: `the DNSSEC look-up of the addresses of ${host} failed (${problem}): the host is not used`,
+    };
+  }
   if (!secureAddress) {
     steps.push(`${host}: address records not secure: no DANE`);
     return { kind: 'none', why: `the address records of ${host} are not DNSSEC-validated` };

@@ -138,6 +138,8 @@ export function hopTls(
 ): HopTls {
   const { policy, dane, sts, domain } = destination;
   const by = policy.name === null ? '' : ` by TlsPolicy ${policy.name}`;
+  if (dane?.failure !== undefined)
+    return { kind: 'refused', by: 'dane', reason: dane.failure, result: 'dnssec-invalid' };
   const daneHost = dane?.hosts.get(host);
   if (daneHost?.kind === 'defer')
     return { kind: 'refused', by: 'dane', reason: daneHost.reason, result: 'dnssec-invalid' };
