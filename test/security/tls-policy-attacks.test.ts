@@ -20,10 +20,21 @@ import { matchChain, type TlsaRecord } from '../../src/engine/policy/tlsa.js';
 import { parseTlsRptRecord } from '../../src/engine/tlsrpt/record.js';
 import { postReport } from '../../src/engine/tlsrpt/send.js';
 import { createCertificateAuthority, issueCertificate } from '../../src/pki/lab.js';
+import { buildGeneration } from '../../src/engine/generation.js';
+import { memoryLog } from '../../src/engine/log.js';
+import { StsPolicyCache } from '../../src/engine/policy/mta-sts-cache.js';
+import { createRemoteDelivery } from '../../src/engine/send/deliver.js';
+import { smtpReplyText } from '../../src/smtp-reply.js';
 import { startDnsServer } from '../support/dns-server.js';
 import { startEngine } from '../support/engine.js';
 import { lab } from '../support/lab.js';
-import { certificate, ORGANIZATION_CERTIFICATE, runtimeConfig } from '../support/runtime-config.js';
+import {
+  certificate,
+  ORGANIZATION_CERTIFICATE,
+  runtimeConfig,
+  sendConnector,
+} from '../support/runtime-config.js';
+import { startSmtpPeer } from '../support/smtp-peer.js';
 import { tempDir } from '../support/tmp.js';
 
 const x509 = (pem: string) => new X509Certificate(pem);
@@ -165,6 +176,76 @@ describe('TLS policy attacks', () => {
     assert.match(
       addressFailed.kind === 'refused' ? addressFailed.reason : '',
       /addresses of mx\.dane\.example failed/,
+    );
+  });
+
+  it("keeps a TlsPolicy's requireTls for mail through a smart host: a stripped STARTTLS is not plaintext", async (t) => {
+    const stripped = await startSmtpPeer({
+      certificate: issueCertificate(lab().strangerRoot, { commonName: 'mx.bank.example' }),
+      starttls: false,
+    });
+    const state = await tempDir('domsec-require-tls-smarthost-');
+    t.after(async () => {
+      await stripped.close();
+      await state.remove();
+    });
+    const config = runtimeConfig({
+      sendConnectors: [
+        sendConnector('out', {
+          domainSecure: false,
+          requireTls: false,
+          port: stripped.port,
+          routing: { smartHosts: ['127.0.0.1'] },
+        }),
+      ],
+    });
+    const generation = buildGeneration(
+      {
+        ...config,
+        tlsPolicies: [
+          {
+            name: 'bank',
+            spec: {
+              addressSpaces: ['bank.example'],
+              dane: 'optional',
+              mtaSts: 'optional',
+              requireTls: true,
+            },
+          },
+        ],
+      },
+      1,
+    );
+    const deliver = createRemoteDelivery({
+      log: memoryLog(),
+      timeouts: { connectMs: 3_000, greetingMs: 3_000, socketMs: 5_000 },
+      dns: { timeoutMs: 1_000, tries: 1 },
+      tlsPolicy: { cache: new StsPolicyCache(`${state.path}/mta-sts`), timeoutMs: 1_000 },
+    });
+    const body = Buffer.from('From: alice@treyresearch.net\r\nSubject: x\r\n\r\nsecret\r\n');
+    const [outcome] = await deliver(
+      requireDomainName('bank.example'),
+      [
+        {
+          id: 'SMARTHOST1.1',
+          from: 'alice@treyresearch.net',
+          recipients: ['bob@bank.example'],
+          size: body.length,
+          receivedAt: new Date(),
+          body: () => Promise.resolve(body),
+        },
+      ],
+      generation,
+      new AbortController().signal,
+    );
+    await deliver.close?.();
+    assert.ok(outcome);
+    assert.deepEqual(stripped.mailCommands, [], 'MAIL FROM went out without TLS');
+    assert.deepEqual(stripped.messages, []);
+    assert.equal(outcome.failures[0]?.permanent, false);
+    assert.match(
+      outcome.failures.map((f) => smtpReplyText(f.reply)).join('\n'),
+      /451 4\.7\.3 STARTTLS is required to send mail/,
     );
   });
 

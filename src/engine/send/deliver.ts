@@ -21,7 +21,11 @@ import { formatEndpoint } from '../../units.js';
 import { chooseSendConnector, nextHopsFor, sendSecurePartner, tlsPolicyFor } from './route.js';
 import { HopFailure } from './remote-replies.js';
 import { ConnectionCache } from './connection-cache.js';
-import { destinationTls, type OutboundPolicyServices } from '../policy/outbound.js';
+import {
+  chooseTlsPolicy,
+  destinationTls,
+  type OutboundPolicyServices,
+} from '../policy/outbound.js';
 import { hopSessionPolicy, publishedPoliciesApply } from '../policy/session-policy.js';
 import { refusedHopResult, stsFetchResult } from '../tlsrpt/session-result.js';
 import {
@@ -148,13 +152,22 @@ async function deliverRemote(
   if (destination !== undefined)
     log.log('debug', 'send.tls-policy', { domain, steps: destination.steps });
 
+  // Where published policies are not looked up (a smart host, a static route), a TlsPolicy's
+  // requireTls still holds: STARTTLS mandatory for its domains, whatever the connector says.
+  const unpublished =
+    connectorTls?.kind === 'opportunistic' &&
+    destination === undefined &&
+    chooseTlsPolicy(generation.config.tlsPolicies ?? [], domain).requireTls
+      ? ({ kind: 'required' } as const)
+      : policy;
+
   const hopReplies: SmtpReply[] = [];
   for (const hop of hops) {
     if (pending.length === 0 || signal.aborted) break;
     let session: SmtpClientSession | undefined;
     const hopPolicy =
       destination === undefined || connectorTls === undefined
-        ? policy
+        ? unpublished
         : hopSessionPolicy(connectorTls, destination, hop.host, services?.extraCas);
     if (hopPolicy.kind === 'refused') {
       // The hop is not tried at all: nothing is sent where the published policy forbids it.
