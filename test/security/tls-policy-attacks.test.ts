@@ -249,6 +249,15 @@ describe('TLS policy attacks', () => {
     );
   });
 
+  it('mails no TLS report to a single-label domain of our own network', () => {
+    for (const rua of ['mailto:root@localhost', 'mailto:ops@intranet', 'mailto:ops@intranet.']) {
+      const parsed = parseTlsRptRecord(`v=TLSRPTv1; rua=${rua}`);
+      assert.equal(parsed.ok, false, `${rua} was taken as a collector`);
+      assert.match(parsed.ok ? '' : parsed.reason, /single label/);
+    }
+    assert.equal(parseTlsRptRecord('v=TLSRPTv1; rua=mailto:tlsrpt@reports.example').ok, true);
+  });
+
   it('never reads a second name smuggled into one SAN entry', () => {
     const ca = createCertificateAuthority({ commonName: 'Attacker CA' });
     for (const smuggled of [

@@ -95,6 +95,8 @@ function parseReportUri(uri: string): { ok: true; uri: ReportUri } | { ok: false
     const parsed = parseAddress(address);
     if (!parsed.ok || parsed.address === undefined)
       return refuse('the domain is not a domain name');
+    // One label (localhost, intranet) is a name of our own network, never another domain's collector.
+    if (!parsed.address.domain.includes('.')) return refuse('the domain is a single label');
     return { ok: true, uri: { kind: 'mailto', address: parsed.address.address, uri } };
   }
   if (scheme === 'https') {
