@@ -214,6 +214,13 @@ export const DIAGNOSTIC_CODES: readonly DiagnosticCodeEntry[] = [
     fix: 'Listen on `127.0.0.1` (the default) and reach it over SSH; if it must be remote, firewall the port to the hosts that run `plan` and `apply`.',
   },
   {
+    code: 'DS109',
+    severity: 'warning',
+    meaning:
+      "The Organization's resolver is named validating (`resolver.validating: true`, so its DNSSEC AD bit decides where DANE applies) but is not on this host: empty `servers` (the system's resolvers) or a server beyond loopback. The AD bit travels unsigned from the resolver, so anyone on that path can forge it, or strip it and turn DANE off.",
+    fix: 'Run a validating resolver (Unbound, BIND) on this host and list it as `resolver.servers: [127.0.0.1]`, as Postfix advises for DANE.',
+  },
+  {
     code: 'SCHEMA',
     severity: 'error',
     meaning:

@@ -1063,6 +1063,58 @@ export const RULE_CASES: readonly RuleCases[] = [
     ],
   },
   {
+    code: 'DS109',
+    valid: [
+      ...['[127.0.0.1]', '[127.0.0.53, "::1"]', "['127.0.0.1:5353']"].map((servers) => ({
+        name: `a validating resolver on loopback, ${servers}`,
+        fixture: 'DS109',
+        files: { 'organization.yaml': replace('servers: [192.0.2.53]', `servers: ${servers}`) },
+      })),
+      {
+        name: 'a remote resolver that is not named validating',
+        fixture: 'DS109',
+        files: {
+          'organization.yaml': replace('validating: true', 'validating: false'),
+        },
+      },
+    ],
+    invalid: [
+      {
+        name: 'a validating resolver across the network, at resolver.validating',
+        fixture: 'DS109',
+        diagnostics: [
+          {
+            code: 'DS109',
+            at: { file: 'organization.yaml', needle: 'true' },
+            message: /believes the DNSSEC AD bit from 192\.0\.2\.53, beyond loopback/,
+          },
+        ],
+      },
+      {
+        name: "the system's resolvers named validating",
+        fixture: 'DS109',
+        files: { 'organization.yaml': replace('servers: [192.0.2.53]', 'servers: []') },
+        diagnostics: [
+          {
+            code: 'DS109',
+            message: /from the system's resolvers \(resolver\.servers is empty\)/,
+          },
+        ],
+      },
+      {
+        name: 'one loopback and one remote server',
+        fixture: 'DS109',
+        files: {
+          'organization.yaml': replace(
+            'servers: [192.0.2.53]',
+            'servers: [127.0.0.1, "[2001:db8::53]:53"]',
+          ),
+        },
+        diagnostics: [{ code: 'DS109', message: /from \[2001:db8::53\]:53, beyond loopback/ }],
+      },
+    ],
+  },
+  {
     code: 'SCHEMA',
     valid: [],
     invalid: [

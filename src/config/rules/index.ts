@@ -3,6 +3,7 @@
 import type { Diagnostic } from '../../model.js';
 import { error } from '../diagnostics.js';
 import { checkAcceptedDomains } from './accepted-domains.js';
+import { checkValidatingResolver } from './validating-resolver.js';
 import { checkAdminListen } from './admin-listen.js';
 import { checkCertificateValidity } from './certificate-validity.js';
 import { checkConnectorOverlap } from './connector-overlap.js';
@@ -46,6 +47,7 @@ export const RULES: readonly Rule[] = [
   checkTlsPolicies, // DS020, DS021
   checkMtaStsListener, // DS022
   checkAdminListen, // DS108
+  checkValidatingResolver, // DS109
 ];
 
 export function runRules(context: RuleContext): Diagnostic[] {
