@@ -112,12 +112,18 @@ describe('drift, watch --resync and status', () => {
     });
     try {
       const generation = (await running.client.state()).generation;
-      const status = await eventually('watch to apply the renewed certificate', async () => {
-        const now = await running.client.status();
-        return now.lastAppliedGeneration !== null && now.lastAppliedGeneration > generation
-          ? now
-          : undefined;
-      });
+      // The engine records the apply itself; watch's report (its name, Ready) follows it.
+      const status = await eventually(
+        'watch to apply the renewed certificate and report',
+        async () => {
+          const now = await running.client.status();
+          return now.lastAppliedGeneration !== null &&
+            now.lastAppliedGeneration > generation &&
+            now.reconciler === 'watch test'
+            ? now
+            : undefined;
+        },
+      );
       assert.equal(status.ready, true);
       assert.equal(status.reconciler, 'watch test');
       assert.equal(status.lastAttemptError, null);
