@@ -1,7 +1,8 @@
 // The engine's admin API: state, apply, queue inspection, retry, suspend and resume, /metrics and
 // the status page.
 // Bound to loopback unless configured otherwise; every request for data must carry the bearer
-// token (compared in constant time); only the status page's static shell is served without it.
+// token (compared in constant time); only the status page's static shell and the two probes
+// (/healthz, /readyz: a status code and a fixed body, no data) are served without it.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -350,6 +351,7 @@ export async function startControlServer(options: ControlServerOptions): Promise
   });
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    if (serveProbe(request, response, options)) return;
     if (servePage(request, response)) return;
     const header = request.headers.authorization ?? '';
     const presented = header.startsWith('Bearer ') ? header.slice(7) : '';
@@ -425,6 +427,60 @@ function domainOf(domain: string): string {
 
 function digest(text: string): Buffer {
   return createHash('sha256').update(text).digest();
+}
+
+/**
+ * The probes a supervisor asks without a token (a kubelet, a load balancer): /healthz answers 200
+ * while the process serves HTTP at all; /readyz 200 while a generation runs and the reconcile
+ * status is Ready and every receive connector listens (the manifests `serve -f` applied at start
+ * count as its first reconcile; a refused or invalid save, a listener that stopped or a drain
+ * under way make it 503). The body
+ * is the same whatever the state: only the status code says anything.
+ */
+export const PROBES: Readonly<Record<string, (engine: Engine) => boolean>> = {
+  '/healthz': () => true,
+  '/readyz': (engine) =>
+    engine.currentGeneration > 0 && engine.reconcileStatus().ready && accepting(engine),
+};
+
+/** Every receive connector of the running generation listens on all its bindings (not draining). */
+function accepting(engine: Engine): boolean {
+  return (engine.running()?.receiveConnectors ?? []).every((connector) =>
+    connector.bindings.every(
+      (binding) => engine.listenerAddress(formatEndpoint(binding.host, binding.port)) !== null,
+    ),
+  );
+}
+
+/** The fixed body of every probe answer. */
+export const PROBE_BODY = 'domsec\n';
+
+/** A probe path asked with GET or HEAD (405 otherwise, still no data); true when answered. */
+function serveProbe(
+  request: IncomingMessage,
+  response: ServerResponse,
+  { engine, log }: ControlServerOptions,
+): boolean {
+  const path = new URL(request.url ?? '/', 'http://admin').pathname;
+  const probe = Object.hasOwn(PROBES, path) ? PROBES[path] : undefined;
+  if (probe === undefined) return false;
+  request.resume();
+  if (request.method !== 'GET' && request.method !== 'HEAD') {
+    response.setHeader('allow', 'GET, HEAD');
+    if (!request.complete) response.setHeader('connection', 'close');
+    sendText(response, 405, 'text/plain; charset=utf-8', PROBE_BODY);
+    return true;
+  }
+  let up: boolean;
+  try {
+    up = probe(engine);
+  } catch (error) {
+    // Fail closed: a probe that cannot tell says not ready, and the log says why.
+    up = false;
+    log.log('error', 'control.probe-failed', { path, error: (error as Error).message });
+  }
+  sendText(response, up ? 200 : 503, 'text/plain; charset=utf-8', PROBE_BODY);
+  return true;
 }
 
 /** The status page's shell, script and style: static, no data, so no token. True when served. */
