@@ -108,7 +108,10 @@ describe('schemas/', () => {
     const files = [
       ...(await yamlFiles(join(REPOSITORY, 'examples'))),
       ...(await yamlFiles(join(REPOSITORY, 'manifests'))),
-    ];
+    ].filter(
+      // examples/kubernetes holds Kubernetes objects; its domsec manifests are in manifests/ folders.
+      (file) => !/^examples\/kubernetes\/(?!(.+\/)?manifests\/)/.test(relative(REPOSITORY, file)),
+    );
     assert.ok(files.length >= 10);
     for (const file of files) {
       const text = await readFile(file, 'utf8');
