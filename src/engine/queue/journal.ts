@@ -10,7 +10,10 @@ import { unwritten } from './store.js';
 
 const MAGIC = Buffer.from('DQJ1', 'latin1');
 const HEADER_BYTES = 16;
-const SEGMENT_NAME = /^[0-9a-f]{16}\.log$/;
+/** The queue's own segments are <16 hex>.log; a receive worker's are <writer>.<16 hex>.log. */
+const SEGMENT_NAME = /^(?:([a-z0-9]{1,16})\.)?([0-9a-f]{16})\.log$/;
+/** A receive worker's name in its segments' names. */
+export const WRITER_NAME = /^[a-z0-9]{1,16}$/;
 /** A segment is rotated out after this many bytes. */
 export const SEGMENT_BYTES = 16 * 1024 * 1024;
 /** How long what is live in a rotated-out segment may stay there before it moves to files. */
@@ -18,15 +21,21 @@ const ROTATED_GRACE_MS = 10_000;
 
 type RecordType = 'A' | 'D' | 'M';
 
+/**
+ * A segment's name without .log: the queue's own are 16 hex digits, a receive worker's are its
+ * writer name, a dot and 16 hex digits.
+ */
+export type SegmentId = string;
+
 /** Where a body is: its segment and the byte range in it. */
 export interface JournalLocation {
-  segment: number;
+  segment: SegmentId;
   offset: number;
   length: number;
 }
 
 /** A message the journal holds: its live control records and where its body is. */
-interface JournalMessage {
+export interface JournalMessage {
   message: string;
   records: ControlRecord[];
   body: JournalLocation;
@@ -38,19 +47,64 @@ interface Pending {
   durable: boolean;
   /** Entries this record makes live in its segment (counted before anything can rotate it). */
   live: number;
-  resolve: (at: { segment: number; offset: number }) => void;
+  resolve: (at: { segment: SegmentId; offset: number }) => void;
   reject: (error: Error) => void;
 }
 
 interface Segment {
-  number: number;
+  id: SegmentId;
   handle: FileHandle;
   /** Live entries whose A record is in this segment. */
   live: number;
+  /**
+   * The workers' segments present when this one was rotated out: the D and M records about their
+   * messages may be here, so this one outlives them.
+   */
+  foreignAtRotation?: Set<SegmentId>;
 }
 
-function segmentName(number: number): string {
-  return `${number.toString(16).padStart(16, '0')}.log`;
+/**
+ * A receive worker's segment, read here and never written: the worker appends A records (each
+ * synced before its 250), this journal counts what is live in it, writes the D and M records
+ * about its messages into its own segments, and removes it once it is sealed and nothing in it is
+ * live.
+ */
+interface ForeignSegment {
+  id: SegmentId;
+  writer: string;
+  live: number;
+  /** The worker appends no more to it (it rotated it out, or the worker is gone). */
+  sealed: boolean;
+  /**
+   * How many messages the worker appended to it, told with the seal: the worker's notices of its
+   * last messages may arrive after the seal, and it goes only once every one was adopted.
+   */
+  messages: number;
+  /** Every message of it this journal learned of, finished ones too: a replay skips them. */
+  known: Set<string>;
+}
+
+function segmentId(number: number, writer?: string): SegmentId {
+  const hex = number.toString(16).padStart(16, '0');
+  return writer === undefined ? hex : `${writer}.${hex}`;
+}
+
+function segmentFile(id: SegmentId): string {
+  return `${id}.log`;
+}
+
+/** The writer of a segment (undefined: the queue's own) and its number; undefined: no segment. */
+function parseSegmentName(
+  name: string,
+): { id: SegmentId; writer?: string; number: number } | undefined {
+  const match = SEGMENT_NAME.exec(name);
+  if (match === null) return undefined;
+  const [, writer, hex = ''] = match;
+  return {
+    id: name.slice(0, -4),
+    ...(writer === undefined ? {} : { writer }),
+    number: Number.parseInt(hex, 16),
+  };
 }
 
 function frame(type: RecordType, payload: Buffer[]): Buffer[] {
@@ -76,9 +130,77 @@ function acceptPayload(message: string, records: readonly ControlRecord[], body:
 interface ReplayResult {
   live: JournalMessage[];
   /** Segments read (removed by clear() once their messages are safe elsewhere). */
-  segments: number[];
+  segments: SegmentId[];
   /** Of those, the ones with damage before their end: moved to corrupt/ rather than removed. */
-  damaged: number[];
+  damaged: SegmentId[];
+}
+
+/** What one segment holds, record by record, as far as it can be read. */
+interface SegmentRecords {
+  accepted: JournalMessage[];
+  done: string[];
+  moved: string[];
+  /** Records skipped for damage followed by more data. */
+  skipped: number;
+}
+
+/**
+ * Reads one segment. A torn tail (a crash in the middle of a write that was never acknowledged)
+ * ends it quietly; a bad record followed by more data is skipped with a log line.
+ */
+async function readSegment(
+  directory: string,
+  id: SegmentId,
+  log: EngineLog,
+): Promise<SegmentRecords> {
+  const name = segmentFile(id);
+  const data = await readFile(join(directory, name));
+  const read: SegmentRecords = { accepted: [], done: [], moved: [], skipped: 0 };
+  let offset = 0;
+  while (offset + HEADER_BYTES <= data.length) {
+    const header = data.subarray(offset, offset + HEADER_BYTES);
+    if (!header.subarray(0, 4).equals(MAGIC)) break;
+    const length = header.readUInt32BE(8);
+    const end = offset + HEADER_BYTES + length;
+    if (end > data.length) break;
+    const payload = data.subarray(offset + HEADER_BYTES, end);
+    const checks = crc32(payload, crc32(header.subarray(4, 12))) === header.readUInt32BE(12);
+    const parsed = checks ? parseRecord(String.fromCharCode(header[4] ?? 0), payload) : undefined;
+    if (parsed === undefined) {
+      // The last thing written: a write cut short. Otherwise damage: skip the one record.
+      if (!data.subarray(end).some((byte) => byte !== 0)) break;
+      log.log('error', 'queue.corrupt-journal', { segment: name, at: offset, bytes: length });
+      read.skipped += 1;
+      offset = end;
+      continue;
+    }
+    if (parsed.type === 'A') {
+      const jsonEnd = 4 + parsed.jsonLength;
+      read.accepted.push({
+        message: parsed.message,
+        records: parsed.records,
+        body: { segment: id, offset: offset + HEADER_BYTES + jsonEnd, length: length - jsonEnd },
+      });
+    } else if (parsed.type === 'D') read.done.push(parsed.id);
+    else read.moved.push(parsed.message);
+    offset = end;
+  }
+  if (offset < data.length && data.subarray(offset).some((byte) => byte !== 0)) {
+    // Unframed bytes at the end: a tail cut short (never acknowledged), or damage.
+    log.log('info', 'queue.journal-torn-tail', {
+      segment: name,
+      at: offset,
+      bytes: data.length - offset,
+    });
+  }
+  return read;
+}
+
+export interface JournalOptions {
+  /** How long what is live in a rotated-out segment may stay before onRotate hears of it. */
+  rotatedGraceMs?: number;
+  /** A segment is rotated out after this many bytes (tests make it small). */
+  segmentBytes?: number;
 }
 
 /**
@@ -101,19 +223,26 @@ interface ReplayResult {
  * a segment ten seconds after that segment was rotated out. Opening the queue replays the journal,
  * moves what is still live to the file store and removes the segments.
  *
+ * Receive workers (docs/workers.md) append A records to segments of their own,
+ * journal/<writer>.<16 hex digits>.log, through a WorkerJournal; this journal adopts their
+ * messages (adopt), writes the D and M records about them in its own segments, and removes a
+ * worker's segment once it is sealed and nothing in it is live. The replay at open reads every
+ * segment of every writer alike.
+ *
  * Writes go one batch at a time, in order: a failed write (ENOSPC) rejects its batch, the segment
  * is truncated back and left for a new one, so no later record ever follows a torn one.
  */
 export class Journal {
-  private readonly segments = new Map<number, Segment>();
+  private readonly segments = new Map<SegmentId, Segment>();
+  private readonly foreign = new Map<SegmentId, ForeignSegment>();
   private active: Segment | undefined;
   private size = 0;
   private pending: Pending[] = [];
   private writing: Promise<void> | undefined;
   private closed = false;
   private readonly timers = new Set<NodeJS.Timeout>();
-  /** Called with the number of a segment rotated out (its idle messages should move to files). */
-  onRotate: ((segment: number) => void) | undefined;
+  /** Called with the id of a segment rotated out (its idle messages should move to files). */
+  onRotate: ((segment: SegmentId) => void) | undefined;
 
   private constructor(
     readonly directory: string,
@@ -123,78 +252,41 @@ export class Journal {
     private readonly rotatedGraceMs: number,
     /** The queue's group commit of directory fsyncs (its file store's). */
     private readonly syncs: DirectorySyncs,
+    private readonly segmentBytes: number,
   ) {}
 
   /**
-   * Reads every segment: what they hold that is still live, to be moved to the file store before
-   * clear() removes them. A torn tail (a crash in the middle of a write that was never
-   * acknowledged) ends a segment quietly; damage followed by more data moves the segment to
-   * corrupt/ after what precedes it was read, with a log line.
+   * Reads every segment, the workers' too: what they hold that is still live, to be moved to the
+   * file store before clear() removes them. A torn tail ends a segment quietly; damage followed
+   * by more data moves the segment to corrupt/ after what precedes it was read, with a log line.
    */
   static async replay(
     directory: string,
     log: EngineLog,
     syncs: DirectorySyncs,
-    rotatedGraceMs = ROTATED_GRACE_MS,
+    options: JournalOptions = {},
   ): Promise<{ journal: Journal; replayed: ReplayResult }> {
     await mkdir(directory, { recursive: true, mode: 0o700 });
-    const names = (await readdir(directory)).filter((name) => SEGMENT_NAME.test(name)).sort();
+    const names = (await readdir(directory)).sort();
     const accepted = new Map<string, JournalMessage>();
     const done = new Set<string>();
     const moved = new Set<string>();
-    const numbers: number[] = [];
-    const damaged: number[] = [];
+    const ids: SegmentId[] = [];
+    const damaged: SegmentId[] = [];
+    let lastOwn = 0;
     for (const name of names) {
-      const number = Number.parseInt(name.slice(0, 16), 16);
-      numbers.push(number);
-      const path = join(directory, name);
-      const data = await readFile(path);
-      let offset = 0;
-      let skipped = 0;
-      while (offset + HEADER_BYTES <= data.length) {
-        const header = data.subarray(offset, offset + HEADER_BYTES);
-        if (!header.subarray(0, 4).equals(MAGIC)) break;
-        const length = header.readUInt32BE(8);
-        const end = offset + HEADER_BYTES + length;
-        if (end > data.length) break;
-        const payload = data.subarray(offset + HEADER_BYTES, end);
-        const checks = crc32(payload, crc32(header.subarray(4, 12))) === header.readUInt32BE(12);
-        const parsed = checks
-          ? parseRecord(String.fromCharCode(header[4] ?? 0), payload)
-          : undefined;
-        if (parsed === undefined) {
-          // The last thing written: a write cut short. Otherwise damage: skip the one record.
-          if (!data.subarray(end).some((byte) => byte !== 0)) break;
-          log.log('error', 'queue.corrupt-journal', { segment: name, at: offset, bytes: length });
-          skipped += 1;
-          offset = end;
-          continue;
-        }
-        if (parsed.type === 'A') {
-          const jsonEnd = 4 + parsed.jsonLength;
-          accepted.set(parsed.message, {
-            message: parsed.message,
-            records: parsed.records,
-            body: {
-              segment: number,
-              offset: offset + HEADER_BYTES + jsonEnd,
-              length: length - jsonEnd,
-            },
-          });
-        } else if (parsed.type === 'D') done.add(parsed.id);
-        else moved.add(parsed.message);
-        offset = end;
-      }
-      if (offset < data.length && data.subarray(offset).some((byte) => byte !== 0)) {
-        // Unframed bytes at the end: a tail cut short (never acknowledged), or damage.
-        log.log('info', 'queue.journal-torn-tail', {
-          segment: name,
-          at: offset,
-          bytes: data.length - offset,
-        });
-      }
+      const segment = parseSegmentName(name);
+      if (segment === undefined) continue;
+      ids.push(segment.id);
+      if (segment.writer === undefined) lastOwn = Math.max(lastOwn, segment.number);
+      const read = await readSegment(directory, segment.id, log);
+      // A message is in one segment only (its id is new): a second A of it is the same message.
+      for (const held of read.accepted)
+        if (!accepted.has(held.message)) accepted.set(held.message, held);
+      for (const id of read.done) done.add(id);
+      for (const message of read.moved) moved.add(message);
       // Kept for investigation rather than removed.
-      if (skipped > 0) damaged.push(number);
+      if (read.skipped > 0) damaged.push(segment.id);
     }
     const live: JournalMessage[] = [];
     for (const entry of accepted.values()) {
@@ -202,19 +294,28 @@ export class Journal {
       const records = entry.records.filter((record) => !done.has(record.id));
       if (records.length > 0) live.push({ ...entry, records });
     }
-    const journal = new Journal(directory, log, (numbers.at(-1) ?? 0) + 1, rotatedGraceMs, syncs);
-    return { journal, replayed: { live, segments: numbers, damaged } };
+    const journal = new Journal(
+      directory,
+      log,
+      lastOwn + 1,
+      options.rotatedGraceMs ?? ROTATED_GRACE_MS,
+      syncs,
+      options.segmentBytes ?? SEGMENT_BYTES,
+    );
+    return { journal, replayed: { live, segments: ids, damaged } };
   }
 
   /** Whether a segment has been rotated out (what is live in it should move to the file store). */
-  rotatedOut(segment: number): boolean {
-    return this.active?.number !== segment;
+  rotatedOut(segment: SegmentId): boolean {
+    const foreign = this.foreign.get(segment);
+    if (foreign !== undefined) return foreign.sealed;
+    return this.active?.id !== segment;
   }
 
-  /** Reads a body back from a segment (one in use, or one replayed and not open). */
+  /** Reads a body back from a segment (one in use, a worker's, or one replayed and not open). */
   async read(location: JournalLocation): Promise<Buffer> {
     const kept = this.segments.get(location.segment)?.handle;
-    const handle = kept ?? (await open(join(this.directory, segmentName(location.segment)), 'r'));
+    const handle = kept ?? (await open(join(this.directory, segmentFile(location.segment)), 'r'));
     try {
       const buffer = Buffer.alloc(location.length);
       const { bytesRead } = await handle.read(buffer, 0, location.length, location.offset);
@@ -227,19 +328,14 @@ export class Journal {
   }
 
   /** Removes replayed segments, once what they held is durable in the file store. */
-  async clear(numbers: readonly number[]): Promise<void> {
-    for (const number of numbers)
-      await unlink(join(this.directory, segmentName(number))).catch(
-        (error: NodeJS.ErrnoException) => {
-          if (error.code !== 'ENOENT') throw error;
-        },
-      );
-    if (numbers.length > 0) await this.syncs.sync(this.directory);
+  async clear(ids: readonly SegmentId[]): Promise<void> {
+    for (const id of ids) await removeSegment(this.directory, id);
+    if (ids.length > 0) await this.syncs.sync(this.directory);
   }
 
   /** Moves a damaged segment aside (recovery found records after a bad one). */
-  async quarantine(number: number, corruptDir: string): Promise<void> {
-    const name = segmentName(number);
+  async quarantine(id: SegmentId, corruptDir: string): Promise<void> {
+    const name = segmentFile(id);
     await rename(join(this.directory, name), join(corruptDir, `journal-${name}.${Date.now()}`));
     await this.syncs.sync(corruptDir);
   }
@@ -256,8 +352,85 @@ export class Journal {
     return { segment: at.segment, offset: bodyOffset, length: body.length };
   }
 
+  /**
+   * A message a receive worker made durable in one of its segments joins this journal: its
+   * entries count as live there until done() or moved(). False when this journal already knows
+   * it (told twice, or found again in the segment of a worker that is gone).
+   */
+  adopt(message: string, location: JournalLocation, entries: number): boolean {
+    const parsed = parseSegmentName(segmentFile(location.segment));
+    if (parsed?.writer === undefined)
+      throw new RangeError(`${location.segment} is no worker's segment`);
+    let segment = this.foreign.get(location.segment);
+    if (segment === undefined) {
+      segment = {
+        id: parsed.id,
+        writer: parsed.writer,
+        live: 0,
+        sealed: false,
+        messages: 0,
+        known: new Set(),
+      };
+      this.foreign.set(segment.id, segment);
+    }
+    if (segment.known.has(message)) return false;
+    segment.known.add(message);
+    segment.live += entries;
+    return true;
+  }
+
+  /**
+   * A worker appends no more to this segment of its own, which holds `messages` messages: it goes
+   * once every one of them was adopted and nothing in it is live.
+   */
+  seal(id: SegmentId, messages: number): void {
+    const parsed = parseSegmentName(segmentFile(id));
+    if (parsed?.writer === undefined) throw new RangeError(`${id} is no worker's segment`);
+    let segment = this.foreign.get(id);
+    if (segment === undefined) {
+      segment = {
+        id,
+        writer: parsed.writer,
+        live: 0,
+        sealed: false,
+        messages: 0,
+        known: new Set(),
+      };
+      this.foreign.set(id, segment);
+    }
+    if (segment.sealed) return;
+    segment.sealed = true;
+    segment.messages = messages;
+    if (spent(segment)) {
+      void this.retireForeign(segment);
+      return;
+    }
+    const sealed = segment;
+    this.afterGrace(id, () => this.foreign.get(id) === sealed);
+  }
+
+  /**
+   * A worker is gone (it exited or was killed): its segments are read again, every message in
+   * them that this journal had not learned of is adopted and returned (the worker made it durable,
+   * and may have answered 250, before telling), and they are all sealed.
+   */
+  async writerGone(writer: string): Promise<JournalMessage[]> {
+    const found: JournalMessage[] = [];
+    for (const name of (await readdir(this.directory)).sort()) {
+      const parsed = parseSegmentName(name);
+      if (parsed?.writer !== writer) continue;
+      const read = await readSegment(this.directory, parsed.id, this.log);
+      for (const held of read.accepted)
+        if (this.adopt(held.message, held.body, held.records.length)) found.push(held);
+      const segment = this.foreign.get(parsed.id);
+      if (segment !== undefined) segment.sealed = false; // sealed again below, with what it holds
+      this.seal(parsed.id, read.accepted.length);
+    }
+    return found;
+  }
+
   /** An entry is settled for good: not synced (a crash repeats its delivery at worst). */
-  done(id: string, segment: number): void {
+  done(id: string, segment: SegmentId): void {
     this.release(segment, 1);
     this.append('D', [Buffer.from(JSON.stringify({ id }), 'utf8')], false, 0).catch(
       (error: Error) =>
@@ -270,7 +443,7 @@ export class Journal {
   }
 
   /** A message's live entries are in the file store now; resolves once that is durable here. */
-  async moved(message: string, segment: number, entries: number): Promise<void> {
+  async moved(message: string, segment: SegmentId, entries: number): Promise<void> {
     await this.append('M', [Buffer.from(JSON.stringify({ message }), 'utf8')], true, 0);
     this.release(segment, entries);
   }
@@ -283,11 +456,18 @@ export class Journal {
     for (const segment of this.segments.values())
       await segment.handle.close().catch(() => undefined);
     this.segments.clear();
+    this.foreign.clear();
     this.active = undefined;
   }
 
-  private release(number: number, entries: number): void {
-    const segment = this.segments.get(number);
+  private release(id: SegmentId, entries: number): void {
+    const foreign = this.foreign.get(id);
+    if (foreign !== undefined) {
+      foreign.live -= entries;
+      if (spent(foreign)) void this.retireForeign(foreign);
+      return;
+    }
+    const segment = this.segments.get(id);
     if (segment === undefined) return;
     segment.live -= entries;
     this.retireOldest();
@@ -296,33 +476,57 @@ export class Journal {
   /**
    * Retires rotated-out segments with nothing live, oldest first and only while every older one
    * is gone: the D and M records about a segment's messages are in newer segments, so a newer one
-   * must outlive it, or a replay would bring back messages already delivered or moved.
+   * must outlive it, or a replay would bring back messages already delivered or moved. For the
+   * same reason one outlives the workers' segments that were there when it was rotated out.
    */
   private retireOldest(): void {
     for (const segment of this.segments.values()) {
       if (segment === this.active || segment.live > 0) return;
+      for (const id of segment.foreignAtRotation ?? []) if (this.foreign.has(id)) return;
       void this.retire(segment);
     }
   }
 
   /** A rotated-out segment with nothing live goes. */
   private async retire(segment: Segment): Promise<void> {
-    this.segments.delete(segment.number);
+    this.segments.delete(segment.id);
     try {
       // The done records about its messages are in newer segments: synced first, so that a power
       // loss that undoes the unlink finds them too and delivers nothing twice.
-      await Promise.all(
-        // One retired meanwhile is closed: skipped (at worst a power loss repeats a delivery).
-        [...this.segments.values()].map((newer) => newer.handle.datasync().catch(() => undefined)),
-      );
+      await this.syncOwn();
       await segment.handle.close();
-      await unlink(join(this.directory, segmentName(segment.number)));
+      await unlink(join(this.directory, segmentFile(segment.id)));
     } catch (error) {
       this.log.log('warn', 'queue.journal-retire-failed', {
-        segment: segment.number,
+        segment: segment.id,
         error: (error as Error).message,
       });
     }
+  }
+
+  /** A worker's sealed segment with nothing live goes; then our own ones it held back may. */
+  private async retireForeign(segment: ForeignSegment): Promise<void> {
+    if (this.foreign.get(segment.id) !== segment) return;
+    try {
+      // The D and M records about its messages are in our segments: synced before it goes.
+      await this.syncOwn();
+      await removeSegment(this.directory, segment.id);
+    } catch (error) {
+      this.log.log('warn', 'queue.journal-retire-failed', {
+        segment: segment.id,
+        error: (error as Error).message,
+      });
+      return;
+    }
+    if (this.foreign.get(segment.id) === segment) this.foreign.delete(segment.id);
+    if (!this.closed) this.retireOldest();
+  }
+
+  private async syncOwn(): Promise<void> {
+    await Promise.all(
+      // One retired meanwhile is closed: skipped (at worst a power loss repeats a delivery).
+      [...this.segments.values()].map((own) => own.handle.datasync().catch(() => undefined)),
+    );
   }
 
   private append(
@@ -330,7 +534,7 @@ export class Journal {
     payload: Buffer[],
     durable: boolean,
     live: number,
-  ): Promise<{ segment: number; offset: number }> {
+  ): Promise<{ segment: SegmentId; offset: number }> {
     if (this.closed) return Promise.reject(new Error('the queue is closed'));
     const chunks = frame(type, payload);
     const bytes = chunks.reduce((sum, part) => sum + part.length, 0);
@@ -359,19 +563,7 @@ export class Journal {
       }
       const start = this.size;
       try {
-        let position = start;
-        const chunks = batch.flatMap((request) => request.chunks);
-        const total = batch.reduce((sum, request) => sum + request.bytes, 0);
-        let written = 0;
-        while (written < total) {
-          const { bytesWritten } = await segment.handle.writev(
-            unwritten(chunks, written),
-            position,
-          );
-          written += bytesWritten;
-          position += bytesWritten;
-        }
-        if (batch.some((request) => request.durable)) await segment.handle.datasync();
+        await writeBatch(segment.handle, batch, start);
       } catch (error) {
         await segment.handle.truncate(start).catch(() => undefined);
         this.rotate(); // never append after what may be a torn record
@@ -381,29 +573,22 @@ export class Journal {
       let offset = start;
       for (const request of batch) {
         segment.live += request.live;
-        request.resolve({ segment: segment.number, offset });
+        request.resolve({ segment: segment.id, offset });
         offset += request.bytes;
       }
       this.size = offset;
-      if (this.size >= SEGMENT_BYTES) this.rotate();
+      if (this.size >= this.segmentBytes) this.rotate();
     }
   }
 
   /** The segment being appended to; a new one is created (and its name made durable) on demand. */
   private async current(): Promise<Segment> {
     if (this.active !== undefined) return this.active;
-    const number = this.nextNumber;
+    const id = segmentId(this.nextNumber);
     this.nextNumber += 1;
-    const handle = await open(join(this.directory, segmentName(number)), 'wx+', 0o600);
-    try {
-      await this.syncs.sync(this.directory);
-    } catch (error) {
-      await handle.close();
-      await unlink(join(this.directory, segmentName(number))).catch(() => undefined);
-      throw error;
-    }
-    const segment: Segment = { number, handle, live: 0 };
-    this.segments.set(number, segment);
+    const handle = await createSegment(this.directory, id, this.syncs);
+    const segment: Segment = { id, handle, live: 0 };
+    this.segments.set(id, segment);
     this.active = segment;
     this.size = 0;
     return segment;
@@ -414,19 +599,167 @@ export class Journal {
     if (old === undefined) return;
     this.active = undefined;
     this.size = 0;
+    old.foreignAtRotation = new Set(this.foreign.keys());
     if (old.live <= 0) {
       this.retireOldest();
       return;
     }
     // What is still live a while later (waiting for a retry, a suspended queue) moves to files;
     // a backlog being delivered meanwhile never moves.
+    this.afterGrace(old.id, () => this.segments.get(old.id) === old);
+  }
+
+  /** onRotate hears of a segment after the grace, if it is still there then. */
+  private afterGrace(id: SegmentId, stillThere: () => boolean): void {
     const timer = setTimeout(() => {
       this.timers.delete(timer);
-      if (this.segments.get(old.number) === old && !this.closed) this.onRotate?.(old.number);
+      if (stillThere() && !this.closed) this.onRotate?.(id);
     }, this.rotatedGraceMs);
     timer.unref();
     this.timers.add(timer);
   }
+}
+
+/**
+ * A receive worker's side of the journal: it appends A records to segments of its own (group
+ * commit, one fdatasync per batch, as the queue's journal does) and never reads, settles or
+ * removes them: the queue's journal adopts each message and removes a segment once it is sealed
+ * (onSeal: the worker rotated it out) and nothing in it is live.
+ */
+export class WorkerJournal {
+  private active: { id: SegmentId; handle: FileHandle; messages: number } | undefined;
+  private size = 0;
+  private nextNumber = 1;
+  private pending: Pending[] = [];
+  private writing: Promise<void> | undefined;
+  private closed = false;
+  /** Told of each segment rotated out (nothing more is appended to it) and how many it holds. */
+  onSeal: ((segment: SegmentId, messages: number) => void) | undefined;
+
+  constructor(
+    readonly directory: string,
+    readonly writer: string,
+    private readonly syncs: DirectorySyncs,
+    private readonly segmentBytes = SEGMENT_BYTES,
+  ) {
+    if (!WRITER_NAME.test(writer)) throw new RangeError(`${writer} is no writer name`);
+  }
+
+  /** Appends an accepted message; resolves once it is durable, with where its body is. */
+  async accept(
+    message: string,
+    records: readonly ControlRecord[],
+    body: Buffer,
+  ): Promise<JournalLocation> {
+    if (this.closed) throw new Error('the queue is closed');
+    const payload = acceptPayload(message, records, body);
+    const chunks = frame('A', payload);
+    const bytes = chunks.reduce((sum, part) => sum + part.length, 0);
+    const at = await new Promise<{ segment: SegmentId; offset: number }>((resolve, reject) => {
+      this.pending.push({ chunks, bytes, durable: true, live: 0, resolve, reject });
+      this.writing ??= this.pump().finally(() => {
+        this.writing = undefined;
+      });
+    });
+    const bodyOffset = at.offset + HEADER_BYTES + 4 + (payload[1]?.length ?? 0);
+    return { segment: at.segment, offset: bodyOffset, length: body.length };
+  }
+
+  /** Waits for writes in flight and closes the segment in use (it stays for the queue's journal). */
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.writing !== undefined) await this.writing;
+    await this.active?.handle.close().catch(() => undefined);
+    this.active = undefined;
+  }
+
+  private async pump(): Promise<void> {
+    while (this.pending.length > 0) {
+      const batch = this.pending;
+      this.pending = [];
+      let segment: { id: SegmentId; handle: FileHandle; messages: number };
+      try {
+        if (this.active === undefined) {
+          const id = segmentId(this.nextNumber, this.writer);
+          this.nextNumber += 1;
+          const handle = await createSegment(this.directory, id, this.syncs);
+          this.active = { id, handle, messages: 0 };
+          this.size = 0;
+        }
+        segment = this.active;
+      } catch (error) {
+        for (const request of batch) request.reject(error as Error);
+        continue;
+      }
+      const start = this.size;
+      try {
+        await writeBatch(segment.handle, batch, start);
+      } catch (error) {
+        await segment.handle.truncate(start).catch(() => undefined);
+        this.seal(); // never append after what may be a torn record
+        for (const request of batch) request.reject(error as Error);
+        continue;
+      }
+      let offset = start;
+      for (const request of batch) {
+        request.resolve({ segment: segment.id, offset });
+        offset += request.bytes;
+      }
+      segment.messages += batch.length;
+      this.size = offset;
+      if (this.size >= this.segmentBytes) this.seal();
+    }
+  }
+
+  private seal(): void {
+    const old = this.active;
+    if (old === undefined) return;
+    this.active = undefined;
+    this.size = 0;
+    void old.handle.close().catch(() => undefined);
+    this.onSeal?.(old.id, old.messages);
+  }
+}
+
+/** A worker's sealed segment whose every message was adopted and settled or moved. */
+function spent(segment: ForeignSegment): boolean {
+  return segment.sealed && segment.live <= 0 && segment.known.size >= segment.messages;
+}
+
+/** One writev of a batch at `position` (looping over short writes), one fdatasync if asked. */
+async function writeBatch(handle: FileHandle, batch: Pending[], position: number): Promise<void> {
+  const chunks = batch.flatMap((request) => request.chunks);
+  const total = batch.reduce((sum, request) => sum + request.bytes, 0);
+  let written = 0;
+  while (written < total) {
+    const { bytesWritten } = await handle.writev(unwritten(chunks, written), position + written);
+    written += bytesWritten;
+  }
+  if (batch.some((request) => request.durable)) await handle.datasync();
+}
+
+/** A new segment file, its name made durable before anything is appended. */
+async function createSegment(
+  directory: string,
+  id: SegmentId,
+  syncs: DirectorySyncs,
+): Promise<FileHandle> {
+  const path = join(directory, segmentFile(id));
+  const handle = await open(path, 'wx+', 0o600);
+  try {
+    await syncs.sync(directory);
+  } catch (error) {
+    await handle.close();
+    await unlink(path).catch(() => undefined);
+    throw error;
+  }
+  return handle;
+}
+
+async function removeSegment(directory: string, id: SegmentId): Promise<void> {
+  await unlink(join(directory, segmentFile(id))).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT') throw error;
+  });
 }
 
 type Parsed =

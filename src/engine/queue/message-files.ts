@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import type { EngineLog } from '../log.js';
 import type { StoredEntry } from './entry.js';
-import { Journal, type JournalLocation } from './journal.js';
+import { Journal, type JournalLocation, type JournalMessage, type SegmentId } from './journal.js';
 import type { MessageContent } from './message-body.js';
 import type { ControlRecord } from './record.js';
 import { QueueStore, type BodyFile } from './store.js';
@@ -14,6 +14,8 @@ const REPLAY_BATCH = 64;
 export interface MessageFilesOptions {
   /** How long idle messages may stay in a rotated-out journal segment (tests shorten it). */
   rotatedGraceMs?: number;
+  /** A journal segment is rotated out after this many bytes (tests make it small). */
+  segmentBytes?: number;
 }
 
 export class MessageFiles {
@@ -38,23 +40,45 @@ export class MessageFiles {
   ): Promise<{ files: MessageFiles; records: ControlRecord[] }> {
     const store = new QueueStore(directory);
     await store.prepare();
-    const journal = await replayJournal(store, log, options.rotatedGraceMs);
+    const journal = await replayJournal(store, log, options);
     const records = await store.recover(log);
     return { files: new MessageFiles(store, journal), records };
   }
 
   /** Called with a segment rotated out: what is still idle in it should move() to the files. */
-  set onRotate(listener: (segment: number) => void) {
+  set onRotate(listener: (segment: SegmentId) => void) {
     this.journal.onRotate = listener;
   }
 
-  rotatedOut(segment: number): boolean {
+  rotatedOut(segment: SegmentId): boolean {
     return this.journal.rotatedOut(segment);
   }
 
   /** The journal segment that holds a message; undefined: it is in the file store. */
-  journalSegment(message: string): number | undefined {
+  journalSegment(message: string): SegmentId | undefined {
     return this.inJournal.get(message)?.segment;
+  }
+
+  /**
+   * A message a receive worker made durable in its journal segment joins the queue where it is;
+   * false when it already had.
+   */
+  adopt(message: string, records: readonly ControlRecord[], location: JournalLocation): boolean {
+    if (!this.journal.adopt(message, location, records.length)) return false;
+    this.inJournal.set(message, location);
+    return true;
+  }
+
+  /** A receive worker rotated a segment holding `messages` out: it goes once they are spent. */
+  seal(segment: SegmentId, messages: number): void {
+    this.journal.seal(segment, messages);
+  }
+
+  /** A receive worker is gone: the messages of its segments the queue had not heard of. */
+  async writerGone(writer: string): Promise<JournalMessage[]> {
+    const found = await this.journal.writerGone(writer);
+    for (const held of found) this.inJournal.set(held.message, held.body);
+    return found;
   }
 
   /** Makes a new message durable (the commit before 250); resolves with where its body is. */
@@ -184,13 +208,13 @@ export class MessageFiles {
 async function replayJournal(
   store: QueueStore,
   log: EngineLog,
-  rotatedGraceMs?: number,
+  options: MessageFilesOptions,
 ): Promise<Journal> {
   const { journal, replayed } = await Journal.replay(
     join(store.directory, 'journal'),
     log,
     store.syncs,
-    rotatedGraceMs,
+    options,
   );
   // REPLAY_BATCH at a time: their fsyncs of data/ and control/ are shared (measured: 5,000
   // messages took 6.7 s one by one).

@@ -34,7 +34,7 @@ import { listMessages, summarize, type Entry, type NextHopSummary } from './entr
 import { groupByDomain } from './recipients.js';
 import { MessageFiles, type MessageFilesOptions } from './message-files.js';
 import { contentHead } from './message-body.js';
-import type { JournalLocation } from './journal.js';
+import type { JournalLocation, SegmentId } from './journal.js';
 import { BodyFile } from './store.js';
 import { entryId, MessageIds, type ControlRecord } from './record.js';
 import {
@@ -150,32 +150,61 @@ export class MessageQueue implements MessageSink {
     return this.accepted(id, message, records, now, location, cached ? message.body : undefined);
   }
 
-  /** A new message's control records, one per next-hop domain, due now. */
   private recordsFor(
     id: string,
     message: IncomingEnvelope,
     size: number,
     now: number,
   ): ControlRecord[] {
-    const groups = groupByDomain(message.recipients);
-    if (groups.size === 0) throw new RangeError('a message needs at least one recipient');
-    return [...groups].map(([domain, recipients], index): ControlRecord => ({
-      version: 1,
-      id: entryId(id, index + 1),
-      message: id,
-      nextHopDomain: domain,
-      from: message.from,
-      recipients,
-      size,
-      receivedAt: message.receivedAt.toISOString(),
-      connector: message.connector,
-      remoteAddress: message.remoteAddress,
-      domainSecured: message.domainSecured ?? null,
-      attempts: 0,
-      lastError: null,
-      lastAttemptAt: null,
-      nextAttemptAt: new Date(now).toISOString(),
-    }));
+    return recordsForMessage(id, message, size, now);
+  }
+
+  /**
+   * A message a receive worker made durable in its own journal segment (docs/workers.md) joins
+   * the queue where it is, as if accepted here. False when the queue already had it.
+   */
+  adopt(message: string, records: ControlRecord[], location: JournalLocation): boolean {
+    if (this.closed || !this.files.adopt(message, records, location)) return false;
+    const first = records[0];
+    if (first === undefined) return false;
+    this.accepted(
+      message,
+      {
+        from: first.from,
+        recipients: records.flatMap((record) => record.recipients),
+        receivedAt: new Date(first.receivedAt),
+        connector: first.connector,
+        remoteAddress: first.remoteAddress,
+        ...(first.domainSecured === null ? {} : { domainSecured: first.domainSecured }),
+      },
+      records,
+      this.clock(),
+      location,
+      undefined,
+    );
+    return true;
+  }
+
+  /** A receive worker rotated a journal segment holding `messages` out: it goes once they are spent. */
+  seal(segment: SegmentId, messages: number): void {
+    this.files.seal(segment, messages);
+  }
+
+  /**
+   * A receive worker is gone: the messages of its segments that the queue had not heard of (made
+   * durable, perhaps answered 250, and never told) join it; resolves with how many.
+   */
+  async writerGone(writer: string): Promise<number> {
+    const found = await this.files.writerGone(writer);
+    const now = this.clock();
+    for (const held of found) {
+      for (const record of held.records) this.add({ record, dueAt: now, active: false });
+    }
+    if (found.length > 0) {
+      this.log.log('info', 'queue.worker-journal-replayed', { writer, messages: found.length });
+      this.notify();
+    }
+    return found.length;
   }
 
   /** A durable message's entries join the queue; the dispatcher hears of them. */
@@ -508,7 +537,7 @@ export class MessageQueue implements MessageSink {
   }
 
   /** A segment was rotated out: its idle messages move to the file store, so it can go. */
-  private moveIdle(segment: number): void {
+  private moveIdle(segment: SegmentId): void {
     const messages = new Set<string>();
     for (const entry of this.entries.values()) {
       if (entry.active) continue;
@@ -542,4 +571,32 @@ export class MessageQueue implements MessageSink {
       }
     }
   }
+}
+
+/** A new message's control records, one per next-hop domain, due now. */
+export function recordsForMessage(
+  id: string,
+  message: IncomingEnvelope,
+  size: number,
+  now: number,
+): ControlRecord[] {
+  const groups = groupByDomain(message.recipients);
+  if (groups.size === 0) throw new RangeError('a message needs at least one recipient');
+  return [...groups].map(([domain, recipients], index): ControlRecord => ({
+    version: 1,
+    id: entryId(id, index + 1),
+    message: id,
+    nextHopDomain: domain,
+    from: message.from,
+    recipients,
+    size,
+    receivedAt: message.receivedAt.toISOString(),
+    connector: message.connector,
+    remoteAddress: message.remoteAddress,
+    domainSecured: message.domainSecured ?? null,
+    attempts: 0,
+    lastError: null,
+    lastAttemptAt: null,
+    nextAttemptAt: new Date(now).toISOString(),
+  }));
 }
