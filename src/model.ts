@@ -80,6 +80,12 @@ export interface OrganizationSpec {
   mtaSts?: { mode: 'enforce' | 'testing' | 'none'; mx: string[]; maxAge: number; listen?: string };
   /** We publish a TLSA 3 1 1 record of our key: plan gates a change of that key. Absent: false. */
   publishesTlsa?: boolean;
+  /**
+   * The TLS reports (RFC 8460) we send to other domains. `dkim` signs those sent by mail (a
+   * report by mail without a signature is not sent); `domain` absent: the reports' submitter
+   * domain; `keyFile` absolute once compiled.
+   */
+  tlsReporting?: { dkim?: { selector: string; domain?: string; keyFile: string } };
 }
 
 export interface CertificateSpec {

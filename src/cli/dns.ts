@@ -1,12 +1,15 @@
 // domsec dns records: the DNS records to publish for our side, from the manifests: a TLSA record
 // (DANE-EE 3 1 1) of the Organization certificate's key at our host name, and for each accepted
 // domain the `_mta-sts` TXT record of the MTA-STS policy the Organization declares, with the
-// policy file to serve. Nothing is looked up or changed: the output is for the zone's owner.
+// policy file to serve, and the DKIM key record of our mailed TLS reports. Nothing is looked up
+// or changed: the output is for the zone's owner.
 import type { Command } from 'commander';
 import { X509Certificate } from 'node:crypto';
-import { commandAction, EXIT } from './errors.js';
+import { CliError, commandAction, EXIT } from './errors.js';
+import { dkimRecordText, readDkimKey } from '../engine/index.js';
 import { fileOption, loadOrFail, manifestPaths } from './manifests.js';
 import { formatOption, processOutput, type Output } from './output.js';
+import { domainName } from '../domain-name.js';
 import type { RuntimeConfig } from '../model.js';
 import { daneEeKeyDigest, ourStsPolicyFile, stsPolicyId } from '../published-records.js';
 
@@ -15,11 +18,25 @@ export interface DnsRecords {
   tlsa: { name: string; usage: number; selector: number; matchingType: number; data: string }[];
   /** Null when the Organization declares no MTA-STS policy. */
   mtaSts: { id: string; policy: string; records: { name: string; text: string }[] } | null;
+  /** The key that signs our mailed TLS reports (tlsReporting.dkim); null without one. */
+  dkim: { name: string; text: string } | null;
 }
 
-/** The records for a configuration; pure. */
-export function dnsRecords(config: RuntimeConfig): DnsRecords {
+/**
+ * The records for a configuration; pure. `dkimRecord` is the TXT text of the tlsReporting.dkim
+ * key (read from its file by the caller).
+ */
+export function dnsRecords(config: RuntimeConfig, dkimRecord?: string): DnsRecords {
   const org = config.organization.spec;
+  const signing = org.tlsReporting?.dkim;
+  const dkim =
+    signing === undefined || dkimRecord === undefined
+      ? null
+      : {
+          // The reports' submitter (our first accepted domain) signs unless another is named.
+          name: `${signing.selector}._domainkey.${(signing.domain === undefined ? undefined : domainName(signing.domain)) ?? [...org.acceptedDomains].sort()[0] ?? org.hostname}.`,
+          text: dkimRecord,
+        };
   const certificate = config.certificates.find((c) => c.name === org.certificate);
   const tlsa =
     certificate === undefined
@@ -34,7 +51,7 @@ export function dnsRecords(config: RuntimeConfig): DnsRecords {
           },
         ];
   const policy = ourStsPolicyFile(org);
-  if (policy === undefined) return { formatVersion: 1, tlsa, mtaSts: null };
+  if (policy === undefined) return { formatVersion: 1, tlsa, mtaSts: null, dkim };
   const id = stsPolicyId(policy);
   return {
     formatVersion: 1,
@@ -47,6 +64,7 @@ export function dnsRecords(config: RuntimeConfig): DnsRecords {
         text: `v=STSv1; id=${id}`,
       })),
     },
+    dkim,
   };
 }
 
@@ -73,6 +91,12 @@ export function renderDnsRecords(records: DnsRecords, acceptedDomains: readonly 
         .map((line) => `;   ${line}`),
     );
   }
+  if (records.dkim !== null) {
+    lines.push(
+      '; DKIM (RFC 6376) of our mailed TLS reports (RFC 8460 §3: unsigned ones are ignored)',
+      `${records.dkim.name} IN TXT "${records.dkim.text}"`,
+    );
+  }
   return `${lines.join('\n')}\n`;
 }
 
@@ -81,7 +105,16 @@ export async function dnsRecordsCommand(
   out: Output,
 ): Promise<number> {
   const { config } = await loadOrFail(options.file, out);
-  const records = dnsRecords(config);
+  const keyFile = config.organization.spec.tlsReporting?.dkim?.keyFile;
+  let dkimRecord: string | undefined;
+  if (keyFile !== undefined) {
+    // The message names the file and why, never what it holds.
+    const key = await readDkimKey(keyFile).catch((error: Error) => {
+      throw new CliError(`tlsReporting.dkim: ${error.message}`);
+    });
+    dkimRecord = dkimRecordText(key);
+  }
+  const records = dnsRecords(config, dkimRecord);
   out.stdout(
     options.output === 'json'
       ? `${JSON.stringify(records, null, 2)}\n`
@@ -94,7 +127,9 @@ export function register(program: Command): void {
   const dns = program.command('dns').description('DNS records to publish for our side');
   dns
     .command('records')
-    .description('print our TLSA record and MTA-STS TXT records (and the policy file to serve)')
+    .description(
+      'print our TLSA record, MTA-STS TXT records (and the policy file to serve) and the DKIM record of TLS reports',
+    )
     .addOption(fileOption())
     .addOption(formatOption())
     .action(

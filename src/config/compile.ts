@@ -71,6 +71,7 @@ function compileOrganization({
   document,
 }: ManifestObject<OrganizationSpec>): OrganizationSpec {
   const { tokenFile, ...admin } = spec.admin;
+  const dkim = spec.tlsReporting?.dkim;
   return {
     ...clone(spec),
     // The token file is read by the CLI and the engine from wherever they run: make it absolute.
@@ -78,6 +79,15 @@ function compileOrganization({
       tokenFile === undefined
         ? admin
         : { ...admin, tokenFile: resolve(document.directory, tokenFile) },
+    // So is the DKIM key of TLS reports (the engine reads it when it signs).
+    ...(dkim === undefined
+      ? {}
+      : {
+          tlsReporting: {
+            ...clone(spec.tlsReporting),
+            dkim: { ...dkim, keyFile: resolve(document.directory, dkim.keyFile) },
+          },
+        }),
   };
 }
 

@@ -161,6 +161,13 @@ export const DIAGNOSTIC_CODES: readonly DiagnosticCodeEntry[] = [
     fix: 'Issue the certificate with `mta-sts.<domain>` (or `*.<domain>`) for each accepted domain, from a CA that senders trust; or remove `mtaSts.listen` and serve the policy file `domsec dns records` prints from another web server.',
   },
   {
+    code: 'DS023',
+    severity: 'error',
+    meaning:
+      "The Organization's `tlsReporting.dkim.domain` is neither one of its accepted domains nor a parent of one: RFC 8460 §3 asks for mailed TLS reports to be signed by the reporting domain, and a signature by another domain says nothing about who sent them.",
+    fix: "Sign with an accepted domain (or a parent domain of one), or leave `domain` out: the first accepted domain, the reports' submitter, signs.",
+  },
+  {
     code: 'DS101',
     severity: 'warning',
     meaning: 'A certificate expires within 30 days.',
@@ -219,6 +226,13 @@ export const DIAGNOSTIC_CODES: readonly DiagnosticCodeEntry[] = [
     meaning:
       "The Organization's resolver is named validating (`resolver.validating: true`, so its DNSSEC AD bit decides where DANE applies) but is not on this host: empty `servers` (the system's resolvers) or a server beyond loopback. The AD bit travels unsigned from the resolver, so anyone on that path can forge it, or strip it and turn DANE off.",
     fix: 'Run a validating resolver (Unbound, BIND) on this host and list it as `resolver.servers: [127.0.0.1]`, as Postfix advises for DANE.',
+  },
+  {
+    code: 'DS110',
+    severity: 'warning',
+    meaning:
+      'The Organization declares `tlsReporting` without `dkim`: TLS reports to domains whose `_smtp._tls` record names a `mailto:` address are not sent, since RFC 8460 §3 requires mailed reports to carry a DKIM signature by the reporting domain and recipients ignore those without. Reports to `https:` collectors still go.',
+    fix: 'Add `tlsReporting.dkim` with a `selector` and an RSA `keyFile` (2048 bits advised), and publish the TXT record `domsec dns records` prints at `<selector>._domainkey.<domain>`.',
   },
   {
     code: 'SCHEMA',

@@ -30,3 +30,4 @@ export { buildGeneration, type Generation } from './generation.js';
 export { probeDomain, type ProbeReport } from './send/probe.js';
 export { readDomainDay, resultDomains, utcDay, type DomainDay } from './tlsrpt/results.js';
 export { readState as readTlsReportState, type ReportState } from './tlsrpt/schedule.js';
+export { dkimRecordText, readDkimKey } from './tlsrpt/dkim.js';

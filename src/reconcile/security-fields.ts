@@ -322,6 +322,9 @@ export const SECURITY_FIELDS: Record<Kind, KindRules> = {
       field('mtaSts.listen', neutral('where our public policy is served')),
       field('admin.listen', adminListen),
       field('admin.tokenFile', neutral('where the token is read from')),
+      field('tlsReporting.dkim.selector', neutral('which key signs the TLS reports we send')),
+      field('tlsReporting.dkim.domain', neutral('which of our domains signs our TLS reports')),
+      field('tlsReporting.dkim.keyFile', neutral('where the key of our TLS reports is read from')),
     ],
     // The first configuration is not gated; a renamed Organization is judged field by field
     // against the deleted one (plan.ts pairs them).

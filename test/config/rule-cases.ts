@@ -1115,6 +1115,82 @@ export const RULE_CASES: readonly RuleCases[] = [
     ],
   },
   {
+    code: 'DS023',
+    valid: [
+      ...['adatum.com', 'ADATUM.COM.'].map((domain) => ({
+        name: `mailed TLS reports signed by an accepted domain, ${domain}`,
+        files: {
+          'organization.yaml': replace(
+            'certificate: mail-adatum',
+            `certificate: mail-adatum\n  tlsReporting: {dkim: {selector: tlsrpt, domain: '${domain}', keyFile: pki/dkim.key}}`,
+          ),
+        },
+      })),
+      {
+        name: 'mailed TLS reports signed by the submitter domain by default',
+        files: {
+          'organization.yaml': replace(
+            'certificate: mail-adatum',
+            'certificate: mail-adatum\n  tlsReporting: {dkim: {selector: tlsrpt, keyFile: pki/dkim.key}}',
+          ),
+        },
+      },
+    ],
+    invalid: [
+      ...['fabrikam.example', 'com', 'mail.adatum.com'].map((domain) => ({
+        name: `mailed TLS reports signed by a domain not ours, ${domain}, at dkim.domain`,
+        files: {
+          'organization.yaml': replace(
+            'certificate: mail-adatum',
+            `certificate: mail-adatum\n  tlsReporting: {dkim: {selector: tlsrpt, domain: ${domain}, keyFile: pki/dkim.key}}`,
+          ),
+        },
+        diagnostics: [
+          {
+            code: 'DS023',
+            at: { file: 'organization.yaml', needle: `${domain}, keyFile` },
+            message: new RegExp(
+              `tlsReporting\\.dkim\\.domain ${domain.replace(/\./g, '\\.')} is neither an accepted domain nor a parent of one`,
+            ),
+          },
+        ],
+      })),
+    ],
+  },
+  {
+    code: 'DS110',
+    valid: [
+      {
+        name: 'TLS reporting with a DKIM key for mailed reports',
+        files: {
+          'organization.yaml': replace(
+            'certificate: mail-adatum',
+            'certificate: mail-adatum\n  tlsReporting: {dkim: {selector: tlsrpt, keyFile: pki/dkim.key}}',
+          ),
+        },
+      },
+    ],
+    invalid: [
+      {
+        name: 'TLS reporting declared without a DKIM key, at tlsReporting',
+        files: {
+          'organization.yaml': replace(
+            'certificate: mail-adatum',
+            'certificate: mail-adatum\n  tlsReporting: {}',
+          ),
+        },
+        diagnostics: [
+          {
+            code: 'DS110',
+            at: { file: 'organization.yaml', needle: 'tlsReporting' },
+            message: /no tlsReporting\.dkim: TLS reports to mailto: addresses are not sent/,
+            hint: /publish the TXT record `domsec dns records` prints/,
+          },
+        ],
+      },
+    ],
+  },
+  {
     code: 'SCHEMA',
     valid: [],
     invalid: [

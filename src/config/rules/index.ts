@@ -21,6 +21,7 @@ import { checkRelayLoop } from './relay-loop.js';
 import { checkRequireTls } from './require-tls.js';
 import { checkSendRouting } from './send-routing.js';
 import { checkTlsPolicies } from './tls-policies.js';
+import { checkTlsReporting } from './tls-reporting.js';
 import { checkTrustAnchors } from './trust-anchors.js';
 import { checkUniqueness } from './uniqueness.js';
 
@@ -48,6 +49,7 @@ export const RULES: readonly Rule[] = [
   checkMtaStsListener, // DS022
   checkAdminListen, // DS108
   checkValidatingResolver, // DS109
+  checkTlsReporting, // DS023, DS110
 ];
 
 export function runRules(context: RuleContext): Diagnostic[] {

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import type { DomainName } from '../../domain-name.js';
+import type { ReportDkim } from './dkim.js';
 import type { DomainDay } from './results.js';
 
 export interface Submitter {
@@ -17,6 +18,8 @@ export interface Submitter {
   domain: DomainName;
   /** The envelope and From address of mailed reports. */
   from: string;
+  /** Signs mailed reports; without it none is mailed (RFC 8460 §3). */
+  dkim?: ReportDkim;
 }
 
 export interface TlsReport {

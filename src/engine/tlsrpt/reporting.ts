@@ -3,7 +3,7 @@
 // reports sent by a ReportScheduler cycle every few minutes. The submitter is our organization:
 // its first accepted domain (else its host name) names it, postmaster there is the contact, and
 // mailed reports come from the null sender's cousin tlsrpt-noreply@ that domain.
-import type { DomainName } from '../../domain-name.js';
+import { domainName, type DomainName } from '../../domain-name.js';
 import type { EngineEvents } from '../events.js';
 import type { Generation } from '../generation.js';
 import type { EngineLog } from '../log.js';
@@ -31,11 +31,21 @@ export interface TlsReportingOptions {
 
 export function submitterOf(generation: Generation): Submitter {
   const domain: DomainName = [...generation.acceptedDomains].sort()[0] ?? generation.hostname;
+  const dkim = generation.config.organization.spec.tlsReporting?.dkim;
   return {
     organizationName: domain,
     contactInfo: `postmaster@${domain}`,
     domain,
     from: `tlsrpt-noreply@${domain}`,
+    ...(dkim === undefined
+      ? {}
+      : {
+          dkim: {
+            domain: (dkim.domain === undefined ? undefined : domainName(dkim.domain)) ?? domain,
+            selector: dkim.selector,
+            keyFile: dkim.keyFile,
+          },
+        }),
   };
 }
 

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { writeFileDurably } from '../../durable-file.js';
 import type { DomainName } from '../../domain-name.js';
 import type { EngineLog } from '../log.js';
+import { signReportMessage } from './dkim.js';
 import type { ReportUri, TlsRptLookup } from './record.js';
 import {
   buildReport,
@@ -231,7 +232,12 @@ export class ReportScheduler {
       return;
     }
     const { submitter, queue, now } = this.options;
-    const body = await reportMessage({
+    // RFC 8460 §3: a report by mail carries a DKIM signature of ours, or the recipient ignores it.
+    if (submitter.dkim === undefined)
+      throw new Error(
+        'not mailed: reports by mail must be DKIM-signed (RFC 8460 §3) and the Organization has no tlsReporting.dkim',
+      );
+    const message = await reportMessage({
       submitter,
       results,
       reportId,
@@ -239,6 +245,7 @@ export class ReportScheduler {
       to: uri.address,
       now: now(),
     });
+    const body = await signReportMessage(message, submitter.dkim);
     await queue.accept({ from: submitter.from, recipients: [uri.address], body });
   }
 }

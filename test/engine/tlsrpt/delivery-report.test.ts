@@ -1,19 +1,24 @@
 // End to end over loopback: a delivery under an MTA-STS policy in testing whose MX host's
 // certificate chains to no trusted CA is sent anyway and counted as certificate-not-trusted; the
 // next day's cycle reports it to the domain's rua: POSTed to an HTTPS collector, and mailed through
-// our own queue to the smtp-server of the mailto: address, each report valid by RFC 8460's schema.
+// our own queue to the smtp-server of the mailto: address, each report valid by RFC 8460's schema
+// and the mailed one DKIM-signed (RFC 8460 §3), as mailauth verifies it against the lab's DNS.
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { generateKeyPairSync } from 'node:crypto';
+import { Resolver } from 'node:dns/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
+import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { EngineDelivery } from '../../../src/engine/delivery/engine-delivery.js';
 import { EngineEvents } from '../../../src/engine/events.js';
 import { buildGeneration, type Generation } from '../../../src/engine/generation.js';
 import { memoryLog } from '../../../src/engine/log.js';
+import { dkimRecordText } from '../../../src/engine/tlsrpt/dkim.js';
 import { TlsReporting } from '../../../src/engine/tlsrpt/reporting.js';
 import { createCertificateAuthority, issueCertificate } from '../../../src/pki/lab.js';
 import { startDnsServer } from '../../support/dns-server.js';
@@ -66,7 +71,12 @@ describe('TLS reporting from the send path', () => {
     );
     await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', () => resolve()));
     const collectorUrl = `https://localhost:${(collector.address() as AddressInfo).port}/r`;
+    // 1024 bits: the lab DNS server writes a TXT record as one string of at most 255 bytes.
+    const dkimKey = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey;
+    const keyFile = `${state.path}/dkim.key`;
+    await writeFile(keyFile, dkimKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
     const dns = await startDnsServer({
+      'tlsrpt._domainkey.treyresearch.net': { TXT: [dkimRecordText(dkimKey)] },
       'sts.example': { MX: [{ preference: 10, exchange: 'mx.sts.example' }] },
       'mx.sts.example': { A: ['127.0.0.1'] },
       '_mta-sts.sts.example': { TXT: ['v=STSv1; id=report1'] },
@@ -91,7 +101,10 @@ describe('TLS reporting from the send path', () => {
 
     const generation: Generation = buildGeneration(
       runtimeConfig({
-        organization: { resolver: { servers: [dns.server], static: {} } },
+        organization: {
+          resolver: { servers: [dns.server], static: {} },
+          tlsReporting: { dkim: { selector: 'tlsrpt', keyFile } },
+        },
         sendConnectors: [
           sendConnector('out', { domainSecure: false, requireTls: false, port: peer.port }),
         ],
@@ -189,6 +202,27 @@ describe('TLS reporting from the send path', () => {
     assert.match(text, /^TLS-Report-Submitter: treyresearch\.net\r$/m);
     assert.match(text, /Content-Type: multipart\/report; report-type=tlsrpt/);
     assert.match(text, /Content-Type: application\/tlsrpt\+gzip/);
+    // Signed by the reporting domain, verified by another implementation over the lab's DNS.
+    const resolver = new Resolver({ timeout: 2_000, tries: 1 });
+    resolver.setServers([dns.server]);
+    const verified = await dkimVerify(mailed?.body ?? Buffer.alloc(0), {
+      resolver: (name: string, type: string) =>
+        type === 'TXT' ? resolver.resolveTxt(name) : Promise.reject(new Error(type)),
+    });
+    assert.deepEqual(
+      verified.results.map((r) => [r.status.result, r.signingDomain, r.selector]),
+      [['pass', 'treyresearch.net', 'tlsrpt']],
+    );
+    // RFC 8460 §3: no l= (body length) tag; the report's own header fields are signed.
+    const signature = /^DKIM-Signature:(.*(?:\r\n[ \t].*)*)/m.exec(text)?.[1] ?? '';
+    const tags = new Map(
+      signature
+        .replace(/\s+/g, '')
+        .split(';')
+        .map((tag) => [tag.slice(0, tag.indexOf('=')), tag.slice(tag.indexOf('=') + 1)]),
+    );
+    assert.equal(tags.has('l'), false);
+    assert.match(tags.get('h') ?? '', /TLS-Report-Domain:TLS-Report-Submitter/i);
     // Sent once: another cycle has nothing to do.
     assert.deepEqual(await reporting.cycle(), { sent: 0, failed: 0, noRecord: 0, abandoned: 0 });
     assert.equal(posts.length, 1);

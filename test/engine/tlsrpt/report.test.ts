@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -51,6 +52,14 @@ async function startCollector(cert: { certPem: string; keyPem: string }): Promis
   await new Promise<void>((resolve) => collector.server.listen(0, '127.0.0.1', () => resolve()));
   collector.url = `https://localhost:${(collector.server.address() as AddressInfo).port}/tlsrpt`;
   return collector;
+}
+
+/** An RSA key for DKIM, written where a manifest's keyFile would name it. */
+async function dkimKeyFile(dir: TempDir): Promise<string> {
+  const key = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey;
+  const path = `${dir.path}/dkim.key`;
+  await writeFile(path, key.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
+  return path;
 }
 
 const stop = (server: Server) =>
@@ -160,6 +169,7 @@ describe('TLS reports: a day of results, reported once to each rua, retried unti
         contactInfo: 'postmaster@adatum.example',
         domain: requireDomainName('adatum.example'),
         from: 'tlsrpt-noreply@adatum.example',
+        dkim: { domain: 'adatum.example', selector: 'tlsrpt', keyFile: await dkimKeyFile(state) },
       },
       queue: {
         accept: async (message) => {
