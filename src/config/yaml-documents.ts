@@ -1,9 +1,11 @@
 // YAML manifest files into documents that remember where each field was written, so that every
-// diagnostic can point at FILE:LINE:COL. js-yaml reads the data, with one schema (yaml-schema.ts);
-// the `yaml` package, which keeps every node's position, parses a file only when a diagnostic asks
-// where something is, or when js-yaml refuses the file or the file uses what the two might read
-// differently (anchors, complex or null keys, directives): then both read it, and a document they
-// disagree on is refused. Syntax errors and duplicate keys become diagnostics.
+// diagnostic can point at FILE:LINE:COL. js-yaml reads the data, with one schema (yaml-schema.ts),
+// and tells where each node starts as it reads (its listener), which is all a diagnostic needs.
+// The `yaml` package, which keeps every node's position but reads ten times slower, parses a file
+// when js-yaml refuses it or the file uses what the two might read differently (anchors, complex
+// or null keys, directives): then both read it, and a document they disagree on is refused; and
+// when js-yaml's node starts do not fit its data (flow pairs like `[a: 1]`), for positions only.
+// Syntax errors and duplicate keys become diagnostics.
 import { dirname } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import jsYaml from 'js-yaml';
@@ -139,7 +141,8 @@ export interface ParsedFile {
 export function parseManifestFile(text: string, file: string, path: string): ParsedFile {
   const quick = readQuickly(text);
   if (quick.sure) {
-    // Positions, when first asked for: the file parsed by `yaml`, shared by its documents.
+    // Positions from js-yaml's node starts; from the file parsed by `yaml` (once, when first
+    // asked for, shared by its documents) where they do not fit the data.
     let parsed: { documents: Document.Parsed[]; lines: LineCounter } | undefined;
     const positions = (index: number) => (): Parsed | undefined => {
       if (parsed === undefined) {
@@ -151,10 +154,15 @@ export function parseManifestFile(text: string, file: string, path: string): Par
       return document === undefined ? undefined : { document, lines: parsed.lines };
     };
     const documents: ManifestDocument[] = [];
+    const lines = lineStarts(text);
+    const fitting = quick.nodes.length === quick.documents.length;
     quick.documents.forEach((data, index) => {
       if (data === null) return; // `---` and nothing, or only comments: no manifest
       // The n-th non-empty document is the n-th non-empty one the `yaml` package finds.
-      const locator = yamlLocator(file, positions(documents.length));
+      const fallback = yamlLocator(file, positions(documents.length));
+      const root = fitting ? quick.nodes[index] : undefined;
+      const locator =
+        root === undefined ? fallback : nodeLocator(file, text, lines, root, fallback);
       documents.push(new ManifestDocument(file, path, index, data, locator));
     });
     return { documents, diagnostics: [] };
@@ -162,8 +170,21 @@ export function parseManifestFile(text: string, file: string, path: string): Par
   return readCarefully(text, file, path, quick);
 }
 
-/** What js-yaml made of a file, and whether that is all there is to do. */
-type QuickReading = { sure: true; documents: unknown[] } | UnsureReading;
+/** What js-yaml made of a file (its documents, and the nodes it read them from), and whether that is all there is to do. */
+type QuickReading = { sure: true; documents: unknown[]; nodes: ReadNode[] } | UnsureReading;
+
+/**
+ * A node as js-yaml read it: the offset it started reading at (before any separating space or
+ * comment), what it made of it, and the nodes read inside it, in order: a sequence's items, a
+ * mapping's keys and values alternating.
+ */
+interface ReadNode {
+  start: number;
+  result: unknown;
+  /** Entries of a mapping, items of a sequence, when it was read (the data may change later). */
+  size: number;
+  inside: ReadNode[];
+}
 
 /** A reading that needs the `yaml` package's too: js-yaml's documents, or why it refused. */
 interface UnsureReading {
@@ -184,9 +205,20 @@ const EMPTY_ENTRY = /(?:^|[ \t])-[ \t]*(?:#.*)?$/m;
 /** Directives (`%YAML 1.1` changes what `yes` means to the `yaml` package) and `%TAG`s. */
 const DIRECTIVE = /^%/m;
 
+/** js-yaml's reader state, as its listener sees it (the part read here). */
+interface ReaderState {
+  position: number;
+  result: unknown;
+}
+
 function readQuickly(text: string): QuickReading {
   let documents: unknown[];
   let warned = false;
+  // The nodes js-yaml composes, as it opens and closes them: one tree per document.
+  const nodes: ReadNode[] = [];
+  const open: ReadNode[] = [];
+  // js-yaml drops a byte order mark before it reads: its offsets are one short of the text's.
+  const shift = text.charCodeAt(0) === 0xfeff ? 1 : 0;
   try {
     documents = [];
     jsYaml.loadAll(text, (document) => documents.push(document), {
@@ -194,7 +226,21 @@ function readQuickly(text: string): QuickReading {
       onWarning: () => {
         warned = true;
       },
-    });
+      listener: (event: 'open' | 'close', state: ReaderState) => {
+        if (event === 'open') {
+          open.push({ start: state.position + shift, result: undefined, size: 0, inside: [] });
+          return;
+        }
+        const node = open.pop();
+        if (node === undefined) return;
+        const result = state.result;
+        node.result = result;
+        if (Array.isArray(result)) node.size = result.length;
+        else if (typeof result === 'object' && result !== null)
+          node.size = Object.keys(result).length;
+        (open[open.length - 1]?.inside ?? nodes).push(node);
+      },
+    } as jsYaml.LoadOptions);
   } catch (cause) {
     // A YAMLException, or a RangeError from nesting deeper than the stack.
     if (cause instanceof jsYaml.YAMLException || cause instanceof RangeError) {
@@ -209,7 +255,131 @@ function readQuickly(text: string): QuickReading {
     !EMPTY_ENTRY.test(text) &&
     !DIRECTIVE.test(text) &&
     documents.every(plainTree);
-  return sure ? { sure: true, documents } : { sure: false, documents };
+  return sure ? { sure: true, documents, nodes } : { sure: false, documents };
+}
+
+/** Offsets where lines begin: after `\n`, `\r\n` or a lone `\r`, as js-yaml counts lines. */
+function lineStarts(text: string): number[] {
+  const starts = [0];
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x0a || (c === 0x0d && text.charCodeAt(i + 1) !== 0x0a)) starts.push(i + 1);
+  }
+  return starts;
+}
+
+function positionAt(file: string, starts: number[], offset: number): SourcePosition {
+  let low = 0;
+  let high = starts.length - 1;
+  while (low < high) {
+    const middle = (low + high + 1) >> 1;
+    if ((starts[middle] as number) <= offset) low = middle;
+    else high = middle - 1;
+  }
+  return { file, line: low + 1, col: offset - (starts[low] as number) + 1 };
+}
+
+const SPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
+
+/**
+ * Where a node's content begins, from where js-yaml started reading it: past separating space,
+ * comments and tags (as the `yaml` package places a tagged node at its value). A null node
+ * (`key:` and nothing, or `~`) is on its line, where its space and tags end.
+ */
+function contentStart(text: string, offset: number, empty: boolean): number {
+  let i = offset;
+  if (empty) {
+    // Space and tags (`!!null ~`) on the line, then the null written (`~`, `""`) or nothing.
+    for (;;) {
+      const c = text.charCodeAt(i);
+      if (c === 0x20 || c === 0x09) i++;
+      else if (c === 0x21 /* ! */) while (i < text.length && !SPACE.has(text.charCodeAt(i))) i++;
+      else return i;
+    }
+  }
+  while (i < text.length) {
+    const c = text.charCodeAt(i);
+    if (SPACE.has(c)) {
+      i++;
+    } else if (c === 0x23 /* # */) {
+      while (i < text.length && text.charCodeAt(i) !== 0x0a && text.charCodeAt(i) !== 0x0d) i++;
+    } else if (c === 0x21 /* ! */) {
+      while (i < text.length && !SPACE.has(text.charCodeAt(i))) i++;
+    } else {
+      break;
+    }
+  }
+  return i;
+}
+
+/**
+ * The nodes read inside a collection, paired with its data, or undefined when they do not fit
+ * (a flow pair `[a: 1]`, `{a}` without a value): then the caller asks the `yaml` package.
+ */
+function entriesOf(
+  written: ReadNode,
+): { keys: Map<string, [ReadNode, ReadNode]> } | { items: ReadNode[] } | undefined {
+  // A node js-yaml first tried as a mapping's key (`- [a]`, `- {b: c}`) holds itself once more.
+  let node = written;
+  let only = node.inside[0];
+  while (only !== undefined && node.inside.length === 1 && only.result === node.result) {
+    node = only;
+    only = node.inside[0];
+  }
+  const { result, inside, size } = node;
+  if (Array.isArray(result)) return inside.length === size ? { items: inside } : undefined;
+  if (typeof result !== 'object' || result === null) return undefined;
+  // A block mapping tries one more key where it ends, and finds none.
+  const read =
+    inside.length % 2 === 1 && inside[inside.length - 1]?.result === null
+      ? inside.slice(0, -1)
+      : inside;
+  if (read.length !== 2 * size) return undefined;
+  const keys = new Map<string, [ReadNode, ReadNode]>();
+  for (let i = 0; i < read.length; i += 2) {
+    const key = read[i] as ReadNode;
+    if (typeof key.result === 'object' && key.result !== null) return undefined;
+    keys.set(String(key.result), [key, read[i + 1] as ReadNode]);
+  }
+  return keys.size === size && [...keys.keys()].every((key) => Object.hasOwn(result, key))
+    ? { keys }
+    : undefined;
+}
+
+/** Positions from js-yaml's nodes; `fallback` for a path through nodes that do not fit. */
+function nodeLocator(
+  file: string,
+  text: string,
+  lines: number[],
+  root: ReadNode,
+  fallback: Locator,
+): Locator {
+  const at = (node: ReadNode) =>
+    positionAt(file, lines, contentStart(text, node.start, node.result === null));
+  return (path) => {
+    let node = root;
+    let key: ReadNode | undefined;
+    const located = (complete: boolean): Located => ({
+      ...(key === undefined ? {} : { key: at(key) }),
+      value: at(node),
+      complete,
+    });
+    for (const segment of path) {
+      const entries = entriesOf(node);
+      if (entries === undefined) return fallback(path);
+      if ('keys' in entries) {
+        const pair = entries.keys.get(String(segment));
+        if (pair === undefined) return located(false);
+        [key, node] = pair;
+      } else {
+        const item = typeof segment === 'number' ? entries.items[segment] : undefined;
+        if (item === undefined) return located(false);
+        key = undefined;
+        node = item;
+      }
+    }
+    return located(true);
+  };
 }
 
 /**

@@ -356,7 +356,64 @@ describe('YAML readers', () => {
     assert.deepEqual(second?.at(['c', 0]), { file: 'x.yaml', line: 9, col: 5 });
     assert.equal(second?.has(['c', 2]), false);
   });
+  it('points where the yaml package does on generated files, CRLF, comments, tags and BOM too (fast-check)', () => {
+    // The quick reading's positions come from js-yaml's node starts; an anchor in a last comment
+    // makes the file read carefully, with positions from the `yaml` package.
+    const variant = fc.record({
+      crlf: fc.boolean(),
+      commentAfterKey: fc.boolean(),
+      bom: fc.boolean(),
+    });
+    // Flow pairs (`[b: 1]`) and keys without values (`{e}`) do not fit js-yaml's node starts: the
+    // `yaml` package places them.
+    const pairs = 'a: [b: 1, c]\nd: {e}\n';
+    const [flowPairs] = parseManifestFile(pairs, 'x.yaml', '/x.yaml').documents;
+    const [flowTwin] = parseManifestFile(`${pairs}# &x\n`, 'x.yaml', '/x.yaml').documents;
+    assert.deepEqual(flowPairs?.valueAt(['a', 0, 'b']), { file: 'x.yaml', line: 1, col: 8 });
+    for (const path of fieldPaths(flowPairs?.data)) {
+      assert.deepEqual(flowPairs?.valueAt(path), flowTwin?.valueAt(path), JSON.stringify(path));
+    }
+    let compared = 0;
+    fc.assert(
+      fc.property(text, variant, (generated, { crlf, commentAfterKey, bom }) => {
+        let source = commentAfterKey ? generated.replace(/:\n/g, ': # note\n') : generated;
+        if (crlf) source = source.replace(/\n/g, '\r\n');
+        if (bom) source = `\ufeff${source}`;
+        const quick = parseManifestFile(source, 'x.yaml', '/x.yaml');
+        if (quick.diagnostics.length > 0) return;
+        const careful = parseManifestFile(`${source}\n# &anchor\n`, 'x.yaml', '/x.yaml');
+        assert.equal(careful.documents.length, quick.documents.length);
+        for (const [index, document] of quick.documents.entries()) {
+          const twin = careful.documents[index];
+          assert.ok(twin !== undefined);
+          // Defaults are filled into the data before rules ask where a field is written.
+          const paths = fieldPaths(document.data);
+          fillIn(document.data);
+          for (const path of paths) {
+            const where = `${JSON.stringify(path)} in ${JSON.stringify(source)}`;
+            assert.deepEqual(document.at(path), twin.at(path), `at ${where}`);
+            assert.deepEqual(document.valueAt(path), twin.valueAt(path), `valueAt ${where}`);
+            assert.equal(document.has(path), twin.has(path), `has ${where}`);
+            compared++;
+          }
+        }
+      }),
+      { numRuns: 600 },
+    );
+    assert.ok(compared > 2_000, `only ${compared} positions compared`);
+  });
 });
+
+/** Adds a key to every mapping and an item to every sequence, as filling in defaults does. */
+function fillIn(data: unknown): void {
+  if (Array.isArray(data)) {
+    data.forEach(fillIn);
+    data.push('filled in');
+  } else if (typeof data === 'object' && data !== null) {
+    Object.values(data).forEach(fillIn);
+    (data as Record<string, unknown>).filledIn = true;
+  }
+}
 
 /** Every path of the data, plus an absent key under each mapping and past each sequence. */
 function fieldPaths(data: unknown, prefix: (string | number)[] = []): (string | number)[][] {
