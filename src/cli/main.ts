@@ -117,6 +117,7 @@ program
   )
   .option('--log-format <format>', 'json or pretty (default: pretty on a terminal, else json)')
   .option('--log-level <level>', 'debug, info, warn or error', 'info')
+  .option('--workers <n>', 'receive processes sharing the listeners (default 1)')
   .addOption(formatOption())
   .action(
     run(
@@ -124,6 +125,7 @@ program
         file?: string[];
         state: string;
         admin?: string;
+        workers?: string;
         watch?: boolean;
         resync?: string;
         settle?: string;
