@@ -6,6 +6,8 @@
 // kubelet mounts them in.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, posix } from 'node:path';
@@ -16,6 +18,7 @@ import yaml from 'js-yaml';
 import { issueCertificate } from '../../src/pki/lab.js';
 import { domsec } from '../support/cli.js';
 import { lab } from '../support/lab.js';
+import { freePort } from '../support/ports.js';
 import { tempDir, type TempDir } from '../support/tmp.js';
 import { KubeletVolume } from './kubelet-volume.js';
 
@@ -215,6 +218,45 @@ describe('examples/kubernetes rendered by kubectl kustomize', { skip: missing },
             `${probe} asks ${path}: ${command}`,
           );
           assert.ok(spec.timeoutSeconds >= 1 && spec.periodSeconds >= 1);
+        }
+      });
+
+      it('runs probe commands that pass on 200 only, and fail on 503, a refused connection or silence', async () => {
+        const commands = ['livenessProbe', 'readinessProbe'].map(
+          (probe) => container()[probe].exec.command as string[],
+        );
+        // A stand-in for the admin API: 200 on /healthz, 503 on /readyz, no answer on /hang.
+        const server = createServer((request, response) => {
+          if (request.url === '/hang') return;
+          response.writeHead(request.url === '/healthz' ? 200 : 503).end('domsec\n');
+        });
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+        const { port } = server.address() as AddressInfo;
+        const closed = await freePort();
+        const exitCode = async (command: string[], address: string, path?: string) => {
+          const [program, ...args] = command.map((arg) => {
+            const aimed = arg.replace('127.0.0.1:8025', address);
+            return path === undefined ? aimed : aimed.replace(/\/(healthz|readyz)\b/, path);
+          });
+          assert.equal(program, 'node');
+          const started = Date.now();
+          const code = await run(process.execPath, args, { timeout: 10_000 }).then(
+            () => 0,
+            (error: { code?: number }) => error.code ?? -1,
+          );
+          return { code, ms: Date.now() - started };
+        };
+        try {
+          const [liveness, readiness] = commands as [string[], string[]];
+          assert.equal((await exitCode(liveness, `127.0.0.1:${port}`)).code, 0, '/healthz 200');
+          assert.equal((await exitCode(readiness, `127.0.0.1:${port}`)).code, 1, '/readyz 503');
+          assert.equal((await exitCode(readiness, `127.0.0.1:${closed}`)).code, 1, 'refused');
+          const silent = await exitCode(readiness, `127.0.0.1:${port}`, '/hang');
+          assert.equal(silent.code, 1, 'no answer');
+          assert.ok(silent.ms < 3_000 + 1_000, `gave up after ${silent.ms} ms`);
+        } finally {
+          server.closeAllConnections();
+          await new Promise((resolve) => server.close(resolve));
         }
       });
 
