@@ -58,11 +58,15 @@ export interface ServeOptions {
   logLevel?: string;
   /** json: the startup summary (and --watch's events) as one JSON object per line. */
   output?: OutputFormat;
+  /** Receive processes sharing the listeners (docs/workers.md); 1 unless told. */
+  workers?: string;
 }
 
 const DEFAULT_ADMIN = '127.0.0.1:8025';
 /** Diagnostics named in the status's reason and the log line when manifests do not validate. */
 const DIAGNOSTICS_NAMED = 3;
+/** More receive workers than this is a typing error, not a machine. */
+const MAX_WORKERS = 256;
 
 export async function serveCommand(
   options: ServeOptions,
@@ -71,6 +75,7 @@ export async function serveCommand(
 ): Promise<number> {
   const resyncMs = parseResync(options.resync);
   const settleMs = parseSettle(options.settle);
+  const workers = parseWorkers(options.workers);
   const json = options.output === 'json';
   if (options.resync !== undefined && !options.watch)
     throw new CliError('--resync goes with --watch');
@@ -85,7 +90,7 @@ export async function serveCommand(
     ...logSettings(options),
     colorize: process.stderr.isTTY === true && (process.env.NO_COLOR ?? '') === '',
   });
-  const engine = await openEngine(options.state, log);
+  const engine = await openEngine(options.state, log, workers);
   const by = `serve -f ${(options.file ?? []).join(', ')}`;
   try {
     const invalid = load !== undefined && load.config === undefined ? load : undefined;
@@ -222,10 +227,10 @@ export async function serveCommand(
 }
 
 /** Engine.open's refusals (the state in use, not a directory, no flock) as one line each. */
-async function openEngine(stateDir: string, log: EngineLog): Promise<Engine> {
+async function openEngine(stateDir: string, log: EngineLog, workers: number): Promise<Engine> {
   try {
     // A configuration kept by an older domsec gets the defaults of fields added since.
-    return await Engine.open({ stateDir, log, upgradeConfig: withSchemaDefaults });
+    return await Engine.open({ stateDir, log, upgradeConfig: withSchemaDefaults, workers });
   } catch (error) {
     if (
       error instanceof StateLockedError ||
@@ -235,6 +240,15 @@ async function openEngine(stateDir: string, log: EngineLog): Promise<Engine> {
       throw new CliError(error.message);
     throw error;
   }
+}
+
+/** --workers: a whole number from 1 to MAX_WORKERS; 1 unless told. */
+function parseWorkers(given: string | undefined): number {
+  if (given === undefined) return 1;
+  const workers = /^[0-9]{1,4}$/.test(given) ? Number(given) : Number.NaN;
+  if (!(workers >= 1 && workers <= MAX_WORKERS))
+    throw new CliError(`--workers ${given}: expected a whole number from 1 to ${MAX_WORKERS}`);
+  return workers;
 }
 
 /** Drains the engine, saying why it stops and what it waited for. */

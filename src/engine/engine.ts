@@ -31,7 +31,8 @@ import { engineIdentity } from './state-identity.js';
 import { StateLock, StateLockError } from './state-lock.js';
 import { GenerationSlot } from './runtime/generation-slot.js';
 import { Lifecycle, type ApplyOptions } from './runtime/lifecycle.js';
-import { ListenerSet } from './runtime/listener-set.js';
+import { ListenerSet, type ReceiveListeners } from './runtime/listener-set.js';
+import { WorkerGroup } from './workers/group.js';
 import { StatusStore } from './runtime/status-store.js';
 
 export {
@@ -57,6 +58,11 @@ export interface EngineOptions {
   upgradeConfig?: (config: RuntimeConfig) => Promise<RuntimeConfig>;
   /** Labs and tests only: extra CAs for MTA-STS (policy hosts and MX hosts) and the policy port. */
   tlsPolicyLab?: TlsPolicyLab;
+  /**
+   * How many receive processes share the listeners (docs/workers.md); 1 (the default): receive
+   * runs in this process, as it always did.
+   */
+  workers?: number;
   /** Tests only: TLS reporting's clock and how often it writes results and sends reports. */
   tlsReporting?: Pick<TlsReportingOptions, 'now' | 'flushMs' | 'cycleMs'>;
 }
@@ -80,7 +86,7 @@ export class Engine {
     /** Aborted when the engine stops on its own (its state lock was lost), with the reason. */
     private readonly halt: AbortController,
     private readonly slot: GenerationSlot,
-    private readonly listeners: ListenerSet,
+    private readonly listeners: ReceiveListeners,
     private readonly lifecycle: Lifecycle,
     private readonly status: StatusStore,
     private readonly delivery: EngineDelivery,
@@ -108,6 +114,7 @@ export class Engine {
     });
     let delivery: EngineDelivery | undefined;
     let tlsReporting: TlsReporting | undefined;
+    let group: WorkerGroup | undefined;
     try {
       const identity = await engineIdentity(stateDir, options.log);
       const protocolLog = new ProtocolLog(join(stateDir, 'logs', 'protocol'));
@@ -129,16 +136,33 @@ export class Engine {
       const history = await GenerationHistory.open(join(stateDir, 'history'));
       const status = await StatusStore.open(stateDir, log);
       if (halt.signal.aborted) throw halt.signal.reason;
-      const listeners = new ListenerSet({
-        slot,
-        sink: delivery.queue,
-        log,
-        events,
-        protocolLog,
-        counter: new ConnectionCounter(),
-        // One for every listener: a full queue disk refuses MAIL FROM on all of them (452 4.3.1).
-        storage: new StorageGuard({ directory: join(stateDir, 'queue'), log }),
-      });
+      const workers = options.workers ?? 1;
+      if (!Number.isInteger(workers) || workers < 1)
+        throw new RangeError(`workers must be a whole number from 1, not ${workers}`);
+      group =
+        workers === 1
+          ? undefined
+          : await WorkerGroup.start({
+              count: workers,
+              stateDir,
+              slot,
+              queue: delivery.queue,
+              events,
+              log,
+              lockPipe: lock.pipe,
+            });
+      const listeners: ReceiveListeners =
+        group ??
+        new ListenerSet({
+          slot,
+          sink: delivery.queue,
+          log,
+          events,
+          protocolLog,
+          counter: new ConnectionCounter(),
+          // One for every listener: a full queue disk refuses MAIL FROM on all of them (452 4.3.1).
+          storage: new StorageGuard({ directory: join(stateDir, 'queue'), log }),
+        });
       const partners = new PartnerHealth();
       const running = delivery;
       slot.subscribe((next) => partners.retain(new Set(next.partnersByDomain.keys())));
@@ -190,6 +214,7 @@ export class Engine {
         tlsReporting,
       );
     } catch (error) {
+      await group?.close().closed.catch(() => undefined);
       await tlsReporting?.close().catch(() => undefined);
       await delivery?.close().catch(() => undefined);
       await lock.release();
@@ -354,6 +379,11 @@ export class Engine {
   /** Where a listener with this binding really listens (tests bind port 0). */
   listenerAddress(binding: string): { address: string; port: number } | null {
     return this.listeners.address(binding);
+  }
+
+  /** The receive workers' process ids by writer name; empty when receive runs here (tests). */
+  workerPids(): Map<string, number> {
+    return this.listeners instanceof WorkerGroup ? this.listeners.pids : new Map();
   }
 
   /** Where our MTA-STS policy is served over HTTPS (Organization mtaSts.listen); null: not. */

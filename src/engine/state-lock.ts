@@ -159,6 +159,14 @@ export class StateLock {
     return this.child.pid;
   }
 
+  /**
+   * Our end of the holder's pipe. A process that inherits it (a receive worker) keeps the lock
+   * held for as long as it lives, even after we died: the group is covered as one.
+   */
+  get pipe(): Writable {
+    return this.child.stdin;
+  }
+
   /** Lets go: our end of the pipe closes, cat exits, the kernel drops the lock. */
   async release(): Promise<void> {
     if (this.released) return this.exited;

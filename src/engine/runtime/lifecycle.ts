@@ -10,7 +10,7 @@ import type { GenerationHistory } from '../history.js';
 import type { EngineLog } from '../log.js';
 import type { Attempt } from '../state-status.js';
 import type { GenerationSlot } from './generation-slot.js';
-import { BindError, type ListenerSet } from './listener-set.js';
+import { BindError, type ReceiveListeners } from './listener-set.js';
 import type { StatusStore } from './status-store.js';
 
 export class EngineBusyError extends Error {
@@ -60,7 +60,7 @@ export interface ApplyOptions {
 
 export interface LifecycleOptions {
   slot: GenerationSlot;
-  listeners: ListenerSet;
+  listeners: ReceiveListeners;
   status: StatusStore;
   history: GenerationHistory;
   /** This state directory's engine identity: a plan made against another is refused. */

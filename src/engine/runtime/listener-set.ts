@@ -41,13 +41,30 @@ export class BindError extends Error {
   }
 }
 
+/**
+ * What the lifecycle and the engine need of the receive listeners: this process's ListenerSet, or
+ * the group of receive workers that share them (workers/group.ts).
+ */
+export interface ReceiveListeners {
+  prepare(prepared: PreparedGeneration): Promise<void>;
+  abort(prepared: PreparedGeneration): Promise<void>;
+  readonly size: number;
+  state(generation: Generation | undefined): ListenerState[];
+  sessionsByConnector(
+    generation: Generation | undefined,
+  ): { connector: string; sessions: number }[];
+  address(binding: string): { address: string; port: number } | null;
+  policyAddress(): { address: string; port: number } | null;
+  close(): { sessions: number; closed: Promise<void> };
+}
+
 interface Staged {
   prepared: PreparedGeneration;
   wanted: Set<string>;
   started: [string, ReceiveListener][];
 }
 
-export class ListenerSet {
+export class ListenerSet implements ReceiveListeners {
   private readonly listeners = new Map<string, ReceiveListener>();
   private staged: Staged | undefined;
   /** Listeners replaced or dropped by a commit, still letting their sessions end. */
@@ -125,6 +142,20 @@ export class ListenerSet {
       }
     }
     this.policy.install(next);
+  }
+
+  /**
+   * The listeners the prepared generation has once it is committed, each with where it listens
+   * (a receive worker tells its primary before the commit).
+   */
+  preparedListeners(): { binding: string; address: string | null; port: number | null }[] {
+    const staged = this.staged;
+    if (staged === undefined) return [];
+    const started = new Map(staged.started);
+    return [...staged.wanted].map((binding) => {
+      const address = (started.get(binding) ?? this.listeners.get(binding))?.address() ?? null;
+      return { binding, address: address?.address ?? null, port: address?.port ?? null };
+    });
   }
 
   /** Where our MTA-STS policy is served; null when it is not. */

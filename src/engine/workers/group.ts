@@ -1,0 +1,433 @@
+// The primary's side of the receive workers (docs/workers.md): N processes forked with node:cluster
+// share every receive listener (the primary holds the sockets and hands each connection to one
+// worker in turn). To the lifecycle and the engine the group is the listener set: a generation is
+// prepared in every worker before it is committed in any, and applied nowhere when one fails; the
+// state, sessions and addresses it reports are every worker's, summed. What a worker accepted is
+// adopted by the queue here; a worker that dies has its journal segments read again and is
+// replaced.
+import cluster, { type Worker } from 'node:cluster';
+import { extname } from 'node:path';
+import type { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import type { ListenerState } from '../../model.js';
+import { formatEndpoint } from '../../units.js';
+import { parseBinding } from '../addresses.js';
+import type { EngineEvents } from '../events.js';
+import type { Generation } from '../generation.js';
+import type { EngineLog } from '../log.js';
+import type { MessageQueue } from '../queue/queue.js';
+import type { GenerationSource, PreparedGeneration } from '../runtime/generation-slot.js';
+import { ApplyNotCommittedError } from '../runtime/lifecycle.js';
+import type { ReceiveListeners } from '../runtime/listener-set.js';
+import type { PrimaryMessage, WorkerListener, WorkerMessage, WorkerReport } from './protocol.js';
+import { WORKER_ENV } from './protocol.js';
+
+/** A worker that has not said it is ready by then is stopped (and the start fails). */
+const READY_TIMEOUT_MS = 20_000;
+/** A worker that has not answered a prepare by then fails it. */
+const PREPARE_TIMEOUT_MS = 30_000;
+/** A dead worker is replaced after this long (a worker that dies at once does not spin). */
+const RESPAWN_DELAY_MS = 500;
+/** Workers still running this long after a stop are killed. */
+const STOP_TIMEOUT_MS = 60_000;
+
+export interface WorkerGroupOptions {
+  /** How many receive workers (2 or more: one is the engine's own listener set). */
+  count: number;
+  stateDir: string;
+  slot: GenerationSource;
+  queue: MessageQueue;
+  events: EngineEvents;
+  log: EngineLog;
+  /** The state lock's pipe: every worker inherits it, so the lock covers the group. */
+  lockPipe?: Writable;
+}
+
+interface Member {
+  writer: string;
+  worker: Worker;
+  ready: Promise<void>;
+  running: boolean;
+  report: WorkerReport | undefined;
+  /** Answers to prepares in flight, by generation number. */
+  answers: Map<
+    number,
+    (answer: { ok: true; listeners: WorkerListener[] } | { ok: false; reason: string }) => void
+  >;
+  exited: Promise<void>;
+}
+
+interface Staged {
+  prepared: PreparedGeneration;
+  members: Member[];
+  listeners: Map<Member, WorkerListener[]>;
+}
+
+/** The file a worker runs: worker-main next to this one (.ts under tsx, .js when built). */
+function workerEntry(): string {
+  const here = fileURLToPath(import.meta.url);
+  return fileURLToPath(new URL(`./worker-main${extname(here)}`, import.meta.url));
+}
+
+export class WorkerGroup implements ReceiveListeners {
+  private readonly members = new Map<string, Member>();
+  private staged: Staged | undefined;
+  private forked = 0;
+  private closing = false;
+
+  private constructor(private readonly options: WorkerGroupOptions) {
+    options.slot.subscribe((next) => this.install(next));
+  }
+
+  /** Forks the workers and waits until every one is ready; on a failure stops them and throws. */
+  static async start(options: WorkerGroupOptions): Promise<WorkerGroup> {
+    if (!cluster.isPrimary) throw new Error('receive workers are started by the primary only');
+    cluster.setupPrimary({
+      exec: workerEntry(),
+      args: [],
+      serialization: 'advanced',
+      // The lock's pipe at LOCK_FD (4).
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc', options.lockPipe ?? 'ignore'],
+    });
+    const group = new WorkerGroup(options);
+    try {
+      const members = Array.from({ length: options.count }, () => group.fork());
+      await Promise.all(members.map((member) => member.ready));
+    } catch (error) {
+      await group.close().closed;
+      throw error;
+    }
+    return group;
+  }
+
+  /** The workers' process ids, by writer name (tests kill one). */
+  get pids(): Map<string, number> {
+    const pids = new Map<string, number>();
+    for (const member of this.members.values())
+      if (member.worker.process.pid !== undefined)
+        pids.set(member.writer, member.worker.process.pid);
+    return pids;
+  }
+
+  private fork(): Member {
+    this.forked += 1;
+    const writer = `w${this.forked}`;
+    const worker = cluster.fork({
+      [WORKER_ENV.writer]: writer,
+      [WORKER_ENV.stateDir]: this.options.stateDir,
+    });
+    let ready!: () => void;
+    let failed!: (error: Error) => void;
+    const member: Member = {
+      writer,
+      worker,
+      ready: new Promise<void>((resolve, reject) => {
+        ready = resolve;
+        failed = reject;
+      }),
+      running: false,
+      report: undefined,
+      answers: new Map(),
+      exited: new Promise<void>((resolve) => worker.once('exit', () => resolve())),
+    };
+    member.ready.catch(() => undefined);
+    const timer = setTimeout(() => {
+      failed(new Error(`receive worker ${writer} was not ready within ${READY_TIMEOUT_MS} ms`));
+      worker.process.kill('SIGKILL');
+    }, READY_TIMEOUT_MS);
+    timer.unref();
+    worker.on('message', (message: WorkerMessage) => {
+      if (message.type === 'ready') {
+        clearTimeout(timer);
+        member.running = true;
+        ready();
+        return;
+      }
+      this.heard(member, message);
+    });
+    worker.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      failed(new Error(`receive worker ${writer} exited (${signal ?? `exit ${code}`})`));
+      void this.exited(member, code, signal);
+    });
+    this.members.set(writer, member);
+    return member;
+  }
+
+  private heard(member: Member, message: WorkerMessage): void {
+    const { queue, events, log } = this.options;
+    switch (message.type) {
+      case 'accepted':
+        queue.adopt(message.message, message.records, message.location);
+        return;
+      case 'sealed':
+        queue.seal(message.segment, message.messages);
+        return;
+      case 'event':
+        events.emit(message.event);
+        return;
+      case 'log':
+        log.log(message.level, message.event, { ...message.fields, worker: member.writer });
+        return;
+      case 'report': {
+        const { type: _type, ...report } = message;
+        member.report = report;
+        return;
+      }
+      case 'prepared':
+        member.answers.get(message.number)?.({ ok: true, listeners: message.listeners });
+        return;
+      case 'prepare-failed':
+        member.answers.get(message.number)?.({ ok: false, reason: message.reason });
+        return;
+      case 'ready':
+      case 'stopped':
+        return;
+    }
+  }
+
+  /**
+   * A worker ended. Its journal segments are read again, so that what it made durable and did
+   * not get to tell joins the queue; unless the group is stopping, another takes its place.
+   */
+  private async exited(member: Member, code: number | null, signal: string | null): Promise<void> {
+    this.members.delete(member.writer);
+    member.running = false;
+    for (const answer of member.answers.values())
+      answer({ ok: false, reason: `receive worker ${member.writer} exited` });
+    member.answers.clear();
+    if (!this.closing)
+      this.options.log.log('error', 'workers.worker-exited', {
+        worker: member.writer,
+        pid: member.worker.process.pid,
+        ...(signal === null ? { code } : { signal }),
+      });
+    try {
+      const found = await this.options.queue.writerGone(member.writer);
+      if (found > 0)
+        this.options.log.log('info', 'workers.journal-recovered', {
+          worker: member.writer,
+          messages: found,
+        });
+    } catch (error) {
+      this.options.log.log('error', 'workers.journal-recovery-failed', {
+        worker: member.writer,
+        error: (error as Error).message,
+      });
+    }
+    if (this.closing) return;
+    await new Promise((resolve) => setTimeout(resolve, RESPAWN_DELAY_MS));
+    if (this.closing) return;
+    const replacement = this.fork();
+    try {
+      await replacement.ready;
+      await this.bringUp(replacement);
+      this.options.log.log('info', 'workers.worker-replaced', {
+        worker: replacement.writer,
+        replaces: member.writer,
+        pid: replacement.worker.process.pid,
+      });
+    } catch (error) {
+      this.options.log.log('error', 'workers.worker-start-failed', {
+        worker: replacement.writer,
+        error: (error as Error).message,
+      });
+      replacement.worker.process.kill('SIGKILL');
+    }
+  }
+
+  /** A worker that joined later runs the current generation: prepared, then committed. */
+  private async bringUp(member: Member): Promise<void> {
+    const current = this.options.slot.current;
+    if (current === undefined) return;
+    const answer = await this.ask(member, current);
+    if (!answer.ok) throw new Error(answer.reason);
+    this.tell(member, { type: 'commit', number: current.number });
+    member.report = this.reportOf(current.number, answer.listeners, member.report);
+  }
+
+  private ask(
+    member: Member,
+    generation: Generation,
+  ): Promise<{ ok: true; listeners: WorkerListener[] } | { ok: false; reason: string }> {
+    const { number } = generation;
+    return new Promise((resolve) => {
+      const timer = setTimeout(
+        () => resolve({ ok: false, reason: `receive worker ${member.writer} did not answer` }),
+        PREPARE_TIMEOUT_MS,
+      );
+      timer.unref();
+      member.answers.set(number, (answer) => {
+        clearTimeout(timer);
+        member.answers.delete(number);
+        resolve(answer);
+      });
+      if (
+        !this.tell(member, {
+          type: 'prepare',
+          number,
+          config: generation.config,
+          appliedAt: generation.appliedAt,
+        })
+      )
+        resolve({ ok: false, reason: `receive worker ${member.writer} is gone` });
+    });
+  }
+
+  private tell(member: Member, message: PrimaryMessage): boolean {
+    try {
+      return member.worker.isConnected() && member.worker.send(message);
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Prepares the generation in every worker; the first that fails (or exits, or does not answer)
+   * fails the apply, and every worker undoes what it bound: applied nowhere.
+   */
+  async prepare(prepared: PreparedGeneration): Promise<void> {
+    const members = [...this.members.values()];
+    await Promise.all(members.map((member) => member.ready.catch(() => undefined)));
+    const running = members.filter((member) => member.running);
+    if (running.length === 0) throw new ApplyNotCommittedError('no receive worker is running');
+    const answers = await Promise.all(
+      running.map((member) => this.ask(member, prepared.generation)),
+    );
+    const failure = answers.findIndex((answer) => !answer.ok);
+    if (failure >= 0) {
+      for (const member of running)
+        this.tell(member, { type: 'abort', number: prepared.generation.number });
+      const answer = answers[failure];
+      const reason = answer !== undefined && !answer.ok ? answer.reason : 'failed';
+      throw new ApplyNotCommittedError(`receive worker ${running[failure]?.writer}: ${reason}`);
+    }
+    const listeners = new Map<Member, WorkerListener[]>();
+    running.forEach((member, n) => {
+      const answer = answers[n];
+      if (answer?.ok === true) listeners.set(member, answer.listeners);
+    });
+    this.staged = { prepared, members: running, listeners };
+  }
+
+  async abort(prepared: PreparedGeneration): Promise<void> {
+    const staged = this.staged;
+    if (staged?.prepared !== prepared) return;
+    this.staged = undefined;
+    for (const member of staged.members)
+      this.tell(member, { type: 'abort', number: prepared.generation.number });
+  }
+
+  /** The slot committed: every worker that prepared it commits too. */
+  private install(next: Generation): void {
+    const staged = this.staged;
+    if (staged?.prepared.generation !== next) return;
+    this.staged = undefined;
+    for (const member of staged.members) {
+      this.tell(member, { type: 'commit', number: next.number });
+      member.report = this.reportOf(next.number, staged.listeners.get(member) ?? [], member.report);
+    }
+  }
+
+  /** What a worker runs right after a commit, until its own report arrives. */
+  private reportOf(
+    generation: number,
+    listeners: WorkerListener[],
+    previous: WorkerReport | undefined,
+  ): WorkerReport {
+    return {
+      generation,
+      listeners,
+      sessions: previous?.sessions ?? [],
+      policy: previous?.policy ?? null,
+    };
+  }
+
+  private reports(): WorkerReport[] {
+    return [...this.members.values()]
+      .filter((member) => member.running && member.report !== undefined)
+      .map((member) => member.report as WorkerReport);
+  }
+
+  get size(): number {
+    return new Set(this.reports().flatMap((report) => report.listeners.map((l) => l.binding))).size;
+  }
+
+  /** Every binding some worker has; listening only when every running worker listens on it. */
+  state(generation: Generation | undefined): ListenerState[] {
+    const reports = this.reports();
+    const bindings = new Map<string, WorkerListener[]>();
+    for (const report of reports)
+      for (const listener of report.listeners)
+        bindings.set(listener.binding, [...(bindings.get(listener.binding) ?? []), listener]);
+    return [...bindings].map(([binding, seen]) => {
+      const listening = seen.length === reports.length && seen.every((l) => l.listening);
+      const first = seen.find((l) => l.address !== null);
+      return {
+        binding,
+        connectors:
+          generation?.receiveConnectors
+            .filter((c) => c.bindings.some((b) => formatEndpoint(b.host, b.port) === binding))
+            .map((c) => c.name) ?? [],
+        address: first?.address ?? null,
+        port: first?.port ?? null,
+        listening,
+      };
+    });
+  }
+
+  /** Sessions open now on each receive connector, summed over every worker. */
+  sessionsByConnector(
+    generation: Generation | undefined,
+  ): { connector: string; sessions: number }[] {
+    const reports = this.reports();
+    return (generation?.receiveConnectors ?? []).map((connector) => ({
+      connector: connector.name,
+      sessions: reports.reduce(
+        (sum, report) =>
+          sum + (report.sessions.find((s) => s.connector === connector.name)?.sessions ?? 0),
+        0,
+      ),
+    }));
+  }
+
+  address(binding: string): { address: string; port: number } | null {
+    const parsed = parseBinding(binding);
+    const key = formatEndpoint(parsed.host, parsed.port);
+    for (const report of this.reports()) {
+      const listener = report.listeners.find((l) => l.binding === key);
+      if (listener?.address != null && listener.port !== null)
+        return { address: listener.address, port: listener.port };
+    }
+    return null;
+  }
+
+  policyAddress(): { address: string; port: number } | null {
+    return this.reports().find((report) => report.policy !== null)?.policy ?? null;
+  }
+
+  /**
+   * Stops every worker: each stops accepting, lets its sessions end and closes its journal; once
+   * one has exited its segments are read again (nothing it accepted is left behind).
+   */
+  close(): { sessions: number; closed: Promise<void> } {
+    this.closing = true;
+    const members = [...this.members.values()];
+    const sessions = this.reports().reduce(
+      (sum, report) => sum + report.sessions.reduce((n, s) => n + s.sessions, 0),
+      0,
+    );
+    for (const member of members) this.tell(member, { type: 'stop' });
+    const closed = Promise.all(
+      members.map(async (member) => {
+        const timer = setTimeout(() => member.worker.process.kill('SIGKILL'), STOP_TIMEOUT_MS);
+        timer.unref();
+        await member.exited;
+        clearTimeout(timer);
+        // Its exit handler reads its segments again; wait for that too.
+        await this.options.queue.writerGone(member.writer).catch(() => 0);
+      }),
+    ).then(() => undefined);
+    return { sessions, closed };
+  }
+}

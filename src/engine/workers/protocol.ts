@@ -1,0 +1,63 @@
+// What the primary and its receive workers say to each other over the IPC channel (node:cluster,
+// advanced serialization: Dates and Buffers arrive as they left). No I/O.
+import type { RuntimeConfig } from '../../model.js';
+import type { EngineEvent } from '../events.js';
+import type { LogLevel } from '../log.js';
+import type { JournalLocation, SegmentId } from '../queue/journal.js';
+import type { ControlRecord } from '../queue/record.js';
+
+/** The environment a worker is started with: its writer name and the state directory. */
+export const WORKER_ENV = {
+  writer: 'DOMSEC_WORKER_WRITER',
+  stateDir: 'DOMSEC_WORKER_STATE',
+} as const;
+
+/** The stdio slot at which a worker holds the state lock's pipe (it covers the whole group). */
+export const LOCK_FD = 4;
+
+/** The primary to a worker. */
+export type PrimaryMessage =
+  /** Build this generation and bind what it adds; answer prepared or prepare-failed. */
+  | { type: 'prepare'; number: number; config: RuntimeConfig; appliedAt: Date }
+  /** The prepared generation runs now. */
+  | { type: 'commit'; number: number }
+  /** The prepared generation is applied nowhere: undo what was bound for it. */
+  | { type: 'abort'; number: number }
+  /** Stop accepting, let the sessions end, close the journal, exit. */
+  | { type: 'stop' };
+
+/** One listener as a worker sees it. */
+export interface WorkerListener {
+  binding: string;
+  address: string | null;
+  port: number | null;
+  listening: boolean;
+}
+
+/** What a worker runs, told whenever it changes. */
+export interface WorkerReport {
+  generation: number;
+  listeners: WorkerListener[];
+  /** Sessions open now, per receive connector. */
+  sessions: { connector: string; sessions: number }[];
+  policy: { address: string; port: number } | null;
+}
+
+/** A worker to the primary. */
+export type WorkerMessage =
+  /** Started: ready for a generation. */
+  | { type: 'ready'; writer: string }
+  /** Ready to commit: where each listener of the generation listens, ours included. */
+  | { type: 'prepared'; number: number; listeners: WorkerListener[] }
+  | { type: 'prepare-failed'; number: number; reason: string }
+  /** A message is durable in the worker's journal segment (the client may already have its 250). */
+  | { type: 'accepted'; message: string; records: ControlRecord[]; location: JournalLocation }
+  /** The worker appends no more to this segment, which holds `messages` messages. */
+  | { type: 'sealed'; segment: SegmentId; messages: number }
+  /** What happened in the worker, for the primary's event log, metrics and partner health. */
+  | { type: 'event'; event: EngineEvent }
+  | ({ type: 'report' } & WorkerReport)
+  /** A line for the primary's log (the worker has no log of its own). */
+  | { type: 'log'; level: LogLevel; event: string; fields: Record<string, unknown> }
+  /** Stopped: every session ended; `sessions` were open when it stopped accepting. */
+  | { type: 'stopped'; sessions: number };

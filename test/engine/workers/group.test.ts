@@ -1,0 +1,126 @@
+// Receive workers in one engine: N processes share each receive listener, the primary's queue
+// takes what they accept, a generation reaches them prepare then commit (or nowhere), and a worker
+// killed with SIGKILL loses nothing it acknowledged and is replaced.
+import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Engine } from '../../../src/engine/engine.js';
+import { ApplyNotCommittedError } from '../../../src/engine/runtime/lifecycle.js';
+import { memoryLog } from '../../../src/engine/log.js';
+import { eventually } from '../../support/eventually.js';
+import { lab } from '../../support/lab.js';
+import { freePort } from '../../support/ports.js';
+import { runtimeConfig } from '../../support/runtime-config.js';
+import { submit } from '../../support/smtp-submit.js';
+import { tempDir, type TempDir } from '../../support/tmp.js';
+
+const WORKERS = 2;
+
+function send(port: number, subject: string) {
+  const { adatumMail, treyRoot } = lab();
+  return submit(
+    port,
+    { from: 'alice@adatum.com', to: ['bob@treyresearch.net'] },
+    { certificate: adatumMail, serverCa: treyRoot.certPem },
+    `From: alice@adatum.com\r\nTo: bob@treyresearch.net\r\nSubject: ${subject}\r\n\r\nHello.\r\n`,
+  );
+}
+
+describe('receive workers', () => {
+  let dir: TempDir;
+  let engine: Engine;
+  let log: ReturnType<typeof memoryLog>;
+  let port: number;
+  let blocker: Server | undefined;
+  const accepted = () => log.entries.filter((e) => e.event === 'queue.accepted').length;
+
+  before(async () => {
+    dir = await tempDir('domsec-workers-');
+    log = memoryLog();
+    engine = await Engine.open({ stateDir: join(dir.path, 'state'), log, workers: WORKERS });
+    port = await freePort();
+    await engine.apply(runtimeConfig({ receiveConnector: { bindings: [`127.0.0.1:${port}`] } }));
+  });
+  after(async () => {
+    await engine?.close();
+    await new Promise((resolve) =>
+      blocker === undefined ? resolve(undefined) : blocker.close(resolve),
+    );
+    await dir?.remove();
+  });
+
+  it('shares the listener between the workers and queues what each accepts in the primary', async () => {
+    assert.equal(engine.workerPids().size, WORKERS);
+    const replies = await Promise.all(
+      Array.from({ length: 12 }, (_, n) => send(port, `shared ${n}`)),
+    );
+    for (const reply of replies) assert.equal(reply.code, 250, reply.response);
+    await eventually('every message queued', () => accepted(), { until: (n) => n >= 12 });
+    // Each worker appended to a journal segment of its own.
+    const writers = new Set(
+      (await readdir(join(dir.path, 'state', 'queue', 'journal')))
+        .map((name) => /^(w\d+)\./.exec(name)?.[1])
+        .filter((writer) => writer !== undefined),
+    );
+    assert.deepEqual([...writers].sort(), [...engine.workerPids().keys()].sort());
+    const state = engine.state();
+    assert.deepEqual(
+      state.listeners.map((l) => [l.binding, l.listening, l.port]),
+      [[`127.0.0.1:${port}`, true, port]],
+    );
+  });
+
+  it('applies a generation no worker can prepare nowhere, and the running one keeps serving', async () => {
+    const before = engine.currentGeneration;
+    const taken = await freePort();
+    blocker = createServer();
+    await new Promise<void>((resolve) => blocker?.listen(taken, '127.0.0.1', resolve));
+    await assert.rejects(
+      engine.apply(
+        runtimeConfig({
+          receiveConnector: { bindings: [`127.0.0.1:${port}`, `127.0.0.1:${taken}`] },
+        }),
+      ),
+      ApplyNotCommittedError,
+    );
+    assert.equal(engine.currentGeneration, before);
+    assert.equal((await send(port, 'after the refused apply')).code, 250);
+    assert.deepEqual(
+      engine.state().listeners.map((l) => l.binding),
+      [`127.0.0.1:${port}`],
+    );
+  });
+
+  it('loses nothing a worker killed with SIGKILL acknowledged, and replaces the worker', async () => {
+    const pids = engine.workerPids();
+    const [victim, pid] = [...pids][0] ?? [];
+    assert.ok(victim !== undefined && pid !== undefined);
+    const start = accepted();
+    let acknowledged = 0;
+    const sending = Promise.all(
+      Array.from({ length: 24 }, async (_, n) => {
+        const reply = await send(port, `under kill ${n}`).catch(() => undefined);
+        if (reply?.code === 250) acknowledged += 1;
+      }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    process.kill(pid, 'SIGKILL');
+    await sending;
+    await eventually('a replacement worker', () => engine.workerPids(), {
+      until: (now) => now.size === WORKERS && !now.has(victim),
+    });
+    await eventually('every acknowledged message queued', () => accepted() - start, {
+      until: (n) => n >= acknowledged,
+    });
+    assert.ok(
+      log.entries.some((e) => e.event === 'workers.worker-exited' && e.fields.worker === victim),
+    );
+    // The replacement runs the current generation.
+    const replies = await Promise.all(
+      Array.from({ length: 6 }, (_, n) => send(port, `later ${n}`)),
+    );
+    for (const reply of replies) assert.equal(reply.code, 250, reply.response);
+  });
+});
