@@ -86,6 +86,11 @@ export interface OrganizationSpec {
    * domain; `keyFile` absolute once compiled.
    */
   tlsReporting?: { dkim?: { selector: string; domain?: string; keyFile: string } };
+  /**
+   * MTA-STS policy hosts may be at loopback, private, link-local or reserved addresses (labs and
+   * tests). Absent: false, such a host is not fetched from.
+   */
+  allowInternalPolicyHosts?: boolean;
 }
 
 export interface CertificateSpec {

@@ -235,6 +235,13 @@ export const DIAGNOSTIC_CODES: readonly DiagnosticCodeEntry[] = [
     fix: 'Add `tlsReporting.dkim` with a `selector` and an RSA `keyFile` (2048 bits advised), and publish the TXT record `domsec dns records` prints at `<selector>._domainkey.<domain>`.',
   },
   {
+    code: 'DS111',
+    severity: 'warning',
+    meaning:
+      "The Organization sets `allowInternalPolicyHosts: true`: MTA-STS policies are fetched from `mta-sts.<domain>` hosts that resolve to loopback, private, link-local or reserved addresses. The recipient domain's DNS names that host, so any domain mail goes to can aim our HTTPS requests at services on this machine or our own networks. Plans mark turning it on as weakening.",
+    fix: 'Remove `allowInternalPolicyHosts` outside a lab whose policy hosts run on this machine; a domain whose policy host is internal is then treated as if its policy could not be fetched.',
+  },
+  {
     code: 'SCHEMA',
     severity: 'error',
     meaning:

@@ -322,6 +322,13 @@ export const SECURITY_FIELDS: Record<Kind, KindRules> = {
       field('mtaSts.listen', neutral('where our public policy is served')),
       field('admin.listen', adminListen),
       field('admin.tokenFile', neutral('where the token is read from')),
+      field(
+        'allowInternalPolicyHosts',
+        looserWhenOn(
+          'MTA-STS policy hosts at internal addresses fetched from (a domain can aim our requests at our own services)',
+          'MTA-STS policy hosts at internal addresses refused again',
+        ),
+      ),
       field('tlsReporting.dkim.selector', neutral('which key signs the TLS reports we send')),
       field('tlsReporting.dkim.domain', neutral('which of our domains signs our TLS reports')),
       field('tlsReporting.dkim.keyFile', neutral('where the key of our TLS reports is read from')),

@@ -1191,6 +1191,40 @@ export const RULE_CASES: readonly RuleCases[] = [
     ],
   },
   {
+    code: 'DS111',
+    valid: [
+      {
+        name: 'MTA-STS policy hosts at internal addresses refused, said outright',
+        files: {
+          'organization.yaml': replace(
+            'certificate: mail-adatum',
+            'certificate: mail-adatum\n  allowInternalPolicyHosts: false',
+          ),
+        },
+      },
+    ],
+    invalid: [
+      {
+        name: 'MTA-STS policy hosts at internal addresses allowed, at allowInternalPolicyHosts',
+        files: {
+          'organization.yaml': replace(
+            'certificate: mail-adatum',
+            'certificate: mail-adatum\n  allowInternalPolicyHosts: true',
+          ),
+        },
+        diagnostics: [
+          {
+            code: 'DS111',
+            at: { file: 'organization.yaml', needle: 'true' },
+            message:
+              /fetches MTA-STS policies from hosts at loopback, private and other internal addresses/,
+            hint: /outside a lab/,
+          },
+        ],
+      },
+    ],
+  },
+  {
     code: 'SCHEMA',
     valid: [],
     invalid: [

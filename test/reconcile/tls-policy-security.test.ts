@@ -110,6 +110,26 @@ describe('TlsPolicy security impact', () => {
     assert.match(change?.reasons.join() ?? '', /DNSSEC validation by the resolver .* turned off/);
   });
 
+  it('weakens when MTA-STS policy hosts at internal addresses are allowed, strengthens back', () => {
+    const base = withPolicies([]);
+    const allowing: RuntimeConfig = {
+      ...base,
+      organization: {
+        ...base.organization,
+        spec: { ...base.organization.spec, allowInternalPolicyHosts: true },
+      },
+    };
+    const [on] = plan(base, allowing).changes;
+    assert.equal(on?.kind, 'Organization');
+    assert.equal(on?.security, 'weakens');
+    assert.match(
+      on?.reasons.join() ?? '',
+      /MTA-STS policy hosts at internal addresses fetched from/,
+    );
+    const [off] = plan(allowing, base).changes;
+    assert.equal(off?.security, 'strengthens');
+  });
+
   it('is refused by the gate unattended without --approve-weakening, naming the policy', async () => {
     const before = withPolicies([policy('fabrikam', { dane: 'require' })]);
     const after = withPolicies([policy('fabrikam', { dane: 'disable' })]);

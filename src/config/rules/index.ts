@@ -9,6 +9,7 @@ import { checkCertificateValidity } from './certificate-validity.js';
 import { checkConnectorOverlap } from './connector-overlap.js';
 import type { Rule, RuleContext } from './context.js';
 import { checkFiles } from './files.js';
+import { checkInternalPolicyHosts } from './internal-policy-hosts.js';
 import { checkKeyStrength } from './key-strength.js';
 import { checkMtaStsListener } from './mta-sts-listener.js';
 import { checkOpenRelay } from './open-relay.js';
@@ -50,6 +51,7 @@ export const RULES: readonly Rule[] = [
   checkAdminListen, // DS108
   checkValidatingResolver, // DS109
   checkTlsReporting, // DS023, DS110
+  checkInternalPolicyHosts, // DS111
 ];
 
 export function runRules(context: RuleContext): Diagnostic[] {

@@ -1,11 +1,14 @@
 // Fetching an MTA-STS policy (RFC 8461 §3.3): GET https://mta-sts.<domain>/.well-known/mta-sts.txt
 // with PKIX verification of the policy host (the platform's CA store, plus the extra CAs a lab
 // configures), no redirects, a 200 with text/plain only, bounded in size and time. The policy
-// host's address comes from the policy resolver, like every other name of the look-up.
+// host's address comes from the policy resolver, like every other name of the look-up, and is
+// refused when it is internal (the domain's DNS names it, so it could aim us at our own
+// services): the connection goes to the very addresses checked, resolved once (no rebinding).
 import { request } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import type { LookupFunction } from 'node:net';
 import { MAX_POLICY_BYTES, parseStsPolicy, type StsPolicy } from './mta-sts-policy.js';
+import { firstInternal } from './internal-addresses.js';
 import type { PolicyResolver } from './resolver.js';
 import type { DomainName } from '../../domain-name.js';
 
@@ -17,6 +20,11 @@ export interface StsFetchOptions {
   port?: number;
   /** The whole fetch, connect to last byte (default 20 s). */
   timeoutMs?: number;
+  /**
+   * Policy hosts at loopback, private, link-local or reserved addresses are fetched from (the
+   * Organization's allowInternalPolicyHosts: labs and tests only). Default: refused.
+   */
+  allowInternalAddresses?: boolean;
 }
 
 /** What kind of failure, as TLS reporting (RFC 8460 §4.3.2.2) names it. */
@@ -93,7 +101,7 @@ function get(host: string, options: StsFetchOptions): Promise<string> {
       ...(extra.length > 0 ? { ca: [...rootCertificates, ...extra] } : {}),
       minVersion: 'TLSv1.2',
       agent: false,
-      lookup: policyLookup(options.resolver),
+      lookup: policyLookup(options.resolver, options.allowInternalAddresses === true),
       headers: { accept: 'text/plain', 'user-agent': 'domsec' },
       maxHeaderSize: 16_384,
     });
@@ -142,8 +150,12 @@ function get(host: string, options: StsFetchOptions): Promise<string> {
   });
 }
 
-/** net's lookup hook answered by the policy resolver (A first, then AAAA). */
-function policyLookup(resolver: PolicyResolver): LookupFunction {
+/**
+ * net's lookup hook answered by the policy resolver (A first, then AAAA), refused whole when an
+ * address of it is internal and that is not allowed. Node connects to what this returns and
+ * resolves nothing itself, so the address connected to is one checked here.
+ */
+export function policyLookup(resolver: PolicyResolver, allowInternal: boolean): LookupFunction {
   return (hostname, options, callback) => {
     void (async () => {
       const found: { address: string; family: number }[] = [];
@@ -164,6 +176,14 @@ function policyLookup(resolver: PolicyResolver): LookupFunction {
       if (first === undefined) {
         const error: NodeJS.ErrnoException = new Error(`no address for ${hostname}`);
         error.code = 'ENOTFOUND';
+        return callback(error, '', 0);
+      }
+      const internal = allowInternal ? undefined : firstInternal(found);
+      if (internal !== undefined) {
+        const error: NodeJS.ErrnoException = new Error(
+          `${hostname} is at ${internal.address}, an internal address: not fetched`,
+        );
+        error.code = 'EADDRNOTAVAIL';
         return callback(error, '', 0);
       }
       if (options.all === true)

@@ -118,6 +118,8 @@ export async function destinationTls(
   if (policy.mtaSts !== 'disable') {
     const fetch: StsFetchOptions = {
       resolver,
+      // Fail closed: the policy host is the domain's to name, and may not be one of ours.
+      allowInternalAddresses: config.organization.spec.allowInternalPolicyHosts === true,
       ...(services.extraCas === undefined ? {} : { extraCas: services.extraCas }),
       ...(services.mtaStsPort === undefined ? {} : { port: services.mtaStsPort }),
     };

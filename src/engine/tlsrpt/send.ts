@@ -4,8 +4,9 @@
 // mailto: the report message handed to our own queue, which delivers it like any other mail.
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { request } from 'node:https';
-import { BlockList, type LookupFunction } from 'node:net';
+import type { LookupFunction } from 'node:net';
 import { rootCertificates } from 'node:tls';
+import { firstInternal } from '../policy/internal-addresses.js';
 import type { ReportUri } from './record.js';
 
 export interface HttpsReportOptions {
@@ -16,42 +17,13 @@ export interface HttpsReportOptions {
   allowInternalAddresses?: boolean;
 }
 
-/**
- * Where a collector named by another domain's record may not be: this host, our own networks,
- * link-local, multicast and reserved ranges. The rua is the recipient domain's to write, so a
- * name of it resolving there would have us connect to our own services.
- */
-const INTERNAL = new BlockList();
-for (const [net, prefix] of [
-  ['0.0.0.0', 8],
-  ['10.0.0.0', 8],
-  ['100.64.0.0', 10],
-  ['127.0.0.0', 8],
-  ['169.254.0.0', 16],
-  ['172.16.0.0', 12],
-  ['192.0.0.0', 24],
-  ['192.168.0.0', 16],
-  ['198.18.0.0', 15],
-  ['224.0.0.0', 3],
-] as const)
-  INTERNAL.addSubnet(net, prefix, 'ipv4');
-for (const [net, prefix] of [
-  ['::', 127],
-  ['::ffff:0:0', 96],
-  ['64:ff9b::', 96],
-  ['fc00::', 7],
-  ['fe80::', 10],
-  ['ff00::', 8],
-] as const)
-  INTERNAL.addSubnet(net, prefix, 'ipv6');
-
 /** The system resolver's answer, refused whole when any address of it is internal. */
 const publicOnlyLookup: LookupFunction = (hostname, options, callback) => {
   dnsLookup(hostname, { ...options, all: true }, (error, addresses: LookupAddress[]) => {
     if (error !== null) return callback(error, '', 0);
-    const internal = addresses.find((a) =>
-      INTERNAL.check(a.address, a.family === 6 ? 'ipv6' : 'ipv4'),
-    );
+    // The rua is the recipient domain's to write: a name of it may not aim our POST at our own
+    // services. The addresses checked are those connected to (net resolves nothing itself).
+    const internal = firstInternal(addresses);
     const first = addresses[0];
     if (internal !== undefined || first === undefined) {
       const refused: NodeJS.ErrnoException = new Error(

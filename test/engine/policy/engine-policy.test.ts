@@ -53,7 +53,11 @@ describe('engine delivery under MTA-STS', () => {
       buildGeneration(
         {
           ...runtimeConfig({
-            organization: { resolver: { servers: [dns.server], static: {} } },
+            organization: {
+              resolver: { servers: [dns.server], static: {} },
+              // The lab's policy host is on loopback.
+              allowInternalPolicyHosts: true,
+            },
             sendConnectors: [
               sendConnector('out', { domainSecure: false, requireTls: false, port: peer.port }),
             ],

@@ -64,6 +64,8 @@ describe('MTA-STS policy cache', () => {
       extraCas,
       port: host.port,
       timeoutMs: 3_000,
+      // The lab's policy host is on loopback.
+      allowInternalAddresses: true,
     };
     return { lookup: (domain: typeof fabrikam) => kept.lookup(domain, fetch) };
   };
@@ -195,6 +197,7 @@ describe('MTA-STS policy cache', () => {
         extraCas: [ca.certPem],
         port: misnamed.port,
         timeoutMs: 3_000,
+        allowInternalAddresses: true,
       });
       assert.equal(result.policy, undefined);
       assert.match(result.problems.join(), /altnames|does not match/i);

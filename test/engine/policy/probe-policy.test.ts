@@ -60,7 +60,10 @@ describe('probe of a non-partner', () => {
     probeDomain(
       buildGeneration(
         runtimeConfig({
-          organization: { resolver: { servers: [dns.server], validating: true, static: {} } },
+          organization: {
+            resolver: { servers: [dns.server], validating: true, static: {} },
+            allowInternalPolicyHosts: true,
+          },
           sendConnectors: [
             sendConnector('out', { domainSecure: false, requireTls: false, port: server.port }),
           ],

@@ -129,6 +129,7 @@ describe('sending under DANE and MTA-STS', () => {
     const config = runtimeConfig({
       organization: {
         resolver: { servers: [dns.server], validating: options.validating ?? true, static: {} },
+        allowInternalPolicyHosts: true,
       },
       sendConnectors: [sendConnector('out', { domainSecure: false, requireTls: false, port })],
     });
@@ -378,7 +379,10 @@ describe('sending under DANE and MTA-STS', () => {
   it('keeps mutual TLS for a send-secure partner whatever a TLS policy says', async () => {
     const impostor = await peer({ certificate: lab().strangerAdatum });
     const config = runtimeConfig({
-      organization: { resolver: { servers: [dns.server], validating: true, static: {} } },
+      organization: {
+        resolver: { servers: [dns.server], validating: true, static: {} },
+        allowInternalPolicyHosts: true,
+      },
       sendConnectors: [sendConnector('out', { port: impostor.port })],
     });
     dns.zones.set('adatum.com', { MX: [{ preference: 10, exchange: 'mail.adatum.com' }] });

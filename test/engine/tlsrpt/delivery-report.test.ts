@@ -103,6 +103,7 @@ describe('TLS reporting from the send path', () => {
       runtimeConfig({
         organization: {
           resolver: { servers: [dns.server], static: {} },
+          allowInternalPolicyHosts: true,
           tlsReporting: { dkim: { selector: 'tlsrpt', keyFile } },
         },
         sendConnectors: [

@@ -95,7 +95,10 @@ describe('send sessions tell TLS reporting their result', () => {
 
   function generation(port: number, policies: Named<TlsPolicySpec>[] = []): Generation {
     const config = runtimeConfig({
-      organization: { resolver: { servers: [dns.server], validating: true, static: {} } },
+      organization: {
+        resolver: { servers: [dns.server], validating: true, static: {} },
+        allowInternalPolicyHosts: true,
+      },
       sendConnectors: [sendConnector('out', { domainSecure: false, requireTls: false, port })],
     });
     return buildGeneration({ ...config, tlsPolicies: policies }, 1);
@@ -256,7 +259,10 @@ describe('send sessions tell TLS reporting their result', () => {
     const partnerGeneration = (port: number) =>
       buildGeneration(
         runtimeConfig({
-          organization: { resolver: { servers: [dns.server], validating: true, static: {} } },
+          organization: {
+            resolver: { servers: [dns.server], validating: true, static: {} },
+            allowInternalPolicyHosts: true,
+          },
           sendConnectors: [sendConnector('out', { port })],
         }),
         1,

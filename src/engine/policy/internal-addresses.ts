@@ -1,0 +1,49 @@
+// Where a host named by another domain's DNS may not take us: this host, our own networks,
+// link-local, multicast and reserved ranges. An MTA-STS policy host (mta-sts.<domain>) and an
+// https: TLS report collector are named by the recipient domain, so a name of theirs resolving
+// there would have us connect to our own services (SSRF); such an answer is refused whole.
+import { BlockList, isIP } from 'node:net';
+
+const INTERNAL = new BlockList();
+for (const [net, prefix] of [
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.0.0.0', 24],
+  ['192.0.2.0', 24],
+  ['192.168.0.0', 16],
+  ['198.18.0.0', 15],
+  ['198.51.100.0', 24],
+  ['203.0.113.0', 24],
+  ['224.0.0.0', 3],
+] as const)
+  INTERNAL.addSubnet(net, prefix, 'ipv4');
+for (const [net, prefix] of [
+  ['::', 127],
+  ['64:ff9b::', 96],
+  ['100::', 64],
+  ['2001:db8::', 32],
+  ['fc00::', 7],
+  ['fe80::', 10],
+  ['fec0::', 10],
+  ['ff00::', 8],
+] as const)
+  INTERNAL.addSubnet(net, prefix, 'ipv6');
+
+/**
+ * Whether an address (either family) is one of ours or reserved; a non-address counts as one. An
+ * IPv4-mapped IPv6 address (::ffff:a.b.c.d) is judged by its IPv4 address: BlockList does so.
+ */
+export function isInternalAddress(address: string): boolean {
+  const family = isIP(address);
+  if (family === 0) return true;
+  return INTERNAL.check(address, family === 6 ? 'ipv6' : 'ipv4');
+}
+
+/** The first internal address of an answer, if any. */
+export function firstInternal<T extends { address: string }>(answer: readonly T[]): T | undefined {
+  return answer.find((entry) => isInternalAddress(entry.address));
+}
