@@ -184,7 +184,11 @@ interface ReadNode {
   /** Entries of a mapping, items of a sequence, when it was read (the data may change later). */
   size: number;
   inside: ReadNode[];
+  /** `inside` paired with the data, when first asked for (null: they do not fit). */
+  entries?: Entries | null;
 }
+
+type Entries = { keys: Map<string, [ReadNode, ReadNode]> } | { items: ReadNode[] };
 
 /** A reading that needs the `yaml` package's too: js-yaml's documents, or why it refused. */
 interface UnsureReading {
@@ -316,9 +320,7 @@ function contentStart(text: string, offset: number, empty: boolean): number {
  * The nodes read inside a collection, paired with its data, or undefined when they do not fit
  * (a flow pair `[a: 1]`, `{a}` without a value): then the caller asks the `yaml` package.
  */
-function entriesOf(
-  written: ReadNode,
-): { keys: Map<string, [ReadNode, ReadNode]> } | { items: ReadNode[] } | undefined {
+function entriesOf(written: ReadNode): Entries | undefined {
   // A node js-yaml first tried as a mapping's key (`- [a]`, `- {b: c}`) holds itself once more.
   let node = written;
   let only = node.inside[0];
@@ -365,8 +367,9 @@ function nodeLocator(
       complete,
     });
     for (const segment of path) {
-      const entries = entriesOf(node);
-      if (entries === undefined) return fallback(path);
+      if (node.entries === undefined) node.entries = entriesOf(node) ?? null;
+      const entries = node.entries;
+      if (entries === null) return fallback(path);
       if ('keys' in entries) {
         const pair = entries.keys.get(String(segment));
         if (pair === undefined) return located(false);
