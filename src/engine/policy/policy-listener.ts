@@ -19,6 +19,29 @@ export const POLICY_PATH = '/.well-known/mta-sts.txt';
 /** A client that has not finished its TLS handshake by then is disconnected. */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
 
+/**
+ * What one listener holds at most. A policy is a few hundred bytes fetched once per max_age by
+ * each sender, so a client that dribbles its request head (slowloris) or body is cut off soon,
+ * and connections beyond the cap are closed at once instead of holding file descriptors.
+ */
+export interface PolicyListenerLimits {
+  /** Open connections; one more is closed as it arrives. */
+  maxConnections: number;
+  /** From the first byte of a request to the end of its head. */
+  headersTimeoutMs: number;
+  /** From the first byte of a request to the end of its body (not below headersTimeoutMs). */
+  requestTimeoutMs: number;
+  /** How often those two are checked (Node's connectionsCheckingInterval, 30 s by default). */
+  checkIntervalMs: number;
+}
+
+export const POLICY_LISTENER_LIMITS: PolicyListenerLimits = {
+  maxConnections: 256,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 10_000,
+  checkIntervalMs: 1_000,
+};
+
 /** What a generation serves: the policy file and the host names it is served for. */
 export interface ServedPolicy {
   policy: string;
@@ -73,7 +96,15 @@ export class PolicyListener {
   private staged: Staged | undefined;
   private readonly closing: Promise<void>[] = [];
 
-  constructor(private readonly log: EngineLog) {}
+  private readonly limits: PolicyListenerLimits;
+
+  constructor(
+    private readonly log: EngineLog,
+    /** Tests: shorter limits. */
+    limits: Partial<PolicyListenerLimits> = {},
+  ) {
+    this.limits = { ...POLICY_LISTENER_LIMITS, ...limits };
+  }
 
   /** Binds the generation's listener when it names one that is not listening; throws when it cannot. */
   async prepare(generation: Generation): Promise<void> {
@@ -145,13 +176,20 @@ export class PolicyListener {
   private createServer(generation: Generation): Server {
     // handshakeTimeout: the idle timeout below starts only once TLS is up; a client that connects
     // and never finishes the handshake would otherwise hold its socket for Node's default 120 s.
+    const { limits } = this;
     const server = createServer(
-      { ...secureOptions(generation), handshakeTimeout: HANDSHAKE_TIMEOUT_MS },
+      {
+        ...secureOptions(generation),
+        handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+        headersTimeout: limits.headersTimeoutMs,
+        requestTimeout: Math.max(limits.requestTimeoutMs, limits.headersTimeoutMs),
+        // Without it Node looks at those timeouts every 30 s: a dribbling client got 40 s.
+        connectionsCheckingInterval: limits.checkIntervalMs,
+      },
       (request, response) => this.respond(request, response),
     );
     // A policy is a few hundred bytes: nothing a client does should hold a socket for long.
-    server.headersTimeout = 10_000;
-    server.requestTimeout = 10_000;
+    server.maxConnections = limits.maxConnections;
     server.keepAliveTimeout = 5_000;
     server.maxHeadersCount = 50;
     server.setTimeout(15_000, (socket) => socket.destroy());
