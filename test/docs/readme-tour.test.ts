@@ -6,15 +6,21 @@
 // listen on free loopback ports; npx is kept offline with a cache of its own.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { appendFileSync } from 'node:fs';
-import { cp, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import {
+  alive,
+  childrenOf,
+  copyCheckout,
+  REPOSITORY,
+  sleep,
+  startedEngine,
+  userEnvironment,
+} from '../support/docs-session.js';
 import { tempDir, type TempDir } from '../support/tmp.js';
 
-const REPOSITORY = fileURLToPath(new URL('../..', import.meta.url));
 /** Where the README's tour says it runs. */
 const SHOWN_CHECKOUT = '/home/you/domsec';
 /** The examples' ports, each replaced in the copy by a free one on 127.0.0.2 and 127.0.0.3. */
@@ -103,37 +109,6 @@ function volatile(text: string): string {
     .replace(/(?:[0-9A-F]{2}:){31}[0-9A-F]{2}/g, '<fingerprint>');
 }
 
-/** The children of a process, from /proc. */
-async function childrenOf(pid: number): Promise<number[]> {
-  const found: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-    // pid (comm) state ppid ...: comm may hold spaces, so read after its closing parenthesis.
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    if (ppid === pid) found.push(Number(entry));
-  }
-  return found;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Records an admin token in the suite's secret ledger, so the suite fails if any output shows it. */
-function recordToken(token: string): void {
-  const ledger = process.env.DOMSEC_SECRET_LEDGER;
-  if (ledger === undefined || ledger === '' || token.length < 16) return;
-  appendFileSync(join(ledger, `${process.pid}.txt`), `token - readme-tour ${token}\n`);
-}
-
 describe("README.md's five-minute tour, as written", () => {
   let dir: TempDir;
   let checkout: string;
@@ -149,24 +124,13 @@ describe("README.md's five-minute tour, as written", () => {
     checkout = join(dir.path, 'domsec');
     io = join(dir.path, 'io');
     await mkdir(io);
-    // The repository as a clone has it after `npm ci`: its files, dist/ built, node_modules.
-    const skipped = new Set(['.git', 'node_modules', 'var', 'test-output']);
-    await cp(REPOSITORY, checkout, {
-      recursive: true,
-      filter: (source) => {
-        const inside = source.slice(REPOSITORY.length).split('/');
-        return !(
-          skipped.has(inside[0] ?? '') ||
-          (inside[0] === 'examples' && inside[2] === 'pki') ||
-          (inside[0] === 'manifests' && inside[1] === 'pki')
-        );
-      },
-    });
-    await symlink(join(REPOSITORY, 'node_modules'), join(checkout, 'node_modules'));
-    for (const [name, value] of Object.entries(process.env))
-      if (value !== undefined && !/^(npm_|DOMSEC_)/i.test(name)) env[name] = value;
-    Object.assign(env, {
-      NO_COLOR: '1',
+    await copyCheckout(
+      checkout,
+      (inside) =>
+        (inside[0] === 'examples' && inside[2] === 'pki') ||
+        (inside[0] === 'manifests' && inside[1] === 'pki'),
+    );
+    Object.assign(env, userEnvironment(), {
       npm_config_cache: join(dir.path, 'npm-cache'),
       npm_config_offline: 'true',
       npm_config_update_notifier: 'false',
@@ -299,12 +263,7 @@ describe("README.md's five-minute tour, as written", () => {
         for (const step of block.steps.filter((s) => s.background)) {
           const state = /--state (\S+)/.exec(step.command)?.[1];
           assert.ok(state !== undefined, `a background serve names its --state: ${step.command}`);
-          const lock = JSON.parse(await readFile(join(checkout, state, 'lock'), 'utf8')) as {
-            pid: number;
-          };
-          assert.ok(Number.isInteger(lock.pid) && lock.pid > 0, `${state}/lock names no PID`);
-          engines.push(lock.pid);
-          recordToken((await read(join(checkout, state, 'admin.token'))).trim());
+          engines.push(await startedEngine(checkout, state, 'readme-tour'));
         }
       }
       assert.equal(engines.length, 2, 'the tour started both engines');

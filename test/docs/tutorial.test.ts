@@ -8,14 +8,19 @@
 // checkout's node_modules and dist/ instead of a second install from the registry.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { appendFileSync } from 'node:fs';
-import { cp, mkdir, readFile, symlink } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import {
+  alive,
+  copyCheckout,
+  REPOSITORY,
+  sleep,
+  startedEngine,
+  userEnvironment,
+} from '../support/docs-session.js';
 import { tempDir, type TempDir } from '../support/tmp.js';
 
-const REPOSITORY = fileURLToPath(new URL('../..', import.meta.url));
 const TUTORIAL_MS = 80_000;
 
 interface Step {
@@ -84,23 +89,6 @@ export function matchesShown(actual: string[], shown: string[]): boolean {
   return match(0, 0);
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function recordToken(token: string): void {
-  const ledger = process.env.DOMSEC_SECRET_LEDGER;
-  if (ledger === undefined || ledger === '' || token.length < 16) return;
-  appendFileSync(join(ledger, `${process.pid}.txt`), `token - tutorial ${token}\n`);
-}
-
 describe('docs/tutorial.md, as written', () => {
   let dir: TempDir;
   let checkout: string;
@@ -113,15 +101,7 @@ describe('docs/tutorial.md, as written', () => {
     checkout = join(dir.path, 'domsec');
     io = join(dir.path, 'io');
     await mkdir(io);
-    const skipped = new Set(['.git', 'node_modules', 'var', 'lab', 'test-output']);
-    await cp(REPOSITORY, checkout, {
-      recursive: true,
-      filter: (source) => {
-        const inside = source.slice(REPOSITORY.length).split('/');
-        return !(skipped.has(inside[0] ?? '') || (inside[0] === 'examples' && inside[2] === 'pki'));
-      },
-    });
-    await symlink(join(REPOSITORY, 'node_modules'), join(checkout, 'node_modules'));
+    await copyCheckout(checkout, (inside) => inside[0] === 'examples' && inside[2] === 'pki');
   });
 
   after(async () => {
@@ -136,10 +116,7 @@ describe('docs/tutorial.md, as written', () => {
     async () => {
       const steps = tutorialSteps(await readFile(join(REPOSITORY, 'docs', 'tutorial.md'), 'utf8'));
       assert.equal(steps[1]?.command.replace(/\s+#.*$/, ''), 'npm ci', 'the second step is npm ci');
-      const env: Record<string, string> = {};
-      for (const [name, value] of Object.entries(process.env))
-        if (value !== undefined && !/^(npm_|DOMSEC_)/i.test(name)) env[name] = value;
-      env.NO_COLOR = '1';
+      const env = userEnvironment();
       env.PATH = `${env.PATH ?? ''}:/usr/local/sbin:/usr/sbin:/sbin`;
       // A network namespace of its own, its loopback up; unshare and bash exec, so this PID is
       // the shell's.
@@ -181,12 +158,7 @@ describe('docs/tutorial.md, as written', () => {
           assert.ok(written !== undefined && state !== undefined, step.command);
           while (!(await read(join(checkout, written))).includes('\n') && remaining() > 0)
             await sleep(50);
-          const lock = JSON.parse(await readFile(join(checkout, state, 'lock'), 'utf8')) as {
-            pid: number;
-          };
-          assert.ok(Number.isInteger(lock.pid) && lock.pid > 0, `${state}/lock names no PID`);
-          engines.push(lock.pid);
-          recordToken((await read(join(checkout, state, 'admin.token'))).trim());
+          engines.push(await startedEngine(checkout, state, 'tutorial'));
         }
         const printed = await read(out);
         const actual = printed === '' ? [] : normalise(printed).replace(/\n$/, '').split('\n');
