@@ -2,8 +2,8 @@
 // shared manifests and the node's in two ConfigMaps, the certificate and key in a Secret, each a
 // `..data` link swapped atomically on update. A new partner in the shared ConfigMap goes live (its
 // domain security enforced on the wire), a rotated certificate and key in the Secret are what new
-// sessions get (as `openssl s_client` sees it), a broken manifest leaves the engine running but
-// not ready, and /readyz follows each step. The built CLI, as the container runs it.
+// sessions get (as `openssl s_client` sees it), a mismatched pair in the Secret or a broken
+// manifest leaves the engine running what it ran but not ready, and /readyz follows each step. The built CLI, as the container runs it.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes, X509Certificate } from 'node:crypto';
@@ -264,6 +264,31 @@ describe("serve --watch on the kubelet's volumes", () => {
       assert.equal(await readyzSays(200), 200);
       last = renewed;
     }
+  });
+
+  it('keeps presenting the running certificate when the Secret gets a mismatched pair, 503 until it is fixed', async () => {
+    const running = await presented(smtpPort);
+    const generation = (await client.state()).generation;
+    const one = issueCertificate(story.treyRoot, {
+      commonName: HOSTNAME,
+      dnsNames: [HOSTNAME, 'treyresearch.net'],
+    });
+    const other = issueCertificate(story.treyRoot, {
+      commonName: HOSTNAME,
+      dnsNames: [HOSTNAME, 'treyresearch.net'],
+    });
+    // A certificate with the key of another: refused whole, the running pair stays.
+    await keys.update({ 'tls.crt': one.certPem, 'tls.key': other.keyPem });
+    assert.equal(await readyzSays(503), 503);
+    assert.equal((await client.status()).ready, false);
+    assert.equal((await client.state()).generation, generation, 'nothing applied');
+    assert.equal(await presented(smtpPort), running);
+    await keys.update({ 'tls.crt': one.certPem, 'tls.key': one.keyPem });
+    await until('the matching pair', (s) =>
+      s.objects.some((o) => o.kind === 'Certificate' && o.spec.fingerprint === fingerprint(one)),
+    );
+    assert.equal(await readyzSays(200), 200);
+    assert.equal(await presented(smtpPort), fingerprint(one));
   });
 
   it('answers /readyz 503 on a broken manifest, keeps serving, and 200 once it is fixed', async () => {
