@@ -1,5 +1,6 @@
 // The operator's view of a running engine (GET /v1/overview, read by the status page): the
-// organization, each partner's domain security per direction, connectors, queues, last reconcile.
+// organization, each partner's domain security per direction, connectors, queues, TLS policy
+// results by domain, last reconcile.
 import { distinguishedName, type Engine, type PartnerDirection } from '../engine/index.js';
 import type { OverviewResponse, PartnerDirectionView } from './protocol.js';
 import { formatEndpoint } from '../units.js';
@@ -74,6 +75,7 @@ export function overview(engine: Engine, now = new Date()): OverviewResponse {
       sessions: sending.get(connector.name) ?? 0,
     })),
     queues: state.queues,
+    policyResults: engine.metrics.policyOutcomes.byDomain(),
     reconcile: {
       generation: state.generation,
       appliedAt: state.appliedAt,

@@ -134,6 +134,17 @@ export interface OverviewResponse {
     sessions: number;
   }[];
   queues: EngineState['queues'];
+  /**
+   * TLS policy outcomes of send sessions since the engine started, per policy domain (the first
+   * 100 seen, then "other"), failures by RFC 8460 result type.
+   */
+  policyResults: {
+    domain: string;
+    policyTypes: string[];
+    successful: number;
+    failed: number;
+    failures: { result: string; sessions: number }[];
+  }[];
   reconcile: {
     generation: number;
     appliedAt: string | null;

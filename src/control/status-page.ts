@@ -68,6 +68,14 @@ export const STATUS_HTML = `<!doctype html>
       <tbody></tbody>
     </table>
   </section>
+  <section>
+    <h2>TLS policy results</h2>
+    <p id="policy-results-empty">No session under a TLS policy yet.</p>
+    <table id="policy-results">
+      <thead><tr><th>Policy domain</th><th>Policy</th><th>Successful</th><th>Failed</th><th>Failures by result</th></tr></thead>
+      <tbody></tbody>
+    </table>
+  </section>
   <section id="reconcile">
     <h2>Last reconcile</h2>
     <dl>
@@ -202,6 +210,20 @@ export const STATUS_SCRIPT = `'use strict';
       const tr = row([q.nextHopDomain, String(q.messageCount), q.status, q.lastError ?? '', time(q.nextRetryAt), actions]);
       tr.dataset.domain = q.nextHopDomain;
       tr.cells[3].className = 'last-error';
+      return tr;
+    }));
+    const results = data.policyResults ?? [];
+    $('policy-results-empty').hidden = results.length > 0;
+    fill($('policy-results').tBodies[0], results.map((p) => {
+      const tr = row([
+        p.domain,
+        p.policyTypes.join(', '),
+        String(p.successful),
+        String(p.failed),
+        p.failures.map((f) => f.result + ' ' + f.sessions).join(', '),
+      ]);
+      tr.dataset.policyDomain = p.domain;
+      tr.cells[4].className = 'failures';
       return tr;
     }));
     const r = data.reconcile;

@@ -6,6 +6,7 @@ import type { QueuedMessageSummary } from '../model.js';
 import type { Generation } from './generation.js';
 import type { EngineEvent } from './events.js';
 import type { PartnerHealth } from './partner-health.js';
+import { PolicyOutcomes } from './tlsrpt/policy-outcomes.js';
 import { chooseSendConnector, sendSecurePartner } from './send/route.js';
 import { domainName } from '../domain-name.js';
 
@@ -33,6 +34,8 @@ export class EngineMetrics {
   private readonly applyDuration: Histogram<'result'>;
   private readonly reconcileDuration: Histogram<'outcome'>;
   private readonly stress: Gauge<'connector'>;
+  /** TLS policy outcomes by domain (the status page reads them too). */
+  readonly policyOutcomes = new PolicyOutcomes();
 
   constructor(
     private readonly source: MetricsSource,
@@ -88,6 +91,7 @@ export class EngineMetrics {
 
   /** The EngineEvents subscriber. */
   observe(event: EngineEvent): void {
+    this.policyOutcomes.observe(event);
     switch (event.type) {
       case 'queue.accepted': {
         // Reports the queue writes itself (DSNs) are not received mail.
@@ -166,6 +170,18 @@ export class EngineMetrics {
   private defineGauges(registers: Registry[]): void {
     const source = this.source;
     const clock = this.clock;
+    const outcomes = this.policyOutcomes;
+    new Counter({
+      name: 'domsec_tls_policy_sessions_total',
+      help: 'Send sessions by TLS policy domain (the first 100 domains seen, then "other"), policy type (tlsa, sts, no-policy-found) and result (success or the RFC 8460 result type).',
+      labelNames: ['policy_domain', 'policy_type', 'result'],
+      registers,
+      collect() {
+        this.reset();
+        for (const { domain, policyType, result, sessions } of outcomes.outcomes())
+          this.inc({ policy_domain: domain, policy_type: policyType, result }, sessions);
+      },
+    });
     new Gauge({
       name: 'domsec_generation',
       help: 'The configuration generation the engine runs (0 before the first apply).',
