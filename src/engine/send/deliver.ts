@@ -202,6 +202,13 @@ async function deliverRemote(
       timeouts: options.timeouts,
       signal,
       openSessions: options.openSessions,
+      // Looked up and found no policy for this hop (and none that failed to fetch, counted above).
+      noPolicyDomain:
+        destination !== undefined &&
+        stsFailure === undefined &&
+        (hopPolicy.kind === 'opportunistic' || hopPolicy.kind === 'required')
+          ? destination.domain
+          : undefined,
     };
     const key = ConnectionCache.key(settings);
     let keep = false;

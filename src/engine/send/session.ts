@@ -29,7 +29,8 @@ import {
 } from '../policy/session-policy.js';
 import { withDetail } from '../../smtp-reply.js';
 import { certificateDnsNames, coversHost } from '../../certificate-names.js';
-import { partnerResult, publishedPolicyResult } from '../tlsrpt/session-result.js';
+import type { DomainName } from '../../domain-name.js';
+import { noPolicyResult, partnerResult, publishedPolicyResult } from '../tlsrpt/session-result.js';
 
 export { tlsMandatory, type SessionTlsPolicy } from './client-tls.js';
 
@@ -84,6 +85,11 @@ export interface SessionSettings {
   signal: AbortSignal;
   /** Counts this session from its first connection attempt until it ends (status, metrics). */
   openSessions?: OpenSessions | undefined;
+  /**
+   * Mail by MX to a domain that publishes no DANE or MTA-STS policy for this hop: TLS reporting
+   * counts the session for it as no-policy-found (RFC 8460 §4.4), TLS or starttls-not-supported.
+   */
+  noPolicyDomain?: DomainName | undefined;
 }
 
 export class SmtpClientSession {
@@ -178,8 +184,14 @@ export class SmtpClientSession {
     // hook between the handshake and the second EHLO; connect() calls back right after that EHLO,
     // before any MAIL FROM, which is the moment the certificate must be judged. So: `_socket` + `secure`.
     if (!this.connection.secure) {
-      // MTA-STS testing sends without TLS, and TLS reporting counts the failure.
-      if (policy.kind === 'mta-sts' || tlsMandatory(policy)) this.reportNoTls();
+      // MTA-STS testing sends without TLS, and TLS reporting counts the failure (so it does for
+      // a domain without a policy: plaintext is what its report should show).
+      if (
+        policy.kind === 'mta-sts' ||
+        tlsMandatory(policy) ||
+        this.settings.noPolicyDomain !== undefined
+      )
+        this.reportNoTls();
       if (!tlsMandatory(policy)) return;
       this.note('STARTTLS was not negotiated; TLS is required');
       if (policy.kind === 'dane' || policy.kind === 'mta-sts') {
@@ -201,7 +213,12 @@ export class SmtpClientSession {
       this.judgePublished(policy, chain, tls);
       return;
     }
-    if (policy.kind !== 'domain-secure') return;
+    if (policy.kind !== 'domain-secure') {
+      const { noPolicyDomain } = this.settings;
+      if (noPolicyDomain !== undefined)
+        events.emit(noPolicyResult(noPolicyDomain, this.tlsHop(), null));
+      return;
+    }
     const verdict = verifyPeer({
       chain,
       partner: policy.partner,
@@ -301,6 +318,8 @@ export class SmtpClientSession {
       events.emit(publishedPolicyResult(policy, this.tlsHop(), { kind: 'no-tls' }));
     else if (policy.kind === 'domain-secure')
       events.emit(partnerResult(policy.partner.domain, this.tlsHop(), { kind: 'no-tls' }));
+    else if (this.settings.noPolicyDomain !== undefined)
+      events.emit(noPolicyResult(this.settings.noPolicyDomain, this.tlsHop(), { kind: 'no-tls' }));
   }
 
   /** What closes this session on shutdown. */

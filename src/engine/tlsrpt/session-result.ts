@@ -1,6 +1,7 @@
 // What one SMTP session tells TLS reporting: its policy domain, the policy type (tlsa for DANE,
-// sts for MTA-STS, no-policy-found for a domain-secure partner), and its outcome as an RFC 8460
-// result type (§4.3.2). The send session emits it as the event `send.tls-result`; TlsResults counts it.
+// sts for MTA-STS, no-policy-found for a domain-secure partner or no policy), and its outcome as an RFC 8460
+// result type (§4.3.2); no-policy-found also for a domain that publishes neither DANE nor MTA-STS.
+// The send session emits it as the event `send.tls-result`; TlsResults counts it.
 import type { DomainName } from '../../domain-name.js';
 import type { EventOf } from '../events.js';
 import type { StsFetchFailure } from '../policy/mta-sts-fetch.js';
@@ -154,6 +155,18 @@ export function partnerResult(
       outcome.opensslError === 'CERT_HAS_EXPIRED' ? 'certificate-expired' : 'validation-failure',
     reason: outcome.reason,
   };
+}
+
+/**
+ * A session to a domain that publishes no DANE or MTA-STS policy (mail by MX, TLS as the
+ * connector says): RFC 8460 §4.4's no-policy-found, a success when TLS was negotiated.
+ */
+export function noPolicyResult(
+  domain: DomainName,
+  hop: Hop,
+  outcome: null | { kind: 'no-tls' },
+): TlsResultEvent {
+  return partnerResult(domain, hop, outcome);
 }
 
 /** The event as TlsResults counts it. */

@@ -216,6 +216,42 @@ describe('send sessions tell TLS reporting their result', () => {
     assert.equal(unsigned.connections, before);
   });
 
+  it('a domain that publishes neither DANE nor MTA-STS: no-policy-found, success over TLS and starttls-not-supported in plaintext; nothing through a static route', async () => {
+    const tls = await peer({ certificate: lab().strangerAdatum });
+    publish('plain.example', 'mx.plain.example', false);
+    const overTls = await results('plain.example', generation(tls.port));
+    assert.deepEqual(overTls.map(brief), [
+      ['plain.example', 'no-policy-found', 'success', 'mx.plain.example'],
+    ]);
+    assert.equal(tls.messages.length, 1);
+    assert.equal(overTls[0]?.localAddress, '127.0.0.1');
+
+    const plain = await peer({ starttls: false });
+    publish('cleartext.example', 'mx.cleartext.example', false);
+    const inClear = await results('cleartext.example', generation(plain.port));
+    assert.deepEqual(inClear.map(brief), [
+      ['cleartext.example', 'no-policy-found', 'starttls-not-supported', 'mx.cleartext.example'],
+    ]);
+    // Opportunistic TLS: the mail still went, and the report will say how.
+    assert.equal(plain.messages.length, 1);
+
+    // A static route is a lab's override of DNS, not the domain's MX: nothing to report to it.
+    const routed = runtimeConfig({
+      organization: {
+        resolver: {
+          servers: [dns.server],
+          validating: true,
+          static: { 'routed.example': [{ host: '127.0.0.1', port: tls.port }] },
+        },
+      },
+      sendConnectors: [
+        sendConnector('out', { domainSecure: false, requireTls: false, port: tls.port }),
+      ],
+    });
+    assert.deepEqual(await results('routed.example', buildGeneration(routed, 1)), []);
+    assert.equal(tls.messages.length, 2);
+  });
+
   it('MTA-STS: a wrong name is certificate-host-mismatch, an MX host the policy does not name validation-failure, both with the policy', async () => {
     const misnamed = await peer({
       certificate: issueCertificate(webCa, {
