@@ -48,10 +48,19 @@ export function relayTarget(relay: RelayDelivery): { host: string; port: number 
 /**
  * The relay's tls setting as a session policy. An internal hop, encrypted but not authenticated
  * (the schema says so): never a partner's verified policy, and `required` never falls back to
- * plaintext (451 4.7.3).
+ * plaintext (451 4.7.3). A value this version does not know (a configuration from a newer one, a
+ * hand-edited state) is `required`: it may loosen nothing. Absent is the schema's default.
  */
-function relayPolicy(relay: RelayDelivery): SessionTlsPolicy {
-  return { kind: relay.tls };
+export function relayPolicy(relay: RelayDelivery): SessionTlsPolicy {
+  switch (relay.tls as string | undefined) {
+    case 'none':
+      return { kind: 'none' };
+    case 'opportunistic':
+    case undefined:
+      return { kind: 'opportunistic' };
+    default:
+      return { kind: 'required' };
+  }
 }
 
 /** Delivery as the dispatcher calls it for accepted domains when the Organization relays them. */

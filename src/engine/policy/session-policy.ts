@@ -8,7 +8,7 @@ import { certificateDnsNames, coversHost } from '../../certificate-names.js';
 import { parseDomainName, type DomainName } from '../../domain-name.js';
 import type { RuntimeConfig, SendRouting } from '../../model.js';
 import type { SmtpReply } from '../../smtp-reply.js';
-import { hopTls, type DestinationTls } from './outbound.js';
+import { chooseTlsPolicy, hopTls, type DestinationTls } from './outbound.js';
 import type { StsPolicy } from './mta-sts-policy.js';
 import type { ResultType } from '../tlsrpt/results.js';
 import { describeRecord, matchChain, type TlsaRecord } from './tlsa.js';
@@ -59,6 +59,43 @@ export function publishedPoliciesApply(
   domain: DomainName,
 ): boolean {
   return 'dnsMx' in routing && !Object.hasOwn(config.organization.spec.resolver.static, domain);
+}
+
+/**
+ * A TlsPolicy that requires DANE or MTA-STS for a domain whose mail does not go by its MX (a
+ * smart host, a static route): neither can be verified on that path, and `require` means the mail
+ * waits rather than leave under less (fail closed). Undefined when nothing is required.
+ */
+export function unmetRequirement(
+  config: RuntimeConfig,
+  routing: SendRouting,
+  domain: DomainName,
+): PolicyRefusal | undefined {
+  const policy = chooseTlsPolicy(config.tlsPolicies ?? [], domain);
+  const by = policy.name === null ? '' : ` by TlsPolicy ${policy.name}`;
+  const path =
+    'smartHosts' in routing
+      ? `its mail goes through the smart host ${routing.smartHosts.join(', ')}, not its MX`
+      : Object.hasOwn(config.organization.spec.resolver.static, domain)
+        ? 'its mail goes by a static route (resolver.static), not its MX'
+        : 'its published policies are not looked up on this path';
+  if (policy.dane === 'require')
+    return {
+      kind: 'refused',
+      reply: POLICY_REPLIES.dane,
+      detail: `required for ${domain}${by}, and ${path}: DANE cannot be verified there`,
+      by: 'dane',
+      result: 'dane-required',
+    };
+  if (policy.mtaSts === 'require')
+    return {
+      kind: 'refused',
+      reply: POLICY_REPLIES.mtaSts,
+      detail: `required for ${domain}${by}, and ${path}: MTA-STS cannot be verified there`,
+      by: 'mta-sts',
+      result: 'sts-policy-fetch-error',
+    };
+  return undefined;
 }
 
 /** The connector's TLS as route.ts gives it for a non-partner. */

@@ -26,7 +26,11 @@ import {
   destinationTls,
   type OutboundPolicyServices,
 } from '../policy/outbound.js';
-import { hopSessionPolicy, publishedPoliciesApply } from '../policy/session-policy.js';
+import {
+  hopSessionPolicy,
+  publishedPoliciesApply,
+  unmetRequirement,
+} from '../policy/session-policy.js';
 import { refusedHopResult, stsFetchResult } from '../tlsrpt/session-result.js';
 import {
   DEFAULT_SEND_TIMEOUTS,
@@ -151,6 +155,21 @@ async function deliverRemote(
       : undefined;
   if (destination !== undefined)
     log.log('debug', 'send.tls-policy', { domain, steps: destination.steps });
+  // dane: require or mtaSts: require where neither is looked up (a smart host, a static route):
+  // the mail waits, as for an MX host without the required policy; it never leaves under less.
+  const unmet =
+    connectorTls !== undefined && destination === undefined
+      ? unmetRequirement(generation.config, connector.spec.routing, domain)
+      : undefined;
+  if (unmet !== undefined) {
+    log.log('warn', 'send.tls-policy-unmet', {
+      domain,
+      connector: connector.name,
+      reason: unmet.detail,
+    });
+    for (const m of pending) results.set(m, failAllWith(m, unmet.reply, unmet.detail));
+    return finish();
+  }
 
   // Where published policies are not looked up (a smart host, a static route), a TlsPolicy's
   // requireTls still holds: STARTTLS mandatory for its domains, whatever the connector says.
