@@ -34,15 +34,26 @@ export interface AnchorMaterial {
 export interface FileProblem {
   object: ManifestObject;
   field: string; // certFile, keyFile, chainFile, pemFile, crlFile
+  /** Where the field is in the spec when not at its top (tlsReporting.dkim.keyFile). */
+  path?: readonly string[];
   written: string; // the path as the manifest wrote it
   resolved: string; // absolute
   reason: string; // "does not exist", "holds no PEM certificate", ...
+}
+
+/** The key that signs our mailed TLS reports (Organization tlsReporting.dkim.keyFile). */
+export interface DkimKeyMaterial {
+  object: ManifestObject;
+  key: KeyObject;
+  /** Permission bits of the key file (POSIX), for DS104. */
+  keyFileMode: number;
 }
 
 export interface Material {
   certificates: Map<ManifestObject, CertificateMaterial>;
   anchors: Map<ManifestObject, AnchorMaterial>;
   fileProblems: FileProblem[];
+  dkimKey?: DkimKeyMaterial;
 }
 
 /** Larger than any PEM a mail server needs; guards against `certFile: /dev/zero`. */
@@ -70,7 +81,40 @@ export async function readMaterial(objects: ManifestSet): Promise<Material> {
     material.fileProblems.push(...(read?.problems ?? []));
     if (read?.value !== undefined) material.anchors.set(object, read.value);
   }
+  const [organization, ...others] = objects.organizations;
+  const dkimFile = organization?.spec.tlsReporting?.dkim?.keyFile;
+  if (organization !== undefined && others.length === 0 && dkimFile !== undefined) {
+    const dkim = await readDkimKeyFile(organization, dkimFile, files);
+    if ('reason' in dkim)
+      material.fileProblems.push({
+        object: organization,
+        field: 'tlsReporting.dkim.keyFile',
+        path: ['tlsReporting', 'dkim', 'keyFile'],
+        written: dkimFile,
+        resolved: resolve(organization.document.directory, dkimFile),
+        reason: dkim.reason,
+      });
+    else material.dkimKey = dkim;
+  }
   return material;
+}
+
+/** The DKIM key: an unencrypted RSA private key of 1024 bits or more (RFC 8301 §3.2). */
+async function readDkimKeyFile(
+  object: ManifestObject,
+  written: string,
+  files: FileCache,
+): Promise<DkimKeyMaterial | { reason: string }> {
+  const read = await files.read(resolve(object.document.directory, written));
+  if ('reason' in read) return read;
+  const parsed = files.parse(parsePrivateKey, read.text);
+  if (typeof parsed === 'string') return { reason: parsed };
+  if (parsed.key.asymmetricKeyType !== 'rsa')
+    return { reason: 'holds no RSA key (DKIM signs our TLS reports with rsa-sha256)' };
+  const bits = parsed.key.asymmetricKeyDetails?.modulusLength ?? 0;
+  if (bits < 1024)
+    return { reason: `holds an RSA key of ${bits} bits; DKIM needs 1024 or more (2048 advised)` };
+  return { object, key: parsed.key, keyFileMode: read.mode };
 }
 
 async function inBatches<T, R>(items: readonly T[], work: (item: T) => Promise<R>): Promise<R[]> {

@@ -4,6 +4,7 @@
 // (certificates, modes). rules.test.ts runs the table and checks that every DS code of the
 // catalogue has both kinds of case.
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { LoadResult } from '../../src/config/index.js';
@@ -66,6 +67,18 @@ const replace =
   (text: string): string => {
     assert.ok(text.includes(from), `${JSON.stringify(from)} is in the file to change`);
     return text.replace(from, to);
+  };
+
+/** An RSA key for DKIM at pki/<name> in a case directory (made once, it is slow to make). */
+let dkimPem: string | undefined;
+const withDkimKey =
+  (name = 'dkim.key', mode = 0o600, pem?: () => string) =>
+  async (dir: string) => {
+    dkimPem ??= generateKeyPairSync('rsa', { modulusLength: 1024 })
+      .privateKey.export({ format: 'pem', type: 'pkcs8' })
+      .toString();
+    await writeFile(join(dir, 'pki', name), pem?.() ?? dkimPem, { mode });
+    await chmod(join(dir, 'pki', name), mode);
   };
 
 /** Replaces adatum's mail certificate (and key) in a case directory. */
@@ -1119,6 +1132,7 @@ export const RULE_CASES: readonly RuleCases[] = [
     valid: [
       ...['adatum.com', 'ADATUM.COM.'].map((domain) => ({
         name: `mailed TLS reports signed by an accepted domain, ${domain}`,
+        prepare: withDkimKey(),
         files: {
           'organization.yaml': replace(
             'certificate: mail-adatum',
@@ -1128,6 +1142,7 @@ export const RULE_CASES: readonly RuleCases[] = [
       })),
       {
         name: 'mailed TLS reports signed by the submitter domain by default',
+        prepare: withDkimKey(),
         files: {
           'organization.yaml': replace(
             'certificate: mail-adatum',
@@ -1139,6 +1154,7 @@ export const RULE_CASES: readonly RuleCases[] = [
     invalid: [
       ...['fabrikam.example', 'com', 'mail.adatum.com'].map((domain) => ({
         name: `mailed TLS reports signed by a domain not ours, ${domain}, at dkim.domain`,
+        prepare: withDkimKey(),
         files: {
           'organization.yaml': replace(
             'certificate: mail-adatum',
@@ -1162,6 +1178,7 @@ export const RULE_CASES: readonly RuleCases[] = [
     valid: [
       {
         name: 'TLS reporting with a DKIM key for mailed reports',
+        prepare: withDkimKey(),
         files: {
           'organization.yaml': replace(
             'certificate: mail-adatum',
@@ -1171,6 +1188,83 @@ export const RULE_CASES: readonly RuleCases[] = [
       },
     ],
     invalid: [
+      {
+        name: 'a DKIM key file that holds no RSA key',
+        prepare: async (dir) => {
+          await withDkimKey('ec.key', 0o600, () =>
+            generateKeyPairSync('ec', { namedCurve: 'P-256' })
+              .privateKey.export({ format: 'pem', type: 'pkcs8' })
+              .toString(),
+          )(dir);
+        },
+        files: {
+          'organization.yaml': replace(
+            'certificate: mail-adatum',
+            'certificate: mail-adatum\n  tlsReporting: {dkim: {selector: tlsrpt, keyFile: pki/ec.key}}',
+          ),
+        },
+        diagnostics: [
+          {
+            code: 'DS016',
+            at: { file: 'organization.yaml', needle: 'pki/ec.key' },
+            message: /tlsReporting\.dkim\.keyFile pki\/ec\.key .*holds no RSA key/,
+          },
+        ],
+      },
+      {
+        name: 'a DKIM key of 512 bits',
+        prepare: withDkimKey('short.key', 0o600, () =>
+          generateKeyPairSync('rsa', { modulusLength: 512 })
+            .privateKey.export({ format: 'pem', type: 'pkcs8' })
+            .toString(),
+        ),
+        files: {
+          'organization.yaml': replace(
+            'certificate: mail-adatum',
+            'certificate: mail-adatum\n  tlsReporting: {dkim: {selector: tlsrpt, keyFile: pki/short.key}}',
+          ),
+        },
+        diagnostics: [
+          {
+            code: 'DS016',
+            at: { file: 'organization.yaml', needle: 'pki/short.key' },
+            message: /holds an RSA key of 512 bits; DKIM needs 1024 or more/,
+          },
+        ],
+      },
+      {
+        name: 'a DKIM key file that does not exist',
+        files: {
+          'organization.yaml': replace(
+            'certificate: mail-adatum',
+            'certificate: mail-adatum\n  tlsReporting: {dkim: {selector: tlsrpt, keyFile: pki/absent.key}}',
+          ),
+        },
+        diagnostics: [
+          {
+            code: 'DS016',
+            at: { file: 'organization.yaml', needle: 'pki/absent.key' },
+            message: /tlsReporting\.dkim\.keyFile pki\/absent\.key .*does not exist/,
+          },
+        ],
+      },
+      {
+        name: 'a DKIM key file readable by others',
+        prepare: withDkimKey('open.key', 0o644),
+        files: {
+          'organization.yaml': replace(
+            'certificate: mail-adatum',
+            'certificate: mail-adatum\n  tlsReporting: {dkim: {selector: tlsrpt, keyFile: pki/open.key}}',
+          ),
+        },
+        diagnostics: [
+          {
+            code: 'DS104',
+            at: { file: 'organization.yaml', needle: 'pki/open.key' },
+            message: /tlsReporting\.dkim\.keyFile is readable by group or others \(mode 0644\)/,
+          },
+        ],
+      },
       {
         name: 'TLS reporting declared without a DKIM key, at tlsReporting',
         files: {
