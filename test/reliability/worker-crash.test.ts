@@ -3,6 +3,7 @@
 // killed with SIGKILL takes its workers down with it, and the state directory stays locked until
 // the last of them is gone.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -39,10 +40,11 @@ async function workersOf(pid: number): Promise<number[]> {
   return workers;
 }
 
+/** Running or stopped; a zombie (exited, not yet reaped by whoever adopted it) is gone. */
 function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }
@@ -144,6 +146,39 @@ describe('receive workers under SIGKILL', () => {
       intervalMs: 100,
       until: (delivered) => acknowledged.every((id) => delivered.has(id)),
     });
+    assert.equal(await engine.stop(), 0);
+  });
+
+  it('keeps the state directory locked while a worker of a killed primary still runs', async () => {
+    const state = join(work.path, 'state-lock');
+    engine = new ServeProcess(['-f', lab.manifests, '--state', state, '--workers', '2'], env);
+    await engine.ready();
+    const workers = await workersOf(engine.pid ?? 0);
+    assert.equal(workers.length, 2);
+    // Stopped, they cannot notice that their primary is gone.
+    for (const worker of workers) process.kill(worker, 'SIGSTOP');
+    const primary = engine.pid ?? 0;
+    try {
+      // Not engine.kill(): its output pipes stay open while the stopped workers hold them.
+      process.kill(primary, 'SIGKILL');
+      await eventually('the primary to go', () => alive(primary), {
+        timeoutMs: 5_000,
+        intervalMs: 10,
+        until: (running) => !running,
+      });
+      const second = new ServeProcess(['--state', state, '--workers', '2'], env);
+      await assert.rejects(second.ready(), /in use by another domsec engine/);
+    } finally {
+      for (const worker of workers) process.kill(worker, 'SIGCONT');
+    }
+    await eventually('the workers to go', () => workers.filter(alive), {
+      timeoutMs: 5_000,
+      intervalMs: 10,
+      until: (left) => left.length === 0,
+    });
+    await engine.kill();
+    engine = new ServeProcess(['--state', state, '--workers', '2'], env);
+    await engine.ready();
     assert.equal(await engine.stop(), 0);
   });
 });
