@@ -168,6 +168,13 @@ export const DIAGNOSTIC_CODES: readonly DiagnosticCodeEntry[] = [
     fix: "Sign with an accepted domain (or a parent domain of one), or leave `domain` out: the first accepted domain, the reports' submitter, signs.",
   },
   {
+    code: 'DS024',
+    severity: 'error',
+    meaning:
+      'A TlsPolicy requires DANE or MTA-STS (`dane: require`, `mtaSts: require`) for a domain whose mail goes through a smart host or a static route (`resolver.static`), not its MX hosts: neither policy can be verified on that path, so the engine holds every message to the domain (`454 4.7.5`) until it expires.',
+    fix: 'Route the domain by MX (a SendConnector with `routing: { dnsMx: {} }` and no static route for it), or use `optional` for it in a more specific TlsPolicy.',
+  },
+  {
     code: 'DS101',
     severity: 'warning',
     meaning: 'A certificate expires within 30 days.',

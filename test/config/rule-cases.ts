@@ -1174,6 +1174,61 @@ export const RULE_CASES: readonly RuleCases[] = [
     ],
   },
   {
+    code: 'DS024',
+    valid: [
+      {
+        name: 'mtaSts: require for a domain routed by MX',
+        files: {
+          'policies.yaml': `${ENVELOPE('TlsPolicy', 'bank')}spec:\n  addressSpaces: [bank.example]\n  mtaSts: require\n`,
+          'internet.yaml': `${ENVELOPE('SendConnector', 'internet')}spec:\n  addressSpaces: ['*']\n  routing: { dnsMx: {} }\n`,
+        },
+      },
+      {
+        name: 'mtaSts: optional for a domain through a smart host',
+        files: {
+          'policies.yaml': `${ENVELOPE('TlsPolicy', 'bank')}spec:\n  addressSpaces: [bank.example]\n  mtaSts: optional\n`,
+          'internet.yaml': `${ENVELOPE('SendConnector', 'internet')}spec:\n  addressSpaces: ['*']\n  routing: { smartHosts: [relay.example.net] }\n`,
+        },
+      },
+    ],
+    invalid: [
+      {
+        name: 'mtaSts: require for a domain whose mail goes through a smart host, at mtaSts',
+        files: {
+          'policies.yaml': `${ENVELOPE('TlsPolicy', 'bank')}spec:\n  addressSpaces: [bank.example]\n  mtaSts: require\n`,
+          'internet.yaml': `${ENVELOPE('SendConnector', 'internet')}spec:\n  addressSpaces: ['*']\n  routing: { smartHosts: [relay.example.net] }\n`,
+        },
+        diagnostics: [
+          {
+            code: 'DS024',
+            at: { file: 'policies.yaml', needle: 'require' },
+            message:
+              /TlsPolicy\/bank requires MTA-STS for bank\.example, but its mail goes through the smart host relay\.example\.net of SendConnector\/internet, not its MX/,
+            hint: /route the domain by MX/,
+          },
+        ],
+      },
+      {
+        name: 'mtaSts: require for a domain with a static route',
+        files: {
+          'policies.yaml': `${ENVELOPE('TlsPolicy', 'bank')}spec:\n  addressSpaces: ['*.example']\n  mtaSts: require\n`,
+          'internet.yaml': `${ENVELOPE('SendConnector', 'internet')}spec:\n  addressSpaces: ['*']\n  routing: { dnsMx: {} }\n`,
+          'organization.yaml': replace(
+            '  certificate: mail-adatum\n',
+            "  certificate: mail-adatum\n  resolver: { static: { 'Bank.Example': [{ host: 127.0.0.1 }] } }\n",
+          ),
+        },
+        diagnostics: [
+          {
+            code: 'DS024',
+            at: { file: 'policies.yaml', needle: 'require' },
+            message: /requires MTA-STS for bank\.example, but its mail goes by a static route/,
+          },
+        ],
+      },
+    ],
+  },
+  {
     code: 'DS110',
     valid: [
       {

@@ -25,6 +25,7 @@ import { checkTlsPolicies } from './tls-policies.js';
 import { checkTlsReporting } from './tls-reporting.js';
 import { checkTrustAnchors } from './trust-anchors.js';
 import { checkUniqueness } from './uniqueness.js';
+import { checkUnmetTlsPolicies } from './unmet-tls-policies.js';
 
 export type { Rule, RuleContext } from './context.js';
 
@@ -52,6 +53,7 @@ export const RULES: readonly Rule[] = [
   checkValidatingResolver, // DS109
   checkTlsReporting, // DS023, DS110
   checkInternalPolicyHosts, // DS111
+  checkUnmetTlsPolicies, // DS024
 ];
 
 export function runRules(context: RuleContext): Diagnostic[] {
