@@ -290,26 +290,36 @@ export interface Sent {
 export async function sendOne(
   domain: string,
   generation: Generation,
-  services: { stateDir: string; extraCas?: string[]; mtaStsPort?: number; cache?: StsPolicyCache },
+  services: {
+    stateDir: string;
+    extraCas?: string[];
+    mtaStsPort?: number;
+    cache?: StsPolicyCache;
+    /** A delivery kept across calls (its sessions cached for reuse); closed by the caller. */
+    delivery?: KeptDelivery;
+  },
 ): Promise<Sent> {
-  const log = memoryLog();
-  const deliver = createRemoteDelivery({
-    log,
-    timeouts: TIMEOUTS,
-    dns: { timeoutMs: 1_000, tries: 1 },
-    tlsPolicy: {
-      cache: services.cache ?? new StsPolicyCache(`${services.stateDir}/mta-sts-${sequence}`),
-      ...(services.extraCas === undefined ? {} : { extraCas: services.extraCas }),
-      ...(services.mtaStsPort === undefined ? {} : { mtaStsPort: services.mtaStsPort }),
-      timeoutMs: 1_000,
-    },
-  });
+  const kept = services.delivery;
+  const log = kept?.log ?? memoryLog();
+  const deliver =
+    kept?.deliver ??
+    createRemoteDelivery({
+      log,
+      timeouts: TIMEOUTS,
+      dns: { timeoutMs: 1_000, tries: 1 },
+      tlsPolicy: {
+        cache: services.cache ?? new StsPolicyCache(`${services.stateDir}/mta-sts-${sequence}`),
+        ...(services.extraCas === undefined ? {} : { extraCas: services.extraCas }),
+        ...(services.mtaStsPort === undefined ? {} : { mtaStsPort: services.mtaStsPort }),
+        timeoutMs: 1_000,
+      },
+    });
   try {
     const [outcome] = await deliver(
       requireDomainName(domain),
       [message(`bob@${domain}`)],
       generation,
-      new AbortController().signal,
+      kept?.signal ?? new AbortController().signal,
     );
     assert.ok(outcome);
     return {
@@ -318,8 +328,28 @@ export async function sendOne(
       lastError: outcome.failures.map((f) => smtpReplyText(f.reply)).join('\n'),
     };
   } finally {
-    await deliver.close?.();
+    if (kept === undefined) await deliver.close?.();
   }
+}
+
+export interface KeptDelivery {
+  deliver: ReturnType<typeof createRemoteDelivery>;
+  log: ReturnType<typeof memoryLog>;
+  /** The queue's one signal: a kept session serves only sends under the signal it opened with. */
+  signal: AbortSignal;
+}
+
+/** One delivery for several sends, keeping idle sessions `connectionCacheMs` for the next. */
+export function keptDelivery(stateDir: string, connectionCacheMs: number): KeptDelivery {
+  const log = memoryLog();
+  const deliver = createRemoteDelivery({
+    log,
+    timeouts: TIMEOUTS,
+    dns: { timeoutMs: 1_000, tries: 1 },
+    connectionCacheMs,
+    tlsPolicy: { cache: new StsPolicyCache(`${stateDir}/mta-sts-kept`), timeoutMs: 1_000 },
+  });
+  return { deliver, log, signal: new AbortController().signal };
 }
 
 /** The message waits (a temporary failure for its recipient) with this last error. */
