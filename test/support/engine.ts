@@ -21,7 +21,7 @@ export interface RunningEngine {
 
 export async function startEngine(
   stateDir: string,
-  options: Pick<EngineOptions, 'applyGate'> = {},
+  options: Pick<EngineOptions, 'applyGate' | 'workers'> = {},
 ): Promise<RunningEngine> {
   const log = memoryLog();
   const engine = await Engine.open({ stateDir: join(stateDir), log, ...options });
