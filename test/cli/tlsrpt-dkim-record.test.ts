@@ -117,19 +117,22 @@ describe('dns records: the DKIM record of TLS reports', () => {
     const restore = await withReporting(
       '  tlsReporting: {dkim: {selector: s1, keyFile: pki/bad.key}}\n',
     );
+    let stderr = '';
+    const out = { ...capture(), stderr: (text: string) => (stderr += text) };
     try {
       await assert.rejects(
-        dnsRecordsCommand({ file: [dir], output: 'text' }, capture()),
+        dnsRecordsCommand({ file: [dir], output: 'text' }, out),
         (error: Error) => {
           assert.equal(error.name, 'CliError');
-          assert.match(
-            error.message,
-            /tlsReporting\.dkim: the DKIM key file .*bad\.key holds no private key/,
-          );
-          assert.doesNotMatch(error.message, /secretsecret/);
+          assert.match(error.message, /error\(s\) in the manifests/);
           return true;
         },
       );
+      assert.match(
+        stderr,
+        /DS016.*tlsReporting\.dkim\.keyFile pki\/bad\.key .*holds no PEM private key/,
+      );
+      assert.doesNotMatch(stderr, /secretsecret/);
     } finally {
       await restore();
     }
