@@ -7,6 +7,8 @@
 //   [--mode new|reuse|resume] [--clients 1,8,32] [--client-context per-connection|shared] [--ecdsa]
 //   [--generators K] [--postfix-set name=value]... [--latency [--latency-rate 100]] [--no-watch]
 //   [--warmup 3000]
+// --workers 1,2 [--mode new|reuse] [--clients 32]: the engine alone with each number of receive
+// processes, CPU per message summed over them, and the rate cores to spare allow (smtp-workers.ts).
 // --generators K splits the clients over K processes (one by default, which tops out near one
 // core's worth of TLS handshakes: about 420 new connections a second here).
 // --warmup N: before the rows, N messages on new connections from 8 clients to each Node server
@@ -41,6 +43,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { postfixInstalled } from '../test/support/postfix.js';
 import { deliveryLatencies, startDeliveryWatch, type DeliveryWatch } from './delivery-watch.js';
 import { runLargeMessages } from './smtp-large.js';
+import { runWorkerRows } from './smtp-workers.js';
 import { load, SHARED_CONTEXTS, type Run } from './smtp-load.js';
 import {
   DRAIN_TIMEOUT_MS,
@@ -134,6 +137,10 @@ async function main(): Promise<void> {
   // --size 25MB [--clients 32]: one large message per client at once, memory and MB/s instead.
   if (args.includes('--size')) {
     await runLargeMessages(args);
+    return;
+  }
+  if (args.includes('--workers')) {
+    await runWorkerRows(args);
     return;
   }
   const seconds = Number(flag(args, '--seconds') ?? 4) || 4;
