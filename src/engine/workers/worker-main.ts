@@ -18,7 +18,13 @@ endWithPrimary(process.ppid, () => {
 runReceiveWorker({
   stateDir,
   writer,
-  send: (message: WorkerMessage) => process.connected && channel(message),
+  // False only when the channel is gone: process.send's own false means a backlog, and the
+  // message still goes.
+  send: (message: WorkerMessage) => {
+    if (!process.connected) return false;
+    channel(message);
+    return true;
+  },
   onMessage: (listener) => process.on('message', (message) => listener(message as PrimaryMessage)),
   exit: (code) => {
     leaving = true;
