@@ -72,6 +72,28 @@ describe('receive workers', () => {
     );
   });
 
+  it("counts what the workers saw in the primary's metrics: messages received and a partner refused", async () => {
+    const { treyRoot } = lab();
+    const refused = await submit(
+      port,
+      { from: 'alice@adatum.com', to: ['bob@treyresearch.net'] },
+      { serverCa: treyRoot.certPem },
+      'Subject: no certificate\r\n\r\nHello.\r\n',
+    ).catch((error: Error & { responseCode?: number }) => ({
+      code: error.responseCode ?? 0,
+      response: error.message,
+    }));
+    assert.notEqual(refused.code, 250);
+    await eventually('the refusal counted', async () => (await engine.metrics.text()).body, {
+      until: (text) =>
+        /domsec_tls_verification_failures_total\{direction="receive"[^}]*\} 1/.test(text),
+    });
+    const text = (await engine.metrics.text()).body;
+    const received =
+      /domsec_messages_received_total\{[^}]*connector="from-partners"[^}]*\} (\d+)/.exec(text);
+    assert.ok(Number(received?.[1]) >= 12, `received: ${received?.[0]}`);
+  });
+
   it('applies a generation no worker can prepare nowhere, and the running one keeps serving', async () => {
     const before = engine.currentGeneration;
     const taken = await freePort();
