@@ -11,10 +11,13 @@ import { ADATUM, TREY } from '../support/manifests.js';
 import { submit, type SubmitOutcome } from '../support/smtp-submit.js';
 import { tempDir, type TempDir } from '../support/tmp.js';
 import { deliveredIds, writePartnerLab, type PartnerLab } from '../reliability/partner-lab.js';
+import { ControlClient } from '../../src/control/client.js';
 import { ServeProcess } from '../reliability/serve-process.js';
 import { alive, workersOf } from './worker-processes.js';
 
 const CLIENTS = 4;
+/** Messages for the partner, whose port is closed: they wait in the queue. */
+const DEFERRED = 10;
 const WORKER_KILLS = 6;
 /** 16 of these fill a 16 MiB journal segment: a worker rotates one every few seconds. */
 const LARGE_BODY_BYTES = 1024 * 1024;
@@ -244,6 +247,54 @@ describe('acknowledged mail and receive workers killed with SIGKILL', () => {
       );
       assert.equal(refusedYetDelivered.length, 0, 'refused with 4xx, and delivered all the same');
       assert.equal(refused.length, 0, `refused with the primary alive: ${refusal}`);
+      assert.equal(await engine.stop(), 0);
+      engine = undefined;
+    },
+  );
+
+  it(
+    'keeps every deferred message adopted from the workers exactly once across a primary killed with SIGKILL',
+    { timeout: 90_000 },
+    async () => {
+      const state = join(work.path, 'state-deferred');
+      const env = { DOMSEC_TOKEN: 'attack-workers-mail-token-5d1c8e2a9f' };
+      engine = new ServeProcess(['-f', lab.manifests, '--state', state, '--workers', '2'], env);
+      await engine.ready();
+      const workers = await workersOf(engine.pid ?? 0);
+      for (let n = 0; n < DEFERRED; n += 1) {
+        const outcome = await submit(
+          lab.internalPort,
+          { from: `app@${TREY.domain}`, to: [`partner${n}@${ADATUM.domain}`] },
+          { plaintext: true, serverCa: '' },
+          `Subject: deferred ${n}\r\nX-Test-Id: d-m${n}\r\n\r\nFor the partner.\r\n`,
+        );
+        assert.equal(outcome.code, 250, outcome.response);
+      }
+      const client = new ControlClient(`http://${lab.admin}`, env.DOMSEC_TOKEN);
+      const queued = async () =>
+        (await client.queues()).messages
+          .filter((m) => m.nextHopDomain === ADATUM.domain)
+          .map((m) => m.id)
+          .sort();
+      // Adopted and tried once (the partner's port is closed): deferred, not delivered.
+      const before = await eventually(
+        'every message deferred',
+        async () => {
+          const { messages } = await client.queues();
+          const tried = messages.filter((m) => m.nextHopDomain === ADATUM.domain && m.attempts > 0);
+          return tried.length === DEFERRED ? messages.map((m) => m.id).sort() : undefined;
+        },
+        { timeoutMs: 20_000, intervalMs: 100 },
+      );
+      await engine.kill();
+      await eventually('the workers gone with their primary', () => workers.filter(alive), {
+        timeoutMs: 5_000,
+        intervalMs: 10,
+        until: (left) => left.length === 0,
+      });
+      engine = new ServeProcess(['--state', state, '--workers', '2'], env);
+      await engine.ready();
+      assert.deepEqual(await queued(), before);
       assert.equal(await engine.stop(), 0);
       engine = undefined;
     },
