@@ -8,6 +8,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { Engine } from '../../src/engine/engine.js';
 import { memoryLog } from '../../src/engine/log.js';
 import { banner } from '../support/banner.js';
+import { LineClient } from '../support/line-client.js';
 import { eventually } from '../support/eventually.js';
 import { freePort } from '../support/ports.js';
 import { runtimeConfig } from '../support/runtime-config.js';
@@ -68,6 +69,31 @@ describe('hot reload across receive workers under faults', () => {
     assert.deepEqual(new Set(await greetings()), new Set(['mx1.treyresearch.net']));
     return engine;
   }
+
+  it(
+    'keeps each open session on the generation it started with, in every worker',
+    { timeout: 30_000 },
+    async () => {
+      const running = await start('sessions-keep');
+      const sessions = await Promise.all(
+        Array.from({ length: GREETINGS }, async () => {
+          const client = await LineClient.open(port);
+          assert.match(await client.reply(), /^220 mx1\.treyresearch\.net/);
+          return client;
+        }),
+      );
+      try {
+        await running.apply(config('mx2.treyresearch.net'));
+        assert.deepEqual(new Set(await greetings()), new Set(['mx2.treyresearch.net']));
+        for (const client of sessions) {
+          client.write('EHLO client.adatum.com');
+          assert.match(await client.reply(), /^250-mx1\.treyresearch\.net/);
+        }
+      } finally {
+        for (const client of sessions) client.close();
+      }
+    },
+  );
 
   it(
     'commits an apply that arrives while a killed worker is being replaced, in every worker',
