@@ -1,7 +1,10 @@
 // Which MX hosts of a domain DANE applies to (RFC 7672 §2.2): only through a DNSSEC-secure MX
 // answer (or, without MX, the domain's own secure address records), only for hosts whose own
-// address records are secure, and then the TLSA records at `_port._tcp.host`. A TLSA look-up that
-// fails for such a host makes the host unusable (§2.2: fail closed), never a host without DANE.
+// address records are secure, and then the TLSA records at `_port._tcp.host` — first at the name
+// a secure CNAME chain of the host's addresses ends at, then at the host's own name (§2.2.3). A
+// TLSA look-up that fails for such a host makes the host unusable (§2.2: fail closed), never a
+// host without DANE; secure TLSA records none of which is usable leave TLS mandatory, without
+// authentication (§2.2), never plaintext.
 import { parseDomainName, type DomainName } from '../../domain-name.js';
 import { DnsLookupError, type PolicyResolver } from './resolver.js';
 import { describeRecord, unusableReason, usableRecords, type TlsaRecord } from './tlsa.js';
@@ -11,6 +14,8 @@ export type HostDane =
   | { kind: 'none'; why: string }
   /** Usable TLSA records: TLS required and the chain must match one (names for DANE-TA). */
   | { kind: 'tlsa'; records: TlsaRecord[]; names: DomainName[] }
+  /** Secure TLSA records, none usable: TLS is still mandatory, the certificate not checked. */
+  | { kind: 'encrypt'; why: string }
   /** The host may not be used now (its secure TLSA look-up failed). */
   | { kind: 'defer'; reason: string };
 
@@ -116,10 +121,42 @@ async function daneForHost(
     steps.push(`${host}: address records not secure: no DANE`);
     return { kind: 'none', why: `the address records of ${host} are not DNSSEC-validated` };
   }
-  const name = `_${port}._tcp.${host}`;
+  // §2.2.3: a secure CNAME chain's end is the TLSA base domain tried first.
+  const expanded = answers
+    .map((answer) =>
+      answer.status === 'fulfilled' && answer.value.secure ? answer.value.canonical : undefined,
+    )
+    .find((canonical) => canonical !== undefined);
+  const target = expanded === undefined ? undefined : parseDomainName(expanded);
+  const names = [...new Set([...(target?.ok === true ? [target.name] : []), host, domain])];
+  if (target?.ok === true && target.name !== host) {
+    steps.push(`${host}: a secure CNAME chain ends at ${target.name}`);
+    const atTarget = await tlsaAt(resolver, target.name, port, names, steps);
+    if (atTarget !== undefined) return atTarget;
+  }
+  return (
+    (await tlsaAt(resolver, host, port, names, steps)) ?? {
+      kind: 'none',
+      why: `${host} publishes no TLSA record`,
+    }
+  );
+}
+
+/**
+ * DANE by the TLSA records at `_port._tcp.base`; undefined when the base securely has none (or
+ * none that is secure), so that the next base is tried.
+ */
+async function tlsaAt(
+  resolver: PolicyResolver,
+  base: DomainName,
+  port: number,
+  names: DomainName[],
+  steps: string[],
+): Promise<HostDane | undefined> {
+  const name = `_${port}._tcp.${base}`;
   let answer;
   try {
-    answer = await resolver.tlsa(host, port);
+    answer = await resolver.tlsa(base, port);
   } catch (error) {
     if (!(error instanceof DnsLookupError)) throw error;
     steps.push(`TLSA ${name}: ${error.problem}: the host is not used (DANE fails closed)`);
@@ -130,11 +167,11 @@ async function daneForHost(
   }
   if (!answer.secure) {
     steps.push(`TLSA ${name}: ${answer.status}, not secure: no DANE`);
-    return { kind: 'none', why: `TLSA ${name} is not DNSSEC-validated` };
+    return undefined;
   }
   if (answer.status !== 'answer') {
     steps.push(`TLSA ${name}: ${answer.status} (secure): no DANE`);
-    return { kind: 'none', why: `${host} publishes no TLSA record` };
+    return undefined;
   }
   for (const record of answer.records) {
     const why = unusableReason(record);
@@ -142,13 +179,12 @@ async function daneForHost(
   }
   const records = usableRecords(answer.records);
   if (records.length === 0) {
-    // RFC 7672 §2.2: all records unusable is as if there were none.
-    steps.push(`TLSA ${name}: no usable record: no DANE`);
-    return { kind: 'none', why: `no usable TLSA record for ${host}` };
+    // RFC 7672 §2.2: published but none usable, the records still say the server offers TLS.
+    steps.push(`TLSA ${name}: no usable record: TLS required, the certificate not checked`);
+    return { kind: 'encrypt', why: `no usable TLSA record at ${name}` };
   }
   steps.push(
     `TLSA ${name}: ${records.map(describeRecord).join(', ')} (secure): TLS required, no plaintext`,
   );
-  const names = host === domain ? [host] : [host, domain];
   return { kind: 'tlsa', records, names };
 }

@@ -193,5 +193,11 @@ export function hopTls(
       return { kind: 'mta-sts', mode, host, cas: extraCas };
     }
   }
-  return { kind: 'connector', requireTls: policy.requireTls };
+  // Secure TLSA records none of which is usable: TLS stays mandatory (RFC 7672 §2.2).
+  return { kind: 'connector', requireTls: policy.requireTls || daneHost?.kind === 'encrypt' };
+}
+
+/** Whether the host's secure TLSA records, though none is usable, make TLS mandatory. */
+export function daneRequiresTls(destination: DestinationTls, host: DomainName): boolean {
+  return destination.dane?.hosts.get(host)?.kind === 'encrypt';
 }

@@ -25,6 +25,11 @@ export interface DnsAnswer<T> {
   records: T[];
   /** AD from a validating resolver: the answer (or its denial) is DNSSEC-secure. */
   secure: boolean;
+  /**
+   * Where the answer's CNAME chain from the name asked ends (lower case, no trailing dot), when
+   * there is one: the name the records belong to.
+   */
+  canonical?: string;
 }
 
 /** A look-up that gave no usable answer: SERVFAIL, REFUSED, a timeout, or bytes that do not parse. */
@@ -107,10 +112,15 @@ export class PolicyResolver {
     const rcode = response.rcode ?? 'NOERROR';
     if (rcode === 'NXDOMAIN') return { status: 'nxdomain', records: [], secure };
     if (rcode !== 'NOERROR') throw new DnsLookupError(`${type} ${name}`, rcode);
-    const records = (response.answers ?? [])
-      .map(pick)
-      .filter((record): record is T => record !== undefined);
-    return { status: records.length > 0 ? 'answer' : 'nodata', records, secure };
+    const answers = response.answers ?? [];
+    const records = answers.map(pick).filter((record): record is T => record !== undefined);
+    const canonical = cnameTarget(answers, name);
+    return {
+      status: records.length > 0 ? 'answer' : 'nodata',
+      records,
+      secure,
+      ...(canonical === undefined ? {} : { canonical }),
+    };
   }
 
   /** Each server in turn, `tries` rounds; the last problem when none answered. */
@@ -179,10 +189,31 @@ type Decoded = Packet & { flag_ad?: boolean; flag_tc?: boolean; rcode?: string }
 function sameQuestion(response: Decoded, name: string, type: RecordType): boolean {
   const question = response.questions?.[0];
   if (question === undefined) return false;
-  // DNS compares names without case (RFC 4343); only ASCII letters fold.
-  const fold = (value: string) =>
-    value.replace(/\.$/, '').replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32));
   return question.type === type && fold(question.name) === fold(name);
+}
+
+/** DNS names compared as DNS compares them (RFC 4343: only ASCII letters fold), no trailing dot. */
+function fold(value: string): string {
+  return value
+    .replace(/\.$/, '')
+    .replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32));
+}
+
+/** CNAME chains longer than this are not followed (resolvers stop well before). */
+const MAX_CNAME_CHAIN = 16;
+
+/** The end of the answer's CNAME chain from `name`, if it has one. */
+function cnameTarget(answers: readonly Answer[], name: string): string | undefined {
+  let current = fold(name);
+  const start = current;
+  for (let hop = 0; hop < MAX_CNAME_CHAIN; hop += 1) {
+    let target: string | undefined;
+    for (const answer of answers)
+      if (answer.type === 'CNAME' && fold(answer.name) === current) target = answer.data;
+    if (target === undefined) break;
+    current = fold(target);
+  }
+  return current === start ? undefined : current;
 }
 
 function decode(bytes: Buffer, id: number): Decoded | undefined {

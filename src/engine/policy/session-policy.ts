@@ -8,7 +8,7 @@ import { certificateDnsNames, coversHost } from '../../certificate-names.js';
 import { parseDomainName, type DomainName } from '../../domain-name.js';
 import type { RuntimeConfig, SendRouting } from '../../model.js';
 import type { SmtpReply } from '../../smtp-reply.js';
-import { chooseTlsPolicy, hopTls, type DestinationTls } from './outbound.js';
+import { chooseTlsPolicy, daneRequiresTls, hopTls, type DestinationTls } from './outbound.js';
 import type { StsPolicy } from './mta-sts-policy.js';
 import type { ResultType } from '../tlsrpt/results.js';
 import { describeRecord, matchChain, type TlsaRecord } from './tlsa.js';
@@ -113,7 +113,10 @@ export function hopSessionPolicy(
   if (!parsed.ok) return connector;
   const host = parsed.name;
   const verdict = hopTls(destination, host, extraCas);
-  const required = connector.kind === 'required' || destination.policy.requireTls;
+  const required =
+    connector.kind === 'required' ||
+    destination.policy.requireTls ||
+    daneRequiresTls(destination, host);
   switch (verdict.kind) {
     case 'refused':
       return {
