@@ -34,7 +34,13 @@ export interface ReportState {
   reportId: string;
   /** The rua URIs the report went to. */
   delivered: string[];
-  outcome: 'pending' | 'sent' | 'no-record' | 'abandoned';
+  /**
+   * The mailto: rua it was not mailed to for want of a DKIM key (RFC 8460 §3: a recipient ignores
+   * an unsigned report): done, not retried. Absent in states written before it.
+   */
+  notMailed?: string[];
+  /** not-mailed: every rua was a mailto: one and none could be signed. */
+  outcome: 'pending' | 'sent' | 'no-record' | 'abandoned' | 'not-mailed';
   attempts: number;
   lastError?: string;
 }
@@ -128,7 +134,7 @@ export class ReportScheduler {
             log.log('error', 'tlsrpt.report-failed', { domain, day, error: error.message });
             return 'failed' as const;
           });
-        if (outcome === 'done') continue;
+        if (outcome === 'done' || outcome === 'not-mailed') continue;
         if (outcome === 'sent') summary.sent += 1;
         else if (outcome === 'no-record') summary.noRecord += 1;
         else if (outcome === 'abandoned') summary.abandoned += 1;
@@ -143,7 +149,7 @@ export class ReportScheduler {
     domain: DomainName,
     known: ReportState | undefined,
     tooOld: boolean,
-  ): Promise<'sent' | 'no-record' | 'abandoned' | 'failed'> {
+  ): Promise<'sent' | 'no-record' | 'abandoned' | 'not-mailed' | 'failed'> {
     const { stateDirectory, log, submitter } = this.options;
     const results = await readDomainDay(stateDirectory, day, domain);
     if (results === undefined) return 'failed';
@@ -187,8 +193,14 @@ export class ReportScheduler {
     const report = buildReport(results, submitter, state.reportId);
     const gzipped = gzipReport(report);
     const failures: string[] = [];
+    const unsigned: string[] = [];
     for (const uri of lookup.rua) {
-      if (state.delivered.includes(uri.uri)) continue;
+      if (state.delivered.includes(uri.uri) || state.notMailed?.includes(uri.uri)) continue;
+      if (uri.kind === 'mailto' && submitter.dkim === undefined) {
+        // Unsigned, the recipient must ignore it: not sent, and not tried again every cycle.
+        unsigned.push(uri.uri);
+        continue;
+      }
       try {
         await this.send(uri, results, state.reportId, gzipped);
         state.delivered.push(uri.uri);
@@ -204,6 +216,17 @@ export class ReportScheduler {
         failures.push(`${uri.uri}: ${(error as Error).message}`);
       }
     }
+    if (unsigned.length > 0) {
+      state.notMailed = [...(state.notMailed ?? []), ...unsigned];
+      await save();
+      log.log('warn', 'tlsrpt.report-not-mailed', {
+        domain,
+        day,
+        reportId: state.reportId,
+        rua: unsigned,
+        reason: NOT_SIGNED,
+      });
+    }
     if (failures.length > 0) {
       state.lastError = failures.join('; ');
       await save();
@@ -215,10 +238,12 @@ export class ReportScheduler {
       });
       return 'failed';
     }
-    state.outcome = 'sent';
-    delete state.lastError;
+    const mailedNowhere = state.delivered.length === 0 && (state.notMailed?.length ?? 0) > 0;
+    state.outcome = mailedNowhere ? 'not-mailed' : 'sent';
+    if (mailedNowhere) state.lastError = NOT_SIGNED;
+    else delete state.lastError;
     await save();
-    return 'sent';
+    return mailedNowhere ? 'not-mailed' : 'sent';
   }
 
   private async send(
@@ -233,10 +258,7 @@ export class ReportScheduler {
     }
     const { submitter, queue, now } = this.options;
     // RFC 8460 §3: a report by mail carries a DKIM signature of ours, or the recipient ignores it.
-    if (submitter.dkim === undefined)
-      throw new Error(
-        'not mailed: reports by mail must be DKIM-signed (RFC 8460 §3) and the Organization has no tlsReporting.dkim',
-      );
+    if (submitter.dkim === undefined) throw new Error(NOT_SIGNED);
     const message = await reportMessage({
       submitter,
       results,
@@ -249,6 +271,9 @@ export class ReportScheduler {
     await queue.accept({ from: submitter.from, recipients: [uri.address], body });
   }
 }
+
+const NOT_SIGNED =
+  'not mailed: reports by mail must be DKIM-signed (RFC 8460 §3) and the Organization has no tlsReporting.dkim';
 
 export function reportsDirectory(stateDirectory: string): string {
   return join(stateDirectory, 'tlsrpt', 'reports');

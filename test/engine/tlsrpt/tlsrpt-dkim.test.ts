@@ -1,7 +1,7 @@
 // Mailed TLS reports are DKIM-signed by the reporting domain (RFC 8460 §3): the signature made
 // with nodemailer's signer is checked by another implementation (mailauth), a report changed on
 // the way fails, a key that cannot sign is refused without showing what the file holds, and
-// without a key no report is mailed.
+// without a key no report is mailed (once per report, not every cycle).
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { chmod, writeFile } from 'node:fs/promises';
@@ -18,6 +18,7 @@ import { readState, ReportScheduler } from '../../../src/engine/tlsrpt/schedule.
 import { tempDir, type TempDir } from '../../support/tmp.js';
 
 const FABRIKAM = requireDomainName('fabrikam.example');
+const CONTOSO = requireDomainName('contoso.example');
 const key = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey;
 const record = dkimRecordText(key);
 
@@ -135,26 +136,42 @@ describe('DKIM on mailed TLS reports', () => {
     }
   });
 
-  test('without a DKIM key, nothing is mailed: the mailto: rua fails with the reason, kept for the next cycle', async () => {
+  test('without a DKIM key, nothing is mailed: each mailto: rua is marked not mailed, once; https: goes on', async () => {
     const log = memoryLog();
     let at = new Date('2026-12-06T12:00:00Z');
     const results = new TlsResults(dir.path, () => at);
-    await results.record({
-      policyDomain: FABRIKAM,
-      policyType: 'sts',
-      policyStrings: [],
-      mxHost: [],
-      result: 'success',
-    });
+    for (const domain of [FABRIKAM, CONTOSO])
+      await results.record({
+        policyDomain: domain,
+        policyType: 'sts',
+        policyStrings: [],
+        mxHost: [],
+        result: 'success',
+      });
     const queued: string[][] = [];
-    const rua: ReportUri[] = [
-      { kind: 'mailto', uri: 'mailto:tlsrpt@fabrikam.example', address: 'tlsrpt@fabrikam.example' },
-    ];
+    const lookups: string[] = [];
+    const mailto = (domain: string): ReportUri => ({
+      kind: 'mailto',
+      uri: `mailto:tlsrpt@${domain}`,
+      address: `tlsrpt@${domain}`,
+    });
+    // A collector on a port nothing listens on: its POST fails, and is tried again next cycle.
+    const https: ReportUri = {
+      kind: 'https',
+      uri: 'https://localhost:9/r',
+      url: new URL('https://localhost:9/r'),
+    };
     const scheduler = new ReportScheduler({
       stateDirectory: dir.path,
       results,
       now: () => at,
-      lookup: () => Promise.resolve({ kind: 'record', rua }),
+      lookup: (domain) => {
+        lookups.push(domain);
+        return Promise.resolve({
+          kind: 'record',
+          rua: domain === FABRIKAM ? [mailto(domain)] : [mailto(domain), https],
+        });
+      },
       submitter: submitter(),
       queue: {
         accept: (message) => {
@@ -162,17 +179,31 @@ describe('DKIM on mailed TLS reports', () => {
           return Promise.resolve();
         },
       },
+      https: { allowInternalAddresses: true, timeoutMs: 2_000 },
       log,
     });
     at = new Date('2026-12-07T00:10:00Z');
     assert.deepEqual(await scheduler.cycle(), { sent: 0, failed: 1, noRecord: 0, abandoned: 0 });
     assert.deepEqual(queued, []);
-    const state = await readState(dir.path, '2026-12-06', FABRIKAM);
-    assert.equal(state?.outcome, 'pending');
-    assert.deepEqual(state?.delivered, []);
+    const fabrikam = await readState(dir.path, '2026-12-06', FABRIKAM);
+    assert.equal(fabrikam?.outcome, 'not-mailed');
+    assert.deepEqual(fabrikam?.delivered, []);
+    assert.deepEqual(fabrikam?.notMailed, ['mailto:tlsrpt@fabrikam.example']);
     assert.match(
-      state?.lastError ?? '',
-      /^mailto:tlsrpt@fabrikam\.example: not mailed: .*DKIM-signed \(RFC 8460 §3\).*tlsReporting\.dkim$/,
+      fabrikam?.lastError ?? '',
+      /^not mailed: reports by mail must be DKIM-signed \(RFC 8460 §3\) and the Organization has no tlsReporting\.dkim$/,
     );
+    const contoso = await readState(dir.path, '2026-12-06', CONTOSO);
+    assert.equal(contoso?.outcome, 'pending');
+    assert.deepEqual(contoso?.notMailed, ['mailto:tlsrpt@contoso.example']);
+    assert.match(contoso?.lastError ?? '', /localhost:9/);
+    const notMailed = () => log.entries.filter((e) => e.event === 'tlsrpt.report-not-mailed');
+    assert.equal(notMailed().length, 2);
+    // The next cycle tries contoso's collector again, not the mail, and leaves fabrikam alone.
+    lookups.length = 0;
+    assert.deepEqual(await scheduler.cycle(), { sent: 0, failed: 1, noRecord: 0, abandoned: 0 });
+    assert.deepEqual(lookups, [CONTOSO]);
+    assert.deepEqual(queued, []);
+    assert.equal(notMailed().length, 2);
   });
 });
