@@ -39,7 +39,9 @@ const PLAIN = 'plain.example';
 const STRIPPED = { offerStarttls: false } as const;
 const REFUSED = { starttlsReply: '454 4.7.0 TLS not available due to temporary reason\r\n' };
 /** A server that will not speak TLS 1.2 or later (OpenSSL needs level 0 to offer 1.0/1.1 at all). */
-const OLD_TLS = { tls: { maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' } } as const;
+const OLD_TLS = {
+  tls: { minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' },
+} as const;
 const REQUIRED = /451 4\.7\.3 STARTTLS is required to send mail/;
 
 const requireTlsPolicy = (addressSpace: string): Named<TlsPolicySpec> => ({
