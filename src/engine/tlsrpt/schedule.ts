@@ -238,9 +238,11 @@ export class ReportScheduler {
       });
       return 'failed';
     }
-    const mailedNowhere = state.delivered.length === 0 && (state.notMailed?.length ?? 0) > 0;
+    const notMailed = state.notMailed ?? [];
+    const mailedNowhere = state.delivered.length === 0 && notMailed.length > 0;
     state.outcome = mailedNowhere ? 'not-mailed' : 'sent';
-    if (mailedNowhere) state.lastError = NOT_SIGNED;
+    // Kept where `tlsrpt show` reads it: which rua did not get the report, and why.
+    if (notMailed.length > 0) state.lastError = `${notMailed.join(', ')}: ${NOT_SIGNED}`;
     else delete state.lastError;
     await save();
     return mailedNowhere ? 'not-mailed' : 'sent';

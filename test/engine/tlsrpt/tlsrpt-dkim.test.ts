@@ -191,7 +191,7 @@ describe('DKIM on mailed TLS reports', () => {
     assert.deepEqual(fabrikam?.notMailed, ['mailto:tlsrpt@fabrikam.example']);
     assert.match(
       fabrikam?.lastError ?? '',
-      /^not mailed: reports by mail must be DKIM-signed \(RFC 8460 §3\) and the Organization has no tlsReporting\.dkim$/,
+      /^mailto:tlsrpt@fabrikam\.example: not mailed: reports by mail must be DKIM-signed \(RFC 8460 §3\) and the Organization has no tlsReporting\.dkim$/,
     );
     const contoso = await readState(dir.path, '2026-12-06', CONTOSO);
     assert.equal(contoso?.outcome, 'pending');
