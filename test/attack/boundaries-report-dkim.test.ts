@@ -1,10 +1,12 @@
 // The DKIM key of mailed TLS reports from the attacker's and the careless operator's side: the
 // key file's content never reaches validate, dns records, the report's error or the log, whatever
 // the file holds (a short key, another kind of key, another secret); a file that cannot sign is
-// caught before the first report is due; and a signature still verifies for the message it was
-// made over only: a header field added on the way, above the signed ones, must break it.
+// caught before the first report is due; a signature verifies for the message it was made over
+// only (a header field added on the way, above the signed ones, must break it), and for the bytes
+// the rua's mailbox receives from our queue, a restart of the queue in between.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { Resolver } from 'node:dns/promises';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,12 +15,22 @@ import { dnsRecordsCommand } from '../../src/cli/dns.js';
 import type { Output } from '../../src/cli/output.js';
 import { validateCommand } from '../../src/cli/validate.js';
 import { requireDomainName } from '../../src/domain-name.js';
+import { EngineDelivery } from '../../src/engine/delivery/engine-delivery.js';
+import { EngineEvents } from '../../src/engine/events.js';
+import { buildGeneration, type Generation } from '../../src/engine/generation.js';
 import { memoryLog } from '../../src/engine/log.js';
 import { dkimRecordText, signReportMessage } from '../../src/engine/tlsrpt/dkim.js';
 import type { ReportUri } from '../../src/engine/tlsrpt/record.js';
 import { reportMessage, type Submitter } from '../../src/engine/tlsrpt/report.js';
 import { TlsResults } from '../../src/engine/tlsrpt/results.js';
+import { submitterOf } from '../../src/engine/tlsrpt/reporting.js';
 import { readState, ReportScheduler } from '../../src/engine/tlsrpt/schedule.js';
+import { startDnsServer } from '../support/dns-server.js';
+import { eventually } from '../support/eventually.js';
+import { lab } from '../support/lab.js';
+import { freePort } from '../support/ports.js';
+import { runtimeConfig, sendConnector } from '../support/runtime-config.js';
+import { startSmtpPeer } from '../support/smtp-peer.js';
 import { ADATUM, TREY, writeLab, writeManifests } from '../support/manifests.js';
 import { tempDir, type TempDir } from '../support/tmp.js';
 
@@ -318,4 +330,110 @@ describe('the signature of a mailed report against changes on the way', () => {
         assert.notEqual(await verdict(`${field}\r\n${signed}`), 'pass', field);
     },
   );
+});
+
+describe('a mailed report as it leaves the queue, after a restart in between', () => {
+  it('reaches the rua mailbox with a signature mailauth verifies over the bytes received', async () => {
+    const state = await tempDir('domsec-dkim-queue-');
+    const peer = await startSmtpPeer({ certificate: lab().strangerAdatum });
+    const key = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey;
+    const keyFile = join(state.path, 'dkim.key');
+    await writeFile(keyFile, key.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
+    const dns = await startDnsServer({
+      'tlsrpt._domainkey.treyresearch.net': { TXT: [dkimRecordText(key)] },
+      'reports.example': { MX: [{ preference: 10, exchange: 'mx.reports.example' }] },
+      'mx.reports.example': { A: ['127.0.0.1'] },
+    });
+    const closed = await freePort();
+    const generation = (port: number): Generation =>
+      buildGeneration(
+        runtimeConfig({
+          organization: {
+            resolver: { servers: [dns.server], static: {} },
+            tlsReporting: { dkim: { selector: 'tlsrpt', keyFile } },
+          },
+          sendConnectors: [sendConnector('out', { domainSecure: false, requireTls: false, port })],
+        }),
+        1,
+      );
+    const open = (current: Generation) =>
+      EngineDelivery.open({
+        stateDir: state.path,
+        log: memoryLog(),
+        events: new EngineEvents(),
+        generation: () => current,
+        timeouts: { connectMs: 2_000, greetingMs: 2_000, socketMs: 5_000 },
+        dns: { timeoutMs: 1_000, tries: 1 },
+      });
+    let delivery: EngineDelivery | undefined;
+    try {
+      // First life: the rua's MX refuses connections, so the signed report waits in the queue.
+      const first = generation(closed);
+      delivery = await open(first);
+      const queue = delivery.queue;
+      let at = new Date('2026-12-06T12:00:00Z');
+      const results = new TlsResults(state.path, () => at);
+      await results.record({
+        policyDomain: FABRIKAM,
+        policyType: 'sts',
+        policyStrings: [],
+        mxHost: [],
+        result: 'success',
+      });
+      const submitter = submitterOf(first);
+      assert.ok(submitter.dkim, 'the Organization signs');
+      const scheduler = new ReportScheduler({
+        stateDirectory: state.path,
+        results,
+        now: () => at,
+        lookup: () =>
+          Promise.resolve({
+            kind: 'record',
+            rua: [
+              {
+                kind: 'mailto',
+                uri: 'mailto:tlsrpt@reports.example',
+                address: 'tlsrpt@reports.example',
+              },
+            ],
+          }),
+        submitter,
+        queue: {
+          accept: (message) =>
+            queue.accept({ ...message, receivedAt: at, connector: 'tlsrpt', remoteAddress: '' }),
+        },
+        log: memoryLog(),
+      });
+      at = new Date('2026-12-07T00:10:00Z');
+      assert.equal((await scheduler.cycle()).sent, 1);
+      delivery.afterApply(undefined, first);
+      await eventually('the first attempt deferred', () =>
+        queue.messages().some((m) => m.attempts > 0),
+      );
+      await delivery.close();
+      // Second life: the same state directory, the MX up; the journal gives the message back.
+      const second = generation(peer.port);
+      delivery = await open(second);
+      delivery.afterApply(undefined, second);
+      delivery.retry();
+      await eventually('the report delivered', () => peer.messages.length === 1, 20_000);
+      const received = peer.messages[0]?.body ?? Buffer.alloc(0);
+      const resolver = new Resolver({ timeout: 2_000, tries: 1 });
+      resolver.setServers([dns.server]);
+      const verified = await dkimVerify(received, {
+        resolver: (name: string, type: string) =>
+          type === 'TXT' ? resolver.resolveTxt(name) : Promise.reject(new Error(type)),
+      });
+      assert.deepEqual(
+        verified.results.map((r) => [r.status.result, r.signingDomain, r.selector]),
+        [['pass', 'treyresearch.net', 'tlsrpt']],
+      );
+      assert.match(received.toString('latin1'), /^TLS-Report-Domain: fabrikam\.example\r$/m);
+    } finally {
+      await delivery?.close();
+      await peer.close();
+      await dns.close();
+      await state.remove();
+    }
+  });
 });
