@@ -63,6 +63,8 @@ export interface EngineOptions {
    * runs in this process, as it always did.
    */
   workers?: number;
+  /** Tests only: how long a receive worker may take to answer a prepare. */
+  workerPrepareTimeoutMs?: number;
   /** Tests only: TLS reporting's clock and how often it writes results and sends reports. */
   tlsReporting?: Pick<TlsReportingOptions, 'now' | 'flushMs' | 'cycleMs'>;
 }
@@ -150,6 +152,9 @@ export class Engine {
               events,
               log,
               lockPipe: lock.pipe,
+              ...(options.workerPrepareTimeoutMs === undefined
+                ? {}
+                : { prepareTimeoutMs: options.workerPrepareTimeoutMs }),
             });
       const listeners: ReceiveListeners =
         group ??

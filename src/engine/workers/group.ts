@@ -41,6 +41,8 @@ export interface WorkerGroupOptions {
   log: EngineLog;
   /** The state lock's pipe: every worker inherits it, so the lock covers the group. */
   lockPipe?: Writable;
+  /** How long a worker may take to answer a prepare (tests shorten it). */
+  prepareTimeoutMs?: number;
 }
 
 interface Member {
@@ -254,7 +256,7 @@ export class WorkerGroup implements ReceiveListeners {
     return new Promise((resolve) => {
       const timer = setTimeout(
         () => resolve({ ok: false, reason: `receive worker ${member.writer} did not answer` }),
-        PREPARE_TIMEOUT_MS,
+        this.options.prepareTimeoutMs ?? PREPARE_TIMEOUT_MS,
       );
       timer.unref();
       member.answers.set(number, (answer) => {

@@ -104,32 +104,31 @@ export function runReceiveWorker(options: ReceiveWorkerOptions): void {
     options.exit(0);
   };
 
-  options.onMessage((message) => {
+  /** One message at a time, in order: an abort or a commit waits for the prepare before it. */
+  const handle = async (message: PrimaryMessage): Promise<void> => {
     switch (message.type) {
       case 'prepare': {
-        void (async () => {
+        try {
+          const next = buildGeneration(message.config, message.number, {
+            appliedAt: message.appliedAt,
+            previous: slot.current,
+          });
+          const staged = slot.prepare(next);
           try {
-            const next = buildGeneration(message.config, message.number, {
-              appliedAt: message.appliedAt,
-              previous: slot.current,
-            });
-            prepared = slot.prepare(next);
-            try {
-              await listeners.prepare(prepared);
-            } catch (error) {
-              slot.abort(prepared);
-              prepared = undefined;
-              throw error;
-            }
-            const ready = listeners.preparedListeners().map((listener) => ({
-              ...listener,
-              listening: listener.address !== null,
-            }));
-            send({ type: 'prepared', number: message.number, listeners: ready });
+            await listeners.prepare(staged);
           } catch (error) {
-            send({ type: 'prepare-failed', number: message.number, reason: describe(error) });
+            slot.abort(staged);
+            throw error;
           }
-        })();
+          prepared = staged;
+          const ready = listeners.preparedListeners().map((listener) => ({
+            ...listener,
+            listening: listener.address !== null,
+          }));
+          send({ type: 'prepared', number: message.number, listeners: ready });
+        } catch (error) {
+          send({ type: 'prepare-failed', number: message.number, reason: describe(error) });
+        }
         return;
       }
       case 'commit': {
@@ -144,13 +143,28 @@ export function runReceiveWorker(options: ReceiveWorkerOptions): void {
         if (prepared?.generation.number !== message.number) return;
         const aborting = prepared;
         prepared = undefined;
-        void listeners.abort(aborting).finally(() => slot.abort(aborting));
+        try {
+          await listeners.abort(aborting);
+        } finally {
+          slot.abort(aborting);
+        }
         return;
       }
       case 'stop':
-        void stop();
+        await stop();
         return;
     }
+  };
+  let handling: Promise<void> = Promise.resolve();
+  options.onMessage((message) => {
+    handling = handling.then(() =>
+      handle(message).catch((error: unknown) =>
+        log.log('error', 'workers.message-failed', {
+          message: message.type,
+          error: describe(error),
+        }),
+      ),
+    );
   });
   send({ type: 'ready', writer: options.writer });
 }

@@ -3,7 +3,7 @@
 // killed with SIGKILL loses nothing it acknowledged and is replaced.
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
+import { connect as connectTcp, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Engine } from '../../../src/engine/engine.js';
@@ -17,6 +17,18 @@ import { submit } from '../../support/smtp-submit.js';
 import { tempDir, type TempDir } from '../../support/tmp.js';
 
 const WORKERS = 2;
+
+/** Whether a TCP connection to the port on loopback is taken. */
+function connects(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connectTcp({ port, host: '127.0.0.1' });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
 
 function send(port: number, subject: string) {
   const { adatumMail, treyRoot } = lab();
@@ -39,7 +51,12 @@ describe('receive workers', () => {
   before(async () => {
     dir = await tempDir('domsec-workers-');
     log = memoryLog();
-    engine = await Engine.open({ stateDir: join(dir.path, 'state'), log, workers: WORKERS });
+    engine = await Engine.open({
+      stateDir: join(dir.path, 'state'),
+      log,
+      workers: WORKERS,
+      workerPrepareTimeoutMs: 1_000,
+    });
     port = await freePort();
     await engine.apply(runtimeConfig({ receiveConnector: { bindings: [`127.0.0.1:${port}`] } }));
   });
@@ -113,6 +130,40 @@ describe('receive workers', () => {
       engine.state().listeners.map((l) => l.binding),
       [`127.0.0.1:${port}`],
     );
+  });
+
+  it('applies a generation one worker does not prepare in time nowhere: the other undoes what it bound', async () => {
+    const before = engine.currentGeneration;
+    const added = await freePort();
+    const [, stopped] = [...engine.workerPids()][0] ?? [];
+    assert.ok(stopped !== undefined);
+    process.kill(stopped, 'SIGSTOP');
+    try {
+      await assert.rejects(
+        engine.apply(
+          runtimeConfig({
+            receiveConnector: { bindings: [`127.0.0.1:${port}`, `127.0.0.1:${added}`] },
+          }),
+        ),
+        (error: Error) =>
+          error instanceof ApplyNotCommittedError && /did not answer/.test(error.message),
+      );
+    } finally {
+      process.kill(stopped, 'SIGCONT');
+    }
+    assert.equal(engine.currentGeneration, before);
+    // The late worker prepares, then hears the abort: neither keeps the added listener.
+    await eventually('the added binding closed everywhere', () => connects(added), {
+      until: (open) => !open,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(await connects(added), false);
+    assert.deepEqual(
+      engine.state().listeners.map((l) => [l.binding, l.listening]),
+      [[`127.0.0.1:${port}`, true]],
+    );
+    const replies = await Promise.all(Array.from({ length: 4 }, (_, n) => send(port, `kept ${n}`)));
+    for (const reply of replies) assert.equal(reply.code, 250, reply.response);
   });
 
   it('loses nothing a worker killed with SIGKILL acknowledged, and replaces the worker', async () => {
