@@ -8,15 +8,8 @@ import type { CertificateNameMatch } from './model.js';
 
 /** SAN dNSName entries, or the subject CN only when the certificate has no SAN dNSName. */
 export function certificateDnsNames(cert: X509Certificate): string[] {
-  const san = cert.subjectAltName;
-  if (san !== undefined) {
-    // Node prints "DNS:a, DNS:b, IP Address:1.2.3.4"; dNSName values cannot hold ", ".
-    const names = san
-      .split(', ')
-      .filter((entry) => entry.startsWith('DNS:'))
-      .map((entry) => entry.slice(4));
-    if (names.length > 0) return names;
-  }
+  const names = subjectAltDnsNames(cert);
+  if (names.length > 0) return names;
   const cn = cert.subject
     .split('\n')
     .map((line) => /^CN=(.*)$/.exec(line)?.[1])
@@ -118,4 +111,18 @@ export function coversHost(certificateNames: readonly string[], host: string): b
 export function namesDomain(certificateNames: readonly string[], domain: string): boolean {
   const wanted = canonicalName(domain);
   return wanted !== '' && certificateNames.map(canonicalCertificateName).includes(wanted);
+}
+
+/**
+ * SAN dNSName entries only: the DNS-IDs of RFC 9525, with no fall back to the subject CN (for
+ * MTA-STS, which asks for a DNS-ID).
+ */
+export function subjectAltDnsNames(cert: X509Certificate): string[] {
+  const san = cert.subjectAltName;
+  if (san === undefined) return [];
+  // Node prints "DNS:a, DNS:b, IP Address:1.2.3.4"; dNSName values cannot hold ", ".
+  return san
+    .split(', ')
+    .filter((entry) => entry.startsWith('DNS:'))
+    .map((entry) => entry.slice(4));
 }

@@ -4,7 +4,7 @@
 // (454 4.7.5 DANE: ..., 454 4.7.5 MTA-STS: ...), the hop's last error.
 import type { X509Certificate } from 'node:crypto';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
-import { certificateDnsNames, coversHost } from '../../certificate-names.js';
+import { coversHost, subjectAltDnsNames } from '../../certificate-names.js';
 import { parseDomainName, type DomainName } from '../../domain-name.js';
 import type { RuntimeConfig, SendRouting } from '../../model.js';
 import type { SmtpReply } from '../../smtp-reply.js';
@@ -214,8 +214,9 @@ export function judgePublishedPolicy(
   if (leaf === undefined) problem = 'the server sent no certificate';
   else if (!authorized)
     problem = `the certificate of ${policy.host} does not chain to a trusted CA (${opensslError ?? 'unknown'})`;
-  else if (!coversHost(certificateDnsNames(leaf), policy.host))
-    problem = `the certificate names ${certificateDnsNames(leaf).join(', ') || 'nothing'}, not ${policy.host}`;
+  // A DNS-ID only (RFC 8461 §4.2 by RFC 6125, RFC 9525): a name in the subject CN alone is none.
+  else if (!coversHost(subjectAltDnsNames(leaf), policy.host))
+    problem = `the certificate names ${subjectAltDnsNames(leaf).join(', ') || 'nothing in its subjectAltName'}, not ${policy.host}`;
   if (problem === undefined)
     return {
       ok: true,
