@@ -3,6 +3,7 @@
 // https: TLS report collector are named by the recipient domain, so a name of theirs resolving
 // there would have us connect to our own services (SSRF); such an answer is refused whole.
 import { BlockList, isIP } from 'node:net';
+import { addressValue } from '../../ip-coverage.js';
 
 const INTERNAL = new BlockList();
 for (const [net, prefix] of [
@@ -21,9 +22,15 @@ for (const [net, prefix] of [
   ['224.0.0.0', 3],
 ] as const)
   INTERNAL.addSubnet(net, prefix, 'ipv4');
+// IPv6 prefixes that carry an IPv4 address a translator or relay on the path reaches (NAT64,
+// IPv4-compatible, SIIT's IPv4-translated, Teredo) are refused whole: no policy host of a real
+// domain lives there. 6to4 (2002::/16, below) is judged by the IPv4 address it embeds.
 for (const [net, prefix] of [
-  ['::', 127],
+  ['::', 96],
+  ['::ffff:0:0:0', 96],
   ['64:ff9b::', 96],
+  ['64:ff9b:1::', 48],
+  ['2001::', 32],
   ['100::', 64],
   ['2001:db8::', 32],
   ['fc00::', 7],
@@ -40,7 +47,17 @@ for (const [net, prefix] of [
 export function isInternalAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 0) return true;
-  return INTERNAL.check(address, family === 6 ? 'ipv6' : 'ipv4');
+  if (INTERNAL.check(address, family === 6 ? 'ipv6' : 'ipv4')) return true;
+  const embedded = family === 6 ? sixToFourAddress(address) : undefined;
+  return embedded !== undefined && INTERNAL.check(embedded, 'ipv4');
+}
+
+/** The IPv4 address a 6to4 address (2002:AABB:CCDD::/48) embeds, if it is one. */
+function sixToFourAddress(address: string): string | undefined {
+  const parsed = addressValue(address);
+  if (parsed?.family !== 6 || parsed.value >> 112n !== 0x2002n) return undefined;
+  const v4 = Number((parsed.value >> 80n) & 0xffffffffn);
+  return [v4 >>> 24, (v4 >>> 16) & 255, (v4 >>> 8) & 255, v4 & 255].join('.');
 }
 
 /** The first internal address of an answer, if any. */

@@ -68,8 +68,23 @@ describe('internal addresses', () => {
       '100.128.0.1',
       '2001:4860:4860::8888',
       '2a00:1450::1',
+      // 6to4 of a public IPv4 address is judged by that address.
+      '2002:808:808::1',
     ])
       assert.equal(isInternalAddress(address), false, address);
+  });
+
+  it('judges a 6to4 address by the IPv4 address it embeds (fast-check)', () => {
+    const sixToFour = (address: string) => {
+      const [a, b, c, d] = address.split('.').map(Number) as [number, number, number, number];
+      return `2002:${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}::1`;
+    };
+    fc.assert(
+      fc.property(v4(octet), (address) =>
+        assert.equal(isInternalAddress(sixToFour(address)), isInternalAddress(address), address),
+      ),
+      { numRuns: 500 },
+    );
   });
 });
 
