@@ -19,6 +19,14 @@ export interface HttpsReportOptions {
 
 /** The system resolver's answer, refused whole when any address of it is internal. */
 const publicOnlyLookup: LookupFunction = (hostname, options, callback) => {
+  // One label (intranet, localhost) is completed with our own search domains: a host of our network.
+  if (!hostname.replace(/\.$/, '').includes('.')) {
+    const refused: NodeJS.ErrnoException = new Error(
+      `${hostname} is a single label: not posted to`,
+    );
+    refused.code = 'EADDRNOTAVAIL';
+    return callback(refused, '', 0);
+  }
   dnsLookup(hostname, { ...options, all: true }, (error, addresses: LookupAddress[]) => {
     if (error !== null) return callback(error, '', 0);
     // The rua is the recipient domain's to write: a name of it may not aim our POST at our own
