@@ -381,6 +381,70 @@ describe('DANE under attack', () => {
       }
     });
 
+    it('does not connect to an MX host that only the unsigned answer routing gets lists', async () => {
+      // The signed MX answer names mx.dane.example; the attacker adds evil.example to the answer
+      // routing gets (no DO bit). Its TLSA, were it asked, would name the impostor.
+      const genuineServer = await peer({ certificate: genuine });
+      const responder = await startDnsResponder((q) => {
+        const mx = (exchange: string, preference: number) => ({
+          type: 'MX' as const,
+          name: DOMAIN,
+          ttl: 60,
+          data: { preference, exchange },
+        });
+        if (q.name === DOMAIN && q.type === 'MX')
+          return q.dnssecOk
+            ? { secure: true, answers: [mx(MX, 20)] }
+            : { answers: [mx('evil.example', 10), mx(MX, 20)] };
+        if ((q.name === MX || q.name === 'evil.example') && q.type === 'A')
+          return {
+            secure: q.name === MX,
+            answers: [{ type: 'A' as const, name: q.name, ttl: 60, data: '127.0.0.1' }],
+          };
+        if (q.type === 'TLSA' && q.name === `_${genuineServer.port}._tcp.${MX}`)
+          return {
+            secure: true,
+            answers: [
+              {
+                type: 'TLSA' as const,
+                name: q.name,
+                ttl: 60,
+                data: {
+                  usage: 3,
+                  selector: 1,
+                  matchingType: 1,
+                  certificate: spkiSha256(genuine.certPem),
+                },
+              },
+            ],
+          };
+        return { secure: true, rcode: 'NXDOMAIN' as const };
+      });
+      try {
+        const sent = await sendOne(DOMAIN, attackGeneration(responder.server, genuineServer.port), {
+          stateDir: state.path,
+        });
+        assertDelivered(sent);
+        assert.ok(
+          sent.log.entries.some(
+            (e) =>
+              e.event === 'send.hop-refused-by-policy' &&
+              /evil\.example is not among the DNSSEC-validated MX hosts of dane\.example/.test(
+                JSON.stringify(e.fields),
+              ),
+          ),
+          'evil.example was refused by DANE',
+        );
+        assert.ok(
+          !responder.queries.some((q) => q.includes('evil.example') && q.startsWith('TLSA')),
+        );
+        assert.equal(genuineServer.messages.length, 1);
+        assert.equal(genuineServer.connections, 1, 'only the genuine host was connected to');
+      } finally {
+        await responder.close();
+      }
+    });
+
     it('ignores a TLSA answer with AD that comes from another address than the resolver asked: the look-up fails closed', async () => {
       const server = await peer({ certificate: impostor });
       // The genuine resolver says nothing about the TLSA name; an attacker on 127.0.0.2 answers it

@@ -148,6 +148,8 @@ export async function startRawPeer(options: RawPeerOptions): Promise<RawPeer> {
 export interface DnsQuestion {
   name: string;
   type: string;
+  /** The query asked for DNSSEC records (the DO bit): the policy resolver's questions do. */
+  dnssecOk: boolean;
 }
 
 /** What the responder answers: records, AD, an rcode; undefined leaves the question unanswered. */
@@ -195,7 +197,9 @@ export async function startDnsResponder(
     if (question === undefined) return;
     const name = question.name.toLowerCase().replace(/\.$/, '');
     queries.push(`${question.type} ${name}`);
-    const reply = answer({ name, type: question.type });
+    const opt = query.additionals?.find((record) => record.type === 'OPT') as
+      { flag_do?: boolean } | undefined;
+    const reply = answer({ name, type: question.type, dnssecOk: opt?.flag_do === true });
     if (reply === undefined) return;
     const rcode = { NOERROR: 0, SERVFAIL: 2, NXDOMAIN: 3 }[reply.rcode ?? 'NOERROR'];
     const flags =
