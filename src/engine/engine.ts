@@ -32,7 +32,7 @@ import { StateLock, StateLockError } from './state-lock.js';
 import { GenerationSlot } from './runtime/generation-slot.js';
 import { Lifecycle, type ApplyOptions } from './runtime/lifecycle.js';
 import { ListenerSet, type ReceiveListeners } from './runtime/listener-set.js';
-import { WorkerGroup } from './workers/group.js';
+import { WorkerGroup, type WorkerTimeouts } from './workers/group.js';
 import { StatusStore } from './runtime/status-store.js';
 
 export {
@@ -63,8 +63,8 @@ export interface EngineOptions {
    * runs in this process, as it always did.
    */
   workers?: number;
-  /** Tests only: how long a receive worker may take to answer a prepare. */
-  workerPrepareTimeoutMs?: number;
+  /** Tests only: how long a receive worker may take to answer a prepare, or be silent. */
+  workerTimeouts?: WorkerTimeouts;
   /** Tests only: TLS reporting's clock and how often it writes results and sends reports. */
   tlsReporting?: Pick<TlsReportingOptions, 'now' | 'flushMs' | 'cycleMs'>;
 }
@@ -152,9 +152,7 @@ export class Engine {
               events,
               log,
               lockPipe: lock.pipe,
-              ...(options.workerPrepareTimeoutMs === undefined
-                ? {}
-                : { prepareTimeoutMs: options.workerPrepareTimeoutMs }),
+              ...(options.workerTimeouts === undefined ? {} : { timeouts: options.workerTimeouts }),
             });
       const listeners: ReceiveListeners =
         group ??

@@ -30,6 +30,12 @@ const PREPARE_TIMEOUT_MS = 30_000;
 const RESPAWN_DELAY_MS = 500;
 /** Workers still running this long after a stop are killed. */
 const STOP_TIMEOUT_MS = 60_000;
+/**
+ * A worker heard nothing from for this long (it reports every second) is hung: the primary
+ * would keep handing it connections nobody answers, so it is killed and replaced.
+ */
+const SILENCE_MS = 10_000;
+const WATCH_MS = 1_000;
 
 export interface WorkerGroupOptions {
   /** How many receive workers (2 or more: one is the engine's own listener set). */
@@ -41,8 +47,15 @@ export interface WorkerGroupOptions {
   log: EngineLog;
   /** The state lock's pipe: every worker inherits it, so the lock covers the group. */
   lockPipe?: Writable;
-  /** How long a worker may take to answer a prepare (tests shorten it). */
-  prepareTimeoutMs?: number;
+  /** Tests shorten them. */
+  timeouts?: WorkerTimeouts;
+}
+
+export interface WorkerTimeouts {
+  /** How long a worker may take to answer a prepare. */
+  prepareMs?: number;
+  /** How long a running worker may say nothing before it is taken for hung. */
+  silenceMs?: number;
 }
 
 interface Member {
@@ -51,6 +64,8 @@ interface Member {
   ready: Promise<void>;
   running: boolean;
   report: WorkerReport | undefined;
+  /** When the worker was last heard from (any message). */
+  heardAt: number;
   /** Answers to prepares in flight, by generation number. */
   answers: Map<
     number,
@@ -77,8 +92,29 @@ export class WorkerGroup implements ReceiveListeners {
   private forked = 0;
   private closing = false;
 
+  private readonly watch: NodeJS.Timeout;
+
   private constructor(private readonly options: WorkerGroupOptions) {
     options.slot.subscribe((next) => this.install(next));
+    this.watch = setInterval(() => this.killSilent(), WATCH_MS);
+    this.watch.unref();
+  }
+
+  /** A running worker that has said nothing for SILENCE_MS is killed (and so replaced). */
+  private killSilent(): void {
+    if (this.closing) return;
+    const now = Date.now();
+    const silence = this.options.timeouts?.silenceMs ?? SILENCE_MS;
+    for (const member of this.members.values()) {
+      if (!member.running || now - member.heardAt < silence) continue;
+      member.running = false;
+      this.options.log.log('error', 'workers.worker-unresponsive', {
+        worker: member.writer,
+        pid: member.worker.process.pid,
+        silentMs: now - member.heardAt,
+      });
+      member.worker.process.kill('SIGKILL');
+    }
   }
 
   /** Forks the workers and waits until every one is ready; on a failure stops them and throws. */
@@ -129,6 +165,7 @@ export class WorkerGroup implements ReceiveListeners {
       }),
       running: false,
       report: undefined,
+      heardAt: Date.now(),
       answers: new Map(),
       exited: new Promise<void>((resolve) => worker.once('exit', () => resolve())),
     };
@@ -139,6 +176,7 @@ export class WorkerGroup implements ReceiveListeners {
     }, READY_TIMEOUT_MS);
     timer.unref();
     worker.on('message', (message: WorkerMessage) => {
+      member.heardAt = Date.now();
       if (message.type === 'ready') {
         clearTimeout(timer);
         member.running = true;
@@ -256,7 +294,7 @@ export class WorkerGroup implements ReceiveListeners {
     return new Promise((resolve) => {
       const timer = setTimeout(
         () => resolve({ ok: false, reason: `receive worker ${member.writer} did not answer` }),
-        this.options.prepareTimeoutMs ?? PREPARE_TIMEOUT_MS,
+        this.options.timeouts?.prepareMs ?? PREPARE_TIMEOUT_MS,
       );
       timer.unref();
       member.answers.set(number, (answer) => {
@@ -414,6 +452,7 @@ export class WorkerGroup implements ReceiveListeners {
    */
   close(): { sessions: number; closed: Promise<void> } {
     this.closing = true;
+    clearInterval(this.watch);
     const members = [...this.members.values()];
     const sessions = this.reports().reduce(
       (sum, report) => sum + report.sessions.reduce((n, s) => n + s.sessions, 0),

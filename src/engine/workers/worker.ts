@@ -19,6 +19,8 @@ import { WorkerSink } from './worker-sink.js';
 
 /** How often a worker tells what it runs, when it changed (sessions come and go). */
 const REPORT_MS = 200;
+/** A worker tells at least this often, changed or not: its primary knows it is alive. */
+const HEARTBEAT_MS = 1_000;
 /** How often a worker checks that its primary is still its parent (a backstop to the channel). */
 const PARENT_CHECK_MS = 500;
 
@@ -71,6 +73,7 @@ export function runReceiveWorker(options: ReceiveWorkerOptions): void {
   let prepared: PreparedGeneration | undefined;
   let stopping = false;
   let lastReport = '';
+  let lastSent = 0;
 
   const report = (): void => {
     const generation = slot.current;
@@ -86,8 +89,9 @@ export function runReceiveWorker(options: ReceiveWorkerOptions): void {
       policy: listeners.policyAddress(),
     };
     const text = JSON.stringify(current);
-    if (text === lastReport) return;
+    if (text === lastReport && Date.now() - lastSent < HEARTBEAT_MS) return;
     lastReport = text;
+    lastSent = Date.now();
     send({ type: 'report', ...current });
   };
   const reporting = setInterval(report, REPORT_MS);

@@ -55,7 +55,7 @@ describe('receive workers', () => {
       stateDir: join(dir.path, 'state'),
       log,
       workers: WORKERS,
-      workerPrepareTimeoutMs: 1_000,
+      workerTimeouts: { prepareMs: 1_000, silenceMs: 3_000 },
     });
     port = await freePort();
     await engine.apply(runtimeConfig({ receiveConnector: { bindings: [`127.0.0.1:${port}`] } }));
@@ -163,6 +163,25 @@ describe('receive workers', () => {
       [[`127.0.0.1:${port}`, true]],
     );
     const replies = await Promise.all(Array.from({ length: 4 }, (_, n) => send(port, `kept ${n}`)));
+    for (const reply of replies) assert.equal(reply.code, 250, reply.response);
+  });
+
+  it('kills a worker that hangs (stopped, its channel open) and replaces it', async () => {
+    const [hung, pid] = [...engine.workerPids()][0] ?? [];
+    assert.ok(hung !== undefined && pid !== undefined);
+    process.kill(pid, 'SIGSTOP');
+    await eventually('the hung worker replaced', () => engine.workerPids(), {
+      timeoutMs: 15_000,
+      until: (now) => now.size === WORKERS && !now.has(hung),
+    });
+    assert.ok(
+      log.entries.some(
+        (e) => e.event === 'workers.worker-unresponsive' && e.fields.worker === hung,
+      ),
+    );
+    const replies = await Promise.all(
+      Array.from({ length: 6 }, (_, n) => send(port, `after hang ${n}`)),
+    );
     for (const reply of replies) assert.equal(reply.code, 250, reply.response);
   });
 
