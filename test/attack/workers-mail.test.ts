@@ -187,7 +187,6 @@ describe('acknowledged mail and receive workers killed with SIGKILL', () => {
     'delivers no message a worker refused with 4xx while its primary was slow to read, and refuses none for that alone',
     {
       timeout: 120_000,
-      todo: 'process.send returning false (a backlog over the channel high-water mark, the primary alive) is taken for a primary gone: 451, and the notice still arrives, so the message is delivered and the client sends it again',
     },
     async (t) => {
       const state = join(work.path, 'state-slow-primary');
