@@ -99,6 +99,35 @@ describe('DKIM on mailed TLS reports', () => {
     assert.notEqual((await verdicts(other))[0]?.split(' ')[0], 'pass');
   });
 
+  test('a field added above the signed ones fails: every signed field is listed once more than it occurs', async () => {
+    const message = (await signed()).toString('latin1');
+    const h =
+      /^DKIM-Signature:(?:.*(?:\r\n[ \t].*)*)/m.exec(message)?.[0].replace(/\s+/g, '') ?? '';
+    const names = /;h=([^;]+);/.exec(h)?.[1]?.split(':') ?? [];
+    for (const name of ['from', 'subject', 'tls-report-domain', 'tls-report-submitter'])
+      assert.equal(names.filter((n) => n === name).length, 2, name);
+    for (const name of ['sender', 'reply-to', 'cc'])
+      assert.equal(names.filter((n) => n === name).length, 1, name);
+    assert.equal(/;l=/.test(h), false);
+    for (const field of [
+      'TLS-Report-Domain: contoso.example',
+      'TLS-Report-Submitter: contoso.example',
+      'From: postmaster@contoso.example',
+      'Subject: Report Domain: contoso.example',
+      'Sender: postmaster@contoso.example',
+      'Reply-To: postmaster@contoso.example',
+      'Cc: postmaster@contoso.example',
+    ]) {
+      const [verdict] = await verdicts(Buffer.from(`${field}\r\n${message}`, 'latin1'));
+      assert.notEqual(verdict?.split(' ')[0], 'pass', field);
+    }
+    // A field the signature does not name may be added (a Received line on the way).
+    const [received] = await verdicts(
+      Buffer.from(`Received: from mx.example by mx.fabrikam.example\r\n${message}`, 'latin1'),
+    );
+    assert.equal(received, 'pass adatum.example tlsrpt');
+  });
+
   test('a key that cannot sign is refused, naming the file and never its content', async () => {
     const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
     const cases: [string, string | Buffer, RegExp][] = [
