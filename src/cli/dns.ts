@@ -94,10 +94,20 @@ export function renderDnsRecords(records: DnsRecords, acceptedDomains: readonly 
   if (records.dkim !== null) {
     lines.push(
       '; DKIM (RFC 6376) of our mailed TLS reports (RFC 8460 §3: unsigned ones are ignored)',
-      `${records.dkim.name} IN TXT "${records.dkim.text}"`,
+      `${records.dkim.name} IN TXT ${characterStrings(records.dkim.text)}`,
     );
   }
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * A TXT value as a zone file writes it: quoted strings of at most 255 bytes each (RFC 1035
+ * §3.3.14), which resolvers join back into the one text (a 2048-bit DKIM key is over 400).
+ */
+export function characterStrings(text: string): string {
+  const parts: string[] = [];
+  for (let at = 0; at < text.length; at += 255) parts.push(text.slice(at, at + 255));
+  return parts.map((part) => `"${part}"`).join(' ');
 }
 
 export async function dnsRecordsCommand(
