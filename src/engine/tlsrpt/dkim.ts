@@ -97,7 +97,8 @@ export async function signReportMessage(message: Buffer, dkim: ReportDkim): Prom
     `bh=${bodyHash}`,
     `h=${names.join(':')}`,
   ];
-  if (tags.some((tag) => /[\x00-\x20;\x7f]/.test(tag.slice(tag.indexOf('=') + 1))))
+  // A tag value is printable ASCII without ';' (RFC 6376 §3.2): nothing may open a tag of its own.
+  if (tags.some((tag) => /[^!-:<-~]/.test(tag.slice(tag.indexOf('=') + 1))))
     throw new DkimKeyError('the DKIM domain or selector holds a character a tag cannot');
   const field = `${foldLines(`DKIM-Signature: ${tags.join('; ')}`, 76)};\r\n b=`;
   // The signature field itself is signed last, its b= empty and without its CRLF (§3.7).
