@@ -153,6 +153,8 @@ export class WorkerGroup implements ReceiveListeners {
     const worker = cluster.fork({
       [WORKER_ENV.writer]: writer,
       [WORKER_ENV.stateDir]: this.options.stateDir,
+      // A worker serves no admin API: the token stays the primary's (undefined: not passed on).
+      DOMSEC_TOKEN: undefined,
     });
     let ready!: () => void;
     let failed!: (error: Error) => void;
@@ -276,14 +278,21 @@ export class WorkerGroup implements ReceiveListeners {
     }
   }
 
-  /** A worker that joined later runs the current generation: prepared, then committed. */
+  /**
+   * A worker that joined later runs the current generation: prepared, then committed; again if an
+   * apply committed another meanwhile (it was not among the workers that apply prepared).
+   */
   private async bringUp(member: Member): Promise<void> {
-    const current = this.options.slot.current;
-    if (current === undefined) return;
-    const answer = await this.ask(member, current);
-    if (!answer.ok) throw new Error(answer.reason);
-    this.tell(member, { type: 'commit', number: current.number });
-    member.report = this.reportOf(current.number, answer.listeners, member.report);
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const current = this.options.slot.current;
+      if (current === undefined || member.report?.generation === current.number) return;
+      const answer = await this.ask(member, current);
+      if (!answer.ok) throw new Error(answer.reason);
+      this.tell(member, { type: 'commit', number: current.number });
+      member.report = this.reportOf(current.number, answer.listeners, member.report);
+    }
+    if (member.report?.generation !== this.options.slot.current?.number)
+      throw new Error('the generation kept changing while the worker joined');
   }
 
   private ask(

@@ -2,7 +2,7 @@
 // takes what they accept, a generation reaches them prepare then commit (or nowhere), and a worker
 // killed with SIGKILL loses nothing it acknowledged and is replaced.
 import assert from 'node:assert/strict';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { connect as connectTcp, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -17,6 +17,7 @@ import { submit } from '../../support/smtp-submit.js';
 import { tempDir, type TempDir } from '../../support/tmp.js';
 
 const WORKERS = 2;
+const TOKEN = 'workers-test-token-5c1e0a9b7d3f2e4a6c8b';
 
 /** Whether a TCP connection to the port on loopback is taken. */
 function connects(port: number): Promise<boolean> {
@@ -51,6 +52,8 @@ describe('receive workers', () => {
   before(async () => {
     dir = await tempDir('domsec-workers-');
     log = memoryLog();
+    // The primary's admin token, which the workers must not get.
+    process.env.DOMSEC_TOKEN = TOKEN;
     engine = await Engine.open({
       stateDir: join(dir.path, 'state'),
       log,
@@ -61,6 +64,7 @@ describe('receive workers', () => {
     await engine.apply(runtimeConfig({ receiveConnector: { bindings: [`127.0.0.1:${port}`] } }));
   });
   after(async () => {
+    delete process.env.DOMSEC_TOKEN;
     await engine?.close();
     await new Promise((resolve) =>
       blocker === undefined ? resolve(undefined) : blocker.close(resolve),
@@ -87,6 +91,17 @@ describe('receive workers', () => {
       state.listeners.map((l) => [l.binding, l.listening, l.port]),
       [[`127.0.0.1:${port}`, true, port]],
     );
+  });
+
+  it('starts the workers without the admin token in their environment', async () => {
+    for (const pid of engine.workerPids().values()) {
+      const environment = (await readFile(`/proc/${pid}/environ`, 'latin1')).split('\0');
+      assert.ok(environment.some((entry) => entry.startsWith('DOMSEC_WORKER_WRITER=')));
+      assert.deepEqual(
+        environment.filter((entry) => entry.includes(TOKEN)),
+        [],
+      );
+    }
   });
 
   it("counts what the workers saw in the primary's metrics: messages received and a partner refused", async () => {
