@@ -227,6 +227,50 @@ describe('DANE under attack', () => {
     assertDeferred(sent, /4\.7\.3 STARTTLS is required to send mail/);
   });
 
+  it('under all-unusable records takes TLS with any certificate, but not a refused STARTTLS, TLS 1.1, or dane: require', async () => {
+    const unusable: Tlsa[] = [
+      { usage: 0, selector: 0, matchingType: 1, data: certDigest(genuine.certPem, 'sha256') },
+      { usage: 3, selector: 1, matchingType: 1, data: spkiSha256(genuine.certPem).subarray(4) },
+    ];
+    const anyCertificate = await peer({ certificate: expiredSelfIssued });
+    publish(anyCertificate.port, unusable);
+    assertDelivered(await send(anyCertificate.port));
+    assert.equal(anyCertificate.messages[0]?.secure, true);
+
+    for (const options of [
+      { starttlsReply: '454 4.7.0 TLS not available\r\n' },
+      {
+        tls: { minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' },
+      } as const,
+    ]) {
+      const server = await peer({ certificate: genuine, ...options });
+      publish(server.port, unusable);
+      assertDeferred(await send(server.port), /451 4\.[47]\.\d/);
+      assert.equal(server.cleartextTransaction(), undefined);
+    }
+
+    const strict = await peer({ certificate: genuine });
+    publish(strict.port, unusable);
+    const policies = [
+      {
+        name: 'dane-only',
+        spec: {
+          addressSpaces: [DOMAIN],
+          dane: 'require' as const,
+          mtaSts: 'optional' as const,
+          requireTls: false,
+        },
+      },
+    ];
+    assertDeferred(
+      await sendOne(DOMAIN, attackGeneration(dns.server, strict.port, { policies }), {
+        stateDir: state.path,
+      }),
+      /454 4\.7\.5 DANE: required for dane\.example by TlsPolicy dane-only/,
+    );
+    assert.equal(strict.connections, 0);
+  });
+
   it('does not apply TLSA records (signed or not) when the MX answer is not signed, nor any answer when the resolver is not named validating', async () => {
     // An attacker who forges the unsigned MX answer also picks the host: its TLSA proves nothing.
     const server = await peer({ certificate: impostor });
