@@ -322,10 +322,22 @@ function findRoute(method: string, path: string): { entry: Route; params: Record
   );
 }
 
+/**
+ * What one client may hold of the admin server before it is authenticated: a request head within
+ * 10 s, the whole request within 60 s (an apply's body comes over loopback in well under that),
+ * both checked every second (Node checks every 30 s), and at most 256 connections at once.
+ */
+const ADMIN_SERVER_LIMITS = {
+  headersTimeout: 10_000,
+  requestTimeout: 60_000,
+  connectionsCheckingInterval: 1_000,
+} as const;
+const ADMIN_MAX_CONNECTIONS = 256;
+
 export async function startControlServer(options: ControlServerOptions): Promise<ControlServer> {
   const expected = digest(options.token);
   validators(); // schemas/ read and compiled now: a broken installation fails at start, not per call
-  const server: Server = createServer((request, response) => {
+  const server: Server = createServer(ADMIN_SERVER_LIMITS, (request, response) => {
     handle(request, response).catch((error: unknown) => {
       // A bug's text (a TypeError's, a stack) is logged, never answered.
       const failure =
@@ -351,14 +363,16 @@ export async function startControlServer(options: ControlServerOptions): Promise
   });
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    if (serveProbe(request, response, options)) return;
-    if (servePage(request, response)) return;
+    const path = targetPath(request.url);
+    if (path === undefined)
+      throw new HttpError(400, 'bad-request', 'the request target is not a path');
+    if (serveProbe(path, request, response, options)) return;
+    if (servePage(path, request, response)) return;
     const header = request.headers.authorization ?? '';
     const presented = header.startsWith('Bearer ') ? header.slice(7) : '';
     if (!timingSafeEqual(digest(presented), expected)) {
       throw new HttpError(401, 'unauthorized', 'a valid bearer token is required');
     }
-    const path = new URL(request.url ?? '/', 'http://admin').pathname;
     const { entry, params } = findRoute(request.method ?? 'GET', path);
     let decoded: unknown;
     if (entry.decode === undefined) request.resume();
@@ -372,6 +386,7 @@ export async function startControlServer(options: ControlServerOptions): Promise
     else sendText(response, reply.status, reply.contentType, reply.text);
   }
 
+  server.maxConnections = ADMIN_MAX_CONNECTIONS;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {
@@ -452,22 +467,40 @@ function accepting(engine: Engine): boolean {
   );
 }
 
+/** The path of a request target, or undefined when the target is not one (`//[`, `http://[::1`). */
+function targetPath(target: string | undefined): string | undefined {
+  const base = 'http://admin';
+  return URL.canParse(target ?? '/', base) ? new URL(target ?? '/', base).pathname : undefined;
+}
+
+/**
+ * A body sent with a request answered without the token is not read (an unauthenticated upload
+ * costs nothing): the connection ends with the answer, as for a refused request. Without a body
+ * the connection stays for the next request.
+ */
+function unreadBody(request: IncomingMessage, response: ServerResponse): void {
+  const length = request.headers['content-length'];
+  const body =
+    request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+  if (body) response.setHeader('connection', 'close');
+  else request.resume();
+}
+
 /** The fixed body of every probe answer. */
 export const PROBE_BODY = 'domsec\n';
 
 /** A probe path asked with GET or HEAD (405 otherwise, still no data); true when answered. */
 function serveProbe(
+  path: string,
   request: IncomingMessage,
   response: ServerResponse,
   { engine, log }: ControlServerOptions,
 ): boolean {
-  const path = new URL(request.url ?? '/', 'http://admin').pathname;
   const probe = Object.hasOwn(PROBES, path) ? PROBES[path] : undefined;
   if (probe === undefined) return false;
-  request.resume();
+  unreadBody(request, response);
   if (request.method !== 'GET' && request.method !== 'HEAD') {
     response.setHeader('allow', 'GET, HEAD');
-    if (!request.complete) response.setHeader('connection', 'close');
     sendText(response, 405, 'text/plain; charset=utf-8', PROBE_BODY);
     return true;
   }
@@ -484,9 +517,8 @@ function serveProbe(
 }
 
 /** The status page's shell, script and style: static, no data, so no token. True when served. */
-function servePage(request: IncomingMessage, response: ServerResponse): boolean {
+function servePage(path: string, request: IncomingMessage, response: ServerResponse): boolean {
   if (request.method !== 'GET') return false;
-  const path = new URL(request.url ?? '/', 'http://admin').pathname;
   const page: Record<string, [string, string]> = {
     [STATUS_PATH]: ['text/html; charset=utf-8', STATUS_HTML],
     [STATUS_SCRIPT_PATH]: ['text/javascript; charset=utf-8', STATUS_SCRIPT],
@@ -494,7 +526,7 @@ function servePage(request: IncomingMessage, response: ServerResponse): boolean 
   };
   const found = page[path];
   if (found === undefined) return false;
-  request.resume();
+  unreadBody(request, response);
   response.setHeader('content-security-policy', STATUS_CSP);
   response.setHeader('x-content-type-options', 'nosniff');
   response.setHeader('referrer-policy', 'no-referrer');
