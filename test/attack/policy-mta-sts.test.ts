@@ -23,6 +23,7 @@ import {
   assertDelivered,
   attackGeneration,
   sendOne,
+  spkiSha256,
   startRawPeer,
   type RawPeer,
   type RawPeerOptions,
@@ -359,6 +360,32 @@ describe('MTA-STS under attack', () => {
       }
     },
   );
+
+  it('does not let MTA-STS override a failing DANE check: a web-CA certificate for the host is refused where TLSA names another key', async () => {
+    const server = await peer({ certificate: certificates.mx });
+    publish();
+    // The same domain signed, its MX host publishing a DANE-EE record for a key the server lacks.
+    dns.zones.set(DOMAIN, { MX: [{ preference: 10, exchange: MX }], secure: true });
+    dns.zones.set(MX, { A: ['127.0.0.1'], secure: true });
+    dns.zones.set(`_${server.port}._tcp.${MX}`, {
+      TLSA: [
+        {
+          usage: 3,
+          selector: 1,
+          matchingType: 1,
+          data: spkiSha256(certificates.otherName.certPem),
+        },
+      ],
+      secure: true,
+    });
+    const sent = await send(server.port);
+    assertDeferred(sent, /454 4\.7\.5 DANE: no TLSA record matched the server certificate/);
+    assertNoTransaction(server);
+    assert.deepEqual(
+      server.commands.filter((c) => /^MAIL/.test(c.line)),
+      [],
+    );
+  });
 
   it('reads a policy the same whatever mix of LF and CRLF ends its lines, or not at all (property)', () => {
     const lines = [
