@@ -159,7 +159,7 @@ describe('STARTTLS under attack', () => {
     }
   });
 
-  it('holds requireTls of a connector through its smart host, named by host name or address', async () => {
+  it('holds requireTls of a connector through its smart host, named by host name or address, and a static route', async () => {
     const server = await peer(STRIPPED);
     publish(server.port);
     dns.zones.set('smarthost.example', { A: ['127.0.0.1'] });
@@ -169,6 +169,13 @@ describe('STARTTLS under attack', () => {
         REQUIRED,
       );
     }
+    assertDeferred(
+      await send(PLAIN, server.port, {
+        requireTls: true,
+        static: { [PLAIN]: [{ host: '127.0.0.1', port: server.port }] },
+      }),
+      REQUIRED,
+    );
     assertNothingInCleartext(server);
   });
 
