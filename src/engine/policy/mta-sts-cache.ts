@@ -1,6 +1,7 @@
 // The MTA-STS policies of recipient domains, kept in <state>/mta-sts/ until their max_age
-// (RFC 8461 §5.1): the `_mta-sts` TXT id says when to fetch again, and a failed fetch or a missing
-// record keeps an unexpired policy, so an attacker who blocks the look-up cannot remove it.
+// (RFC 8461 §5.1): the `_mta-sts` TXT id says when to fetch again, a policy in use is refreshed
+// before it expires (§10.2), and a failed fetch or a missing record keeps an unexpired policy, so
+// an attacker who blocks the look-up cannot remove it.
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileDurably } from '../../durable-file.js';
@@ -34,6 +35,9 @@ export interface StsLookup {
   /** The domain publishes a policy (its TXT id) that could not be fetched or read: TLS reporting. */
   failure?: StsFetchFailure;
 }
+
+/** A policy in use is fetched again at least this often, though its id stays the same. */
+export const REFRESH_AFTER_MS = 86_400_000;
 
 export class StsPolicyCache {
   constructor(
@@ -75,10 +79,14 @@ export class StsPolicyCache {
       problems.push(error.message);
       return keep(`TXT look-up failed (${error.message})`);
     }
-    if (live !== undefined && live.id === id) {
+    if (live !== undefined && live.id === id && !this.due(live)) {
       steps.push("the id is the cached policy's: not fetched again");
       return { policy: live.policy, source: 'cache', problems, steps };
     }
+    if (live !== undefined && live.id === id)
+      // RFC 8461 §10.2: a policy in use is refreshed before it expires, so that an attacker who
+      // blocks the look-ups once it has cannot remove it; a failed refresh keeps it.
+      steps.push('the cached policy is due for a refresh');
     try {
       const policy = await fetchStsPolicy(domain, fetch);
       steps.push(
@@ -105,6 +113,12 @@ export class StsPolicyCache {
       const failure = error instanceof StsFetchError ? error.failure : 'sts-policy-fetch-error';
       return { ...keep(`policy fetch failed (${message})`), failure };
     }
+  }
+
+  /** Fetched again, the id unchanged, once half its max_age (at most a day) has passed. */
+  private due(cached: CachedPolicy): boolean {
+    const refreshMs = Math.min(cached.policy.maxAge * 500, REFRESH_AFTER_MS);
+    return this.now() - Date.parse(cached.fetchedAt) >= refreshMs;
   }
 
   private unexpired(cached: CachedPolicy): boolean {

@@ -4,10 +4,12 @@
 // host's address comes from the policy resolver, like every other name of the look-up, and is
 // refused when it is internal (the domain's DNS names it, so it could aim us at our own
 // services): the connection goes to the very addresses checked, resolved once (no rebinding).
+import { X509Certificate } from 'node:crypto';
 import { request } from 'node:https';
-import { rootCertificates } from 'node:tls';
+import { rootCertificates, type PeerCertificate } from 'node:tls';
 import type { LookupFunction } from 'node:net';
 import { MAX_POLICY_BYTES, parseStsPolicy, type StsPolicy } from './mta-sts-policy.js';
+import { coversHost, subjectAltDnsNames } from '../../certificate-names.js';
 import { firstInternal } from './internal-addresses.js';
 import type { PolicyResolver } from './resolver.js';
 import type { DomainName } from '../../domain-name.js';
@@ -57,6 +59,22 @@ const WEBPKI_CODES = new Set([
   'INVALID_CA',
 ]);
 
+/** Undefined when the certificate names the policy host in its subjectAltName, else why not. */
+function policyHostIdentity(host: string, certificate: PeerCertificate): Error | undefined {
+  let names: string[];
+  try {
+    names = subjectAltDnsNames(new X509Certificate(certificate.raw));
+  } catch {
+    names = [];
+  }
+  if (coversHost(names, host)) return undefined;
+  const error: NodeJS.ErrnoException = new Error(
+    `the certificate names ${names.join(', ') || 'nothing in its subjectAltName'}, not ${host}`,
+  );
+  error.code = 'ERR_TLS_CERT_ALTNAME_INVALID';
+  return error;
+}
+
 /** The policy host of a domain. */
 export function policyHost(domain: DomainName): string {
   return `mta-sts.${domain}`;
@@ -96,8 +114,10 @@ function get(host: string, options: StsFetchOptions): Promise<string> {
       path: '/.well-known/mta-sts.txt',
       method: 'GET',
       servername: host,
-      // PKIX and the host name (Node's checkServerIdentity), against the platform's store.
+      // PKIX against the platform's store; the name only from a DNS-ID of the subjectAltName
+      // (RFC 9525: no CN-ID), where Node's own check falls back to the subject CN without SANs.
       rejectUnauthorized: true,
+      checkServerIdentity: (_name, certificate) => policyHostIdentity(host, certificate),
       ...(extra.length > 0 ? { ca: [...rootCertificates, ...extra] } : {}),
       minVersion: 'TLSv1.2',
       agent: false,

@@ -178,32 +178,76 @@ describe('MTA-STS policy cache', () => {
     );
   });
 
-  it('takes no policy from a trusted certificate for another name', async () => {
-    const misnamed = await startPolicyHost(
-      issueCertificate(ca, {
-        commonName: 'www.fabrikam.example',
-        dnsNames: ['www.fabrikam.example'],
-      }),
-      { status: 200, contentType: 'text/plain', body: POLICY },
-    );
-    try {
-      const result = await new StsPolicyCache(join(state.path, 'mta-sts')).lookup(fabrikam, {
-        resolver: new PolicyResolver({
-          servers: [dns.server],
-          validating: false,
-          timeoutMs: 500,
-          tries: 1,
-        }),
-        extraCas: [ca.certPem],
-        port: misnamed.port,
-        timeoutMs: 3_000,
-        allowInternalAddresses: true,
+  it('takes no policy from a trusted certificate for another name, or naming the host only in its CN', async () => {
+    for (const [names, shown] of [
+      [
+        { commonName: 'www.fabrikam.example', dnsNames: ['www.fabrikam.example'] },
+        'www.fabrikam.example',
+      ],
+      // RFC 9525 has no CN-ID: Node's own check would take the subject CN of a certificate without SANs.
+      [{ commonName: 'mta-sts.fabrikam.example' }, 'nothing in its subjectAltName'],
+    ] as [{ commonName: string; dnsNames?: string[] }, string][]) {
+      const misnamed = await startPolicyHost(issueCertificate(ca, names), {
+        status: 200,
+        contentType: 'text/plain',
+        body: POLICY,
       });
-      assert.equal(result.policy, undefined);
-      assert.match(result.problems.join(), /altnames|does not match/i);
-      assert.equal(misnamed.requests.length, 0);
-    } finally {
-      await misnamed.close();
+      try {
+        const result = await new StsPolicyCache(join(state.path, 'mta-sts')).lookup(fabrikam, {
+          resolver: new PolicyResolver({
+            servers: [dns.server],
+            validating: false,
+            timeoutMs: 500,
+            tries: 1,
+          }),
+          extraCas: [ca.certPem],
+          port: misnamed.port,
+          timeoutMs: 3_000,
+          allowInternalAddresses: true,
+        });
+        assert.equal(result.policy, undefined);
+        assert.equal(result.failure, 'sts-webpki-invalid');
+        assert.ok(
+          result.problems
+            .join()
+            .includes(`the certificate names ${shown}, not mta-sts.fabrikam.example`),
+          result.problems.join(),
+        );
+        assert.equal(misnamed.requests.length, 0);
+      } finally {
+        await misnamed.close();
+      }
     }
+  });
+
+  it('refreshes a policy in use before it expires though its id stays, and keeps it when the refresh fails', async () => {
+    const start = clock;
+    await cache().lookup(fabrikam);
+    clock = start + 3_600_000;
+    assert.equal((await cache().lookup(fabrikam)).source, 'cache');
+    assert.equal(host.requests.length, 1);
+    // Half its max_age (a day here, at most a day anyway) later: fetched again, fresh until +1.5 d.
+    clock = start + 43_200_000;
+    host.response = {
+      status: 200,
+      contentType: 'text/plain',
+      body: POLICY.replace('86400', '86401'),
+    };
+    const refreshed = await cache().lookup(fabrikam);
+    assert.equal(refreshed.source, 'fetched');
+    assert.equal(refreshed.policy?.maxAge, 86401);
+    assert.equal(host.requests.length, 2);
+    // A day after the first fetch, its first max_age over, the look-ups blocked: still in force.
+    clock = start + 86_400_000 + 60_000;
+    dns.failing.add('_mta-sts.fabrikam.example');
+    assert.equal((await cache().lookup(fabrikam)).policy?.mode, 'enforce');
+    dns.failing.clear();
+    // A refresh that fails keeps the cached policy in force.
+    clock = start + 43_200_000 + 43_200_500;
+    host.response = { status: 503, contentType: 'text/plain', body: 'down' };
+    const kept = await cache().lookup(fabrikam);
+    assert.equal(kept.source, 'cache');
+    assert.equal(kept.policy?.mode, 'enforce');
+    assert.match(kept.problems.join(), /HTTP 503/);
   });
 });
