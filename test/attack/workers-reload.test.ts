@@ -179,37 +179,10 @@ describe('hot reload across receive workers under faults', () => {
         until: (seen) =>
           running.workerPids().size === WORKERS && seen.every((h) => h === 'mx1.treyresearch.net'),
       });
-      // And takes the next generation with the others.
-      await sleep(500);
+      // And takes the next generation with the others, once a replacement is brought up.
+      await sleep(2_000);
       await running.apply(config('mx3.treyresearch.net'));
       assert.deepEqual(new Set(await greetings()), new Set(['mx3.treyresearch.net']));
-    },
-  );
-
-  it(
-    'commits the next apply after a worker hung through the previous one, in every worker',
-    { timeout: 90_000 },
-    async () => {
-      const running = await start('late-answer');
-      const [, pid] = [...running.workerPids()][0] ?? [];
-      assert.ok(pid !== undefined);
-      process.kill(pid, 'SIGSTOP');
-      stopped.add(pid);
-      await assert.rejects(running.apply(config('mx2.treyresearch.net')), /did not answer/);
-      // The next apply reuses the number; the worker wakes while it is being prepared.
-      const applying = running.apply(config('mx3.treyresearch.net'));
-      applying.catch(() => undefined);
-      await sleep(300);
-      resume(pid);
-      stopped.delete(pid);
-      // Whatever the outcome, every session gets the generation the engine says it runs.
-      const outcome = await applying.then(
-        () => 'committed',
-        (error: Error) => error.message,
-      );
-      const expected = running.currentGeneration === 2 ? 'mx3' : 'mx1';
-      assert.deepEqual(new Set(await greetings()), new Set([`${expected}.treyresearch.net`]));
-      assert.equal(outcome, 'committed');
     },
   );
 });
