@@ -22,15 +22,18 @@ for (const [net, prefix] of [
   ['224.0.0.0', 3],
 ] as const)
   INTERNAL.addSubnet(net, prefix, 'ipv4');
-// IPv6 prefixes that carry an IPv4 address a translator or relay on the path reaches (NAT64,
-// IPv4-compatible, SIIT's IPv4-translated, Teredo) are refused whole: no policy host of a real
-// domain lives there. 6to4 (2002::/16, below) is judged by the IPv4 address it embeds.
+// IPv6 prefixes that carry an IPv4 address a translator or relay on the path reaches
+// (IPv4-compatible, SIIT's IPv4-translated, local-use NAT64, Teredo) are refused whole: no policy
+// host of a real domain lives there. The well-known NAT64 prefix (64:ff9b::/96, what DNS64 gives
+// an IPv6-only host for every IPv4-only name) and 6to4 (2002::/16) are judged by the IPv4 address
+// they embed, below.
 for (const [net, prefix] of [
   ['::', 96],
   ['::ffff:0:0:0', 96],
-  ['64:ff9b::', 96],
   ['64:ff9b:1::', 48],
   ['2001::', 32],
+  ['3fff::', 20],
+  ['5f00::', 16],
   ['100::', 64],
   ['2001:db8::', 32],
   ['fc00::', 7],
@@ -48,15 +51,21 @@ export function isInternalAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 0) return true;
   if (INTERNAL.check(address, family === 6 ? 'ipv6' : 'ipv4')) return true;
-  const embedded = family === 6 ? sixToFourAddress(address) : undefined;
+  const embedded = family === 6 ? embeddedIpv4(address) : undefined;
   return embedded !== undefined && INTERNAL.check(embedded, 'ipv4');
 }
 
-/** The IPv4 address a 6to4 address (2002:AABB:CCDD::/48) embeds, if it is one. */
-function sixToFourAddress(address: string): string | undefined {
+/** The well-known NAT64 prefix, 64:ff9b::/96 (RFC 6052), as the top 96 bits of an address. */
+const NAT64 = 0x0064ff9b_00000000_00000000n;
+
+/** The IPv4 address a 6to4 (2002:AABB:CCDD::/48) or NAT64 (64:ff9b::a.b.c.d) address embeds. */
+function embeddedIpv4(address: string): string | undefined {
   const parsed = addressValue(address);
-  if (parsed?.family !== 6 || parsed.value >> 112n !== 0x2002n) return undefined;
-  const v4 = Number((parsed.value >> 80n) & 0xffffffffn);
+  if (parsed?.family !== 6) return undefined;
+  let v4: number;
+  if (parsed.value >> 112n === 0x2002n) v4 = Number((parsed.value >> 80n) & 0xffffffffn);
+  else if (parsed.value >> 32n === NAT64) v4 = Number(parsed.value & 0xffffffffn);
+  else return undefined;
   return [v4 >>> 24, (v4 >>> 16) & 255, (v4 >>> 8) & 255, v4 & 255].join('.');
 }
 

@@ -68,21 +68,27 @@ describe('internal addresses', () => {
       '100.128.0.1',
       '2001:4860:4860::8888',
       '2a00:1450::1',
-      // 6to4 of a public IPv4 address is judged by that address.
+      // 6to4 and NAT64 (DNS64's answer on an IPv6-only host) of a public IPv4 address are
+      // judged by that address.
       '2002:808:808::1',
+      '64:ff9b::808:808',
+      '64:ff9b::8.8.8.8',
     ])
       assert.equal(isInternalAddress(address), false, address);
   });
 
-  it('judges a 6to4 address by the IPv4 address it embeds (fast-check)', () => {
-    const sixToFour = (address: string) => {
+  it('judges a 6to4 or NAT64 address by the IPv4 address it embeds (fast-check)', () => {
+    const halves = (address: string) => {
       const [a, b, c, d] = address.split('.').map(Number) as [number, number, number, number];
-      return `2002:${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}::1`;
+      return [((a << 8) | b).toString(16), ((c << 8) | d).toString(16)];
     };
+    const sixToFour = (address: string) => `2002:${halves(address).join(':')}::1`;
+    const nat64 = (address: string) => `64:ff9b::${halves(address).join(':')}`;
     fc.assert(
-      fc.property(v4(octet), (address) =>
-        assert.equal(isInternalAddress(sixToFour(address)), isInternalAddress(address), address),
-      ),
+      fc.property(v4(octet), (address) => {
+        assert.equal(isInternalAddress(sixToFour(address)), isInternalAddress(address), address);
+        assert.equal(isInternalAddress(nat64(address)), isInternalAddress(address), address);
+      }),
       { numRuns: 500 },
     );
   });
