@@ -190,6 +190,20 @@ export class PolicyListener {
     );
     // A policy is a few hundred bytes: nothing a client does should hold a socket for long.
     server.maxConnections = limits.maxConnections;
+    // Connections over the cap are closed at accept; told at most once a minute, with the count.
+    let dropped = 0;
+    let toldAt = 0;
+    server.on('drop', () => {
+      dropped += 1;
+      const now = Date.now();
+      if (now - toldAt < 60_000) return;
+      this.log.log('warn', 'mta-sts.connections-dropped', {
+        dropped,
+        maxConnections: limits.maxConnections,
+      });
+      dropped = 0;
+      toldAt = now;
+    });
     server.keepAliveTimeout = 5_000;
     server.maxHeadersCount = 50;
     server.setTimeout(15_000, (socket) => socket.destroy());

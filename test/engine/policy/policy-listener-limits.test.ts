@@ -79,7 +79,8 @@ async function fetchPolicy(port: number): Promise<string> {
 }
 
 describe('MTA-STS policy listener limits', () => {
-  const listener = new PolicyListener(memoryLog(), LIMITS);
+  const log = memoryLog();
+  const listener = new PolicyListener(log, LIMITS);
   const generation = buildGeneration(
     runtimeConfig({
       organization: { mtaSts: { mode: 'enforce', mx: [], maxAge: 86400, listen: '127.0.0.1:0' } },
@@ -167,6 +168,8 @@ describe('MTA-STS policy listener limits', () => {
       () => 'refused',
     );
     assert.notEqual(extra, 'open');
+    const dropped = log.entries.find((e) => e.event === 'mta-sts.connections-dropped');
+    assert.deepEqual(dropped?.fields, { dropped: 1, maxConnections: LIMITS.maxConnections });
     const first = held[0];
     assert.ok(first !== undefined);
     const freed = closedWithin(first, 2_000);
