@@ -74,6 +74,11 @@ export class MessageFiles {
     this.journal.seal(segment, messages);
   }
 
+  /** Every control record in the file store now (read only). */
+  storedRecords(): Promise<ControlRecord[]> {
+    return this.store.readRecords();
+  }
+
   /** A receive worker is gone: the messages of its segments the queue had not heard of. */
   async writerGone(writer: string): Promise<JournalMessage[]> {
     const found = await this.journal.writerGone(writer);

@@ -164,24 +164,21 @@ export class MessageQueue implements MessageSink {
    * the queue where it is, as if accepted here. False when the queue already had it.
    */
   adopt(message: string, records: ControlRecord[], location: JournalLocation): boolean {
-    if (this.closed || !this.files.adopt(message, records, location)) return false;
-    const first = records[0];
-    if (first === undefined) return false;
-    this.accepted(
-      message,
-      {
-        from: first.from,
-        recipients: records.flatMap((record) => record.recipients),
-        receivedAt: new Date(first.receivedAt),
-        connector: first.connector,
-        remoteAddress: first.remoteAddress,
-        ...(first.domainSecured === null ? {} : { domainSecured: first.domainSecured }),
-      },
-      records,
-      this.clock(),
-      location,
-      undefined,
-    );
+    const envelope = envelopeOf(records);
+    if (this.closed || envelope === undefined) return false;
+    if (!this.files.adopt(message, records, location)) return false;
+    this.accepted(message, envelope, records, this.clock(), location, undefined);
+    return true;
+  }
+
+  /**
+   * A large message a receive worker committed to the file store itself (body in data/, records
+   * in control/) joins the queue; false when the queue already had it.
+   */
+  adoptStored(message: string, records: ControlRecord[]): boolean {
+    const envelope = envelopeOf(records);
+    if (this.closed || envelope === undefined || this.byMessage.has(message)) return false;
+    this.accepted(message, envelope, records, this.clock(), undefined, undefined);
     return true;
   }
 
@@ -200,11 +197,24 @@ export class MessageQueue implements MessageSink {
     for (const held of found) {
       for (const record of held.records) this.add({ record, dueAt: now, active: false });
     }
-    if (found.length > 0) {
-      this.log.log('info', 'queue.worker-journal-replayed', { writer, messages: found.length });
+    // Large messages it committed to the file store and did not get to tell (those of workers
+    // still running, told or about to be, are the same messages: told twice is told once).
+    const stored = new Map<string, ControlRecord[]>();
+    for (const record of await this.files.storedRecords()) {
+      if (this.byMessage.has(record.message)) continue;
+      stored.set(record.message, [...(stored.get(record.message) ?? []), record]);
+    }
+    for (const [message, records] of stored) {
+      if (this.byMessage.has(message)) continue;
+      for (const record of records)
+        this.add({ record, dueAt: Date.parse(record.nextAttemptAt), active: false });
+    }
+    const messages = found.length + stored.size;
+    if (messages > 0) {
+      this.log.log('info', 'queue.worker-journal-replayed', { writer, messages });
       this.notify();
     }
-    return found.length;
+    return messages;
   }
 
   /** A durable message's entries join the queue; the dispatcher hears of them. */
@@ -571,6 +581,20 @@ export class MessageQueue implements MessageSink {
       }
     }
   }
+}
+
+/** The envelope a message's control records tell (undefined: no records). */
+function envelopeOf(records: readonly ControlRecord[]): IncomingEnvelope | undefined {
+  const first = records[0];
+  if (first === undefined) return undefined;
+  return {
+    from: first.from,
+    recipients: records.flatMap((record) => record.recipients),
+    receivedAt: new Date(first.receivedAt),
+    connector: first.connector,
+    remoteAddress: first.remoteAddress,
+    ...(first.domainSecured === null ? {} : { domainSecured: first.domainSecured }),
+  };
 }
 
 /** A new message's control records, one per next-hop domain, due now. */

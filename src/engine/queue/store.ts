@@ -331,6 +331,22 @@ export class QueueStore {
     return kept;
   }
 
+  /**
+   * The control records in control/ now, read only (nothing is removed or moved): what a receive
+   * worker that is gone committed there. One that cannot be read or checked is skipped here and
+   * judged by the recovery at the next start.
+   */
+  async readRecords(): Promise<ControlRecord[]> {
+    const records: ControlRecord[] = [];
+    for (const name of await readdir(this.controlDir)) {
+      if (!name.endsWith('.json')) continue;
+      const text = await readFile(join(this.controlDir, name), 'utf8').catch(() => undefined);
+      const parsed = text === undefined ? undefined : parseControlRecord(text, name.slice(0, -5));
+      if (parsed !== undefined && typeof parsed !== 'string') records.push(parsed);
+    }
+    return records;
+  }
+
   private async quarantine(name: string, reason: string, log: EngineLog): Promise<void> {
     const target = join(this.corruptDir, `${name}.${Date.now()}`);
     await rename(join(this.controlDir, name), target);

@@ -202,6 +202,9 @@ export class WorkerGroup implements ReceiveListeners {
       case 'accepted':
         queue.adopt(message.message, message.records, message.location);
         return;
+      case 'stored':
+        queue.adoptStored(message.message, message.records);
+        return;
       case 'sealed':
         queue.seal(message.segment, message.messages);
         return;

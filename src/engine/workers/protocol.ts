@@ -52,6 +52,8 @@ export type WorkerMessage =
   | { type: 'prepare-failed'; number: number; reason: string }
   /** A message is durable in the worker's journal segment (the client may already have its 250). */
   | { type: 'accepted'; message: string; records: ControlRecord[]; location: JournalLocation }
+  /** A large message is durable in the file store (data/, control/), committed by the worker. */
+  | { type: 'stored'; message: string; records: ControlRecord[] }
   /** The worker appends no more to this segment, which holds `messages` messages. */
   | { type: 'sealed'; segment: SegmentId; messages: number }
   /** What happened in the worker, for the primary's event log, metrics and partner health. */

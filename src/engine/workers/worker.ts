@@ -58,7 +58,16 @@ export function runReceiveWorker(options: ReceiveWorkerOptions): void {
     new DirectorySyncs(),
   );
   journal.onSeal = (segment, messages) => send({ type: 'sealed', segment, messages });
-  const sink = new WorkerSink(journal, (notice) => send({ type: 'accepted', ...notice }));
+  const sink = new WorkerSink(journal, join(options.stateDir, 'queue'), (notice) =>
+    notice.location === undefined
+      ? send({ type: 'stored', message: notice.message, records: notice.records })
+      : send({
+          type: 'accepted',
+          message: notice.message,
+          records: notice.records,
+          location: notice.location,
+        }),
+  );
   const slot = new GenerationSlot();
   const protocolLog = new ProtocolLog(join(options.stateDir, 'logs', 'protocol'));
   const listeners = new ListenerSet({

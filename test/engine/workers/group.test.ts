@@ -58,7 +58,7 @@ describe('receive workers', () => {
       stateDir: join(dir.path, 'state'),
       log,
       workers: WORKERS,
-      workerTimeouts: { prepareMs: 1_000, silenceMs: 3_000 },
+      workerTimeouts: { prepareMs: 2_000, silenceMs: 8_000 },
     });
     port = await freePort();
     await engine.apply(runtimeConfig({ receiveConnector: { bindings: [`127.0.0.1:${port}`] } }));
@@ -91,6 +91,31 @@ describe('receive workers', () => {
       state.listeners.map((l) => [l.binding, l.listening, l.port]),
       [[`127.0.0.1:${port}`, true, port]],
     );
+  });
+
+  it('takes a large message into the file store as it arrives, and the primary delivers it', async () => {
+    const before = log.entries.filter(
+      (e) => e.event === 'queue.accepted' && e.fields.stored === 'data',
+    ).length;
+    const { adatumMail, treyRoot } = lab();
+    const body = `${'x'.repeat(76)}\r\n`.repeat(8_000); // 624 KB: over what is kept in memory
+    const reply = await submit(
+      port,
+      { from: 'alice@adatum.com', to: ['bob@treyresearch.net'] },
+      { certificate: adatumMail, serverCa: treyRoot.certPem },
+      `From: alice@adatum.com\r\nTo: bob@treyresearch.net\r\nSubject: large\r\n\r\n${body}`,
+    );
+    assert.equal(reply.code, 250, reply.response);
+    await eventually(
+      'the large message queued from the file store',
+      () =>
+        log.entries.filter((e) => e.event === 'queue.accepted' && e.fields.stored === 'data')
+          .length,
+      { until: (n) => n > before },
+    );
+    await eventually('it delivered', () => engine.queuedMessages().length, {
+      until: (n) => n === 0,
+    });
   });
 
   it('starts the workers without the admin token in their environment', async () => {
@@ -186,7 +211,7 @@ describe('receive workers', () => {
     assert.ok(hung !== undefined && pid !== undefined);
     process.kill(pid, 'SIGSTOP');
     await eventually('the hung worker replaced', () => engine.workerPids(), {
-      timeoutMs: 15_000,
+      timeoutMs: 25_000,
       until: (now) => now.size === WORKERS && !now.has(hung),
     });
     assert.ok(

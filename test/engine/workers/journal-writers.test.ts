@@ -11,6 +11,7 @@ import { WorkerJournal, type JournalLocation } from '../../../src/engine/queue/j
 import { DirectorySyncs } from '../../../src/engine/queue/directory-syncs.js';
 import { MessageQueue, recordsForMessage } from '../../../src/engine/queue/queue.js';
 import { MessageIds, type ControlRecord } from '../../../src/engine/queue/record.js';
+import { QueueStore } from '../../../src/engine/queue/store.js';
 import { reply } from '../../support/replies.js';
 import { tempDir, type TempDir } from '../../support/tmp.js';
 
@@ -160,6 +161,45 @@ describe('journal segments of receive workers', () => {
       'the gone worker segments are removed once spent',
     );
     await journal.close();
+    await queue.close();
+  });
+
+  it('adopts a large message a worker that is gone committed to the file store and never told', async () => {
+    const queueDir = await newQueueDir();
+    const queue = await MessageQueue.open(queueDir, memoryLog());
+    const store = new QueueStore(queueDir);
+    const told = await acceptInWorker(
+      new WorkerJournal(join(queueDir, 'journal'), 'w4', new DirectorySyncs()),
+      new MessageIds(),
+      'told',
+      10,
+      ['bob@fabrikam.com'],
+    );
+    queue.adopt(told.message, told.records, told.location);
+    // As the worker commits a large message: its body, then its records, in the file store.
+    const message = new MessageIds().next(Date.now());
+    const body = Buffer.from('Subject: large\r\n\r\nbody\r\n');
+    const envelope = {
+      from: 'alice@adatum.com',
+      recipients: ['bob@fabrikam.com', 'carol@contoso.com'],
+      receivedAt: new Date(),
+      connector: 'c',
+      remoteAddress: '127.0.0.1',
+    };
+    const records = recordsForMessage(message, envelope, body.length, Date.now());
+    await store.commit(message, body, records);
+    assert.equal(await queue.writerGone('w4'), 1);
+    assert.equal(await queue.writerGone('w4'), 0, 'a second look finds nothing new');
+    const queued = queue
+      .messages()
+      .map((m) => m.id)
+      .sort();
+    assert.deepEqual(
+      queued,
+      [...records.map((r) => r.id), ...told.records.map((r) => r.id)].sort(),
+    );
+    const [outbound] = queue.claim([records[0]?.id ?? '']);
+    assert.deepEqual(await outbound?.body(), body);
     await queue.close();
   });
 
