@@ -41,7 +41,7 @@ describe('secrets and receive workers', () => {
 
   it(
     'starts the workers without the admin token in their environment',
-    { timeout: 60_000, todo: 'cluster.fork copies the primary environment, DOMSEC_TOKEN included' },
+    { timeout: 60_000 },
     async () => {
       engine = new ServeProcess(
         ['-f', lab.manifests, '--state', join(work.path, 'state-env'), '--workers', '2'],
