@@ -181,4 +181,24 @@ describe('receive workers under SIGKILL', () => {
     await engine.ready();
     assert.equal(await engine.stop(), 0);
   });
+
+  it('stops the group cleanly when a service manager signals every process of it at once', async () => {
+    const state = join(work.path, 'state-signals');
+    engine = new ServeProcess(['-f', lab.manifests, '--state', state, '--workers', '2'], env);
+    await engine.ready();
+    const workers = await workersOf(engine.pid ?? 0);
+    assert.equal(workers.length, 2);
+    // The workers first, as a whole process group may get it in any order.
+    for (const worker of workers) process.kill(worker, 'SIGTERM');
+    await sleep(300);
+    assert.deepEqual(
+      workers.filter((worker) => !alive(worker)),
+      [],
+      'the workers wait for the primary',
+    );
+    assert.equal(await engine.stop(), 0);
+    const errors = engine.events().filter((e) => e.level === 'error');
+    assert.deepEqual(errors, []);
+    assert.deepEqual(workers.filter(alive), []);
+  });
 });

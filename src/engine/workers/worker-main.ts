@@ -10,6 +10,9 @@ if (stateDir === undefined || writer === undefined || process.send === undefined
   process.exit(2);
 }
 const channel = process.send.bind(process);
+// A terminal's Ctrl-C or a service manager's SIGTERM to the whole group reaches the workers too:
+// they stop when the primary tells them, after their sessions, or when it is gone.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => undefined);
 let leaving = false;
 // Gone with the primary at once (the channel closed without a stop): nothing waits for this one.
 endWithPrimary(process.ppid, () => {
