@@ -2,6 +2,7 @@
 // in DATA, not yet ended, from a few sessions. One process writes a large body to storage as it
 // arrives (its memory does not grow with the message); a receive worker must not hold it whole
 // either, or a handful of clients within the connectors' limits exhausts a worker's memory.
+// Held whole, the group grows by more than the bodies (160 MiB); spooled, by about a third.
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
@@ -17,7 +18,7 @@ const SESSIONS = 8;
 /** Below the connectors' default maxMessageSize (25MB). */
 const BODY_BYTES = 20 * 1024 * 1024;
 /** Growth allowed for the whole group while the bodies are in flight. */
-const ALLOWED_GROWTH_BYTES = 96 * 1024 * 1024;
+const ALLOWED_GROWTH_BYTES = 120 * 1024 * 1024;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function residentBytes(pid: number): Promise<number> {
@@ -105,10 +106,7 @@ describe('large bodies in flight and receive workers', () => {
 
   it(
     `holds ${SESSIONS} bodies of ${BODY_BYTES / 1024 / 1024} MiB in DATA without growing by more than ${ALLOWED_GROWTH_BYTES / 1024 / 1024} MiB`,
-    {
-      timeout: 120_000,
-      todo: 'WorkerSink has no spool: a worker holds every body whole in memory while it arrives',
-    },
+    { timeout: 120_000 },
     async (t) => {
       const single = await growth('1');
       const grouped = await growth('2');
