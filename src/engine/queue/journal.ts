@@ -300,7 +300,14 @@ export class Journal {
     for (const name of (await readdir(this.directory)).sort()) {
       const parsed = parseSegmentName(name);
       if (parsed?.writer !== writer) continue;
-      const read = await readSegment(this.directory, parsed.id, this.log);
+      // Removed meanwhile (sealed and spent): nothing of it is left to find.
+      const read = await readSegment(this.directory, parsed.id, this.log).catch(
+        (error: NodeJS.ErrnoException) => {
+          if (error.code === 'ENOENT') return undefined;
+          throw error;
+        },
+      );
+      if (read === undefined) continue;
       for (const held of read.accepted)
         if (this.adopt(held.message, held.body, held.records.length)) found.push(held);
       const segment = this.foreign.get(parsed.id);

@@ -193,9 +193,11 @@ export class MessageQueue implements MessageSink {
    */
   async writerGone(writer: string): Promise<number> {
     const found = await this.files.writerGone(writer);
-    const now = this.clock();
+    // Received like any other message: told as accepted (metrics, partner health, the log).
     for (const held of found) {
-      for (const record of held.records) this.add({ record, dueAt: now, active: false });
+      const envelope = envelopeOf(held.records);
+      if (envelope !== undefined)
+        this.accepted(held.message, envelope, held.records, this.clock(), held.body, undefined);
     }
     // Large messages it committed to the file store and did not get to tell (those of workers
     // still running, told or about to be, are the same messages: told twice is told once).
@@ -205,15 +207,12 @@ export class MessageQueue implements MessageSink {
       stored.set(record.message, [...(stored.get(record.message) ?? []), record]);
     }
     for (const [message, records] of stored) {
-      if (this.byMessage.has(message)) continue;
-      for (const record of records)
-        this.add({ record, dueAt: Date.parse(record.nextAttemptAt), active: false });
+      const envelope = envelopeOf(records);
+      if (this.byMessage.has(message) || envelope === undefined) continue;
+      this.accepted(message, envelope, records, this.clock(), undefined, undefined);
     }
     const messages = found.length + stored.size;
-    if (messages > 0) {
-      this.log.log('info', 'queue.worker-journal-replayed', { writer, messages });
-      this.notify();
-    }
+    if (messages > 0) this.log.log('info', 'queue.worker-journal-replayed', { writer, messages });
     return messages;
   }
 

@@ -78,6 +78,8 @@ interface Staged {
   prepared: PreparedGeneration;
   members: Member[];
   listeners: Map<Member, WorkerListener[]>;
+  /** Lets the next generation change in (called by the commit or the abort). */
+  release: () => void;
 }
 
 /** The file a worker runs: worker-main next to this one (.ts under tsx, .js when built). */
@@ -93,11 +95,26 @@ export class WorkerGroup implements ReceiveListeners {
   private closing = false;
 
   private readonly watch: NodeJS.Timeout;
+  /** The end of the last generation change queued: an apply, or a worker brought up. */
+  private gate: Promise<void> = Promise.resolve();
 
   private constructor(private readonly options: WorkerGroupOptions) {
     options.slot.subscribe((next) => this.install(next));
     this.watch = setInterval(() => this.killSilent(), WATCH_MS);
     this.watch.unref();
+  }
+
+  /**
+   * One generation change at a time across the group: an apply (from prepare to its commit or
+   * abort) and a worker brought up to the running generation wait for each other, so that no
+   * worker is asked to prepare two generations at once.
+   */
+  private exclusive(): Promise<() => void> {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const turn = this.gate.then(() => release);
+    this.gate = this.gate.then(() => held);
+    return turn;
   }
 
   /** A running worker that has said nothing for SILENCE_MS is killed (and so replaced). */
@@ -286,6 +303,15 @@ export class WorkerGroup implements ReceiveListeners {
    * apply committed another meanwhile (it was not among the workers that apply prepared).
    */
   private async bringUp(member: Member): Promise<void> {
+    const release = await this.exclusive();
+    try {
+      await this.bringUpNow(member);
+    } finally {
+      release();
+    }
+  }
+
+  private async bringUpNow(member: Member): Promise<void> {
     for (let attempt = 0; attempt < 3; attempt += 1) {
       const current = this.options.slot.current;
       if (current === undefined || member.report?.generation === current.number) return;
@@ -339,6 +365,16 @@ export class WorkerGroup implements ReceiveListeners {
    * fails the apply, and every worker undoes what it bound: applied nowhere.
    */
   async prepare(prepared: PreparedGeneration): Promise<void> {
+    const release = await this.exclusive();
+    try {
+      await this.prepareNow(prepared, release);
+    } catch (error) {
+      release();
+      throw error;
+    }
+  }
+
+  private async prepareNow(prepared: PreparedGeneration, release: () => void): Promise<void> {
     const members = [...this.members.values()];
     await Promise.all(members.map((member) => member.ready.catch(() => undefined)));
     const running = members.filter((member) => member.running);
@@ -359,7 +395,7 @@ export class WorkerGroup implements ReceiveListeners {
       const answer = answers[n];
       if (answer?.ok === true) listeners.set(member, answer.listeners);
     });
-    this.staged = { prepared, members: running, listeners };
+    this.staged = { prepared, members: running, listeners, release };
   }
 
   async abort(prepared: PreparedGeneration): Promise<void> {
@@ -368,6 +404,7 @@ export class WorkerGroup implements ReceiveListeners {
     this.staged = undefined;
     for (const member of staged.members)
       this.tell(member, { type: 'abort', number: prepared.generation.number });
+    staged.release();
   }
 
   /** The slot committed: every worker that prepared it commits too. */
@@ -379,6 +416,7 @@ export class WorkerGroup implements ReceiveListeners {
       this.tell(member, { type: 'commit', number: next.number });
       member.report = this.reportOf(next.number, staged.listeners.get(member) ?? [], member.report);
     }
+    staged.release();
   }
 
   /** What a worker runs right after a commit, until its own report arrives. */

@@ -225,6 +225,38 @@ describe('receive workers', () => {
     for (const reply of replies) assert.equal(reply.code, 250, reply.response);
   });
 
+  it('takes an apply while a replacement worker starts, and every worker runs it after', async () => {
+    const [victim, pid] = [...engine.workerPids()][0] ?? [];
+    assert.ok(victim !== undefined && pid !== undefined);
+    const before = engine.currentGeneration;
+    process.kill(pid, 'SIGKILL');
+    // Forked, not yet ready (or not yet brought up): the apply comes now.
+    await eventually('the replacement forked', () => engine.workerPids(), {
+      timeoutMs: 10_000,
+      intervalMs: 5,
+      until: (now) => now.size === WORKERS && !now.has(victim),
+    });
+    const added = await freePort();
+    const bindings = [`127.0.0.1:${port}`, `127.0.0.1:${added}`];
+    await engine.apply(runtimeConfig({ receiveConnector: { bindings } }));
+    assert.equal(engine.currentGeneration, before + 1);
+    await eventually(
+      'both bindings listening in every worker',
+      () => engine.state().listeners.map((l) => [l.binding, l.listening]),
+      {
+        timeoutMs: 15_000,
+        until: (listeners) =>
+          listeners.length === 2 && listeners.every(([, listening]) => listening === true),
+      },
+    );
+    const replies = await Promise.all(
+      Array.from({ length: 8 }, (_, n) => send(n % 2 === 0 ? port : added, `both ${n}`)),
+    );
+    for (const reply of replies) assert.equal(reply.code, 250, reply.response);
+    // Back to the one binding, for the tests after.
+    await engine.apply(runtimeConfig({ receiveConnector: { bindings: [`127.0.0.1:${port}`] } }));
+  });
+
   it('loses nothing a worker killed with SIGKILL acknowledged, and replaces the worker', async () => {
     const pids = engine.workerPids();
     const [victim, pid] = [...pids][0] ?? [];

@@ -124,7 +124,8 @@ describe('journal segments of receive workers', () => {
 
   it('adopts what a worker that is gone made durable but never told, and ignores its torn tail', async () => {
     const queueDir = await newQueueDir();
-    const queue = await MessageQueue.open(queueDir, memoryLog());
+    const log = memoryLog();
+    const queue = await MessageQueue.open(queueDir, log);
     const journal = new WorkerJournal(
       join(queueDir, 'journal'),
       'w3',
@@ -144,6 +145,8 @@ describe('journal segments of receive workers', () => {
 
     assert.equal(await queue.writerGone('w3'), 3);
     assert.equal(await queue.writerGone('w3'), 0, 'a second look finds nothing new');
+    // Each told as received, whether the worker told it or it was found again.
+    assert.equal(log.entries.filter((e) => e.event === 'queue.accepted').length, 5);
     const queued = queue
       .messages()
       .map((m) => m.id)
