@@ -1,6 +1,6 @@
 // Acknowledged mail against `domsec serve --workers 2` under SIGKILL, counted in the Maildirs:
-// workers killed right after answering 250 while large messages make their journal segments
-// rotate, seal and go; the primary killed with messages adopted and not yet delivered. Every
+// workers killed right after answering 250, amid large messages (spooled) and small ones
+// (journaled); the primary killed with messages adopted and not yet delivered. Every
 // message answered 250 must be delivered; with the primary alive, exactly once.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -19,7 +19,7 @@ const CLIENTS = 4;
 /** Messages for the partner, whose port is closed: they wait in the queue. */
 const DEFERRED = 10;
 const WORKER_KILLS = 6;
-/** 16 of these fill a 16 MiB journal segment: a worker rotates one every few seconds. */
+/** Above the receive side's memory limit: spooled into the file store as it arrives. */
 const LARGE_BODY_BYTES = 1024 * 1024;
 /** Per session while the primary is stopped: enough notices to fill the channel's buffers. */
 const SLOW_PRIMARY_MESSAGES = 400;
@@ -77,7 +77,7 @@ describe('acknowledged mail and receive workers killed with SIGKILL', () => {
   });
 
   it(
-    `delivers every message answered 250 exactly once across ${WORKER_KILLS} workers killed right after a 250, segments rotating`,
+    `delivers every message answered 250 exactly once across ${WORKER_KILLS} workers killed right after a 250, large and small messages`,
     { timeout: 180_000 },
     async (t) => {
       const state = join(work.path, 'state-workers');
