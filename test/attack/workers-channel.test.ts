@@ -128,7 +128,6 @@ describe('receive workers killed with their notices still in the channel', () =>
     'counts the messages found again in the killed workers’ segments as received',
     {
       timeout: 30_000,
-      todo: 'MessageQueue.writerGone adds what it finds without the queue.accepted event: the received counter, partner health and the log miss those messages',
     },
     async () => {
       assert.ok(figures.recovered > 0, 'no message was found again: nothing to count');

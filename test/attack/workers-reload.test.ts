@@ -99,7 +99,6 @@ describe('hot reload across receive workers under faults', () => {
     'commits an apply that arrives while a killed worker is being replaced, in every worker',
     {
       timeout: 30_000,
-      todo: 'an apply during a replacement worker start fails with SlotBusyError in that worker',
     },
     async () => {
       const running = await start('replacing');
@@ -121,7 +120,6 @@ describe('hot reload across receive workers under faults', () => {
     'runs the committed generation in a worker that replaced one while the apply was being prepared',
     {
       timeout: 30_000,
-      todo: 'a replacement started during an apply is brought up on the old generation and never told of the commit',
     },
     async () => {
       const running = await start('prepared-meanwhile');
