@@ -47,7 +47,6 @@ describe('a worker gone while its spent segment is being removed', () => {
     `finds the message it never told in its next segment, in each of ${ROUNDS} rounds`,
     {
       timeout: 60_000,
-      todo: 'writerGone reads a spent segment, retireForeign removes it and forgets its entry meanwhile, and writerGone adopts its messages again: delivered ones come back',
     },
     async (t) => {
       const failures: string[] = [];

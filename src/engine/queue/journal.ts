@@ -116,6 +116,11 @@ export interface JournalOptions {
 export class Journal {
   private readonly segments = new Map<SegmentId, Segment>();
   private readonly foreign = new Map<SegmentId, ForeignSegment>();
+  /**
+   * Workers' segments this journal removes or removed (their messages all settled): never read or
+   * adopted from again, or a re-read racing the removal would bring delivered mail back.
+   */
+  private readonly retired = new Set<SegmentId>();
   private active: Segment | undefined;
   private size = 0;
   private pending: Pending[] = [];
@@ -242,6 +247,7 @@ export class Journal {
     const parsed = parseSegmentName(segmentFile(location.segment));
     if (parsed?.writer === undefined)
       throw new RangeError(`${location.segment} is no worker's segment`);
+    if (this.retired.has(location.segment)) return false;
     let segment = this.foreign.get(location.segment);
     if (segment === undefined) {
       segment = {
@@ -267,6 +273,7 @@ export class Journal {
   seal(id: SegmentId, messages: number): void {
     const parsed = parseSegmentName(segmentFile(id));
     if (parsed?.writer === undefined) throw new RangeError(`${id} is no worker's segment`);
+    if (this.retired.has(id)) return;
     let segment = this.foreign.get(id);
     if (segment === undefined) {
       segment = {
@@ -299,7 +306,7 @@ export class Journal {
     const found: JournalMessage[] = [];
     for (const name of (await readdir(this.directory)).sort()) {
       const parsed = parseSegmentName(name);
-      if (parsed?.writer !== writer) continue;
+      if (parsed?.writer !== writer || this.retired.has(parsed.id)) continue;
       // Removed meanwhile (sealed and spent): nothing of it is left to find.
       const read = await readSegment(this.directory, parsed.id, this.log).catch(
         (error: NodeJS.ErrnoException) => {
@@ -307,7 +314,8 @@ export class Journal {
           throw error;
         },
       );
-      if (read === undefined) continue;
+      // Its removal began while it was read: every message of it is settled.
+      if (read === undefined || this.retired.has(parsed.id)) continue;
       for (const held of read.accepted)
         if (this.adopt(held.message, held.body, held.records.length)) found.push(held);
       const segment = this.foreign.get(parsed.id);
@@ -394,7 +402,8 @@ export class Journal {
 
   /** A worker's sealed segment with nothing live goes; then our own ones it held back may. */
   private async retireForeign(segment: ForeignSegment): Promise<void> {
-    if (this.foreign.get(segment.id) !== segment) return;
+    if (this.foreign.get(segment.id) !== segment || this.retired.has(segment.id)) return;
+    this.retired.add(segment.id);
     try {
       // The D and M records about its messages are in our segments: synced before it goes.
       await this.syncOwn();
