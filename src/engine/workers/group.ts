@@ -28,6 +28,11 @@ const READY_TIMEOUT_MS = 20_000;
 const PREPARE_TIMEOUT_MS = 30_000;
 /** A dead worker is replaced after this long (a worker that dies at once does not spin). */
 const RESPAWN_DELAY_MS = 500;
+/**
+ * Workers that die before they are ready, one after another (a broken installation, a state
+ * directory they cannot open), are replaced ever more slowly: the delay doubles up to this.
+ */
+const MAX_RESPAWN_DELAY_MS = 30_000;
 /** Workers still running this long after a stop are killed. */
 const STOP_TIMEOUT_MS = 60_000;
 /**
@@ -63,6 +68,8 @@ interface Member {
   worker: Worker;
   ready: Promise<void>;
   running: boolean;
+  /** It said it was ready once (a death before that counts towards the slower respawns). */
+  wasReady: boolean;
   report: WorkerReport | undefined;
   /** When the worker was last heard from (any message). */
   heardAt: number;
@@ -92,6 +99,8 @@ export class WorkerGroup implements ReceiveListeners {
   private readonly members = new Map<string, Member>();
   private staged: Staged | undefined;
   private forked = 0;
+  /** Workers in a row that died before they were ready (0 once one is). */
+  private failedStarts = 0;
   private closing = false;
 
   private readonly watch: NodeJS.Timeout;
@@ -183,6 +192,7 @@ export class WorkerGroup implements ReceiveListeners {
         failed = reject;
       }),
       running: false,
+      wasReady: false,
       report: undefined,
       heardAt: Date.now(),
       answers: new Map(),
@@ -199,6 +209,8 @@ export class WorkerGroup implements ReceiveListeners {
       if (message.type === 'ready') {
         clearTimeout(timer);
         member.running = true;
+        member.wasReady = true;
+        this.failedStarts = 0;
         ready();
         return;
       }
@@ -278,7 +290,9 @@ export class WorkerGroup implements ReceiveListeners {
       });
     }
     if (this.closing) return;
-    await new Promise((resolve) => setTimeout(resolve, RESPAWN_DELAY_MS));
+    const delay = Math.min(RESPAWN_DELAY_MS * 2 ** this.failedStarts, MAX_RESPAWN_DELAY_MS);
+    if (!member.wasReady) this.failedStarts = Math.min(this.failedStarts + 1, 16);
+    await new Promise((resolve) => setTimeout(resolve, delay));
     if (this.closing) return;
     const replacement = this.fork();
     try {
