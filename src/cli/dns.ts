@@ -6,7 +6,6 @@
 import type { Command } from 'commander';
 import { X509Certificate } from 'node:crypto';
 import { CliError, commandAction, EXIT } from './errors.js';
-import { dkimRecordText, readDkimKey } from '../engine/index.js';
 import { fileOption, loadOrFail, manifestPaths } from './manifests.js';
 import { formatOption, processOutput, type Output } from './output.js';
 import { domainName } from '../domain-name.js';
@@ -118,6 +117,8 @@ export async function dnsRecordsCommand(
   const keyFile = config.organization.spec.tlsReporting?.dkim?.keyFile;
   let dkimRecord: string | undefined;
   if (keyFile !== undefined) {
+    // Loaded here: the engine's modules would slow every other command's start.
+    const { dkimRecordText, readDkimKey } = await import('../engine/index.js');
     // The message names the file and why, never what it holds.
     const key = await readDkimKey(keyFile).catch((error: Error) => {
       throw new CliError(`tlsReporting.dkim: ${error.message}`);

@@ -4,14 +4,7 @@
 // the engine writes (every 10 s), so today's last few seconds may not be there yet.
 import type { Command } from 'commander';
 import { parseDomainName } from '../domain-name.js';
-import {
-  readDomainDay,
-  readTlsReportState,
-  resultDomains,
-  utcDay,
-  type DomainDay,
-  type ReportState,
-} from '../engine/index.js';
+import type { DomainDay, ReportState } from '../engine/index.js';
 import { CliError, commandAction, EXIT } from './errors.js';
 import { formatOption, jsonText, processOutput, type Output } from './output.js';
 
@@ -27,6 +20,9 @@ export async function tlsrptShowCommand(
   out: Output,
   now: () => Date = () => new Date(),
 ): Promise<number> {
+  // Loaded here: the engine's modules would slow every other command's start.
+  const { readDomainDay, readTlsReportState, resultDomains, utcDay } =
+    await import('../engine/index.js');
   const day = options.date ?? utcDay(now());
   if (!/^\d{4}-\d{2}-\d{2}$/.test(day) || Number.isNaN(Date.parse(`${day}T00:00:00Z`)))
     throw new CliError(`--date ${JSON.stringify(day)} is not a day (YYYY-MM-DD)`);
