@@ -216,6 +216,14 @@ export class WorkerGroup implements ReceiveListeners {
       }
       this.heard(member, message);
     });
+    // A message sent as the worker dies fails with EPIPE, reported as an 'error' event: without a
+    // listener that would be an uncaught exception in the primary. The exit that follows replaces it.
+    worker.on('error', (error: Error) => {
+      this.options.log.log('debug', 'workers.channel-error', {
+        worker: writer,
+        error: error.message,
+      });
+    });
     worker.once('exit', (code, signal) => {
       clearTimeout(timer);
       failed(new Error(`receive worker ${writer} exited (${signal ?? `exit ${code}`})`));
