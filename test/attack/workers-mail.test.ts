@@ -22,7 +22,7 @@ const WORKER_KILLS = 6;
 /** Above the receive side's memory limit: spooled into the file store as it arrives. */
 const LARGE_BODY_BYTES = 1024 * 1024;
 /** Per session while the primary is stopped: enough notices to fill the channel's buffers. */
-const SLOW_PRIMARY_MESSAGES = 400;
+const SLOW_PRIMARY_MESSAGES = 250;
 /** Recipients of each of them: a longer notice each. */
 const SLOW_PRIMARY_RECIPIENTS = 20;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
