@@ -1,6 +1,7 @@
-// Which send connector carries mail for a domain: the most specific matching address
-// space wins (`example.com` over `*.example.com` over `*`), then the lowest cost, then the name.
-// Shared by validate (DS003 judges the connector that will really be used) and the engine.
+// Which send connector carries mail for a domain, and which TlsPolicy covers it: the most specific
+// matching address space wins (`example.com` over `*.example.com` over `*`), then the lowest cost
+// (connectors), then the name. Shared by validate (DS003 and DS024 judge what will really be used)
+// and the engine.
 import { canonicalName } from './certificate-names.js';
 
 /**
@@ -45,6 +46,30 @@ export function chooseSendConnector<T extends Routable>(
     }
   }
   return best?.connector;
+}
+
+export interface Scoped {
+  name: string;
+  spec: { addressSpaces: readonly string[] };
+}
+
+/** The most specific TlsPolicy (or any named object with address spaces); ties to the first name. */
+export function chooseByAddressSpace<T extends Scoped>(
+  items: readonly T[],
+  domain: string,
+): T | undefined {
+  let best: { item: T; score: number } | undefined;
+  for (const item of items) {
+    const score = Math.max(-1, ...item.spec.addressSpaces.map((s) => addressSpaceMatch(s, domain)));
+    if (score < 0) continue;
+    if (
+      best === undefined ||
+      score > best.score ||
+      (score === best.score && item.name < best.item.name)
+    )
+      best = { item, score };
+  }
+  return best?.item;
 }
 
 function cheaper(a: Routable, b: Routable): boolean {

@@ -4,11 +4,10 @@
 // domains the configuration names outright (policy address spaces, connector address spaces,
 // static routes); a wildcard's members are the engine's to refuse one by one.
 import type { Diagnostic, PolicyLevel } from '../../model.js';
-import { addressSpaceMatch, chooseSendConnector } from '../../address-spaces.js';
+import { chooseByAddressSpace, chooseSendConnector } from '../../address-spaces.js';
 import { canonicalName } from '../../certificate-names.js';
 import { error } from '../diagnostics.js';
-import { label, specValueAt, type ManifestObject } from '../manifest-objects.js';
-import type { TlsPolicyManifest } from '../manifest-objects.js';
+import { label, specValueAt } from '../manifest-objects.js';
 import { theOrganization, type RuleContext } from './context.js';
 
 export function checkUnmetTlsPolicies(context: RuleContext): Diagnostic[] {
@@ -32,7 +31,7 @@ export function checkUnmetTlsPolicies(context: RuleContext): Diagnostic[] {
   for (const domain of [...candidates].sort()) {
     // A send-secure partner keeps mutual TLS, whatever a TlsPolicy says.
     if (domain === '' || partnerDomains.has(domain)) continue;
-    const policy = coveringPolicy(tlsPolicies, domain);
+    const policy = chooseByAddressSpace(tlsPolicies, domain);
     if (policy === undefined) continue;
     const required = (
       [
@@ -62,26 +61,4 @@ export function checkUnmetTlsPolicies(context: RuleContext): Diagnostic[] {
     );
   }
   return diagnostics;
-}
-
-/** The most specific TlsPolicy for the domain (ties to the first name), as the engine picks it. */
-function coveringPolicy(
-  policies: readonly ManifestObject<TlsPolicyManifest>[],
-  domain: string,
-): ManifestObject<TlsPolicyManifest> | undefined {
-  let best: { policy: ManifestObject<TlsPolicyManifest>; score: number } | undefined;
-  for (const policy of policies) {
-    const score = Math.max(
-      -1,
-      ...policy.spec.addressSpaces.map((s) => addressSpaceMatch(s, domain)),
-    );
-    if (score < 0) continue;
-    if (
-      best === undefined ||
-      score > best.score ||
-      (score === best.score && policy.name < best.policy.name)
-    )
-      best = { policy, score };
-  }
-  return best?.policy;
 }

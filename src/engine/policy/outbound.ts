@@ -2,7 +2,7 @@
 // most specific address space, else the defaults), what DANE and MTA-STS publish for it, and for
 // each MX host whether the session needs DANE, MTA-STS's PKIX check, only the connector's TLS, or
 // may not be used at all. Domain-secure partners never come here: mutual TLS is not negotiable.
-import { addressSpaceMatch } from '../../address-spaces.js';
+import { chooseByAddressSpace } from '../../address-spaces.js';
 import type { DomainName } from '../../domain-name.js';
 import type { Named, PolicyLevel, RuntimeConfig, TlsPolicySpec } from '../../model.js';
 import { daneForDomain, type DomainDane } from './dane-lookup.js';
@@ -33,23 +33,10 @@ export function chooseTlsPolicy(
   policies: readonly Named<TlsPolicySpec>[],
   domain: DomainName,
 ): ChosenTlsPolicy {
-  let best: { policy: Named<TlsPolicySpec>; score: number } | undefined;
-  for (const policy of policies) {
-    const score = Math.max(
-      -1,
-      ...policy.spec.addressSpaces.map((s) => addressSpaceMatch(s, domain)),
-    );
-    if (score < 0) continue;
-    if (
-      best === undefined ||
-      score > best.score ||
-      (score === best.score && policy.name < best.policy.name)
-    )
-      best = { policy, score };
-  }
+  const best = chooseByAddressSpace(policies, domain);
   if (best === undefined) return { name: null, ...DEFAULT_TLS_POLICY };
-  const { dane, mtaSts, requireTls } = best.policy.spec;
-  return { name: best.policy.name, dane, mtaSts, requireTls };
+  const { dane, mtaSts, requireTls } = best.spec;
+  return { name: best.name, dane, mtaSts, requireTls };
 }
 
 /** What a session to one hop must verify. */
