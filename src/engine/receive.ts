@@ -11,7 +11,7 @@ import {
   type SMTPServerSession,
 } from 'smtp-server';
 import type { Binding } from './addresses.js';
-import type { Generation, LoadedPartner } from './generation.js';
+import type { Generation, LoadedPartner, LoadedReceiveConnector } from './generation.js';
 import type { EngineLog } from './log.js';
 import type { MessageSink } from './message-sink.js';
 import type { StorageGuard } from './queue/storage-guard.js';
@@ -34,7 +34,13 @@ import {
   type TlsFacts,
 } from './receive/server-tls.js';
 import { smtpServerLogger } from './receive/protocol-trace.js';
-import { ConnectionCounter, fromPartnerRange, type StressChange } from './receive/capacity.js';
+import {
+  ConnectionCounter,
+  fromPartnerRange,
+  type Admission,
+  type SessionCounter,
+  type StressChange,
+} from './receive/capacity.js';
 import { adaptSmtpServer } from './receive/smtp-server-adapter.js';
 import {
   DEFAULT_RECEIVE_LIMITS,
@@ -65,8 +71,9 @@ export interface ReceiveListenerOptions {
   /**
    * Sessions counted against connector limits, shared by an engine's listeners so that a
    * connector bound to several addresses (or being rebound) has one count; one per listener alone.
+   * A receive worker's asks the primary, so that the count is the group's.
    */
-  counter?: ConnectionCounter;
+  counter?: SessionCounter;
   /** Shared by an engine's listeners: while the queue is short of storage, MAIL FROM gets 452 4.3.1. */
   storage?: StorageGuard;
   /** Where partner refusals and stress changes are told; its log only when not given. */
@@ -85,7 +92,9 @@ export class ReceiveListener {
   private tlsIdentity: string;
   private listening = false;
   private closing: Promise<void> | undefined;
-  private readonly counter: ConnectionCounter;
+  private readonly counter: SessionCounter;
+  /** Sessions whose admission is being asked for; true once the client left meanwhile. */
+  private readonly admitting = new Map<string, boolean>();
   private readonly limiter: ReceiveLimiter;
   private readonly unwatchStress: () => void;
   private readonly events: EngineEvents;
@@ -114,7 +123,20 @@ export class ReceiveListener {
       // Our refusals carry their enhanced code in the text (SmtpReplyError), smtp-server's own
       // mapping would prefix a second, different one: ENHANCEDSTATUSCODES stays hidden.
       hideENHANCEDSTATUSCODES: true,
-      onConnect: (session, callback) => callback(this.onConnect(session)),
+      onConnect: (session, callback) => {
+        const answer = this.onConnect(session);
+        if (!(answer instanceof Promise)) {
+          callback(answer);
+          return;
+        }
+        // No greeting until the admission is had; a client gone meanwhile gets nothing.
+        answer.then(
+          (error) => {
+            if (error !== null) callback(error);
+          },
+          (error: Error) => callback(error),
+        );
+      },
       onSecure: (socket, session, callback) => callback(this.onSecure(socket, session)),
       onMailFrom: (address, session, callback) => {
         const storage = this.options.storage;
@@ -253,7 +275,14 @@ export class ReceiveListener {
   // ------------------------------------------------------------------------------------------
   // smtp-server hooks
 
-  private onConnect(session: SMTPServerSession): Error | undefined {
+  /**
+   * Places the connection on a connector and counts it in. Undefined: greet; an error: refuse
+   * with it; a promise when the count is asked for elsewhere, of null when the client left while
+   * it was asked (its count is given back at once).
+   */
+  private onConnect(
+    session: SMTPServerSession,
+  ): Error | undefined | Promise<Error | undefined | null> {
     const generation = this.currentGeneration();
     const connector = placeConnection(generation, this.options.binding, session.remoteAddress);
     if (connector === undefined) {
@@ -263,16 +292,38 @@ export class ReceiveListener {
       });
       return new SmtpReplyError(REPLIES.connectionRefused);
     }
-    // The connector's limits as this generation has them hold for the whole session.
-    const limits = connector.limits;
     // A client inside a partner's remoteIPRanges may use the capacity strangers cannot.
     const partnerRange = fromPartnerRange(generation, session.remoteAddress);
     const admission = this.counter.admit(
       connector.name,
       session.remoteAddress,
-      limits,
+      connector.limits,
       partnerRange,
     );
+    if (!(admission instanceof Promise))
+      return this.admitted(session, generation, connector, partnerRange, admission);
+    this.admitting.set(session.id, false);
+    return admission.then((answer) => {
+      const left = this.admitting.get(session.id) === true;
+      this.admitting.delete(session.id);
+      if (left) {
+        if (answer.refusal === undefined)
+          this.counter.release(connector.name, session.remoteAddress);
+        return null;
+      }
+      return this.admitted(session, generation, connector, partnerRange, answer);
+    });
+  }
+
+  private admitted(
+    session: SMTPServerSession,
+    generation: Generation,
+    connector: LoadedReceiveConnector,
+    partnerRange: boolean,
+    admission: Admission,
+  ): Error | undefined {
+    // The connector's limits as this generation has them hold for the whole session.
+    const limits = connector.limits;
     if (admission.stress !== undefined) this.logStress(admission.stress);
     const overLimit = admission.refusal;
     if (overLimit !== undefined) {
@@ -414,6 +465,7 @@ export class ReceiveListener {
   }
 
   private onClose(session: SMTPServerSession): void {
+    if (this.admitting.has(session.id)) this.admitting.set(session.id, true);
     const state = this.sessions.get(session.id);
     if (state === undefined) return;
     this.trace(state, '-', '');

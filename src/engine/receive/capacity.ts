@@ -51,6 +51,31 @@ export interface Admission {
   stress?: StressChange;
 }
 
+/** The two limits an admission is judged by (the rest of ConnectorLimits is the session's). */
+export type AdmissionLimits = Pick<
+  ConnectorLimits,
+  'maxInboundConnection' | 'maxInboundConnectionPerSource'
+>;
+
+/**
+ * Who counts the sessions of a connector: the engine's ConnectionCounter when one process
+ * receives, or the primary's, asked over IPC, when receive workers share the listeners (so that
+ * a connector's limits hold for the group, not for each worker). An admission that must be asked
+ * for is a promise; one that cannot be had in time is a refusal.
+ */
+export interface SessionCounter {
+  admit(
+    connector: string,
+    client: string,
+    limits: AdmissionLimits,
+    partnerRange?: boolean,
+  ): Admission | Promise<Admission>;
+  /** Counts out a session that was admitted; the end of a stress it caused, when told here. */
+  release(connector: string, client: string): StressChange | undefined;
+  stressed(connector: string): boolean;
+  watch(onChange: (change: StressChange) => number): () => void;
+}
+
 interface ConnectorCount {
   sessions: number;
   /** The limits of the last admission: an apply moves the thresholds with the next session. */
@@ -66,7 +91,7 @@ interface ConnectorCount {
  * judged by the limits of the generation the session starts in, so an apply changes them for new
  * sessions only. Listeners sharing a counter watch it to shorten their sessions' waits.
  */
-export class ConnectionCounter {
+export class ConnectionCounter implements SessionCounter {
   private readonly perConnector = new Map<string, ConnectorCount>();
   private readonly perClient = new Map<string, number>();
   private readonly watchers = new Set<(change: StressChange) => number>();
@@ -80,7 +105,7 @@ export class ConnectionCounter {
   admit(
     connector: string,
     client: string,
-    limits: ConnectorLimits,
+    limits: AdmissionLimits,
     partnerRange = false,
   ): Admission {
     const count = this.perConnector.get(connector) ?? {

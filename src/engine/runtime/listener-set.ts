@@ -14,7 +14,7 @@ import type { MessageSink } from '../message-sink.js';
 import { PolicyListener } from '../policy/policy-listener.js';
 import type { ProtocolLog } from '../protocol-log.js';
 import { ReceiveListener } from '../receive.js';
-import type { ConnectionCounter } from '../receive/limits.js';
+import type { SessionCounter } from '../receive/capacity.js';
 import type { StorageGuard } from '../queue/storage-guard.js';
 import type { GenerationSource, PreparedGeneration } from './generation-slot.js';
 
@@ -25,7 +25,7 @@ export interface ListenerSetOptions {
   events: EngineEvents;
   protocolLog: ProtocolLog;
   /** One count of sessions per connector and client across every listener (connector limits). */
-  counter: ConnectionCounter;
+  counter: SessionCounter;
   /** Whether the queue can keep mail, shared by every listener (MAIL FROM refused while short). */
   storage: StorageGuard;
 }

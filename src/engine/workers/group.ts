@@ -21,6 +21,7 @@ import { ApplyNotCommittedError } from '../runtime/lifecycle.js';
 import type { ReceiveListeners } from '../runtime/listener-set.js';
 import type { PrimaryMessage, WorkerListener, WorkerMessage, WorkerReport } from './protocol.js';
 import { WORKER_ENV } from './protocol.js';
+import { GroupAdmissions } from './admissions.js';
 
 /** A worker that has not said it is ready by then is stopped (and the start fails). */
 const READY_TIMEOUT_MS = 20_000;
@@ -104,11 +105,23 @@ export class WorkerGroup implements ReceiveListeners {
   private closing = false;
 
   private readonly watch: NodeJS.Timeout;
+  /** The group's sessions, counted against each connector's limits. */
+  private readonly admissions: GroupAdmissions;
   /** The end of the last generation change queued: an apply, or a worker brought up. */
   private gate: Promise<void> = Promise.resolve();
 
   private constructor(private readonly options: WorkerGroupOptions) {
     options.slot.subscribe((next) => this.install(next));
+    this.admissions = new GroupAdmissions(options.events, (change) => {
+      for (const member of this.members.values())
+        this.tell(member, {
+          type: 'stress',
+          connector: change.connector,
+          stressed: change.stressed,
+          sessions: change.sessions,
+          maxInboundConnection: change.maxInboundConnection,
+        });
+    });
     this.watch = setInterval(() => this.killSilent(), WATCH_MS);
     this.watch.unref();
   }
@@ -236,6 +249,24 @@ export class WorkerGroup implements ReceiveListeners {
   private heard(member: Member, message: WorkerMessage): void {
     const { queue, events, log } = this.options;
     switch (message.type) {
+      case 'admit': {
+        const refusal = this.admissions.admit(member.writer, message);
+        const { id, connector, client } = message;
+        // A worker that cannot be told holds no session: it is dying, and counted out when gone.
+        if (!this.tell(member, { type: 'admitted', id, connector, client, refusal }))
+          this.admissions.release(member.writer, connector, client);
+        return;
+      }
+      case 'release':
+        this.admissions.release(member.writer, message.connector, message.client);
+        return;
+      case 'stress-closed':
+        log.log('info', 'receive.stress-closed', {
+          connector: message.connector,
+          closed: message.closed,
+          worker: member.writer,
+        });
+        return;
       case 'accepted':
         queue.adopt(message.message, message.records, message.location);
         return;
@@ -275,6 +306,7 @@ export class WorkerGroup implements ReceiveListeners {
   private async exited(member: Member, code: number | null, signal: string | null): Promise<void> {
     this.members.delete(member.writer);
     member.running = false;
+    this.admissions.gone(member.writer);
     for (const answer of member.answers.values())
       answer({ ok: false, reason: `receive worker ${member.writer} exited` });
     member.answers.clear();

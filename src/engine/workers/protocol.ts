@@ -1,6 +1,6 @@
 // What the primary and its receive workers say to each other over the IPC channel (node:cluster,
 // advanced serialization: Dates and Buffers arrive as they left). No I/O.
-import type { RuntimeConfig } from '../../model.js';
+import type { RuntimeConfig, SmtpReply } from '../../model.js';
 import type { EngineEvent } from '../events.js';
 import type { LogLevel } from '../log.js';
 import type { JournalLocation, SegmentId } from '../queue/journal.js';
@@ -24,7 +24,17 @@ export type PrimaryMessage =
   /** The prepared generation is applied nowhere: undo what was bound for it. */
   | { type: 'abort'; number: number }
   /** Stop accepting, let the sessions end, close the journal, exit. */
-  | { type: 'stop' };
+  | { type: 'stop' }
+  /** The answer to an admission: counted in, or the refusal. */
+  | { type: 'admitted'; id: number; connector: string; client: string; refusal?: SmtpReply }
+  /** A connector's stress (counted over the group) started or ended: shorten or restore waits. */
+  | {
+      type: 'stress';
+      connector: string;
+      stressed: boolean;
+      sessions: number;
+      maxInboundConnection: number;
+    };
 
 /** One listener as a worker sees it. */
 export interface WorkerListener {
@@ -61,5 +71,19 @@ export type WorkerMessage =
   | ({ type: 'report' } & WorkerReport)
   /** A line for the primary's log (the worker has no log of its own). */
   | { type: 'log'; level: LogLevel; event: string; fields: Record<string, unknown> }
+  /** May this connection be counted in on its connector? (the primary counts the group's) */
+  | {
+      type: 'admit';
+      id: number;
+      connector: string;
+      client: string;
+      maxInboundConnection: number;
+      maxInboundConnectionPerSource: number;
+      partnerRange: boolean;
+    }
+  /** A session admitted earlier ended. */
+  | { type: 'release'; connector: string; client: string }
+  /** Sessions closed in the worker when a connector's stress started (their wait was over). */
+  | { type: 'stress-closed'; connector: string; closed: number }
   /** Stopped: every session ended; `sessions` were open when it stopped accepting. */
   | { type: 'stopped'; sessions: number };

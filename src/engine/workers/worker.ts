@@ -11,10 +11,10 @@ import { ProtocolLog } from '../protocol-log.js';
 import { DirectorySyncs } from '../queue/directory-syncs.js';
 import { WorkerJournal } from '../queue/journal.js';
 import { StorageGuard } from '../queue/storage-guard.js';
-import { ConnectionCounter } from '../receive/limits.js';
 import { GenerationSlot, type PreparedGeneration } from '../runtime/generation-slot.js';
 import { ListenerSet } from '../runtime/listener-set.js';
 import type { PrimaryMessage, WorkerMessage, WorkerReport } from './protocol.js';
+import { WorkerCounter } from './worker-counter.js';
 import { WorkerSink } from './worker-sink.js';
 
 /** How often a worker tells what it runs, when it changed (sessions come and go). */
@@ -68,6 +68,7 @@ export function runReceiveWorker(options: ReceiveWorkerOptions): void {
           location: notice.location,
         }),
   );
+  const counter = new WorkerCounter(send);
   const slot = new GenerationSlot();
   const protocolLog = new ProtocolLog(join(options.stateDir, 'logs', 'protocol'));
   const listeners = new ListenerSet({
@@ -76,7 +77,7 @@ export function runReceiveWorker(options: ReceiveWorkerOptions): void {
     log,
     events,
     protocolLog,
-    counter: new ConnectionCounter(),
+    counter,
     storage: new StorageGuard({ directory: join(options.stateDir, 'queue'), log }),
   });
   let prepared: PreparedGeneration | undefined;
@@ -170,6 +171,19 @@ export function runReceiveWorker(options: ReceiveWorkerOptions): void {
   };
   let handling: Promise<void> = Promise.resolve();
   options.onMessage((message) => {
+    // Admissions and stress are answered at once: a connection waits for them, not for an apply.
+    if (message.type === 'admitted') {
+      counter.answered(message.id, message.connector, message.client, {
+        ...(message.refusal === undefined ? {} : { refusal: message.refusal }),
+      });
+      return;
+    }
+    if (message.type === 'stress') {
+      const { type: _type, ...change } = message;
+      const closed = counter.stress(change);
+      if (closed > 0) send({ type: 'stress-closed', connector: message.connector, closed });
+      return;
+    }
     handling = handling.then(() =>
       handle(message).catch((error: unknown) =>
         log.log('error', 'workers.message-failed', {
