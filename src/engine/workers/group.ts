@@ -337,6 +337,7 @@ export class WorkerGroup implements ReceiveListeners {
     const replacement = this.fork();
     try {
       await replacement.ready;
+      if (this.closing) return; // told to stop at its ready (close)
       await this.bringUp(replacement);
       this.options.log.log('info', 'workers.worker-replaced', {
         worker: replacement.writer,
@@ -562,7 +563,13 @@ export class WorkerGroup implements ReceiveListeners {
       (sum, report) => sum + report.sessions.reduce((n, s) => n + s.sessions, 0),
       0,
     );
-    for (const member of members) this.tell(member, { type: 'stop' });
+    // A message reaches a worker only once it listens for them (one sent earlier is dropped, not
+    // queued): a worker still starting is told to stop when it says it is ready.
+    for (const member of members)
+      member.ready.then(
+        () => this.tell(member, { type: 'stop' }),
+        () => undefined,
+      );
     const closed = Promise.all(
       members.map(async (member) => {
         const timer = setTimeout(() => member.worker.process.kill('SIGKILL'), STOP_TIMEOUT_MS);
