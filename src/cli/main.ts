@@ -117,7 +117,10 @@ program
   )
   .option('--log-format <format>', 'json or pretty (default: pretty on a terminal, else json)')
   .option('--log-level <level>', 'debug, info, warn or error', 'info')
-  .option('--workers <n>', 'receive processes sharing the listeners (default 1)')
+  .option(
+    '--workers <n>',
+    'receive processes sharing the listeners (default: the usable cores; 1: one process)',
+  )
   .addOption(formatOption())
   .action(
     run(

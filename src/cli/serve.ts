@@ -11,6 +11,7 @@ import {
   type LoadResult,
 } from '../config/index.js';
 import { startControlServer } from '../control/server.js';
+import { usableCores } from './cores.js';
 import { ControlClient } from '../control/client.js';
 import {
   ApplyNotCommittedError,
@@ -58,7 +59,7 @@ export interface ServeOptions {
   logLevel?: string;
   /** json: the startup summary (and --watch's events) as one JSON object per line. */
   output?: OutputFormat;
-  /** Receive processes sharing the listeners (docs/workers.md); 1 unless told. */
+  /** Receive processes sharing the listeners (docs/workers.md); the usable cores unless told. */
   workers?: string;
 }
 
@@ -242,9 +243,12 @@ async function openEngine(stateDir: string, log: EngineLog, workers: number): Pr
   }
 }
 
-/** --workers: a whole number from 1 to MAX_WORKERS; 1 unless told. */
+/**
+ * --workers: a whole number from 1 to MAX_WORKERS; unless told, as many as the cores this
+ * process may use (1: one process, no workers).
+ */
 function parseWorkers(given: string | undefined): number {
-  if (given === undefined) return 1;
+  if (given === undefined) return Math.min(usableCores(), MAX_WORKERS);
   const workers = /^[0-9]{1,4}$/.test(given) ? Number(given) : Number.NaN;
   if (!(workers >= 1 && workers <= MAX_WORKERS))
     throw new CliError(`--workers ${given}: expected a whole number from 1 to ${MAX_WORKERS}`);

@@ -13,6 +13,8 @@ export class GroupAdmissions {
   private readonly counter = new ConnectionCounter();
   /** What each worker holds: its sessions by connector, then by client. */
   private readonly held = new Map<string, Map<string, Map<string, number>>>();
+  /** The stresses in effect, by connector: what a worker that joins now is told. */
+  private readonly stresses = new Map<string, StressChange>();
 
   /** `broadcast`: tells every worker of a stress started or ended. */
   constructor(
@@ -20,9 +22,16 @@ export class GroupAdmissions {
     broadcast: (change: StressChange) => void,
   ) {
     this.counter.watch((change) => {
+      if (change.stressed) this.stresses.set(change.connector, change);
+      else this.stresses.delete(change.connector);
       broadcast(change);
       return 0;
     });
+  }
+
+  /** The connectors under stress now: a worker that joins later shortens its sessions' waits too. */
+  stressed(): StressChange[] {
+    return [...this.stresses.values()];
   }
 
   /** Counts one session of `writer` in, or returns its refusal. */
@@ -70,7 +79,15 @@ export class GroupAdmissions {
         }
   }
 
-  /** Sessions counted now, over the group (tests). */
+  /** Sessions open now on `connector`, over the group. */
+  sessionsOn(connector: string): number {
+    let total = 0;
+    for (const byConnector of this.held.values())
+      for (const count of byConnector.get(connector)?.values() ?? []) total += count;
+    return total;
+  }
+
+  /** Sessions open now, over the group. */
   sessions(): number {
     let total = 0;
     for (const byConnector of this.held.values())

@@ -19,6 +19,7 @@ import type { MessageQueue } from '../queue/queue.js';
 import type { GenerationSource, PreparedGeneration } from '../runtime/generation-slot.js';
 import { ApplyNotCommittedError } from '../runtime/lifecycle.js';
 import type { ReceiveListeners } from '../runtime/listener-set.js';
+import type { StressChange } from '../receive/capacity.js';
 import type { PrimaryMessage, WorkerListener, WorkerMessage, WorkerReport } from './protocol.js';
 import { WORKER_ENV } from './protocol.js';
 import { GroupAdmissions } from './admissions.js';
@@ -90,6 +91,17 @@ interface Staged {
   release: () => void;
 }
 
+/** What a worker is told of a connector's stress, counted over the group. */
+function stressMessage(change: StressChange): PrimaryMessage {
+  return {
+    type: 'stress',
+    connector: change.connector,
+    stressed: change.stressed,
+    sessions: change.sessions,
+    maxInboundConnection: change.maxInboundConnection,
+  };
+}
+
 /** The file a worker runs: worker-main next to this one (.ts under tsx, .js when built). */
 function workerEntry(): string {
   const here = fileURLToPath(import.meta.url);
@@ -113,14 +125,7 @@ export class WorkerGroup implements ReceiveListeners {
   private constructor(private readonly options: WorkerGroupOptions) {
     options.slot.subscribe((next) => this.install(next));
     this.admissions = new GroupAdmissions(options.events, (change) => {
-      for (const member of this.members.values())
-        this.tell(member, {
-          type: 'stress',
-          connector: change.connector,
-          stressed: change.stressed,
-          sessions: change.sessions,
-          maxInboundConnection: change.maxInboundConnection,
-        });
+      for (const member of this.members.values()) this.tell(member, stressMessage(change));
     });
     this.watch = setInterval(() => this.killSilent(), WATCH_MS);
     this.watch.unref();
@@ -221,6 +226,9 @@ export class WorkerGroup implements ReceiveListeners {
       member.heardAt = Date.now();
       if (message.type === 'ready') {
         clearTimeout(timer);
+        // A stress that started before this worker listened holds for its sessions too (told
+        // now: what was sent before it listened for messages may be lost, and later changes follow).
+        for (const change of this.admissions.stressed()) this.tell(member, stressMessage(change));
         member.running = true;
         member.wasReady = true;
         this.failedStarts = 0;
@@ -407,9 +415,17 @@ export class WorkerGroup implements ReceiveListeners {
     });
   }
 
+  /**
+   * Sends a message to the worker; false only when its channel is gone. Node's own false from
+   * send() means a backlog (or a message queued behind a connection handed over and not yet
+   * acknowledged, which cluster's round robin does all the time): that message still goes, so
+   * taking it for lost would count out a session the worker greets, or fail an apply.
+   */
   private tell(member: Member, message: PrimaryMessage): boolean {
     try {
-      return member.worker.isConnected() && member.worker.send(message);
+      if (!member.worker.isConnected()) return false;
+      member.worker.send(message);
+      return true;
     } catch {
       return false;
     }
@@ -443,7 +459,10 @@ export class WorkerGroup implements ReceiveListeners {
         this.tell(member, { type: 'abort', number: prepared.generation.number });
       const answer = answers[failure];
       const reason = answer !== undefined && !answer.ok ? answer.reason : 'failed';
-      throw new ApplyNotCommittedError(`receive worker ${running[failure]?.writer}: ${reason}`);
+      // The configuration is the same in every worker, and so is its failure (a binding taken,
+      // a key unreadable): told as one process tells it. A worker that exited or did not answer
+      // is named in its reason.
+      throw new ApplyNotCommittedError(reason);
     }
     const listeners = new Map<Member, WorkerListener[]>();
     running.forEach((member, n) => {
@@ -521,18 +540,16 @@ export class WorkerGroup implements ReceiveListeners {
     });
   }
 
-  /** Sessions open now on each receive connector, summed over every worker. */
+  /**
+   * Sessions open now on each receive connector, over every worker: the primary's own count (a
+   * worker asks before it greets and tells when a session ends), not the workers' last reports.
+   */
   sessionsByConnector(
     generation: Generation | undefined,
   ): { connector: string; sessions: number }[] {
-    const reports = this.reports();
     return (generation?.receiveConnectors ?? []).map((connector) => ({
       connector: connector.name,
-      sessions: reports.reduce(
-        (sum, report) =>
-          sum + (report.sessions.find((s) => s.connector === connector.name)?.sessions ?? 0),
-        0,
-      ),
+      sessions: this.admissions.sessionsOn(connector.name),
     }));
   }
 
@@ -559,10 +576,7 @@ export class WorkerGroup implements ReceiveListeners {
     this.closing = true;
     clearInterval(this.watch);
     const members = [...this.members.values()];
-    const sessions = this.reports().reduce(
-      (sum, report) => sum + report.sessions.reduce((n, s) => n + s.sessions, 0),
-      0,
-    );
+    const sessions = this.admissions.sessions();
     // A message reaches a worker only once it listens for them (one sent earlier is dropped, not
     // queued): a worker still starting is told to stop when it says it is ready.
     for (const member of members)

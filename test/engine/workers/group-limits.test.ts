@@ -48,7 +48,7 @@ describe('connection limits across receive workers', () => {
         clients.splice(0);
         return opened.every((o) => o.reply.startsWith('220 '));
       },
-      10_000,
+      20_000,
     );
   };
 
@@ -109,11 +109,11 @@ describe('connection limits across receive workers', () => {
         again.client.close();
         return again.reply.startsWith('220 ');
       },
-      5_000,
+      10_000,
     );
   });
 
-  it('counts out every session of a worker that was killed', async () => {
+  it('counts out every session of a worker that was killed', { timeout: 60_000 }, async () => {
     const held = [await open(), await open()];
     for (const session of held) assert.match(session.reply, /^220 /);
     const before = [...engine.workerPids().values()];
@@ -125,7 +125,7 @@ describe('connection limits across receive workers', () => {
         const now = [...engine.workerPids().values()];
         return now.length === 2 && now.every((pid) => !before.includes(pid));
       },
-      15_000,
+      20_000,
     );
     // Their sessions died with them: both of this client's places are free again.
   });

@@ -1,0 +1,87 @@
+// serve's default number of receive workers: the CPUs the process may run on, bounded by the CPU
+// quota of its control group and every group above it (cgroup v2 cpu.max, v1 cfs quota), read
+// from a control-group tree laid out on disk as the kernel shows it.
+import assert from 'node:assert/strict';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { cgroupQuota, cpuMax, usableCores } from '../../src/cli/cores.js';
+import { tempDir } from '../support/tmp.js';
+
+async function tree(
+  files: Record<string, string>,
+): Promise<{ root: string; remove: () => Promise<void> }> {
+  const dir = await tempDir('domsec-cgroup-');
+  for (const [path, text] of Object.entries(files)) {
+    await mkdir(dirname(join(dir.path, path)), { recursive: true });
+    await writeFile(join(dir.path, path), text);
+  }
+  return { root: dir.path, remove: () => dir.remove() };
+}
+
+describe('usable cores', () => {
+  it('reads a cgroup v2 quota, the smallest of the group and its ancestors', async () => {
+    const t = await tree({
+      self: '0::/kubepods/pod1/ctr\n',
+      'fs/cpu.max': 'max 100000\n',
+      'fs/kubepods/cpu.max': '800000 100000\n',
+      'fs/kubepods/pod1/cpu.max': '150000 100000\n',
+      'fs/kubepods/pod1/ctr/cpu.max': 'max 100000\n',
+    });
+    try {
+      assert.equal(cgroupQuota(join(t.root, 'fs'), join(t.root, 'self')), 1.5);
+      assert.equal(
+        usableCores(join(t.root, 'fs'), join(t.root, 'self')),
+        Math.min(2, availableParallelism()),
+      );
+    } finally {
+      await t.remove();
+    }
+  });
+
+  it('reads a cgroup v1 cfs quota, and -1 as none', async () => {
+    const t = await tree({
+      self: '12:pids:/x\n4:cpu,cpuacct:/docker/abc\n0::/\n',
+      'fs/cpu,cpuacct/docker/abc/cpu.cfs_quota_us': '50000\n',
+      'fs/cpu,cpuacct/docker/abc/cpu.cfs_period_us': '100000\n',
+      'fs/cpu,cpuacct/docker/cpu.cfs_quota_us': '-1\n',
+      'fs/cpu,cpuacct/docker/cpu.cfs_period_us': '100000\n',
+    });
+    try {
+      assert.equal(cgroupQuota(join(t.root, 'fs'), join(t.root, 'self')), 0.5);
+      // Half a CPU still runs one process.
+      assert.equal(usableCores(join(t.root, 'fs'), join(t.root, 'self')), 1);
+    } finally {
+      await t.remove();
+    }
+  });
+
+  it('stands on the CPU count when no quota is set or nothing can be read', async () => {
+    const t = await tree({ self: '0::/\n', 'fs/cpu.max': 'max 100000\n' });
+    try {
+      assert.equal(cgroupQuota(join(t.root, 'fs'), join(t.root, 'self')), undefined);
+      assert.equal(usableCores(join(t.root, 'fs'), join(t.root, 'self')), availableParallelism());
+      assert.equal(usableCores(join(t.root, 'none'), join(t.root, 'none')), availableParallelism());
+    } finally {
+      await t.remove();
+    }
+  });
+
+  it('takes no cpu.max text for a quota it is not', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 30 }), (text) => {
+        const cpus = cpuMax(text);
+        const match = /^\s*([0-9]+)(?:\s+([0-9]+))?\s*$/.exec(text);
+        if (match === null || Number(match[1]) === 0 || Number(match[2] ?? '1') === 0)
+          assert.equal(cpus, undefined, JSON.stringify(text));
+        else assert.equal(cpus, Number(match[1]) / Number(match[2] ?? '100000'));
+      }),
+      { numRuns: 1000 },
+    );
+    assert.equal(cpuMax('200000 100000'), 2);
+    assert.equal(cpuMax('max 100000'), undefined);
+    assert.equal(cpuMax('-1 100000'), undefined);
+  });
+});
