@@ -14,6 +14,8 @@ const CONFLICT = 75;
 /** The shell's exit code when a command is not found. */
 const NOT_FOUND = 127;
 const ACQUIRE_TIMEOUT_MS = 10_000;
+/** How long a lock held after its engine died is waited for (see acquire). */
+const LEFTOVER_WAIT_MS = 5_000;
 
 /**
  * Run by sh with the lock file as $1. Node cannot flock(2) itself and an addon cannot be built
@@ -72,8 +74,34 @@ export class StateLock {
     private readonly exited: Promise<void>,
   ) {}
 
-  /** Takes the lock or refuses at once (never waits for another engine to stop). */
+  /**
+   * Takes the lock or refuses: at once when another engine holds it (never waits for one to
+   * stop). When the engine that wrote itself into the file is gone from this host and the lock
+   * is still held, what holds it is what that engine left (its receive workers ending, its
+   * holder process): that is waited for, up to LEFTOVER_WAIT_MS, so a restart right after a
+   * kill -9 (a service manager's) starts instead of failing.
+   */
   static async acquire(stateDir: string, options: StateLockOptions): Promise<StateLock> {
+    const deadline = Date.now() + LEFTOVER_WAIT_MS;
+    for (;;) {
+      try {
+        return await StateLock.acquireOnce(stateDir, options);
+      } catch (error) {
+        if (!(error instanceof StateLockedError) || !leftBehind(error.holder)) throw error;
+        if (Date.now() >= deadline)
+          throw new StateLockedError(
+            `${error.message} (PID ${error.holder?.pid ?? '?'} is gone: processes it started still hold the lock, its receive workers perhaps)`,
+            error.holder,
+          );
+        await new Promise((done) => setTimeout(done, 50));
+      }
+    }
+  }
+
+  private static async acquireOnce(
+    stateDir: string,
+    options: StateLockOptions,
+  ): Promise<StateLock> {
     const file = join(stateDir, LOCK_FILE);
     let child: LockChild;
     try {
@@ -206,6 +234,18 @@ async function readHolder(file: string): Promise<StateLockHolder | undefined> {
     await new Promise((done) => setTimeout(done, 20));
   }
   return undefined;
+}
+
+/** The recorded holder was an engine on this host that no longer runs. */
+function leftBehind(holder: StateLockHolder | undefined): boolean {
+  if (holder === undefined || holder.hostname !== hostname()) return false;
+  if (holder.pid === process.pid) return false;
+  try {
+    process.kill(holder.pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
 }
 
 function describeHolder(holder: StateLockHolder | undefined): string {

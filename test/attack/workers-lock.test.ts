@@ -139,4 +139,37 @@ describe('the state lock and receive workers', () => {
       assert.equal(await winner.stop(), 0);
     },
   );
+  it(
+    'starts a serve given right after a kill -9 once what the killed engine left lets go of the lock',
+    { timeout: 60_000 },
+    async () => {
+      const state = join(work.path, 'state-restart');
+      const first = serve(['-f', lab.manifests, '--state', state, '--workers', '2']);
+      await first.ready();
+      const workers = await workersOf(first.pid ?? 0);
+      assert.equal(workers.length, 2);
+      // Stopped, the workers cannot end with their primary: they hold the lock a while longer,
+      // as busy ones would under load.
+      for (const pid of workers) {
+        process.kill(pid, 'SIGSTOP');
+        stopped.add(pid);
+      }
+      process.kill(first.pid ?? 0, 'SIGKILL');
+      await eventually('the primary gone', () => alive(first.pid ?? 0), {
+        timeoutMs: 5_000,
+        intervalMs: 10,
+        until: (living) => !living,
+      });
+      const restart = serve(['-f', lab.manifests, '--state', state, '--workers', '2']);
+      await sleep(1_000);
+      for (const pid of workers) {
+        process.kill(pid, 'SIGCONT');
+        stopped.delete(pid);
+      }
+      await restart.ready(20_000);
+      assert.doesNotMatch(restart.stderr, /in use by another domsec engine/);
+      assert.equal((await sendMarked(lab, 'r-m0', [`box@${TREY.domain}`])).code, 250);
+      assert.equal(await restart.stop(), 0);
+    },
+  );
 });
