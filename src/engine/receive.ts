@@ -74,6 +74,11 @@ export interface ReceiveListenerOptions {
    * A receive worker's asks the primary, so that the count is the group's.
    */
   counter?: SessionCounter;
+  /**
+   * The secret session ticket keys are made from, shared by the receive processes of a group
+   * (server-tls.ts ticketKeys); read at each new SecureContext. Undefined: OpenSSL's own keys.
+   */
+  ticketSecret?: () => Buffer | undefined;
   /** Shared by an engine's listeners: while the queue is short of storage, MAIL FROM gets 452 4.3.1. */
   storage?: StorageGuard;
   /** Where partner refusals and stress changes are told; its log only when not given. */
@@ -110,7 +115,7 @@ export class ReceiveListener {
       name: generation.hostname,
       banner: 'domsec',
       size: largestMessageSize(generation, options.binding) || undefined,
-      ...tlsOptions(generation),
+      ...tlsOptions(generation, options.ticketSecret?.()),
       requestCert: true,
       // Decided per transaction at MAIL FROM, so that the reply can say why.
       rejectUnauthorized: false,
@@ -227,7 +232,7 @@ export class ReceiveListener {
     if (identity === this.tlsIdentity) return;
     try {
       // One new SecureContext for all later handshakes; live TLS sessions keep theirs.
-      this.server.updateSecureContext(tlsOptions(generation));
+      this.server.updateSecureContext(tlsOptions(generation, this.options.ticketSecret?.()));
       this.tlsIdentity = identity;
     } catch (error) {
       this.options.log.log('error', 'receive.reload-failed', {

@@ -1,6 +1,6 @@
 // The listener's side of TLS: the certificate and CA list smtp-server presents and asks with,
 // and what a finished handshake tells the session (recorded in onSecure, judged at MAIL FROM).
-import type { X509Certificate } from 'node:crypto';
+import { createHash, hkdfSync, type X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { Generation } from '../generation.js';
 import type { ReceiveConnectorSpec } from '../../model.js';
@@ -37,12 +37,16 @@ export const RECEIVE_CIPHERS = [
   'DHE-RSA-CHACHA20-POLY1305',
 ].join(':');
 
-export function tlsOptions(generation: Generation): {
+export function tlsOptions(
+  generation: Generation,
+  ticketSecret?: Buffer,
+): {
   key: string;
   cert: string;
   ca: string[] | undefined;
   ciphers: string;
   dhparam: 'auto';
+  ticketKeys?: Buffer;
 } {
   const { key, cert, ca } = generation.serverTls;
   // No receive partner, no CA list: every client certificate is then merely "not authorized".
@@ -52,7 +56,20 @@ export function tlsOptions(generation: Generation): {
     ca: ca.length > 0 ? ca : undefined,
     ciphers: RECEIVE_CIPHERS,
     dhparam: 'auto',
+    ...(ticketSecret === undefined ? {} : { ticketKeys: ticketKeys(ticketSecret, generation) }),
   };
+}
+
+/**
+ * The session ticket keys (48 bytes: name, HMAC and AES keys) for this TLS identity, from a
+ * secret the receive processes share: a ticket one worker issued resumes in another, as it does
+ * in one process, while a new certificate, key or CA list gets new keys (its tickets are not the
+ * old one's). The secret is random and lives in memory only; without it each SecureContext
+ * makes keys of its own.
+ */
+export function ticketKeys(secret: Buffer, generation: Generation): Buffer {
+  const identity = createHash('sha256').update(tlsIdentity(generation)).digest();
+  return Buffer.from(hkdfSync('sha256', secret, identity, 'domsec session ticket keys', 48));
 }
 
 /** Whether sessions on the connector are offered STARTTLS: its authMechanisms have `tls`. */

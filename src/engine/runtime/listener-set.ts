@@ -28,6 +28,8 @@ export interface ListenerSetOptions {
   counter: SessionCounter;
   /** Whether the queue can keep mail, shared by every listener (MAIL FROM refused while short). */
   storage: StorageGuard;
+  /** The group's session ticket secret (a receive worker's); undefined in one process. */
+  ticketSecret?: () => Buffer | undefined;
 }
 
 /** A binding that could not be bound: the apply that wanted it fails with this. */
@@ -100,6 +102,9 @@ export class ListenerSet implements ReceiveListeners {
           protocolLog: this.options.protocolLog,
           counter: this.options.counter,
           storage: this.options.storage,
+          ...(this.options.ticketSecret === undefined
+            ? {}
+            : { ticketSecret: this.options.ticketSecret }),
         });
         await listener.listen();
         started.push([key, listener]);
