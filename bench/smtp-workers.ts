@@ -6,6 +6,10 @@
 // generator shares the cores the rate cannot grow with the workers; the last lines project the
 // rate a machine with cores to spare allows: each process can spend one core, so the group's
 // bound is the smaller of N workers' receive bound and the primary's.
+// BENCH_PROFILE=<dir> writes V8 CPU profiles of the primary and the workers (bench/cpu-profile-top.ts
+// reads them). On shared cores they count the time a process waited for a core to the function it
+// was in (system calls that wake another process look expensive): `perf record -p <pids>` counts
+// CPU time only, and is the one to split a process's CPU by.
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -112,8 +116,20 @@ class GroupServer implements Server {
 
   static async start(workers: number): Promise<GroupServer> {
     const child = fork(fileURLToPath(import.meta.url), ['--serve-workers', String(workers)], {
-      execArgv: ['--import', 'tsx'],
+      // BENCH_PROFILE=<dir>: CPU profiles of the primary and of its workers (cluster forks them
+      // with the primary's execArgv), one file per pid.
+      execArgv: [
+        '--import',
+        'tsx',
+        ...(process.env.BENCH_PROFILE === undefined
+          ? []
+          : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`]),
+      ],
     });
+    if (process.env.BENCH_PROFILE !== undefined)
+      console.log(
+        `engine: CPU profiles of pid ${child.pid} and its workers in ${process.env.BENCH_PROFILE}`,
+      );
     const ready = await new Promise<Reply>((resolve, reject) => {
       child.once('message', resolve);
       child.once('exit', (code) => reject(new Error(`the engine exited with ${code}`)));
