@@ -203,9 +203,11 @@ export async function runWorkerRows(args: string[]): Promise<void> {
   for (const workers of counts) {
     const server = await GroupServer.start(workers);
     try {
-      // V8 optimizes the per-connection code only after a few thousand connections.
-      const deadline = performance.now() + WARMUP_LIMIT_MS;
-      for (let sent = 0; sent < WARMUP_MESSAGES && performance.now() < deadline;)
+      // V8 optimizes the per-connection code only after a few thousand connections, in each
+      // process: every worker gets as many as one process does (round robin shares them out).
+      const warmup = WARMUP_MESSAGES * Math.max(1, workers);
+      const deadline = performance.now() + WARMUP_LIMIT_MS * Math.max(1, workers);
+      for (let sent = 0; sent < warmup && performance.now() < deadline;)
         sent += (await load(server, 'new', 8, 2)).messages;
       await server.idle();
       for (const mode of modes) {
