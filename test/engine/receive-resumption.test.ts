@@ -6,6 +6,8 @@ import { connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls, type TLSSocket } from 'node:tls';
 import { after, describe, it } from 'node:test';
 import { Engine } from '../../src/engine/engine.js';
+import { buildGeneration } from '../../src/engine/generation.js';
+import { ticketKeys } from '../../src/engine/receive/server-tls.js';
 import { memoryLog } from '../../src/engine/log.js';
 import type { RuntimeConfig } from '../../src/model.js';
 import { lab } from '../support/lab.js';
@@ -136,5 +138,54 @@ describe('TLS session resumption on receive', () => {
     const afterApply = await attempt(port, first.session);
     assert.equal(afterApply.resumed, true, 'the same TLS context: the old ticket still resumes');
     assert.match(afterApply.mailFrom, /^454 4\.7\.5 /);
+  });
+
+  it('resumes across receive workers (one ticket key for the group), each resumed session judged at MAIL FROM', async () => {
+    const dir = await tempDir('domsec-resume-workers-');
+    cleanups.push(() => dir.remove());
+    const engine = await Engine.open({ stateDir: dir.path, log: memoryLog(), workers: 2 });
+    cleanups.push(() => engine.close());
+    await engine.apply(config('adatum-root'));
+    const port = engine.state().listeners[0]?.port;
+    assert.ok(typeof port === 'number');
+
+    const first = await attempt(port);
+    assert.match(first.mailFrom, /^250 /);
+    assert.ok(first.session !== undefined);
+    // Round robin hands the connections to the two workers in turn: with a key each, a ticket
+    // would resume in its own worker only.
+    const resumed: boolean[] = [];
+    let session = first.session;
+    for (let n = 0; n < 6; n += 1) {
+      const next = await attempt(port, session);
+      assert.match(next.mailFrom, /^250 /, 'a resumed session is still domain-secured');
+      resumed.push(next.resumed);
+      session = next.session ?? session;
+    }
+    assert.deepEqual(resumed, [true, true, true, true, true, true]);
+
+    await engine.apply(config('stranger-root'));
+    for (let n = 0; n < 2; n += 1) {
+      const afterApply = await attempt(port, session);
+      assert.equal(afterApply.resumed, true, 'the same TLS identity: the ticket still resumes');
+      assert.match(afterApply.mailFrom, /^454 4\.7\.5 /, 'in either worker');
+    }
+  });
+
+  it('makes the same ticket keys from the same secret and TLS identity only', () => {
+    const secret = Buffer.alloc(32, 7);
+    const a = buildGeneration(config('adatum-root'), 1);
+    const b = buildGeneration(config('adatum-root'), 2);
+    // A partner fewer: the CA list the server asks with is another.
+    const base = config('adatum-root');
+    const other = buildGeneration({ ...base, partners: base.partners.slice(0, 1) }, 3);
+    assert.equal(ticketKeys(secret, a).length, 48);
+    assert.deepEqual(
+      ticketKeys(secret, a),
+      ticketKeys(secret, b),
+      'another generation, same identity',
+    );
+    assert.notDeepEqual(ticketKeys(secret, a), ticketKeys(secret, other), 'another CA list');
+    assert.notDeepEqual(ticketKeys(secret, a), ticketKeys(Buffer.alloc(32, 8), a), 'another group');
   });
 });

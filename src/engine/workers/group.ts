@@ -6,6 +6,7 @@
 // adopted by the queue here; a worker that dies has its journal segments read again and is
 // replaced.
 import cluster, { type Worker } from 'node:cluster';
+import { randomBytes } from 'node:crypto';
 import { extname } from 'node:path';
 import type { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -119,6 +120,12 @@ export class WorkerGroup implements ReceiveListeners {
   private readonly watch: NodeJS.Timeout;
   /** The group's sessions, counted against each connector's limits. */
   private readonly admissions: GroupAdmissions;
+  /**
+   * What every worker derives its session ticket keys from, so that a session one worker began
+   * resumes in another (round robin hands a client's connections to each in turn), as Postfix's
+   * tlsmgr shares its ticket keys among the smtpd processes. Random, in memory, per group.
+   */
+  private readonly ticketSecret = randomBytes(32);
   /** The end of the last generation change queued: an apply, or a worker brought up. */
   private gate: Promise<void> = Promise.resolve();
 
@@ -409,6 +416,7 @@ export class WorkerGroup implements ReceiveListeners {
           number,
           config: generation.config,
           appliedAt: generation.appliedAt,
+          ticketSecret: this.ticketSecret,
         })
       )
         resolve({ ok: false, reason: `receive worker ${member.writer} is gone` });

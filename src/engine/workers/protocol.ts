@@ -18,7 +18,14 @@ export const LOCK_FD = 4;
 /** The primary to a worker. */
 export type PrimaryMessage =
   /** Build this generation and bind what it adds; answer prepared or prepare-failed. */
-  | { type: 'prepare'; number: number; config: RuntimeConfig; appliedAt: Date }
+  | {
+      type: 'prepare';
+      number: number;
+      config: RuntimeConfig;
+      appliedAt: Date;
+      /** The group's session ticket secret, the same in every prepare (server-tls.ts ticketKeys). */
+      ticketSecret: Buffer;
+    }
   /** The prepared generation runs now. */
   | { type: 'commit'; number: number }
   /** The prepared generation is applied nowhere: undo what was bound for it. */

@@ -69,6 +69,8 @@ export function runReceiveWorker(options: ReceiveWorkerOptions): void {
         }),
   );
   const counter = new WorkerCounter(send);
+  /** The group's session ticket secret, from the first prepare on (before any listener). */
+  let ticketSecret: Buffer | undefined;
   const slot = new GenerationSlot();
   const protocolLog = new ProtocolLog(join(options.stateDir, 'logs', 'protocol'));
   const listeners = new ListenerSet({
@@ -78,6 +80,7 @@ export function runReceiveWorker(options: ReceiveWorkerOptions): void {
     events,
     protocolLog,
     counter,
+    ticketSecret: () => ticketSecret,
     storage: new StorageGuard({ directory: join(options.stateDir, 'queue'), log }),
   });
   let prepared: PreparedGeneration | undefined;
@@ -122,6 +125,7 @@ export function runReceiveWorker(options: ReceiveWorkerOptions): void {
   const handle = async (message: PrimaryMessage): Promise<void> => {
     switch (message.type) {
       case 'prepare': {
+        ticketSecret ??= message.ticketSecret;
         try {
           const next = buildGeneration(message.config, message.number, {
             appliedAt: message.appliedAt,
