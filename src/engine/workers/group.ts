@@ -265,6 +265,8 @@ export class WorkerGroup implements ReceiveListeners {
     const { queue, events, log } = this.options;
     switch (message.type) {
       case 'admit': {
+        // A worker already counted out (exited) holds no session: nothing to count, no one to tell.
+        if (this.members.get(member.writer) !== member) return;
         const refusal = this.admissions.admit(member.writer, message);
         const { id, connector, client } = message;
         // A worker that cannot be told holds no session: it is dying, and counted out when gone.
