@@ -10,63 +10,66 @@ import fc from 'fast-check';
 import { cgroupQuota, cpuMax, usableCores } from '../../src/cli/cores.js';
 import { tempDir } from '../support/tmp.js';
 
-async function tree(
+/**
+ * Lays `files` out under a new directory (`self` as /proc/self/cgroup, `fs/` as /sys/fs/cgroup)
+ * and calls `check` with the two paths the readers take; removes the directory after.
+ */
+async function inTree(
   files: Record<string, string>,
-): Promise<{ root: string; remove: () => Promise<void> }> {
+  check: (root: string, self: string) => void,
+): Promise<void> {
   const dir = await tempDir('domsec-cgroup-');
-  for (const [path, text] of Object.entries(files)) {
-    await mkdir(dirname(join(dir.path, path)), { recursive: true });
-    await writeFile(join(dir.path, path), text);
+  try {
+    for (const [path, text] of Object.entries(files)) {
+      await mkdir(dirname(join(dir.path, path)), { recursive: true });
+      await writeFile(join(dir.path, path), text);
+    }
+    check(join(dir.path, 'fs'), join(dir.path, 'self'));
+  } finally {
+    await dir.remove();
   }
-  return { root: dir.path, remove: () => dir.remove() };
 }
 
 describe('usable cores', () => {
   it('reads a cgroup v2 quota, the smallest of the group and its ancestors', async () => {
-    const t = await tree({
-      self: '0::/kubepods/pod1/ctr\n',
-      'fs/cpu.max': 'max 100000\n',
-      'fs/kubepods/cpu.max': '800000 100000\n',
-      'fs/kubepods/pod1/cpu.max': '150000 100000\n',
-      'fs/kubepods/pod1/ctr/cpu.max': 'max 100000\n',
-    });
-    try {
-      assert.equal(cgroupQuota(join(t.root, 'fs'), join(t.root, 'self')), 1.5);
-      assert.equal(
-        usableCores(join(t.root, 'fs'), join(t.root, 'self')),
-        Math.min(2, availableParallelism()),
-      );
-    } finally {
-      await t.remove();
-    }
+    await inTree(
+      {
+        self: '0::/kubepods/pod1/ctr\n',
+        'fs/cpu.max': 'max 100000\n',
+        'fs/kubepods/cpu.max': '800000 100000\n',
+        'fs/kubepods/pod1/cpu.max': '150000 100000\n',
+        'fs/kubepods/pod1/ctr/cpu.max': 'max 100000\n',
+      },
+      (root, self) => {
+        assert.equal(cgroupQuota(root, self), 1.5);
+        assert.equal(usableCores(root, self), Math.min(2, availableParallelism()));
+      },
+    );
   });
 
   it('reads a cgroup v1 cfs quota, and -1 as none', async () => {
-    const t = await tree({
-      self: '12:pids:/x\n4:cpu,cpuacct:/docker/abc\n0::/\n',
-      'fs/cpu,cpuacct/docker/abc/cpu.cfs_quota_us': '50000\n',
-      'fs/cpu,cpuacct/docker/abc/cpu.cfs_period_us': '100000\n',
-      'fs/cpu,cpuacct/docker/cpu.cfs_quota_us': '-1\n',
-      'fs/cpu,cpuacct/docker/cpu.cfs_period_us': '100000\n',
-    });
-    try {
-      assert.equal(cgroupQuota(join(t.root, 'fs'), join(t.root, 'self')), 0.5);
-      // Half a CPU still runs one process.
-      assert.equal(usableCores(join(t.root, 'fs'), join(t.root, 'self')), 1);
-    } finally {
-      await t.remove();
-    }
+    await inTree(
+      {
+        self: '12:pids:/x\n4:cpu,cpuacct:/docker/abc\n0::/\n',
+        'fs/cpu,cpuacct/docker/abc/cpu.cfs_quota_us': '50000\n',
+        'fs/cpu,cpuacct/docker/abc/cpu.cfs_period_us': '100000\n',
+        'fs/cpu,cpuacct/docker/cpu.cfs_quota_us': '-1\n',
+        'fs/cpu,cpuacct/docker/cpu.cfs_period_us': '100000\n',
+      },
+      (root, self) => {
+        assert.equal(cgroupQuota(root, self), 0.5);
+        // Half a CPU still runs one process.
+        assert.equal(usableCores(root, self), 1);
+      },
+    );
   });
 
   it('stands on the CPU count when no quota is set or nothing can be read', async () => {
-    const t = await tree({ self: '0::/\n', 'fs/cpu.max': 'max 100000\n' });
-    try {
-      assert.equal(cgroupQuota(join(t.root, 'fs'), join(t.root, 'self')), undefined);
-      assert.equal(usableCores(join(t.root, 'fs'), join(t.root, 'self')), availableParallelism());
-      assert.equal(usableCores(join(t.root, 'none'), join(t.root, 'none')), availableParallelism());
-    } finally {
-      await t.remove();
-    }
+    await inTree({ self: '0::/\n', 'fs/cpu.max': 'max 100000\n' }, (root, self) => {
+      assert.equal(cgroupQuota(root, self), undefined);
+      assert.equal(usableCores(root, self), availableParallelism());
+      assert.equal(usableCores(join(root, 'none'), join(root, 'none')), availableParallelism());
+    });
   });
 
   it('takes no cpu.max text for a quota it is not', () => {
