@@ -171,13 +171,6 @@ export class WorkerGroup implements ReceiveListeners {
   /** Forks the workers and waits until every one is ready; on a failure stops them and throws. */
   static async start(options: WorkerGroupOptions): Promise<WorkerGroup> {
     if (!cluster.isPrimary) throw new Error('receive workers are started by the primary only');
-    cluster.setupPrimary({
-      exec: workerEntry(),
-      args: [],
-      serialization: 'advanced',
-      // The lock's pipe at LOCK_FD (4).
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc', options.lockPipe ?? 'ignore'],
-    });
     const group = new WorkerGroup(options);
     try {
       const members = Array.from({ length: options.count }, () => group.fork());
@@ -201,6 +194,15 @@ export class WorkerGroup implements ReceiveListeners {
   private fork(): Member {
     this.forked += 1;
     const writer = `w${this.forked}`;
+    // cluster's settings are the process's: set before each fork, so that a replacement worker
+    // gets this group's lock pipe even after another group was started in the same process.
+    cluster.setupPrimary({
+      exec: workerEntry(),
+      args: [],
+      serialization: 'advanced',
+      // The lock's pipe at LOCK_FD (4).
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc', this.options.lockPipe ?? 'ignore'],
+    });
     const worker = cluster.fork({
       [WORKER_ENV.writer]: writer,
       [WORKER_ENV.stateDir]: this.options.stateDir,
