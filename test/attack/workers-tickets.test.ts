@@ -5,9 +5,7 @@
 import assert from 'node:assert/strict';
 import cluster from 'node:cluster';
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { connect as connectTcp, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { connect as connectTls, type TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { X509Certificate } from 'node:crypto';
 import { Engine } from '../../src/engine/engine.js';
@@ -28,83 +26,22 @@ import {
 } from '../support/runtime-config.js';
 import { eventually } from '../support/eventually.js';
 import { freePort } from '../support/ports.js';
+import { resumeAttempt, type ResumeAttempt } from '../support/tls-resume.js';
 import { tempDir, type TempDir } from '../support/tmp.js';
 
-const WAIT_MS = 5_000;
-
-function reply(socket: Socket | TLSSocket): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buffer = '';
-    const timer = setTimeout(() => finish(new Error(`no reply within ${WAIT_MS} ms`)), WAIT_MS);
-    const onData = (chunk: Buffer) => {
-      buffer += chunk.toString('latin1');
-      if (/(?:^|\r\n)\d{3} [^\r\n]*\r\n$/.test(buffer)) finish();
-    };
-    const onClose = () => finish(new Error(`closed after ${JSON.stringify(buffer)}`));
-    const finish = (error?: Error) => {
-      clearTimeout(timer);
-      socket.off('data', onData);
-      socket.off('close', onClose);
-      if (error === undefined) resolve(buffer.trim());
-      else reject(error);
-    };
-    socket.on('data', onData);
-    socket.once('close', onClose);
-  });
-}
-
-interface Attempt {
-  resumed: boolean;
-  mailFrom: string;
-  session: Buffer | undefined;
-}
-
 /** One session as mail.adatum.com with `client`: STARTTLS (resuming if given), MAIL FROM. */
-async function attempt(
+function attempt(
   at: { port: number; host: string },
   client: IssuedCertificate,
-  resume?: Buffer,
-  version: 'TLSv1.2' | 'TLSv1.3' = 'TLSv1.3',
-): Promise<Attempt> {
-  const raw = connectTcp({ ...at, noDelay: true });
-  raw.on('error', () => undefined);
-  try {
-    assert.match(await reply(raw), /^220 /);
-    raw.write('EHLO mail.adatum.com\r\n');
-    assert.match(await reply(raw), /STARTTLS/);
-    raw.write('STARTTLS\r\n');
-    assert.match(await reply(raw), /^220 /);
-    const tls = connectTls({
-      socket: raw,
-      servername: 'mail.treyresearch.net',
-      rejectUnauthorized: false,
-      maxVersion: version,
-      key: client.keyPem,
-      cert: client.certPem,
-      ...(resume === undefined ? {} : { session: resume }),
-    });
-    tls.on('error', () => undefined);
-    let session: Buffer | undefined;
-    tls.on('session', (ticket: Buffer) => (session ??= ticket));
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no TLS handshake')), WAIT_MS);
-      tls.once('secureConnect', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-    tls.write('EHLO mail.adatum.com\r\n');
-    await reply(tls);
-    tls.write('MAIL FROM:<alice@adatum.com>\r\n');
-    const mailFrom = await reply(tls);
-    const resumed = tls.isSessionReused();
-    tls.write('QUIT\r\n');
-    await reply(tls).catch(() => '');
-    tls.end();
-    return { resumed, mailFrom, session };
-  } finally {
-    raw.destroy();
-  }
+  session?: Buffer,
+  maxVersion: 'TLSv1.2' | 'TLSv1.3' = 'TLSv1.3',
+): Promise<ResumeAttempt> {
+  return resumeAttempt({
+    ...at,
+    client,
+    maxVersion,
+    ...(session === undefined ? {} : { session }),
+  });
 }
 
 /** The reply code and enhanced status: what the decision was, without the session's words. */
@@ -213,7 +150,7 @@ describe('session tickets of a group of receive workers', () => {
   async function resumedAfter(
     change: Shape,
     version: 'TLSv1.2' | 'TLSv1.3',
-  ): Promise<{ before: Attempt; resumed: Attempt; full: Attempt }> {
+  ): Promise<{ before: ResumeAttempt; resumed: ResumeAttempt; full: ResumeAttempt }> {
     await engine.apply(config());
     const first = await attempt(portOf(engine), adatumMail, undefined, version);
     assert.ok(first.session !== undefined, 'a ticket');

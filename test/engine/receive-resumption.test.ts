@@ -2,8 +2,6 @@
 // certificate exchange, yet its certificate is still judged at MAIL FROM against the partner's
 // anchors of the generation its new session runs under, never by an earlier verdict.
 import assert from 'node:assert/strict';
-import { connect as connectTcp, type Socket } from 'node:net';
-import { connect as connectTls, type TLSSocket } from 'node:tls';
 import { after, describe, it } from 'node:test';
 import { Engine } from '../../src/engine/engine.js';
 import { buildGeneration } from '../../src/engine/generation.js';
@@ -12,81 +10,18 @@ import { memoryLog } from '../../src/engine/log.js';
 import type { RuntimeConfig } from '../../src/model.js';
 import { lab } from '../support/lab.js';
 import { partnerDomain, runtimeConfig, trustAnchor } from '../support/runtime-config.js';
+import { resumeAttempt, type ResumeAttempt } from '../support/tls-resume.js';
 import { tempDir } from '../support/tmp.js';
 
-const WAIT_MS = 5_000;
-
-/** The next complete reply on the socket (all lines of a multi-line one), bounded. */
-function reply(socket: Socket | TLSSocket): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buffer = '';
-    const timer = setTimeout(() => finish(new Error(`no reply within ${WAIT_MS} ms`)), WAIT_MS);
-    const onData = (chunk: Buffer) => {
-      buffer += chunk.toString('latin1');
-      if (/(?:^|\r\n)\d{3} [^\r\n]*\r\n$/.test(buffer)) finish();
-    };
-    const onClose = () => finish(new Error(`closed after ${JSON.stringify(buffer)}`));
-    const finish = (error?: Error) => {
-      clearTimeout(timer);
-      socket.off('data', onData);
-      socket.off('close', onClose);
-      if (error === undefined) resolve(buffer.trim());
-      else reject(error);
-    };
-    socket.on('data', onData);
-    socket.once('close', onClose);
-  });
-}
-
-interface Attempt {
-  resumed: boolean;
-  /** The reply to MAIL FROM of the partner. */
-  mailFrom: string;
-  /** A session ticket to resume with next time. */
-  session: Buffer | undefined;
-}
-
 /** One session as mail.adatum.com with its certificate: STARTTLS (resuming if given), MAIL FROM. */
-async function attempt(port: number, resume?: Buffer): Promise<Attempt> {
+function attempt(port: number, session?: Buffer): Promise<ResumeAttempt> {
   const { adatumMail, treyRoot } = lab();
-  const raw = connectTcp({ port, host: '127.0.0.1', noDelay: true });
-  raw.on('error', () => undefined);
-  try {
-    assert.match(await reply(raw), /^220 /);
-    raw.write('EHLO mail.adatum.com\r\n');
-    assert.match(await reply(raw), /STARTTLS/);
-    raw.write('STARTTLS\r\n');
-    assert.match(await reply(raw), /^220 /);
-    const tls = connectTls({
-      socket: raw,
-      servername: 'mail.treyresearch.net',
-      ca: [treyRoot.certPem],
-      key: adatumMail.keyPem,
-      cert: adatumMail.certPem,
-      ...(resume === undefined ? {} : { session: resume }),
-    });
-    tls.on('error', () => undefined);
-    let session: Buffer | undefined;
-    tls.on('session', (ticket: Buffer) => (session ??= ticket));
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no TLS handshake')), WAIT_MS);
-      tls.once('secureConnect', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-    tls.write('EHLO mail.adatum.com\r\n');
-    await reply(tls);
-    tls.write('MAIL FROM:<alice@adatum.com>\r\n');
-    const mailFrom = await reply(tls);
-    const resumed = tls.isSessionReused();
-    tls.write('QUIT\r\n');
-    await reply(tls).catch(() => '');
-    tls.end();
-    return { resumed, mailFrom, session };
-  } finally {
-    raw.destroy();
-  }
+  return resumeAttempt({
+    port,
+    client: adatumMail,
+    serverCa: treyRoot.certPem,
+    ...(session === undefined ? {} : { session }),
+  });
 }
 
 /**
