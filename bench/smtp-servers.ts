@@ -67,6 +67,16 @@ interface BenchPki {
 }
 
 let pkiCache: BenchPki | undefined;
+/** How a benchmarked server process starts: under tsx, writing CPU profiles with BENCH_PROFILE. */
+export function serverExecArgv(): string[] {
+  const profiles = process.env.BENCH_PROFILE;
+  return [
+    '--import',
+    'tsx',
+    ...(profiles === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profiles}`]),
+  ];
+}
+
 function pki(): BenchPki {
   if (pkiCache !== undefined) return pkiCache;
   if (process.env.BENCH_KEY_TYPE !== 'ecdsa-p256') return (pkiCache = lab());
@@ -244,11 +254,7 @@ class NodeServer implements Server {
   static async start(kind: NodeKind): Promise<NodeServer> {
     const child = fork(fileURLToPath(import.meta.url), ['--serve', kind], {
       execArgv: [
-        '--import',
-        'tsx',
-        ...(process.env.BENCH_PROFILE === undefined
-          ? []
-          : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`]),
+        ...serverExecArgv(),
         // BENCH_NODE_ARGS: more flags for the Node servers (--trace-deopt, --perf-basic-prof, ...).
         ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== ''),
       ],

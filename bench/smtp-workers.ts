@@ -20,7 +20,7 @@ import type { EngineLog } from '../src/engine/log.js';
 import { lab } from '../test/support/lab.js';
 import { certificate, runtimeConfig, trustAnchor } from '../test/support/runtime-config.js';
 import { load, type Run } from './smtp-load.js';
-import type { Identity, Mode, Server } from './smtp-servers.js';
+import { serverExecArgv, type Identity, type Mode, type Server } from './smtp-servers.js';
 
 /** Linux's clock ticks per second in /proc/<pid>/stat (USER_HZ). */
 const TICKS_PER_SECOND = 100;
@@ -118,13 +118,7 @@ class GroupServer implements Server {
     const child = fork(fileURLToPath(import.meta.url), ['--serve-workers', String(workers)], {
       // BENCH_PROFILE=<dir>: CPU profiles of the primary and of its workers (cluster forks them
       // with the primary's execArgv), one file per pid.
-      execArgv: [
-        '--import',
-        'tsx',
-        ...(process.env.BENCH_PROFILE === undefined
-          ? []
-          : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`]),
-      ],
+      execArgv: serverExecArgv(),
     });
     if (process.env.BENCH_PROFILE !== undefined)
       console.log(
