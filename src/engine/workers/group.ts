@@ -514,7 +514,6 @@ export class WorkerGroup implements ReceiveListeners {
     return {
       generation,
       listeners,
-      sessions: previous?.sessions ?? [],
       policy: previous?.policy ?? null,
     };
   }

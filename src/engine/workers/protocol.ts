@@ -55,8 +55,6 @@ export interface WorkerListener {
 export interface WorkerReport {
   generation: number;
   listeners: WorkerListener[];
-  /** Sessions open now, per receive connector. */
-  sessions: { connector: string; sessions: number }[];
   policy: { address: string; port: number } | null;
 }
 

@@ -17,7 +17,7 @@ import type { PrimaryMessage, WorkerMessage, WorkerReport } from './protocol.js'
 import { WorkerCounter } from './worker-counter.js';
 import { WorkerSink } from './worker-sink.js';
 
-/** How often a worker tells what it runs, when it changed (sessions come and go). */
+/** How often a worker looks whether what it runs changed (a listener bound, a generation), to tell. */
 const REPORT_MS = 200;
 /** A worker tells at least this often, changed or not: its primary knows it is alive. */
 const HEARTBEAT_MS = 1_000;
@@ -98,7 +98,6 @@ export function runReceiveWorker(options: ReceiveWorkerOptions): void {
         port: listener.port,
         listening: listener.listening,
       })),
-      sessions: listeners.sessionsByConnector(generation),
       policy: listeners.policyAddress(),
     };
     const text = JSON.stringify(current);
