@@ -11,7 +11,6 @@ import {
   type LoadResult,
 } from '../config/index.js';
 import { startControlServer } from '../control/server.js';
-import { usableCores } from './cores.js';
 import { ControlClient } from '../control/client.js';
 import {
   ApplyNotCommittedError,
@@ -34,6 +33,7 @@ import { describeConfig } from '../objects.js';
 import { keptConfigReader } from '../control/kept-generations.js';
 import { watchManifests } from '../reconcile/watch.js';
 import { parseHostPort } from '../units.js';
+import { usableCores } from './cores.js';
 import { CliError } from './errors.js';
 import { WARNINGS_PER_CODE } from './manifests.js';
 import { progressStep } from './progress.js';

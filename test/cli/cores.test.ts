@@ -87,4 +87,42 @@ describe('usable cores', () => {
     assert.equal(cpuMax('max 100000'), undefined);
     assert.equal(cpuMax('-1 100000'), undefined);
   });
+
+  it('reads any control-group membership and cpu.max text as a quota or none, never more', async () => {
+    const line = fc.oneof(
+      fc.string({ maxLength: 40 }),
+      fc.constantFrom('0::/', '0::/a/b', '4:cpu,cpuacct:/x', '1:cpu:/', '0::/../..', '2:cpuset:/y'),
+    );
+    const text = fc.oneof(
+      fc.string({ maxLength: 20 }),
+      fc.constantFrom(
+        'max 100000\n',
+        '0 100000',
+        '150000 100000\n',
+        '-1',
+        '1 0',
+        '99999999999999999999 1',
+      ),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(line, { maxLength: 4 }), text, text, async (lines, max, quota) => {
+        await inTree(
+          {
+            self: lines.join('\n'),
+            'fs/cpu.max': max,
+            'fs/a/b/cpu.max': max,
+            'fs/cpu,cpuacct/x/cpu.cfs_quota_us': quota,
+            'fs/cpu,cpuacct/x/cpu.cfs_period_us': '100000',
+          },
+          (root, self) => {
+            const cpus = cgroupQuota(root, self);
+            assert.ok(cpus === undefined || (Number.isFinite(cpus) && cpus > 0), String(cpus));
+            const cores = usableCores(root, self);
+            assert.ok(Number.isInteger(cores) && cores >= 1 && cores <= availableParallelism());
+          },
+        );
+      }),
+      { numRuns: 150 },
+    );
+  });
 });
