@@ -151,13 +151,18 @@ export class WorkerGroup implements ReceiveListeners {
     return turn;
   }
 
-  /** A running worker that has said nothing for SILENCE_MS is killed (and so replaced). */
+  /**
+   * A running worker that has said nothing for SILENCE_MS is killed (and so replaced). Not while
+   * it builds a generation it was asked to prepare: that blocks its event loop for as long as the
+   * generation takes to build (a large one, a loaded machine), and has a bound of its own (the
+   * prepare's); it is judged by its silence again once it answered or that bound passed.
+   */
   private killSilent(): void {
     if (this.closing) return;
     const now = Date.now();
     const silence = this.options.timeouts?.silenceMs ?? SILENCE_MS;
     for (const member of this.members.values()) {
-      if (!member.running || now - member.heardAt < silence) continue;
+      if (!member.running || member.answers.size > 0 || now - member.heardAt < silence) continue;
       member.running = false;
       this.options.log.log('error', 'workers.worker-unresponsive', {
         worker: member.writer,
@@ -404,16 +409,19 @@ export class WorkerGroup implements ReceiveListeners {
   ): Promise<{ ok: true; listeners: WorkerListener[] } | { ok: false; reason: string }> {
     const { number } = generation;
     return new Promise((resolve) => {
+      // Answered once: by the worker, by the bound, or by its channel gone; then no longer waited
+      // for (which lets its silence count again).
+      const answer = (result: Parameters<typeof resolve>[0]): void => {
+        clearTimeout(timer);
+        if (member.answers.get(number) === answer) member.answers.delete(number);
+        resolve(result);
+      };
       const timer = setTimeout(
-        () => resolve({ ok: false, reason: `receive worker ${member.writer} did not answer` }),
+        () => answer({ ok: false, reason: `receive worker ${member.writer} did not answer` }),
         this.options.timeouts?.prepareMs ?? PREPARE_TIMEOUT_MS,
       );
       timer.unref();
-      member.answers.set(number, (answer) => {
-        clearTimeout(timer);
-        member.answers.delete(number);
-        resolve(answer);
-      });
+      member.answers.set(number, answer);
       if (
         !this.tell(member, {
           type: 'prepare',
@@ -423,7 +431,7 @@ export class WorkerGroup implements ReceiveListeners {
           ticketSecret: this.ticketSecret,
         })
       )
-        resolve({ ok: false, reason: `receive worker ${member.writer} is gone` });
+        answer({ ok: false, reason: `receive worker ${member.writer} is gone` });
     });
   }
 
