@@ -50,6 +50,12 @@ describe('connection limits across receive workers', () => {
       },
       20_000,
     );
+    // And the probe's own sessions counted out too, so that the next test starts from none.
+    await eventually(
+      'no session counted',
+      () => engine.receiveSessions().every((c) => c.sessions === 0),
+      10_000,
+    );
   };
 
   before(async () => {
